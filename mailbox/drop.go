@@ -1,0 +1,197 @@
+package mailbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Fill completes a message a person wrote: the protocol version, a Date, a
+// Message-ID (from idSeed when given, so that the same file taken in twice
+// carries the same id and is handled once), and a Thread — the thread of
+// the message it answers when the ledger knows it, else a new one.
+func (r *Root) Fill(m *Message, idSeed []byte) error {
+	now := r.Now()
+	if m.Version == "" {
+		m.Version = Version
+	}
+	if m.Date.IsZero() {
+		m.Date = now
+	}
+	if m.ID == "" && m.From != "" {
+		if idSeed != nil {
+			sum := sha256.Sum256(idSeed)
+			m.ID = "<drop." + hex.EncodeToString(sum[:12]) + "." + m.From + "@parley>"
+		} else {
+			m.ID = NewMessageID(now, m.From)
+		}
+	}
+	if m.Thread == "" && m.InReplyTo != "" {
+		t, err := r.ThreadOf(m.InReplyTo)
+		if err != nil {
+			return err
+		}
+		m.Thread = t
+	}
+	if m.Thread == "" {
+		about := m.Item
+		if about == "" {
+			about = string(m.Verb)
+		}
+		m.Thread = NewThreadID(now, about)
+	}
+	return nil
+}
+
+// ThreadOf finds the thread of a message id in the ledger, or "".
+func (r *Root) ThreadOf(msgID string) (string, error) {
+	f, err := os.Open(filepath.Join(r.Dir, LedgerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find thread of %s: %w", msgID, err)
+	}
+	defer f.Close()
+	thread := ""
+	err = ReadEntries(f, func(_ int, e Entry) error {
+		if e.MsgID == msgID && e.Thread != "" {
+			thread = e.Thread
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrTornTail) {
+		return "", fmt.Errorf("find thread of %s: %w", msgID, err)
+	}
+	return thread, nil
+}
+
+// Intake takes in the files that people save into an agent's drop folder
+// (ROOT/NAME/drop/) from any editor. A file is taken once it is complete:
+// no process has it open for writing and it has been left alone for Settle.
+// It is then read, completed (Fill), validated and delivered into the
+// agent's new/ atomically, and the original moves to drop/done/; a file that
+// is not a valid message moves to rejected/ with a .err beside it. Editors'
+// swap, backup and probe files are passed over.
+type Intake struct {
+	Root   *Root
+	Agent  string        // whose drop folder; what it takes in goes to this inbox
+	Human  string        // the sender of a file with no From
+	Settle time.Duration // default 500ms
+	// Taken is told of each file taken in or rejected (err != nil).
+	Taken func(file string, m *Message, err error)
+}
+
+// Run takes in files until ctx ends.
+func (in *Intake) Run(ctx context.Context) error {
+	if in.Settle <= 0 {
+		in.Settle = 500 * time.Millisecond
+	}
+	dir := in.Root.Inbox(in.Agent).Path("drop")
+	if err := os.MkdirAll(filepath.Join(dir, "done"), 0o755); err != nil {
+		return fmt.Errorf("drop folder of %s: %w", in.Agent, err)
+	}
+	w, err := Watch(dir, WatchOptions{})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for {
+		names, err := w.Next(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if wait := in.consider(filepath.Join(dir, name)); wait > 0 {
+				w.Again(name, wait)
+			}
+		}
+	}
+}
+
+// consider takes in the file at path if it is ready, and otherwise says how
+// long to wait before looking again.
+func (in *Intake) consider(path string) time.Duration {
+	st, err := os.Lstat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0 // gone (an editor's rename), or a folder such as done/
+	}
+	busy, err := beingWritten(path)
+	if err != nil {
+		return 0
+	}
+	if busy {
+		return in.Settle
+	}
+	if age := time.Since(st.ModTime()); age < in.Settle { // file times are the real clock
+		return in.Settle - age
+	}
+	m, err := in.Accept(path)
+	if in.Taken != nil {
+		in.Taken(path, m, err)
+	}
+	return 0
+}
+
+// Accept takes in one file from the drop folder now.
+func (in *Intake) Accept(path string) (*Message, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("take in %s: %w", path, err)
+	}
+	m, err := in.check(path, data)
+	if err != nil {
+		if rerr := in.Root.Reject(in.Agent, path, m, err); rerr != nil {
+			return m, rerr
+		}
+		return m, err
+	}
+	if _, err := in.Root.Deliver(m.From, m); err != nil {
+		return m, err
+	}
+	// Delivered first, then moved: a crash between the two takes the file
+	// in again, with the same Message-ID, and the receiver handles it once.
+	done := filepath.Join(filepath.Dir(path), "done", filepath.Base(path))
+	if _, err := os.Lstat(done); err == nil {
+		done += "." + NewFileName(in.Root.Now())
+	}
+	if err := os.Rename(path, done); err != nil {
+		return m, fmt.Errorf("take in %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func (in *Intake) check(path string, data []byte) (*Message, error) {
+	m, err := Parse(data)
+	if err != nil {
+		return m, err
+	}
+	if m.To == "" {
+		m.To = in.Agent
+	}
+	if m.To != in.Agent {
+		return m, &ParseError{Header: "To", Msg: fmt.Sprintf("is %s, but this drop folder delivers to %s", m.To, in.Agent),
+			Hint: fmt.Sprintf("save the file in %s instead", filepath.Join(in.Root.Dir, m.To, "drop"))}
+	}
+	if m.From == "" {
+		m.From = in.Human
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return m, err
+	}
+	seed := fmt.Appendf(nil, "%s\x00%d\x00", filepath.Base(path), st.ModTime().UnixNano())
+	if err := in.Root.Fill(m, append(seed, data...)); err != nil {
+		return m, err
+	}
+	return m, m.Validate()
+}

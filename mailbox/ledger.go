@@ -1,0 +1,525 @@
+package mailbox
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Event kinds written to the ledger by the mailbox. Other packages add their
+// own (decision, paused, resumed, ...); these are the ones tools rely on.
+const (
+	EventDelivered = "delivered" // a message landed in an inbox's new/
+	EventClaimed   = "claimed"   // an agent took it from new/ into cur/
+	EventDone      = "done"      // the agent finished with it
+	EventFailed    = "failed"    // the agent gave up on it; it needs a person
+	EventRejected  = "rejected"  // a file could not be accepted and was moved aside
+	EventBounced   = "bounced"   // a message could not be delivered and went back
+	EventRepaired  = "repaired"  // a torn last line was set aside
+)
+
+// Entry is one line of the ledger. The field order is the line's order;
+// prev and hash come last and are filled in by Append.
+type Entry struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Agent     string    `json:"agent"`
+	Event     string    `json:"event"`
+	Thread    string    `json:"thread,omitempty"`
+	MsgID     string    `json:"msg_id,omitempty"`
+	InReplyTo string    `json:"in_reply_to,omitempty"`
+	Verb      string    `json:"verb,omitempty"`
+	From      string    `json:"from,omitempty"`
+	To        string    `json:"to,omitempty"`
+	Amount    string    `json:"amount,omitempty"`
+	Currency  string    `json:"currency,omitempty"`
+	Expires   string    `json:"expires,omitempty"`
+	Decision  string    `json:"decision,omitempty"`
+	Rule      string    `json:"rule,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	File      string    `json:"file,omitempty"`
+	Prev      string    `json:"prev"`
+	Hash      string    `json:"hash,omitempty"`
+}
+
+// MessageEntry returns an entry of kind event about m, as agent.
+func MessageEntry(agent, event string, m *Message) Entry {
+	e := Entry{Agent: agent, Event: event}
+	if m == nil {
+		return e
+	}
+	e.Thread, e.MsgID, e.InReplyTo, e.Verb, e.From, e.To = m.Thread, m.ID, m.InReplyTo, string(m.Verb), m.From, m.To
+	money := m.Amount
+	if money.IsZero() && !m.UnitPrice.IsZero() {
+		money = m.UnitPrice.Times(max(m.Quantity, 1))
+	}
+	if !money.IsZero() {
+		e.Amount, e.Currency, _ = cutMoney(money)
+	}
+	if !m.Expires.IsZero() {
+		e.Expires = m.Expires.Format(time.RFC3339)
+	}
+	return e
+}
+
+func cutMoney(m Money) (amount, currency string, ok bool) {
+	s := m.String()
+	i := bytes.LastIndexByte([]byte(s), ' ')
+	return s[:i], s[i+1:], true
+}
+
+// genesis is the prev of the first entry.
+const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// The hash is the last member of every line: the line is the entry's JSON
+// without it, with hashMember inserted before the closing brace. So the hash
+// covers the exact bytes of everything else, prev included, and verifying
+// never depends on how a JSON encoder orders or escapes.
+const (
+	hashMember = `,"hash":"`
+	hashSuffix = len(hashMember) + 64 + len(`"}`)
+	prevMember = `,"prev":"`
+	prevSuffix = len(prevMember) + 64 + len(`"}`)
+)
+
+// ErrTornTail is returned by readers for a last line that a crash cut short.
+var ErrTornTail = errors.New("torn last line")
+
+// Ledger is the append-only JSONL audit log shared by every agent of a root.
+// Many processes append at once: each line is one write under an exclusive
+// flock, so seq stays contiguous and the hash chain never forks.
+type Ledger struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	now  func() time.Time
+	// The tail as this process last left it, reused while the file's size
+	// shows that nobody appended since.
+	size     int64
+	lastSeq  uint64
+	lastHash string
+	// Repaired receives a note when a torn tail is set aside.
+	Repaired func(note string)
+}
+
+// OpenLedger opens (creating) the ledger at path, and sets aside a torn
+// last line left by a crash.
+func OpenLedger(path string, now func() time.Time) (*Ledger, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	l := &Ledger{path: path, f: f, now: now, size: -1}
+	if err := l.locked(func() error { return nil }); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Path is the ledger file's path.
+func (l *Ledger) Path() string { return l.path }
+
+// Close closes the ledger file.
+func (l *Ledger) Close() error { return l.f.Close() }
+
+// Append adds entries as consecutive lines, filling in seq, time (when
+// zero), prev and hash, and returns them as written. It returns once the
+// lines are on disk.
+func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
+	out := make([]Entry, len(entries))
+	err := l.locked(func() error {
+		var buf []byte
+		seq, prev := l.lastSeq, l.lastHash
+		for i, e := range entries {
+			seq++
+			e.Seq, e.Prev, e.Hash = seq, prev, ""
+			if e.Time.IsZero() {
+				e.Time = l.now()
+			}
+			e.Time = e.Time.UTC()
+			line, hash, err := encodeEntry(e)
+			if err != nil {
+				return err
+			}
+			e.Hash, prev = hash, hash
+			buf = append(buf, line...)
+			out[i] = e
+		}
+		// One write per Append: with O_APPEND under the lock, the lines land
+		// whole and in order, or (after a crash) as a torn tail.
+		if _, err := l.f.Write(buf); err != nil {
+			l.size = -1
+			return fmt.Errorf("append to ledger: %w", err)
+		}
+		l.size += int64(len(buf))
+		l.lastSeq, l.lastHash = seq, prev
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Sync after unlocking, so that other processes append meanwhile; each
+	// caller is answered only after its own lines are durable. (RELIABILITY.md
+	// 13: about 11,000 lines/s from four processes, against 7,000 from one.)
+	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+		return nil, fmt.Errorf("sync ledger: %w", err)
+	}
+	return out, nil
+}
+
+func encodeEntry(e Entry) (line []byte, hash string, err error) {
+	e.Hash = ""
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode ledger entry: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	hash = hex.EncodeToString(sum[:])
+	line = make([]byte, 0, len(body)+hashSuffix+1)
+	line = append(line, body[:len(body)-1]...)
+	line = append(line, hashMember...)
+	line = append(line, hash...)
+	line = append(line, `"}`+"\n"...)
+	return line, hash, nil
+}
+
+// locked runs fn under the exclusive file lock, with the tail known and a
+// torn last line set aside.
+func (l *Ledger) locked(fn func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fd := int(l.f.Fd())
+	if err := flock(fd, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock ledger: %w", err)
+	}
+	defer flock(fd, unix.LOCK_UN)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat ledger: %w", err)
+	}
+	if st.Size != l.size {
+		if err := l.readTail(st.Size); err != nil {
+			return err
+		}
+	}
+	return fn()
+}
+
+func flock(fd, how int) error {
+	for {
+		err := unix.Flock(fd, how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// readTail learns the last seq and hash from the end of the file, setting
+// aside a torn last line first. It reads backwards, so its cost does not
+// grow with the ledger.
+func (l *Ledger) readTail(size int64) error {
+	l.size, l.lastSeq, l.lastHash = 0, 0, genesis
+	if size == 0 {
+		return nil
+	}
+	last, start, err := lastLine(l.f, size)
+	if err != nil {
+		return err
+	}
+	if len(last) == 0 || last[len(last)-1] != '\n' {
+		if err := l.setAside(last, start); err != nil {
+			return err
+		}
+		size = start
+		if size == 0 {
+			return nil
+		}
+		if last, start, err = lastLine(l.f, size); err != nil {
+			return err
+		}
+	}
+	seq, hash, err := lineHead(last)
+	if err != nil {
+		return &VerifyError{Line: 0, Kind: "malformed", Msg: fmt.Sprintf("last line (at byte %d) %v", start, err),
+			Hint: "run parley ledger verify"}
+	}
+	l.size, l.lastSeq, l.lastHash = size, seq, hash
+	return nil
+}
+
+// lastLine returns the bytes after the last newline that is not the final
+// byte, and where they start.
+func lastLine(f *os.File, size int64) ([]byte, int64, error) {
+	const chunk = 8192
+	var tail []byte
+	end := size
+	for end > 0 {
+		n := min(int64(chunk), end)
+		buf := make([]byte, n)
+		if _, err := f.ReadAt(buf, end-n); err != nil {
+			return nil, 0, fmt.Errorf("read ledger tail: %w", err)
+		}
+		tail = append(buf, tail...)
+		end -= n
+		search := tail
+		if len(search) > 0 && search[len(search)-1] == '\n' {
+			search = search[:len(search)-1]
+		}
+		if i := bytes.LastIndexByte(search, '\n'); i >= 0 {
+			return tail[i+1:], end + int64(i) + 1, nil
+		}
+	}
+	return tail, 0, nil
+}
+
+// setAside saves a torn tail next to the ledger, then cuts the ledger back
+// to its last complete line (etcd's WAL does the same).
+func (l *Ledger) setAside(torn []byte, at int64) error {
+	aside := fmt.Sprintf("%s.torn.%d", l.path, l.now().UnixNano())
+	if err := writeFileSync(aside, torn); err != nil {
+		return fmt.Errorf("set aside torn ledger tail: %w", err)
+	}
+	if err := l.f.Truncate(at); err != nil {
+		return fmt.Errorf("cut torn ledger tail: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("sync ledger after cut: %w", err)
+	}
+	if l.Repaired != nil {
+		l.Repaired(fmt.Sprintf("set aside a torn last line of %d bytes to %s", len(torn), filepath.Base(aside)))
+	}
+	return nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// lineHead checks a line's shape and hash and returns its seq and hash,
+// without decoding the JSON between them.
+func lineHead(line []byte) (seq uint64, hash string, err error) {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	const head = `{"seq":`
+	if len(line) < len(head)+hashSuffix+prevSuffix || !bytes.HasPrefix(line, []byte(head)) {
+		return 0, "", errors.New("is not a parley ledger entry")
+	}
+	i := bytes.IndexByte(line[len(head):], ',')
+	if i <= 0 {
+		return 0, "", errors.New("has no seq")
+	}
+	seq, err = strconv.ParseUint(string(line[len(head):len(head)+i]), 10, 64)
+	if err != nil {
+		return 0, "", errors.New("has no seq")
+	}
+	h := line[len(line)-hashSuffix:]
+	if !bytes.HasPrefix(h, []byte(hashMember)) || !bytes.HasSuffix(h, []byte(`"}`)) {
+		return 0, "", errors.New("does not end with its hash")
+	}
+	hash = string(h[len(hashMember) : len(hashMember)+64])
+	if !isHex(hash) {
+		return 0, "", errors.New("has a hash that is not hex")
+	}
+	return seq, hash, nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// VerifyError names the first line of a ledger that is not as parley wrote
+// it.
+type VerifyError struct {
+	Line int    // 1-based line number, 0 when unknown
+	Seq  uint64 // the seq the line should carry
+	Kind string // edited, dropped, inserted, reordered, malformed, torn
+	Msg  string
+	Hint string
+}
+
+func (e *VerifyError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("ledger %s: %s", e.Kind, e.Msg)
+	}
+	return fmt.Sprintf("line %d: %s: %s", e.Line, e.Kind, e.Msg)
+}
+
+// VerifyResult sums up an honest ledger.
+type VerifyResult struct {
+	Lines int
+	Bytes int64
+	Head  string // the hash of the last entry: the chain's head
+}
+
+// Verify reads a whole ledger and checks that every line is a well formed
+// entry whose hash covers its content, that seq counts up from 1 without a
+// gap, and that each prev is the hash of the line before. It returns a
+// *VerifyError naming the first line that breaks this: one edited, dropped,
+// inserted or moved. A hash chain alone cannot tell a rewrite of every hash
+// after an edit: keep its head elsewhere (a git commit).
+func Verify(r io.Reader) (VerifyResult, error) {
+	lr := lineReader{br: bufio.NewReaderSize(r, 1<<20)}
+	res := VerifyResult{Head: genesis}
+	var prevSeq uint64
+	for {
+		line, err := lr.next()
+		if err == io.EOF {
+			return res, nil
+		}
+		if err != nil {
+			return res, err
+		}
+		n := res.Lines + 1
+		if line[len(line)-1] != '\n' {
+			return res, &VerifyError{Line: n, Seq: prevSeq + 1, Kind: "torn", Msg: "the last line is cut short (a crash while writing)",
+				Hint: "the next append sets it aside; parley ledger verify --repair does it now"}
+		}
+		seq, hash, verr := checkLine(line, n, prevSeq, res.Head)
+		if verr != nil {
+			if verr.Kind == "dropped" {
+				verr = lr.findMoved(verr, n)
+			}
+			return res, verr
+		}
+		prevSeq, res.Head = seq, hash
+		res.Lines = n
+		res.Bytes += int64(len(line))
+	}
+}
+
+// lineReader returns whole lines of any length, the last one possibly
+// without its newline.
+type lineReader struct{ br *bufio.Reader }
+
+func (lr lineReader) next() ([]byte, error) {
+	line, err := lr.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		long := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull {
+			line, err = lr.br.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+	}
+	switch {
+	case len(line) == 0 && err == io.EOF:
+		return nil, io.EOF
+	case err != nil && err != io.EOF:
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	return line, nil
+}
+
+// findMoved reads on after a gap in seq: if the missing seq is further on,
+// the line was moved, not dropped.
+func (lr lineReader) findMoved(verr *VerifyError, n int) *VerifyError {
+	for m := n + 1; ; m++ {
+		line, err := lr.next()
+		if err != nil {
+			return verr
+		}
+		if seq, _, err := lineHead(line); err == nil && seq == verr.Seq {
+			return &VerifyError{Line: n, Seq: verr.Seq, Kind: "reordered",
+				Msg: fmt.Sprintf("seq %d belongs here but is on line %d: lines were moved", verr.Seq, m)}
+		}
+	}
+}
+
+func checkLine(line []byte, n int, prevSeq uint64, prevHash string) (uint64, string, *VerifyError) {
+	want := prevSeq + 1
+	seq, hash, err := lineHead(line)
+	if err != nil {
+		return 0, "", &VerifyError{Line: n, Seq: want, Kind: "malformed", Msg: "the line " + err.Error(),
+			Hint: "restore it from git (git diff ledger.jsonl shows what changed)"}
+	}
+	obj := line[:len(line)-1-hashSuffix] // the entry's JSON without its closing brace
+	sum := sha256.New()
+	sum.Write(obj)
+	sum.Write([]byte("}"))
+	if hex.EncodeToString(sum.Sum(nil)) != hash {
+		return 0, "", &VerifyError{Line: n, Seq: want, Kind: "edited", Msg: fmt.Sprintf("seq %d does not match its hash: its content was changed", seq),
+			Hint: "restore it from git (git diff ledger.jsonl shows what changed)"}
+	}
+	prevAt := len(obj) - (len(prevMember) + 64 + 1)
+	if prevAt < 0 || !bytes.HasPrefix(obj[prevAt:], []byte(prevMember)) {
+		return 0, "", &VerifyError{Line: n, Seq: want, Kind: "malformed", Msg: "the line has no prev hash before its hash"}
+	}
+	if !json.Valid(line[:len(line)-1]) {
+		return 0, "", &VerifyError{Line: n, Seq: want, Kind: "malformed", Msg: "the line is not JSON"}
+	}
+	prev := string(obj[prevAt+len(prevMember) : len(obj)-1])
+	switch {
+	case seq == want && prev == prevHash:
+		return seq, hash, nil
+	case seq > want:
+		return 0, "", &VerifyError{Line: n, Seq: want, Kind: "dropped",
+			Msg: fmt.Sprintf("seq %d follows seq %d: %d line(s) before it are missing", seq, prevSeq, seq-want)}
+	case seq < want:
+		return 0, "", &VerifyError{Line: n, Seq: want, Kind: "inserted",
+			Msg: fmt.Sprintf("seq %d comes again (line %d has it too): one of the two was inserted", seq, seq)}
+	default:
+		return 0, "", &VerifyError{Line: n, Seq: want, Kind: "edited",
+			Msg: fmt.Sprintf("seq %d does not chain to the line before it (prev is not its hash): one of the two was rewritten", seq)}
+	}
+}
+
+// ReadEntries decodes every complete line of a ledger, in order. A torn last
+// line ends the reading with ErrTornTail after the complete ones.
+func ReadEntries(r io.Reader, fn func(line int, e Entry) error) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) == 0 && err == io.EOF {
+			return nil
+		}
+		if err == io.EOF {
+			return fmt.Errorf("line %d: %w", n, ErrTornTail)
+		}
+		if err != nil {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		var e Entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if err := fn(n, e); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package mailbox
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/shopspring/decimal"
+)
+
+// Money is an exact decimal amount in one currency. The zero Money (no
+// currency) means "absent"; arithmetic between currencies is refused, never
+// converted.
+type Money struct {
+	Amount   decimal.Decimal
+	Currency string
+}
+
+// maxAmountDigits bounds the digits on either side of the point, so that no
+// amount a message can carry is out of reach of exact arithmetic or of a
+// person reading it.
+const (
+	maxIntDigits  = 15
+	maxFracDigits = 6
+)
+
+// minorUnits are the currencies whose minor unit is not the cent (ISO 4217).
+var minorUnits = map[string]int32{
+	"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0, "PYG": 0,
+	"BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3, "LYD": 3, "IQD": 3,
+}
+
+// ErrMoney is wrapped by every error ParseMoney returns.
+var ErrMoney = errors.New("not an amount")
+
+// ParseMoney reads an amount written as "4.80 USD": a plain decimal number
+// (no exponent, no thousands separators), one space, and an ISO 4217 code.
+func ParseMoney(s string) (Money, error) {
+	num, cur, ok := strings.Cut(strings.TrimSpace(s), " ")
+	cur = strings.TrimSpace(cur)
+	if !ok || cur == "" {
+		return Money{}, fmt.Errorf("%w: %q has no currency (write it as 4.80 USD)", ErrMoney, s)
+	}
+	if !isCurrency(cur) {
+		return Money{}, fmt.Errorf("%w: %q is not a currency code (three capital letters such as USD)", ErrMoney, cur)
+	}
+	if err := checkDecimal(num); err != nil {
+		return Money{}, fmt.Errorf("%w: %q %v (write it as 4.80 %s)", ErrMoney, num, err, cur)
+	}
+	d, err := decimal.NewFromString(num)
+	if err != nil {
+		return Money{}, fmt.Errorf("%w: %q: %v", ErrMoney, num, err)
+	}
+	return Money{Amount: d, Currency: cur}, nil
+}
+
+// MustMoney is ParseMoney for constants in code and tests.
+func MustMoney(s string) Money {
+	m, err := ParseMoney(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func isCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkDecimal accepts -?DIGITS(.DIGITS)? within the digit bounds.
+func checkDecimal(s string) error {
+	s = strings.TrimPrefix(s, "-")
+	intPart, frac, hasPoint := strings.Cut(s, ".")
+	if intPart == "" || (hasPoint && frac == "") {
+		return errors.New("is not a decimal number")
+	}
+	for _, part := range []string{intPart, frac} {
+		for i := 0; i < len(part); i++ {
+			if part[i] < '0' || part[i] > '9' {
+				return errors.New("is not a plain decimal number")
+			}
+		}
+	}
+	if len(intPart) > maxIntDigits {
+		return fmt.Errorf("has more than %d digits before the point", maxIntDigits)
+	}
+	if len(frac) > maxFracDigits {
+		return fmt.Errorf("has more than %d digits after the point", maxFracDigits)
+	}
+	return nil
+}
+
+// IsZero reports whether m is absent (no currency).
+func (m Money) IsZero() bool { return m.Currency == "" }
+
+// String writes m canonically: at least the currency's minor digits, no
+// trailing zeros beyond them, then the code: "4.80 USD", "1200 JPY".
+func (m Money) String() string {
+	if m.IsZero() {
+		return ""
+	}
+	places, ok := minorUnits[m.Currency]
+	if !ok {
+		places = 2
+	}
+	if exp := -m.Amount.Normalize().Exponent(); exp > places {
+		places = exp
+	}
+	return m.Amount.StringFixed(places) + " " + m.Currency
+}
+
+// Cmp compares two amounts of one currency; it is an error to compare across
+// currencies.
+func (m Money) Cmp(o Money) (int, error) {
+	if m.Currency != o.Currency {
+		return 0, fmt.Errorf("compare %s with %s: different currencies", m, o)
+	}
+	return m.Amount.Cmp(o.Amount), nil
+}
+
+// Add returns m+o, refusing to mix currencies.
+func (m Money) Add(o Money) (Money, error) {
+	if m.Currency != o.Currency {
+		return Money{}, fmt.Errorf("add %s to %s: different currencies", o, m)
+	}
+	return Money{Amount: m.Amount.Add(o.Amount), Currency: m.Currency}, nil
+}
+
+// Times returns m multiplied by a whole quantity, exactly.
+func (m Money) Times(q int64) Money {
+	return Money{Amount: m.Amount.Mul(decimal.NewFromInt(q)), Currency: m.Currency}
+}
