@@ -76,6 +76,8 @@ type Message struct {
 	Subject   string    // Subject: one line for people
 	Extra     []Header  // unknown headers, kept in order
 	Body      string    // the free text, LF line endings, ending in a newline when not empty
+
+	lines map[string]int // where Parse found each protocol header, for errors
 }
 
 // field describes one protocol header: its canonical name, how to read it
@@ -189,6 +191,9 @@ var fields = []field{
 var fieldIndex = func() map[string]*field {
 	idx := make(map[string]*field, len(fields))
 	for i := range fields {
+		if strings.HasPrefix(fields[i].hint, fields[i].name+":") {
+			fields[i].hint = "for example " + fields[i].hint
+		}
 		idx[strings.ToLower(fields[i].name)] = &fields[i]
 	}
 	return idx
@@ -286,8 +291,8 @@ const maxHeaderLine = 998
 // returns the headers it read together with an error wrapping ErrVersion, so
 // the caller can address its ERROR.
 func Parse(data []byte) (*Message, error) {
-	m := &Message{}
-	seen := make(map[string]int)
+	m := &Message{lines: map[string]int{}}
+	seen := m.lines
 	lineNo := 0
 	rest := data
 	var cur *Header
@@ -412,10 +417,10 @@ func isText(b []byte) bool {
 	return true
 }
 
-// normalizeBody turns CRLF into LF and ends a non-empty body with exactly
-// one newline, so that writing is canonical.
+// normalizeBody drops carriage returns (CRLF becomes LF) and ends a
+// non-empty body with exactly one newline, so that writing is canonical.
 func normalizeBody(b []byte) string {
-	s := strings.ReplaceAll(string(b), "\r\n", "\n")
+	s := strings.ReplaceAll(string(b), "\r", "")
 	s = strings.TrimRight(s, "\n")
 	if s == "" {
 		return ""
@@ -458,16 +463,16 @@ func (m *Message) checkVerbFields() error {
 	}
 	for _, h := range needs[m.Verb] {
 		if !have[h] {
-			return &ParseError{Header: h, Msg: fmt.Sprintf("is missing, and a %s needs it", m.Verb), Hint: fieldIndex[strings.ToLower(h)].hint}
+			return &ParseError{Line: m.lines["Verb"], Header: h, Msg: fmt.Sprintf("is missing, and a %s needs it", m.Verb), Hint: fieldIndex[strings.ToLower(h)].hint}
 		}
 	}
 	if !m.UnitPrice.IsZero() && !m.Amount.IsZero() {
 		if m.UnitPrice.Currency != m.Amount.Currency {
-			return &ParseError{Header: "Amount", Msg: fmt.Sprintf("is in %s but Unit-Price is in %s", m.Amount.Currency, m.UnitPrice.Currency),
+			return &ParseError{Line: m.lines["Amount"], Header: "Amount", Msg: fmt.Sprintf("is in %s but Unit-Price is in %s", m.Amount.Currency, m.UnitPrice.Currency),
 				Hint: "write both in one currency"}
 		}
 		if m.Quantity != 0 && !m.UnitPrice.Times(m.Quantity).Amount.Equal(m.Amount.Amount) {
-			return &ParseError{Header: "Amount", Msg: fmt.Sprintf("%s is not Quantity × Unit-Price (%s)", m.Amount, m.UnitPrice.Times(m.Quantity)),
+			return &ParseError{Line: m.lines["Amount"], Header: "Amount", Msg: fmt.Sprintf("%s is not Quantity × Unit-Price (%s)", m.Amount, m.UnitPrice.Times(m.Quantity)),
 				Hint: "correct either, or leave Amount out"}
 		}
 	}

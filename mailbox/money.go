@@ -39,13 +39,13 @@ func ParseMoney(s string) (Money, error) {
 	num, cur, ok := strings.Cut(strings.TrimSpace(s), " ")
 	cur = strings.TrimSpace(cur)
 	if !ok || cur == "" {
-		return Money{}, fmt.Errorf("%w: %q has no currency (write it as 4.80 USD)", ErrMoney, s)
+		return Money{}, fmt.Errorf("%w: %q has no currency", ErrMoney, s)
 	}
 	if !isCurrency(cur) {
 		return Money{}, fmt.Errorf("%w: %q is not a currency code (three capital letters such as USD)", ErrMoney, cur)
 	}
 	if err := checkDecimal(num); err != nil {
-		return Money{}, fmt.Errorf("%w: %q %v (write it as 4.80 %s)", ErrMoney, num, err, cur)
+		return Money{}, fmt.Errorf("%w: %q %v", ErrMoney, num, err)
 	}
 	d, err := decimal.NewFromString(num)
 	if err != nil {
