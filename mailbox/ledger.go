@@ -110,8 +110,6 @@ type Ledger struct {
 	size     int64
 	lastSeq  uint64
 	lastHash string
-	// Repaired receives a note when a torn tail is set aside.
-	Repaired func(note string)
 }
 
 // OpenLedger opens (creating) the ledger at path, and sets aside a torn
@@ -142,34 +140,10 @@ func (l *Ledger) Close() error { return l.f.Close() }
 // zero), prev and hash, and returns them as written. It returns once the
 // lines are on disk.
 func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
-	out := make([]Entry, len(entries))
-	err := l.locked(func() error {
-		var buf []byte
-		seq, prev := l.lastSeq, l.lastHash
-		for i, e := range entries {
-			seq++
-			e.Seq, e.Prev, e.Hash = seq, prev, ""
-			if e.Time.IsZero() {
-				e.Time = l.now()
-			}
-			e.Time = e.Time.UTC()
-			line, hash, err := encodeEntry(e)
-			if err != nil {
-				return err
-			}
-			e.Hash, prev = hash, hash
-			buf = append(buf, line...)
-			out[i] = e
-		}
-		// One write per Append: with O_APPEND under the lock, the lines land
-		// whole and in order, or (after a crash) as a torn tail.
-		if _, err := l.f.Write(buf); err != nil {
-			l.size = -1
-			return fmt.Errorf("append to ledger: %w", err)
-		}
-		l.size += int64(len(buf))
-		l.lastSeq, l.lastHash = seq, prev
-		return nil
+	var out []Entry
+	err := l.locked(func() (err error) {
+		out, err = l.write(entries)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -183,12 +157,45 @@ func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
 	return out, nil
 }
 
+// write appends entries under the lock, in one write: with O_APPEND the
+// lines land whole and in order, or (after a crash) as a torn tail.
+func (l *Ledger) write(entries []Entry) ([]Entry, error) {
+	out := make([]Entry, len(entries))
+	var buf []byte
+	seq, prev := l.lastSeq, l.lastHash
+	for i, e := range entries {
+		seq++
+		e.Seq, e.Prev, e.Hash = seq, prev, ""
+		if e.Time.IsZero() {
+			e.Time = l.now()
+		}
+		e.Time = e.Time.UTC()
+		line, hash, err := encodeEntry(e)
+		if err != nil {
+			return nil, err
+		}
+		e.Hash, prev = hash, hash
+		buf = append(buf, line...)
+		out[i] = e
+	}
+	if _, err := l.f.Write(buf); err != nil {
+		l.size = -1
+		return nil, fmt.Errorf("append to ledger: %w", err)
+	}
+	l.size += int64(len(buf))
+	l.lastSeq, l.lastHash = seq, prev
+	return out, nil
+}
+
 func encodeEntry(e Entry) (line []byte, hash string, err error) {
 	e.Hash = ""
-	body, err := json.Marshal(e)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // message ids are <...>: keep them greppable
+	if err := enc.Encode(e); err != nil {
 		return nil, "", fmt.Errorf("encode ledger entry: %w", err)
 	}
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	sum := sha256.Sum256(body)
 	hash = hex.EncodeToString(sum[:])
 	line = make([]byte, 0, len(body)+hashSuffix+1)
@@ -214,8 +221,17 @@ func (l *Ledger) locked(fn func() error) error {
 		return fmt.Errorf("stat ledger: %w", err)
 	}
 	if st.Size != l.size {
-		if err := l.readTail(st.Size); err != nil {
+		repaired, err := l.readTail(st.Size)
+		if err != nil {
 			return err
+		}
+		if repaired != "" {
+			if _, err := l.write([]Entry{{Agent: System, Event: EventRepaired, Reason: repaired}}); err != nil {
+				return err
+			}
+			if err := l.f.Sync(); err != nil {
+				return fmt.Errorf("sync ledger: %w", err)
+			}
 		}
 	}
 	return fn()
@@ -231,36 +247,35 @@ func flock(fd, how int) error {
 }
 
 // readTail learns the last seq and hash from the end of the file, setting
-// aside a torn last line first. It reads backwards, so its cost does not
-// grow with the ledger.
-func (l *Ledger) readTail(size int64) error {
+// aside a torn last line first and saying so. It reads backwards, so its
+// cost does not grow with the ledger.
+func (l *Ledger) readTail(size int64) (repaired string, err error) {
 	l.size, l.lastSeq, l.lastHash = 0, 0, genesis
 	if size == 0 {
-		return nil
+		return "", nil
 	}
 	last, start, err := lastLine(l.f, size)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if len(last) == 0 || last[len(last)-1] != '\n' {
-		if err := l.setAside(last, start); err != nil {
-			return err
+	if last[len(last)-1] != '\n' {
+		if repaired, err = l.setAside(last, start); err != nil {
+			return "", err
 		}
-		size = start
-		if size == 0 {
-			return nil
+		if size = start; size == 0 {
+			return repaired, nil
 		}
 		if last, start, err = lastLine(l.f, size); err != nil {
-			return err
+			return "", err
 		}
 	}
 	seq, hash, err := lineHead(last)
 	if err != nil {
-		return &VerifyError{Line: 0, Kind: "malformed", Msg: fmt.Sprintf("last line (at byte %d) %v", start, err),
-			Hint: "run parley ledger verify"}
+		return "", &VerifyError{Kind: "malformed", Msg: fmt.Sprintf("the last line (at byte %d) %v", start, err),
+			Hint: "run parley ledger verify to find the first bad line, and restore it from git"}
 	}
 	l.size, l.lastSeq, l.lastHash = size, seq, hash
-	return nil
+	return repaired, nil
 }
 
 // lastLine returns the bytes after the last newline that is not the final
@@ -290,21 +305,18 @@ func lastLine(f *os.File, size int64) ([]byte, int64, error) {
 
 // setAside saves a torn tail next to the ledger, then cuts the ledger back
 // to its last complete line (etcd's WAL does the same).
-func (l *Ledger) setAside(torn []byte, at int64) error {
-	aside := fmt.Sprintf("%s.torn.%d", l.path, l.now().UnixNano())
+func (l *Ledger) setAside(torn []byte, at int64) (string, error) {
+	aside := fmt.Sprintf("%s.torn.%d", l.path, time.Now().UnixNano())
 	if err := writeFileSync(aside, torn); err != nil {
-		return fmt.Errorf("set aside torn ledger tail: %w", err)
+		return "", fmt.Errorf("set aside torn ledger tail: %w", err)
 	}
 	if err := l.f.Truncate(at); err != nil {
-		return fmt.Errorf("cut torn ledger tail: %w", err)
+		return "", fmt.Errorf("cut torn ledger tail: %w", err)
 	}
 	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("sync ledger after cut: %w", err)
+		return "", fmt.Errorf("sync ledger after cut: %w", err)
 	}
-	if l.Repaired != nil {
-		l.Repaired(fmt.Sprintf("set aside a torn last line of %d bytes to %s", len(torn), filepath.Base(aside)))
-	}
-	return nil
+	return fmt.Sprintf("set aside a torn last line of %d bytes to %s", len(torn), filepath.Base(aside)), nil
 }
 
 func writeFileSync(path string, data []byte) error {
