@@ -286,10 +286,11 @@ const maxHeaderLine = 998
 // are kept, CRLF and LF both end a line, folded headers are unfolded.
 //
 // Parse does not require the headers that parley fills in for a person
-// (Parley, Message-ID, Date, Thread): Draft.Complete and Validate say what a
-// message still lacks. For a message of an unsupported major version, Parse
-// returns the headers it read together with an error wrapping ErrVersion, so
-// the caller can address its ERROR.
+// (Parley, Message-ID, Date, Thread): Root.Fill completes them, and Validate
+// says what a message still lacks. On an error Parse also returns the
+// headers it read before the fault, so that the caller can address an ERROR
+// to the sender; for an unsupported major version the error wraps
+// ErrVersion.
 func Parse(data []byte) (*Message, error) {
 	m := &Message{lines: map[string]int{}}
 	seen := m.lines
@@ -326,10 +327,10 @@ func Parse(data []byte) (*Message, error) {
 	for {
 		if len(rest) == 0 {
 			if err := flush(); err != nil {
-				return nil, err
+				return m, err
 			}
 			if lineNo == 0 {
-				return nil, &ParseError{Msg: "is empty", Hint: "a message is headers such as From: and Verb:, a blank line, then text"}
+				return m, &ParseError{Msg: "is empty", Hint: "a message is headers such as From: and Verb:, a blank line, then text"}
 			}
 			break // headers only, no body
 		}
@@ -343,33 +344,33 @@ func Parse(data []byte) (*Message, error) {
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) == 0 {
 			if err := flush(); err != nil {
-				return nil, err
+				return m, err
 			}
 			m.Body = normalizeBody(rest)
 			break
 		}
 		if len(line) > maxHeaderLine {
-			return nil, &ParseError{Line: lineNo, Msg: fmt.Sprintf("is %d characters long, over the limit of %d", len(line), maxHeaderLine),
+			return m, &ParseError{Line: lineNo, Msg: fmt.Sprintf("is %d characters long, over the limit of %d", len(line), maxHeaderLine),
 				Hint: "fold a long header onto lines that start with a space, or move the text into the body"}
 		}
 		if !isText(line) {
-			return nil, &ParseError{Line: lineNo, Msg: "has a control character or is not UTF-8", Hint: "headers are plain text"}
+			return m, &ParseError{Line: lineNo, Msg: "has a control character or is not UTF-8", Hint: "headers are plain text"}
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if cur == nil {
-				return nil, &ParseError{Line: lineNo, Msg: "starts with white space but continues no header",
+				return m, &ParseError{Line: lineNo, Msg: "starts with white space but continues no header",
 					Hint: "only a folded header's continuation starts with a space; remove the indent"}
 			}
 			cur.Value += " " + strings.TrimSpace(string(line))
 			continue
 		}
 		if err := flush(); err != nil {
-			return nil, err
+			return m, err
 		}
 		name, value, ok := strings.Cut(string(line), ":")
 		if !ok || name == "" || !isHeaderName(name) {
 			hint := `a header is "Name: value"; leave one blank line between the headers and the body`
-			return nil, &ParseError{Line: lineNo, Msg: fmt.Sprintf("%q is not a header", truncate(string(line), 40)), Hint: hint}
+			return m, &ParseError{Line: lineNo, Msg: fmt.Sprintf("%q is not a header", truncate(string(line), 40)), Hint: hint}
 		}
 		cur = &Header{Name: name, Value: value}
 		curLine = lineNo
