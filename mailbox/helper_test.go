@@ -27,7 +27,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// extraHelpers are helpers defined beside the tests that use them.
+var extraHelpers = map[string]func(args []string) error{}
+
 func runHelper(name string, args []string) error {
+	if h, ok := extraHelpers[name]; ok {
+		return h(args)
+	}
 	switch name {
 	case "append": // PATH COUNT AGENT
 		n, _ := strconv.Atoi(args[1])
