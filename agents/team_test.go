@@ -1,0 +1,74 @@
+package agents
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parley-dev/parley/internal/tomlfile"
+)
+
+func TestDefaultTeam(t *testing.T) {
+	team, err := ParseTeam("parley.toml", DefaultTeam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance", "human"}
+	if got := team.Names(); !slices.Equal(got, want) {
+		t.Errorf("Names() = %v, want %v", got, want)
+	}
+	if got := team.Agent("human"); got == nil || got.Brain != "rules" {
+		t.Errorf("Agent(human) = %+v, want brain rules by default", got)
+	}
+}
+
+func TestParseTeamErrors(t *testing.T) {
+	const head = "version = 1\nhuman = \"human\"\n[[agent]]\nname = \"human\"\nrole = \"human\"\n"
+	tests := []struct {
+		name, in, want string
+	}{
+		{"syntax", head + "[[agent]\n", "parley.toml:6: expected end of table array name delimiter ']', but got '\\n' instead"},
+		{"wrong type", head + "[[agent]]\nname = 5\n", `parley.toml:7: agent.name: incompatible types: TOML value has type int64; destination has type string`},
+		{"unknown key", head + "[[agent]]\nname = \"a\"\nrole = \"vendor\"\nbrian = \"rules\"\n", `parley.toml:9: unknown key "agent.brian"`},
+		{"version", strings.Replace(head, "version = 1", "version = 2", 1), "parley.toml:1: version is 2; this parley reads team files of version 1"},
+		{"bad name", head + "[[agent]]\nname = \"Vendor B\"\nrole = \"vendor\"\n", `parley.toml:7: agent 2: name "Vendor B" is not an agent name`},
+		{"parley's name", head + "[[agent]]\nname = \"parley\"\nrole = \"vendor\"\n", `parley.toml:7: agent name "parley" is parley's own`},
+		{"duplicate", head + "[[agent]]\nname = \"a\"\nrole = \"vendor\"\n[[agent]]\nname = \"a\"\nrole = \"vendor\"\n", `parley.toml:7: agent "a" appears twice`},
+		{"role", head + "[[agent]]\nname = \"a\"\nrole = \"wizard\"\n", `parley.toml:8: agent "a": unknown role "wizard"`},
+		{"brain", head + "[[agent]]\nname = \"a\"\nrole = \"vendor\"\nbrain = \"gpt\"\n", `parley.toml:9: agent "a": unknown brain "gpt"`},
+		{"no human", "version = 1\nhuman = \"boss\"\n[[agent]]\nname = \"a\"\nrole = \"vendor\"\n", `parley.toml:2: human is "boss", which is not an agent with the human role`},
+		{"no agents", "version = 1\n", "parley.toml: the team has no agents"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseTeam("parley.toml", []byte(tt.in))
+			var te *tomlfile.Error
+			if !errors.As(err, &te) {
+				t.Fatalf("ParseTeam err = %v, want a *tomlfile.Error", err)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("ParseTeam err =\n  %s\nwant\n  %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseTeam(f *testing.F) {
+	f.Add(DefaultTeam)
+	f.Add([]byte("version = 1\nhuman = \"h\"\n[[agent]]\nname = \"h\"\nrole = \"human\"\n"))
+	f.Add([]byte("[[agent]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		team, err := ParseTeam("parley.toml", data)
+		if err != nil {
+			var te *tomlfile.Error
+			if !errors.As(err, &te) {
+				t.Fatalf("error %v is not a *tomlfile.Error", err)
+			}
+			return
+		}
+		if team.Agent(team.Human) == nil {
+			t.Fatalf("accepted a team whose human %q is not an agent", team.Human)
+		}
+	})
+}
