@@ -116,4 +116,3 @@ func (t *Team) Names() []string {
 	}
 	return names
 }
-

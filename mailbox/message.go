@@ -255,7 +255,7 @@ type ParseError struct {
 	Line   int    // 1-based line of the header; 0 when the whole message is at fault
 	Header string // canonical header name, "" when not about one header
 	Msg    string // what is wrong
-	Hint   string // how to fix it
+	Hint   string // how to fix it; not part of Error(), so it can go on a line of its own
 }
 
 func (e *ParseError) Error() string {
@@ -267,9 +267,6 @@ func (e *ParseError) Error() string {
 		b.WriteString(e.Header + ": ")
 	}
 	b.WriteString(e.Msg)
-	if e.Hint != "" {
-		b.WriteString(" (" + e.Hint + ")")
-	}
 	return b.String()
 }
 
@@ -432,7 +429,10 @@ func normalizeBody(b []byte) string {
 // Validate reports the first protocol rule a complete message breaks: the
 // headers every delivered message carries, and the fields its verb needs.
 func (m *Message) Validate() error {
-	for _, need := range []struct{ ok bool; name, hint string }{
+	for _, need := range []struct {
+		ok         bool
+		name, hint string
+	}{
 		{m.Version != "", "Parley", "Parley: 1"},
 		{m.ID != "", "Message-ID", "let parley send fill it in"},
 		{!m.Date.IsZero(), "Date", "let parley send fill it in"},

@@ -151,7 +151,15 @@ func TestMalformed(t *testing.T) {
 			if err == nil {
 				t.Fatalf("no error for %s", file)
 			}
-			golden(t, strings.TrimSuffix(file, ".msg")+".err", []byte(err.Error()+"\n"))
+			out := err.Error() + "\n"
+			var pe *ParseError
+			if errors.As(err, &pe) {
+				if pe.Hint == "" {
+					t.Errorf("%v: no hint says how to fix it", err)
+				}
+				out += "hint: " + pe.Hint + "\n"
+			}
+			golden(t, strings.TrimSuffix(file, ".msg")+".err", []byte(out))
 		})
 	}
 }

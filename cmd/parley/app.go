@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/tomlfile"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, documented in parley --help.
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitTampered = 3
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "v0.1.0-dev"
+
+// run is the whole CLI: it reads and writes only what it is given, so tests
+// run it in-process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	return report(stderr, err)
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "parley",
+		Usage: "a team of small agents that trade through message files",
+		Description: `parley runs agents — inventory, procurement, vendors, finance and a human —
+that talk only by writing message files into each other's inboxes under a
+mailbox root, and records every message in an append-only ledger.
+
+Start with:
+   parley init                 create ./mailboxes with the default team
+   parley send request.msg     deliver a hand-written message
+   parley inbox procurement    see what waits for an agent
+   parley tail -f              follow the ledger
+
+Exit status is 0 on success, 1 on an error, 2 on a usage error, and 3 when
+parley ledger verify finds the ledger altered.`,
+		Version:              version,
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		HideHelpCommand:      true,
+		Suggest:              true,
+		EnableBashCompletion: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "root", Value: "mailboxes", EnvVars: []string{"PARLEY_ROOT"},
+				Usage: "the mailbox root: the agents' inboxes, parley.toml, policy.toml and the ledger"},
+		},
+		Commands: []*cli.Command{
+			initCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
+			tailCommand(), ledgerCommand(), versionCommand(),
+		},
+		// Errors are reported once, by run; the library must not exit.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+	}
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return usageError{err}
+}
+
+// usageError is a mistake in how parley was called: exit status 2.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// hinted is an error with a line that says what to do.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (e *hinted) Error() string { return e.err.Error() }
+func (e *hinted) Unwrap() error { return e.err }
+
+func withHint(err error, hint string) error { return &hinted{err, hint} }
+
+// report prints err as one line, and a hint line when there is something
+// to do, and returns the exit status.
+func report(stderr io.Writer, err error) int {
+	if errors.Is(err, context.Canceled) {
+		return exitOK // Ctrl-C on a command that follows something
+	}
+	fmt.Fprintf(stderr, "parley: error: %s\n", oneLine(err.Error()))
+	if h := hintFor(err); h != "" {
+		fmt.Fprintf(stderr, "parley: hint: %s\n", h)
+	}
+	var ue usageError
+	var ve *mailbox.VerifyError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ve) && ve.Kind != "torn":
+		return exitTampered
+	}
+	return exitError
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// hintFor finds the hint the error carries, from whichever layer knows it.
+func hintFor(err error) string {
+	var (
+		h  *hinted
+		pe *mailbox.ParseError
+		te *tomlfile.Error
+		ve *mailbox.VerifyError
+		ur *mailbox.UnknownRecipientError
+		ue usageError
+	)
+	switch {
+	case errors.As(err, &h):
+		return h.hint
+	case errors.As(err, &pe):
+		return pe.Hint
+	case errors.As(err, &te):
+		return te.Hint
+	case errors.As(err, &ve):
+		return ve.Hint
+	case errors.As(err, &ur):
+		return "send to one of the agents listed, or add the agent to parley.toml and run parley init"
+	case errors.Is(err, mailbox.ErrNoRoot):
+		return "run parley init to create it, or point --root (PARLEY_ROOT) at an existing root"
+	case errors.As(err, &ue):
+		return "see parley --help, or parley COMMAND --help"
+	}
+	return ""
+}
+
+// env is what every command works with: the root, the clock, the output.
+type env struct {
+	root   *mailbox.Root
+	stdout io.Writer
+	stderr io.Writer
+	stdin  io.Reader
+	now    func() time.Time
+}
+
+// clock is the time source: time.Now, or the fixed time in PARLEY_NOW
+// (RFC 3339), which makes output reproducible for tests and examples.
+func clock() (func() time.Time, error) {
+	s := os.Getenv("PARLEY_NOW")
+	if s == "" {
+		return time.Now, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("PARLEY_NOW=%q is not an RFC 3339 time", s)}
+	}
+	return func() time.Time { return t }, nil
+}
+
+// open opens the root named by --root for a command.
+func open(c *cli.Context) (*env, error) {
+	now, err := clock()
+	if err != nil {
+		return nil, err
+	}
+	r, err := mailbox.OpenRoot(c.String("root"), now)
+	if err != nil {
+		return nil, err
+	}
+	return &env{root: r, stdout: c.App.Writer, stderr: c.App.ErrWriter, stdin: c.App.Reader, now: now}, nil
+}
+
+func (e *env) close() { e.root.Close() }
+
+// team reads the root's parley.toml.
+func (e *env) team() (*agents.Team, error) {
+	return agents.LoadTeam(filepath.Join(e.root.Dir, agents.TeamFile))
+}
+
+// agent checks that name has an inbox in the root.
+func (e *env) agent(name string) error {
+	if !mailbox.ValidName(name) {
+		return usageError{fmt.Errorf("%q is not an agent name", name)}
+	}
+	if !e.root.Inbox(name).Exists() {
+		all, _ := e.root.Agents()
+		return &mailbox.UnknownRecipientError{Name: name, Agents: all}
+	}
+	return nil
+}
+
+// printJSON writes v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// needArgs checks the number of arguments.
+func needArgs(c *cli.Context, min, max int, what string) error {
+	if n := c.NArg(); n < min || (max >= 0 && n > max) {
+		return usageError{fmt.Errorf("%s: want %s", c.Command.Name, what)}
+	}
+	return nil
+}
+
+// age writes a duration as people say it: 40s, 3m, 2h, 5d.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

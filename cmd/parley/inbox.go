@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+func inboxCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inbox",
+		Usage:     "list an agent's messages with their state",
+		ArgsUsage: "NAME",
+		Description: `Lists the messages in an agent's inbox, oldest first: the state (new:
+waiting; claimed: being handled; done; answered; failed: needs a person;
+expired: waiting past its Expires), the age, verb, sender and subject.
+
+Example:
+   parley inbox procurement
+   parley inbox human --new
+   parley inbox finance --json | jq .subject`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "new", Usage: "only messages still waiting"},
+			&cli.BoolFlag{Name: "json", Usage: "one JSON object a message"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, 1, "one agent NAME"); err != nil {
+				return err
+			}
+			e, err := open(c)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			name := c.Args().First()
+			if err := e.agent(name); err != nil {
+				return err
+			}
+			rows, err := e.inbox(name, c.Bool("new"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				for _, r := range rows {
+					if err := printJSON(e.stdout, r); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if len(rows) == 0 {
+				fmt.Fprintf(e.stdout, "%s's inbox is empty\n", name)
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STATE\tAGE\tVERB\tFROM\tSUBJECT")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.State, age(e.now().Sub(r.Date)), r.Verb, r.From, r.Subject)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+type inboxRow struct {
+	State   string    `json:"state"`
+	Date    time.Time `json:"date"`
+	Verb    string    `json:"verb"`
+	From    string    `json:"from"`
+	Subject string    `json:"subject"`
+	MsgID   string    `json:"msg_id,omitempty"`
+	Thread  string    `json:"thread,omitempty"`
+	File    string    `json:"file"`
+	Problem string    `json:"problem,omitempty"`
+}
+
+func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
+	items, err := e.root.Inbox(name).List()
+	if err != nil {
+		return nil, err
+	}
+	var rows []inboxRow
+	for _, it := range items {
+		if onlyNew && it.State != mailbox.StateNew {
+			continue
+		}
+		row := inboxRow{State: string(it.State), Date: it.MTime, File: it.Path, Verb: "?"}
+		data, err := os.ReadFile(it.Path)
+		if err != nil {
+			continue // claimed and moved on since the listing
+		}
+		m, err := mailbox.Parse(data)
+		if err == nil {
+			err = m.Validate()
+		}
+		if err != nil {
+			row.Problem = err.Error()
+			row.Subject = "(not a valid message: " + err.Error() + ")"
+		} else {
+			row.Date, row.Verb, row.From, row.Subject, row.MsgID, row.Thread = m.Date, string(m.Verb), m.From, m.Subject, m.ID, m.Thread
+			if it.State == mailbox.StateNew && !m.Expires.IsZero() && e.now().After(m.Expires) {
+				row.State = "expired"
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
+	"github.com/urfave/cli/v2"
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "init",
+		Usage:     "create a mailbox root with the default team, or complete an existing one",
+		ArgsUsage: " ",
+		Description: `Creates the root (--root, default ./mailboxes): parley.toml with the default
+procurement team (inventory, procurement, vendor-a, vendor-b, vendor-c,
+finance and human), a commented policy.toml, an inbox for every agent of
+parley.toml and the ledger. Whatever exists is kept: init never overwrites a
+file, so it is safe to run again, for instance after adding an agent to
+parley.toml.
+
+Example:
+   parley init
+   parley --root /srv/parley init`,
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			return initRoot(c)
+		},
+	}
+}
+
+func initRoot(c *cli.Context) error {
+	dir := c.String("root")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create root: %w", err)
+	}
+	var created, kept []string
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{agents.TeamFile, agents.DefaultTeam}, {policy.File, policy.Default}} {
+		made, err := createFile(filepath.Join(dir, f.name), f.data)
+		if err != nil {
+			return err
+		}
+		if made {
+			created = append(created, f.name)
+		} else {
+			kept = append(kept, f.name)
+		}
+	}
+	e, err := open(c)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	team, err := e.team()
+	if err != nil {
+		return err
+	}
+	for _, name := range team.Names() {
+		inbox := e.root.Inbox(name)
+		if inbox.Exists() {
+			kept = append(kept, name+"/")
+		} else {
+			created = append(created, name+"/")
+		}
+		if err := inbox.Create(); err != nil {
+			return err
+		}
+	}
+	ledgerExisted := fileExists(filepath.Join(dir, mailbox.LedgerFile))
+	if _, err := e.root.Ledger(); err != nil {
+		return err
+	}
+	if ledgerExisted {
+		kept = append(kept, mailbox.LedgerFile)
+	} else {
+		created = append(created, mailbox.LedgerFile)
+	}
+	if len(created) == 0 {
+		fmt.Fprintf(e.stdout, "%s is ready: nothing to create (%d agents)\n", dir, len(team.Agents))
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%s is ready with %d agents: %s\n", dir, len(team.Agents), strings.Join(team.Names(), ", "))
+	fmt.Fprintf(e.stdout, "created: %s\n", strings.Join(created, " "))
+	if len(kept) > 0 {
+		fmt.Fprintf(e.stdout, "kept:    %s\n", strings.Join(kept, " "))
+	}
+	return nil
+}
+
+// createFile writes data to a new file at path and reports true, or
+// reports false when the file exists (it is never overwritten).
+func createFile(path string, data []byte) (bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return true, f.Close()
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

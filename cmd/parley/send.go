@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+func sendCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "send",
+		Usage:     "check a hand-written message and deliver it",
+		ArgsUsage: "FILE|-",
+		Description: `Reads a message (headers, a blank line, a body) from FILE, or from standard
+input with -, checks it, fills in what a person may leave out (Parley,
+Message-ID, Date, and Thread: the thread of the message it answers, or a new
+one), delivers it into the recipient's inbox and records it in the ledger.
+A message to an agent that does not exist is refused, and nothing is sent.
+
+Example:
+   cat > request.msg <<EOF
+   From: inventory
+   To: procurement
+   Verb: REQUEST
+   Item: widget
+   Quantity: 500
+   Subject: need 500 widget by Friday
+
+   Stock is below the reorder point.
+   EOF
+   parley send request.msg`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "from", Usage: "the sender, when the message has no From header"},
+			&cli.BoolFlag{Name: "json", Usage: "print what was sent as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, 1, "one FILE, or - for standard input"); err != nil {
+				return err
+			}
+			e, err := open(c)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			name := c.Args().First()
+			var data []byte
+			if name == "-" {
+				data, err = io.ReadAll(e.stdin)
+				name = "standard input"
+			} else {
+				data, err = os.ReadFile(name)
+			}
+			if err != nil {
+				return fmt.Errorf("read message: %w", err)
+			}
+			m, file, err := e.send(name, data, c.String("from"))
+			if err != nil {
+				return err
+			}
+			return e.printSent(c.Bool("json"), m, file)
+		},
+	}
+}
+
+// send checks a hand-written message, completes it and delivers it. name
+// says where it came from, for errors.
+func (e *env) send(name string, data []byte, from string) (*mailbox.Message, string, error) {
+	m, err := mailbox.Parse(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	if m.From == "" {
+		m.From = from
+	}
+	if m.From == "" {
+		return nil, "", withHint(fmt.Errorf("%s: the message has no From header", name), "add a line such as From: human, or give --from")
+	}
+	if err := e.agent(m.From); err != nil {
+		return nil, "", fmt.Errorf("%s: From: %w", name, err)
+	}
+	if m.To == "" {
+		return nil, "", withHint(fmt.Errorf("%s: the message has no To header", name), "add a line such as To: procurement")
+	}
+	if err := e.agent(m.To); err != nil {
+		return nil, "", fmt.Errorf("%s: To: %w", name, err)
+	}
+	if err := e.root.Fill(m, nil); err != nil {
+		return nil, "", err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	file, err := e.root.Deliver(m.From, m)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, filepath.Join(m.To, "new", file), nil
+}
+
+func (e *env) printSent(asJSON bool, m *mailbox.Message, file string) error {
+	if asJSON {
+		return printJSON(e.stdout, map[string]string{
+			"msg_id": m.ID, "thread": m.Thread, "from": m.From, "to": m.To, "verb": string(m.Verb), "file": file,
+		})
+	}
+	_, err := fmt.Fprintf(e.stdout, "sent %s from %s to %s: %s (thread %s)\n", m.Verb, m.From, m.To, m.ID, m.Thread)
+	return err
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+func tailCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "tail",
+		Usage:     "show the ledger, one readable line an entry",
+		ArgsUsage: " ",
+		Description: `Prints the last entries of the ledger: seq, time, the agent that wrote it,
+the event, the verb, sender and recipient, the amount and the thread. With
+-f it keeps printing entries as agents append them, until Ctrl-C.
+
+Example:
+   parley tail
+   parley tail -n 0 --json | jq 'select(.event == "rejected")'
+   parley tail -f`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "n", Value: 20, Usage: "how many of the last entries to show; 0 for all"},
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new entries"},
+			&cli.BoolFlag{Name: "json", Usage: "print the ledger's own JSON lines"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			e, err := open(c)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
+			f, err := os.Open(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return withHint(fmt.Errorf("%s has no ledger yet", e.root.Dir), "parley init creates it")
+			}
+			if err != nil {
+				return fmt.Errorf("open ledger: %w", err)
+			}
+			defer f.Close()
+			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now}
+			if err := t.last(f, c.Int("n")); err != nil {
+				return err
+			}
+			if !c.Bool("follow") {
+				return nil
+			}
+			return t.follow(c.Context, f)
+		},
+	}
+}
+
+type tailer struct {
+	out     *bufio.Writer
+	json    bool
+	now     func() time.Time
+	partial []byte // an incomplete last line, waiting for the rest
+}
+
+// last prints the last n complete lines of r (all when n is 0).
+func (t *tailer) last(r io.Reader, n int) error {
+	var ring [][]byte
+	br := bufio.NewReaderSize(r, 1<<16)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF {
+			t.partial = line
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		ring = append(ring, line)
+		if n > 0 && len(ring) > n {
+			ring = ring[1:]
+		}
+	}
+	for _, line := range ring {
+		t.print(line)
+	}
+	return t.out.Flush()
+}
+
+// follow prints lines as they are appended to f, until ctx ends. File
+// events are hints: a slow timer reads on too.
+func (t *tailer) follow(ctx context.Context, f *os.File) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("follow ledger: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(f.Name()); err != nil {
+		return fmt.Errorf("follow ledger: %w", err)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	buf := make([]byte, 1<<16)
+	for {
+		for {
+			n, err := f.Read(buf)
+			t.partial = append(t.partial, buf[:n]...)
+			if err == io.EOF || n == 0 {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("follow ledger: %w", err)
+			}
+		}
+		for {
+			i := bytes.IndexByte(t.partial, '\n')
+			if i < 0 {
+				break
+			}
+			t.print(t.partial[:i+1])
+			t.partial = t.partial[i+1:]
+		}
+		if err := t.out.Flush(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.Events:
+		case err := <-w.Errors:
+			if !errors.Is(err, fsnotify.ErrEventOverflow) {
+				return fmt.Errorf("follow ledger: %w", err)
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *tailer) print(line []byte) {
+	if t.json {
+		t.out.Write(line)
+		return
+	}
+	var e mailbox.Entry
+	if err := json.Unmarshal(line, &e); err != nil {
+		fmt.Fprintf(t.out, "?  (not a ledger entry: %s)\n", strings.TrimSpace(string(line)))
+		return
+	}
+	t.out.WriteString(formatEntry(e, t.now()))
+	t.out.WriteByte('\n')
+}
+
+// formatEntry writes an entry as one line for people.
+func formatEntry(e mailbox.Entry, now time.Time) string {
+	when := e.Time.Local().Format("15:04:05")
+	if y, m, d := e.Time.Local().Date(); y != now.Local().Year() || m != now.Local().Month() || d != now.Local().Day() {
+		when = e.Time.Local().Format("Jan 02 15:04")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%5d  %-12s  %-12s %-10s", e.Seq, when, e.Agent, e.Event)
+	if e.Verb != "" {
+		fmt.Fprintf(&b, " %-9s", e.Verb)
+	}
+	if e.From != "" || e.To != "" {
+		fmt.Fprintf(&b, " %s → %s", e.From, e.To)
+	}
+	if e.Amount != "" {
+		fmt.Fprintf(&b, "  %s %s", e.Amount, e.Currency)
+	}
+	if e.Thread != "" {
+		fmt.Fprintf(&b, "  [%s]", e.Thread)
+	}
+	if e.Decision != "" {
+		fmt.Fprintf(&b, "  %s by %s", e.Decision, e.Rule)
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(&b, "  — %s", oneLine(e.Reason))
+	}
+	return strings.TrimRight(b.String(), " ")
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+func watchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "watch",
+		Usage:     "take in hand-written files from drop folders and show messages as they arrive",
+		ArgsUsage: "[NAME...]",
+		Description: `For each agent named (all of the root's agents by default), takes in the
+files that people save into ROOT/NAME/drop/ from any editor — once a file is
+complete and left alone — checks them, and delivers them into NAME's inbox;
+a file that is not a valid message moves to ROOT/NAME/rejected/ with a .err
+beside it that says what to fix. It also prints each message that arrives in
+those inboxes. It claims nothing: the agents do that. Runs until Ctrl-C.
+
+A file in a drop folder may leave out what parley send fills in, and To
+(the folder's agent) and From (the human of parley.toml).
+
+Example:
+   parley watch human finance
+   # in another terminal:
+   printf 'Verb: APPROVED\nAmount: 7200.00 USD\n\nGo ahead.\n' > mailboxes/finance/drop/approve`,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "settle", Value: 500 * time.Millisecond, Usage: "how long a dropped file must be left alone before it is taken"},
+		},
+		Action: func(c *cli.Context) error {
+			e, err := open(c)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			names := c.Args().Slice()
+			if len(names) == 0 {
+				if names, err = e.root.Agents(); err != nil {
+					return err
+				}
+			}
+			for _, n := range names {
+				if err := e.agent(n); err != nil {
+					return err
+				}
+			}
+			human := "human"
+			if team, err := e.team(); err == nil {
+				human = team.Human
+			}
+			return e.watch(c.Context, names, human, c.Duration("settle"))
+		},
+	}
+}
+
+func (e *env) watch(ctx context.Context, names []string, human string, settle time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu   sync.Mutex // one printer
+		wg   sync.WaitGroup
+		errs = make(chan error, 2*len(names))
+	)
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(e.stdout, "%s  "+format+"\n", append([]any{e.now().Local().Format("15:04:05")}, args...)...)
+	}
+	for _, name := range names {
+		in := &mailbox.Intake{Root: e.root, Agent: name, Human: human, Settle: settle,
+			Taken: func(file string, m *mailbox.Message, err error) {
+				rel := filepath.Join(name, "drop", filepath.Base(file))
+				if err != nil {
+					say("rejected %s: %s (the file and a .err are in %s)", rel, oneLine(err.Error()), filepath.Join(name, "rejected"))
+					return
+				}
+				say("took in %s: %s from %s to %s", rel, m.Verb, m.From, m.To)
+			}}
+		w, err := mailbox.Watch(e.root.Inbox(name).Path("new"), mailbox.WatchOptions{})
+		if err != nil {
+			return err
+		}
+		if w.Warning() != "" {
+			fmt.Fprintf(e.stderr, "parley: warning: %s\n", w.Warning())
+		}
+		wg.Add(2)
+		go func() { defer wg.Done(); errs <- in.Run(ctx) }()
+		go func() { defer wg.Done(); defer w.Close(); errs <- e.show(ctx, w, name, say) }()
+	}
+	say("watching %d inboxes and their drop folders; Ctrl-C stops", len(names))
+	var first error
+	go func() { wg.Wait(); close(errs) }()
+	for err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// show prints each message that arrives in name's new/, once.
+func (e *env) show(ctx context.Context, w *mailbox.Watcher, name string, say func(string, ...any)) error {
+	seen := map[string]bool{}
+	for first := true; ; first = false {
+		names, err := w.Next(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			data, err := os.ReadFile(e.root.Inbox(name).Path("new", n))
+			if err != nil {
+				continue // claimed already
+			}
+			m, err := mailbox.Parse(data)
+			switch {
+			case err != nil:
+				say("%s: %s arrived, and is not a valid message: %s", name, n, oneLine(err.Error()))
+			case first:
+				say("%s: waiting: %s from %s: %s", name, m.Verb, m.From, m.Subject)
+			default:
+				say("%s: new: %s from %s: %s", name, m.Verb, m.From, m.Subject)
+			}
+		}
+	}
+}
