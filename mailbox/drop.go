@@ -172,18 +172,21 @@ func (in *Intake) Accept(path string) (*Message, error) {
 
 func (in *Intake) check(path string, data []byte) (*Message, error) {
 	m, err := Parse(data)
-	if err != nil {
-		return m, err
+	if m == nil {
+		return nil, err
 	}
 	if m.To == "" {
 		m.To = in.Agent
 	}
+	if m.From == "" {
+		m.From = in.Human // so that a person whose file is refused is told
+	}
+	if err != nil {
+		return m, err
+	}
 	if m.To != in.Agent {
 		return m, &ParseError{Header: "To", Msg: fmt.Sprintf("is %s, but this drop folder delivers to %s", m.To, in.Agent),
 			Hint: fmt.Sprintf("save the file in %s instead", filepath.Join(in.Root.Dir, m.To, "drop"))}
-	}
-	if m.From == "" {
-		m.From = in.Human
 	}
 	st, err := os.Stat(path)
 	if err != nil {

@@ -41,11 +41,11 @@ func ParseMoney(s string) (Money, error) {
 	if !ok || cur == "" {
 		return Money{}, fmt.Errorf("%w: %q has no currency", ErrMoney, s)
 	}
-	if !isCurrency(cur) {
-		return Money{}, fmt.Errorf("%w: %q is not a currency code (three capital letters such as USD)", ErrMoney, cur)
-	}
 	if err := checkDecimal(num); err != nil {
 		return Money{}, fmt.Errorf("%w: %q %v", ErrMoney, num, err)
+	}
+	if !isCurrency(cur) {
+		return Money{}, fmt.Errorf("%w: %q is not a currency code (three capital letters such as USD)", ErrMoney, cur)
 	}
 	d, err := decimal.NewFromString(num)
 	if err != nil {

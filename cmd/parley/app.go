@@ -32,7 +32,7 @@ var version = "v0.1.0-dev"
 // run it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, hoistFlags(app, args))
 	if err == nil {
 		return exitOK
 	}
@@ -74,6 +74,86 @@ parley ledger verify finds the ledger altered.`,
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
 	}
+}
+
+// hoistFlags moves a command's flags before its arguments, so that
+// "parley inbox human --json" means what it says: urfave/cli v2, like Go's
+// flag package, stops reading flags at the first argument.
+func hoistFlags(app *cli.App, args []string) []string {
+	i := skipFlags(app.Flags, args, 1)
+	if i >= len(args) {
+		return args
+	}
+	cmd := findCommand(app.Commands, args[i])
+	if cmd == nil {
+		return args
+	}
+	for i++; i < len(args); i++ {
+		sub := findCommand(cmd.Subcommands, args[i])
+		if sub == nil {
+			break
+		}
+		cmd = sub
+	}
+	var flags, pos []string
+	rest := args[i:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		switch {
+		case a == "--":
+			pos = append(pos, rest[j+1:]...)
+			j = len(rest)
+		case strings.HasPrefix(a, "-") && a != "-":
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && takesValue(cmd.Flags, a) && j+1 < len(rest) {
+				flags = append(flags, rest[j+1])
+				j++
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	out := append(append([]string(nil), args[:i]...), flags...)
+	if len(pos) > 0 {
+		out = append(append(out, "--"), pos...)
+	}
+	return out
+}
+
+// skipFlags returns the index of the first argument from i that is not a
+// flag of flags (or a flag's value).
+func skipFlags(flags []cli.Flag, args []string, i int) int {
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" && args[i] != "--" {
+		if !strings.Contains(args[i], "=") && takesValue(flags, args[i]) {
+			i++
+		}
+		i++
+	}
+	return i
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// takesValue reports whether the flag arg (such as --root or -n) is one of
+// flags and needs a value.
+func takesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
 }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error {

@@ -184,6 +184,9 @@ func formatEntry(e mailbox.Entry, now time.Time) string {
 	if e.Decision != "" {
 		fmt.Fprintf(&b, "  %s by %s", e.Decision, e.Rule)
 	}
+	if e.Event == mailbox.EventRejected || e.Event == mailbox.EventBounced {
+		fmt.Fprintf(&b, "  %s", e.File)
+	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, "  — %s", oneLine(e.Reason))
 	}

@@ -110,7 +110,7 @@ func (e *env) watch(ctx context.Context, names []string, human string, settle ti
 // show prints each message that arrives in name's new/, once.
 func (e *env) show(ctx context.Context, w *mailbox.Watcher, name string, say func(string, ...any)) error {
 	seen := map[string]bool{}
-	for first := true; ; first = false {
+	for {
 		names, err := w.Next(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -127,14 +127,10 @@ func (e *env) show(ctx context.Context, w *mailbox.Watcher, name string, say fun
 			if err != nil {
 				continue // claimed already
 			}
-			m, err := mailbox.Parse(data)
-			switch {
-			case err != nil:
-				say("%s: %s arrived, and is not a valid message: %s", name, n, oneLine(err.Error()))
-			case first:
-				say("%s: waiting: %s from %s: %s", name, m.Verb, m.From, m.Subject)
-			default:
-				say("%s: new: %s from %s: %s", name, m.Verb, m.From, m.Subject)
+			if m, err := mailbox.Parse(data); err != nil {
+				say("%s ← %s, which is not a valid message: %s", name, n, oneLine(err.Error()))
+			} else {
+				say("%s ← %s from %s: %s", name, m.Verb, m.From, m.Subject)
 			}
 		}
 	}

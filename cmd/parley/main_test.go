@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// The CLI tests are scripts under testdata/script, run as a user would run
+// parley, with the real CLI built into this test binary.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"parley": func() { os.Exit(runMain()) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "../../testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("TZ", "UTC")
+			e.Setenv("EDITOR", "false")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"await": await,
+		},
+	})
+}
+
+// await [N] GLOB waits until GLOB matches at least N files (default 1), for
+// what a background command does: the scripts wait on a result, never for a
+// time.
+func await(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: await [N] GLOB")
+	}
+	want := 1
+	if len(args) == 2 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil {
+			ts.Fatalf("await: %v", err)
+		}
+		want, args = n, args[1:]
+	}
+	pattern := ts.MkAbs(args[0])
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		matches, _ := filepath.Glob(pattern)
+		if len(matches) >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("await: %s matched %d files after 30s, want %d", args[0], len(matches), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
