@@ -1,7 +1,9 @@
 package agents
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -71,4 +73,15 @@ func FuzzParseTeam(f *testing.F) {
 			t.Fatalf("accepted a team whose human %q is not an agent", team.Human)
 		}
 	})
+}
+
+// The default root in the repository holds the team that init writes.
+func TestRepositoryRootHasDefaultTeam(t *testing.T) {
+	data, err := os.ReadFile("../mailboxes/parley.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, DefaultTeam) {
+		t.Error("mailboxes/parley.toml differs from agents/parley.toml: copy one over the other")
+	}
 }
