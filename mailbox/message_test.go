@@ -306,3 +306,37 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestProtocolDocExamples keeps docs/PROTOCOL.md honest: every example
+// message in it is valid and canonical, and every verb has one.
+func TestProtocolDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```text\n")
+	seen := map[Verb]bool{}
+	for _, b := range blocks[1:] {
+		text := b[:strings.Index(b, "```")]
+		if !strings.HasPrefix(text, "Parley:") {
+			continue
+		}
+		m, err := Parse([]byte(text))
+		if err == nil {
+			err = m.Validate()
+		}
+		if err != nil {
+			t.Errorf("example in PROTOCOL.md: %v\n%s", err, text)
+			continue
+		}
+		if got := string(m.Marshal()); got != text {
+			t.Errorf("example in PROTOCOL.md is not canonical:\n%s\nwant\n%s", text, got)
+		}
+		seen[m.Verb] = true
+	}
+	for _, v := range Verbs {
+		if !seen[v] {
+			t.Errorf("PROTOCOL.md has no example of %s", v)
+		}
+	}
+}
