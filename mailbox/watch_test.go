@@ -134,8 +134,8 @@ func consume(ctx context.Context, t *testing.T, r *Root, agent string, got chan<
 
 // TestWritersIntoNew puts messages into new/ the ways other programs do —
 // parley's own delivery, cp, a program that writes in place slowly (a mail
-// delivery agent that skips tmp/), sed -i — and checks each is claimed
-// whole, exactly once.
+// delivery agent that skips tmp/), sed -i, and a standard Maildir delivery
+// agent (Python's mailbox) — and checks each is claimed whole, exactly once.
 func TestWritersIntoNew(t *testing.T) {
 	r := newRoot(t, "procurement", "vendor-b")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -219,6 +219,18 @@ func TestWritersIntoNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	await("sed")
+
+	// A standard delivery agent: Python's mailbox module writes into tmp/
+	// and renames into new/, as the Maildir spec says.
+	mda := filepath.Join(t.TempDir(), "mda.msg")
+	if err := os.WriteFile(mda, msg("mda"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := "import mailbox, sys; mailbox.Maildir(sys.argv[1], create=False).add(open(sys.argv[2], 'rb').read())"
+	if out, err := exec.Command("python3", "-c", script, r.Inbox("procurement").Dir, mda).CombinedOutput(); err != nil {
+		t.Fatalf("python3 mailbox: %v %s", err, out)
+	}
+	await("mda")
 
 	if rej := files(t, r.Inbox("procurement").Path("rejected")); len(rej) != 0 {
 		t.Errorf("rejected/ holds %v: something was read half-written", rej)
