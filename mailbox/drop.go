@@ -102,20 +102,11 @@ func (in *Intake) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.Close()
-	for {
-		names, err := w.Next(ctx)
-		if ctx.Err() != nil {
-			return nil
+	return w.Each(ctx, func(name string) {
+		if wait := in.consider(filepath.Join(dir, name)); wait > 0 {
+			w.Again(name, wait)
 		}
-		if err != nil {
-			return err
-		}
-		for _, name := range names {
-			if wait := in.consider(filepath.Join(dir, name)); wait > 0 {
-				w.Again(name, wait)
-			}
-		}
-	}
+	})
 }
 
 // consider takes in the file at path if it is ready, and otherwise says how

@@ -223,6 +223,23 @@ func (w *Watcher) Next(ctx context.Context) ([]string, error) {
 	}
 }
 
+// Each calls fn with every name reported, in order, until ctx ends (which
+// is not an error) or the watch fails.
+func (w *Watcher) Each(ctx context.Context, fn func(name string)) error {
+	for {
+		names, err := w.Next(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			fn(n)
+		}
+	}
+}
+
 // Again reports name again after d: for a file that was not ready yet.
 func (w *Watcher) Again(name string, d time.Duration) {
 	time.AfterFunc(d, func() {

@@ -290,6 +290,22 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// withRoot is a command's action that checks the number of arguments
+// (max -1: any number) and opens the root before fn runs.
+func withRoot(min, max int, what string, fn func(c *cli.Context, e *env) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := needArgs(c, min, max, what); err != nil {
+			return err
+		}
+		e, err := open(c)
+		if err != nil {
+			return err
+		}
+		defer e.close()
+		return fn(c, e)
+	}
+}
+
 // needArgs checks the number of arguments.
 func needArgs(c *cli.Context, min, max int, what string) error {
 	if n := c.NArg(); n < min || (max >= 0 && n > max) {

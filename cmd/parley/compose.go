@@ -32,15 +32,7 @@ Example:
 			&cli.StringFlag{Name: "reply-to", Usage: "the Message-ID this answers (the thread follows from it)"},
 			&cli.BoolFlag{Name: "json", Usage: "print what was sent as JSON"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
-				return err
-			}
-			e, err := open(c)
-			if err != nil {
-				return err
-			}
-			defer e.close()
+		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
 			if err := e.agent(c.String("from")); err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}
@@ -78,7 +70,7 @@ Example:
 			}
 			os.Remove(path) // delivered: the message lives in the inbox now
 			return e.printSent(c.Bool("json"), m, file)
-		},
+		}),
 	}
 }
 

@@ -27,15 +27,7 @@ Example:
 			&cli.BoolFlag{Name: "new", Usage: "only messages still waiting"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object a message"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "one agent NAME"); err != nil {
-				return err
-			}
-			e, err := open(c)
-			if err != nil {
-				return err
-			}
-			defer e.close()
+		Action: withRoot(1, 1, "one agent NAME", func(c *cli.Context, e *env) error {
 			name := c.Args().First()
 			if err := e.agent(name); err != nil {
 				return err
@@ -62,7 +54,7 @@ Example:
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.State, age(e.now().Sub(r.Date)), r.Verb, r.From, r.Subject)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 

@@ -37,17 +37,12 @@ Example:
 			&cli.StringFlag{Name: "from", Usage: "the sender, when the message has no From header"},
 			&cli.BoolFlag{Name: "json", Usage: "print what was sent as JSON"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "one FILE, or - for standard input"); err != nil {
-				return err
-			}
-			e, err := open(c)
-			if err != nil {
-				return err
-			}
-			defer e.close()
+		Action: withRoot(1, 1, "one FILE, or - for standard input", func(c *cli.Context, e *env) error {
 			name := c.Args().First()
-			var data []byte
+			var (
+				data []byte
+				err  error
+			)
 			if name == "-" {
 				data, err = io.ReadAll(e.stdin)
 				name = "standard input"
@@ -62,7 +57,7 @@ Example:
 				return err
 			}
 			return e.printSent(c.Bool("json"), m, file)
-		},
+		}),
 	}
 }
 

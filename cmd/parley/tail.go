@@ -37,15 +37,7 @@ Example:
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new entries"},
 			&cli.BoolFlag{Name: "json", Usage: "print the ledger's own JSON lines"},
 		},
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
-				return err
-			}
-			e, err := open(c)
-			if err != nil {
-				return err
-			}
-			defer e.close()
+		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
 			path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
 			f, err := os.Open(path)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -63,7 +55,7 @@ Example:
 				return nil
 			}
 			return t.follow(c.Context, f)
-		},
+		}),
 	}
 }
 

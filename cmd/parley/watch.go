@@ -110,28 +110,19 @@ func (e *env) watch(ctx context.Context, names []string, human string, settle ti
 // show prints each message that arrives in name's new/, once.
 func (e *env) show(ctx context.Context, w *mailbox.Watcher, name string, say func(string, ...any)) error {
 	seen := map[string]bool{}
-	for {
-		names, err := w.Next(ctx)
-		if ctx.Err() != nil {
-			return nil
+	return w.Each(ctx, func(n string) {
+		if seen[n] {
+			return
 		}
+		seen[n] = true
+		data, err := os.ReadFile(e.root.Inbox(name).Path("new", n))
 		if err != nil {
-			return err
+			return // claimed already
 		}
-		for _, n := range names {
-			if seen[n] {
-				continue
-			}
-			seen[n] = true
-			data, err := os.ReadFile(e.root.Inbox(name).Path("new", n))
-			if err != nil {
-				continue // claimed already
-			}
-			if m, err := mailbox.Parse(data); err != nil {
-				say("%s ← %s, which is not a valid message: %s", name, n, oneLine(err.Error()))
-			} else {
-				say("%s ← %s from %s: %s", name, m.Verb, m.From, m.Subject)
-			}
+		if m, err := mailbox.Parse(data); err != nil {
+			say("%s ← %s, which is not a valid message: %s", name, n, oneLine(err.Error()))
+		} else {
+			say("%s ← %s from %s: %s", name, m.Verb, m.From, m.Subject)
 		}
-	}
+	})
 }
