@@ -66,18 +66,12 @@ func MessageEntry(agent, event string, m *Message) Entry {
 		money = m.UnitPrice.Times(max(m.Quantity, 1))
 	}
 	if !money.IsZero() {
-		e.Amount, e.Currency, _ = cutMoney(money)
+		e.Amount, e.Currency = money.Decimal(), money.Currency
 	}
 	if !m.Expires.IsZero() {
 		e.Expires = m.Expires.Format(time.RFC3339)
 	}
 	return e
-}
-
-func cutMoney(m Money) (amount, currency string, ok bool) {
-	s := m.String()
-	i := bytes.LastIndexByte([]byte(s), ' ')
-	return s[:i], s[i+1:], true
 }
 
 // genesis is the prev of the first entry.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -514,23 +513,4 @@ func (m *Message) Get(name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// HeaderNames lists the protocol's headers in canonical order.
-func HeaderNames() []string {
-	names := make([]string, len(fields))
-	for i := range fields {
-		names[i] = fields[i].name
-	}
-	return names
-}
-
-// SortByDate orders messages oldest first, by Date then Message-ID.
-func SortByDate(ms []*Message) {
-	sort.SliceStable(ms, func(i, j int) bool {
-		if !ms[i].Date.Equal(ms[j].Date) {
-			return ms[i].Date.Before(ms[j].Date)
-		}
-		return ms[i].ID < ms[j].ID
-	})
 }

@@ -101,12 +101,18 @@ func checkDecimal(s string) error {
 // IsZero reports whether m is absent (no currency).
 func (m Money) IsZero() bool { return m.Currency == "" }
 
-// String writes m canonically: at least the currency's minor digits, no
-// trailing zeros beyond them, then the code: "4.80 USD", "1200 JPY".
+// String writes m canonically: the number (see Decimal), a space and the
+// code: "4.80 USD", "1200 JPY".
 func (m Money) String() string {
 	if m.IsZero() {
 		return ""
 	}
+	return m.Decimal() + " " + m.Currency
+}
+
+// Decimal writes the amount alone, with at least the currency's minor
+// digits and no trailing zeros beyond them: "4.80", "4.805", "1200".
+func (m Money) Decimal() string {
 	places, ok := minorUnits[m.Currency]
 	if !ok {
 		places = 2
@@ -114,7 +120,7 @@ func (m Money) String() string {
 	if exp := -m.Amount.Normalize().Exponent(); exp > places {
 		places = exp
 	}
-	return m.Amount.StringFixed(places) + " " + m.Currency
+	return m.Amount.StringFixed(places)
 }
 
 // Cmp compares two amounts of one currency; it is an error to compare across

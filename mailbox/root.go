@@ -233,9 +233,6 @@ func (r *Root) Reject(agent, path string, m *Message, reason error) error {
 		return err
 	}
 	e := MessageEntry(agent, EventRejected, m)
-	if m == nil {
-		e = Entry{Agent: agent, Event: EventRejected}
-	}
 	e.File, e.Reason = filepath.Join(agent, "rejected", filepath.Base(dst)), reason.Error()
 	if err := r.record(e); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -106,7 +107,7 @@ func (w *Watcher) loop() {
 				return
 			}
 			if ev.Has(fsnotify.Create) {
-				w.add(baseOf(ev.Name))
+				w.add(filepath.Base(ev.Name))
 			}
 		case err, ok := <-errs:
 			if !ok {
@@ -120,15 +121,6 @@ func (w *Watcher) loop() {
 			w.rescan()
 		}
 	}
-}
-
-func baseOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[i+1:]
-		}
-	}
-	return path
 }
 
 func (w *Watcher) rescan() {
