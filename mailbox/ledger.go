@@ -43,12 +43,17 @@ type Entry struct {
 	Verb      string    `json:"verb,omitempty"`
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
+	Item      string    `json:"item,omitempty"`
+	Quantity  int64     `json:"quantity,omitempty"`
 	Amount    string    `json:"amount,omitempty"`
 	Currency  string    `json:"currency,omitempty"`
 	Expires   string    `json:"expires,omitempty"`
 	Decision  string    `json:"decision,omitempty"`
 	Rule      string    `json:"rule,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	Policy    string    `json:"policy,omitempty"` // hash of the policy file that decided
+	Key       string    `json:"key,omitempty"`    // an action's idempotency key
+	Tokens    int64     `json:"tokens,omitempty"` // model tokens spent
 	File      string    `json:"file,omitempty"`
 	Prev      string    `json:"prev"`
 	Hash      string    `json:"hash,omitempty"`
@@ -61,11 +66,8 @@ func MessageEntry(agent, event string, m *Message) Entry {
 		return e
 	}
 	e.Thread, e.MsgID, e.InReplyTo, e.Verb, e.From, e.To = m.Thread, m.ID, m.InReplyTo, string(m.Verb), m.From, m.To
-	money := m.Amount
-	if money.IsZero() && !m.UnitPrice.IsZero() {
-		money = m.UnitPrice.Times(max(m.Quantity, 1))
-	}
-	if !money.IsZero() {
+	e.Item, e.Quantity = m.Item, m.Quantity
+	if money := m.Total(); !money.IsZero() {
 		e.Amount, e.Currency = money.Decimal(), money.Currency
 	}
 	if !m.Expires.IsZero() {
@@ -104,6 +106,7 @@ type Ledger struct {
 	size     int64
 	lastSeq  uint64
 	lastHash string
+	readOff  int64 // how far Transact has read
 }
 
 // OpenLedger opens (creating) the ledger at path, and sets aside a torn
@@ -145,6 +148,36 @@ func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
 	// Sync after unlocking, so that other processes append meanwhile; each
 	// caller is answered only after its own lines are durable. (RELIABILITY.md
 	// 13: about 11,000 lines/s from four processes, against 7,000 from one.)
+	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+		return nil, fmt.Errorf("sync ledger: %w", err)
+	}
+	return out, nil
+}
+
+// Transact runs fn under the ledger's exclusive lock with the entries
+// appended since this Ledger last read (all of them, the first time), and
+// appends what fn returns in the same locked section: a decision made from
+// what the ledger says is recorded before any other process can append.
+// The appended entries are returned, and are also among the next call's.
+func (l *Ledger) Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, error) {
+	var out []Entry
+	err := l.locked(func() error {
+		var news []Entry
+		sr := io.NewSectionReader(l.f, l.readOff, l.size-l.readOff)
+		if err := ReadEntries(sr, func(_ int, e Entry) error { news = append(news, e); return nil }); err != nil {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		l.readOff = l.size
+		add, err := fn(news)
+		if err != nil || len(add) == 0 {
+			return err
+		}
+		out, err = l.write(add)
+		return err
+	})
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
 	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
 		return nil, fmt.Errorf("sync ledger: %w", err)
 	}

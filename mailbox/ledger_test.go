@@ -298,3 +298,36 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestTransactSeesEveryEntryOnce(t *testing.T) {
+	path, _ := writeLedger(t, 3)
+	a, err := OpenLedger(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenLedger(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var seen []uint64
+	record := func(news []Entry) ([]Entry, error) {
+		for _, e := range news {
+			seen = append(seen, e.Seq)
+		}
+		return []Entry{{Agent: "a", Event: "decision"}}, nil
+	}
+	if _, err := a.Transact(record); err != nil { // sees 1-3, writes 4
+		t.Fatal(err)
+	}
+	if _, err := b.Append(Entry{Agent: "b", Event: "delivered"}); err != nil { // 5, by another writer
+		t.Fatal(err)
+	}
+	if _, err := a.Transact(record); err != nil { // sees 4 and 5, writes 6
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(seen), "[1 2 3 4 5]"; got != want {
+		t.Errorf("Transact saw seq %s, want %s", got, want)
+	}
+}

@@ -514,3 +514,12 @@ func (m *Message) Get(name string) (string, bool) {
 	}
 	return "", false
 }
+
+// Total is the money the message is about: Amount, or else Quantity ×
+// Unit-Price (one unit when there is no Quantity); zero when it names none.
+func (m *Message) Total() Money {
+	if !m.Amount.IsZero() || m.UnitPrice.IsZero() {
+		return m.Amount
+	}
+	return m.UnitPrice.Times(max(m.Quantity, 1))
+}

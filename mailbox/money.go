@@ -36,13 +36,13 @@ var ErrMoney = errors.New("not an amount")
 // ParseMoney reads an amount written as "4.80 USD": a plain decimal number
 // (no exponent, no thousands separators), one space, and an ISO 4217 code.
 func ParseMoney(s string) (Money, error) {
-	num, cur, ok := strings.Cut(strings.TrimSpace(s), " ")
+	num, cur, _ := strings.Cut(strings.TrimSpace(s), " ")
 	cur = strings.TrimSpace(cur)
-	if !ok || cur == "" {
-		return Money{}, fmt.Errorf("%w: %q has no currency", ErrMoney, s)
-	}
 	if err := checkDecimal(num); err != nil {
 		return Money{}, fmt.Errorf("%w: %q %v", ErrMoney, num, err)
+	}
+	if cur == "" {
+		return Money{}, fmt.Errorf("%w: %q has no currency", ErrMoney, s)
 	}
 	if !isCurrency(cur) {
 		return Money{}, fmt.Errorf("%w: %q is not a currency code (three capital letters such as USD)", ErrMoney, cur)

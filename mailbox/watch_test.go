@@ -319,7 +319,7 @@ func TestDropFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(drop, "bad"), []byte("From: procurement\nVerb: APPROVED\nAmount: lots\n\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	await(`bad: line 3: Amount: "lots" is not an amount: "lots" has no currency`)
+	await(`bad: line 3: Amount: "lots" is not an amount: "lots" is not a plain decimal number`)
 
 	inbox := r.Inbox("finance")
 	names, _ := inbox.Pending()

@@ -2,19 +2,30 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 
-	"github.com/BurntSushi/toml"
+	"github.com/parley-dev/parley/internal/tomlfile"
 )
 
-func TestDefaultIsTOML(t *testing.T) {
-	var v map[string]any
-	if _, err := toml.Decode(string(Default), &v); err != nil {
-		t.Fatalf("the default policy is not valid TOML: %v", err)
+func TestDefaultPolicy(t *testing.T) {
+	p, err := Parse("policy.toml", Default)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if v["version"] != int64(1) || v["currency"] != "USD" {
-		t.Errorf("version %v currency %v, want 1 and USD", v["version"], v["currency"])
+	if got, want := p.Limits.PerTransaction.String(), "5000.00 USD"; got != want {
+		t.Errorf("per_transaction = %s, want %s", got, want)
+	}
+	if got, want := p.Human.ApprovalOver.String(), "2500.00 USD"; got != want {
+		t.Errorf("approval_over = %s, want %s", got, want)
+	}
+	if len(p.Hash) != 64 {
+		t.Errorf("Hash = %q, want a SHA-256", p.Hash)
+	}
+	if !strings.Contains(p.Summary(), "human sign-off:       human above 2500.00 USD") {
+		t.Errorf("Summary:\n%s", p.Summary())
 	}
 }
 
@@ -27,4 +38,66 @@ func TestRepositoryRootHasDefaultPolicy(t *testing.T) {
 	if !bytes.Equal(data, Default) {
 		t.Error("mailboxes/policy.toml differs from policy/policy.toml: copy one over the other")
 	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := string(Default)
+	edit := func(old, new string) string {
+		if !strings.Contains(base, old) {
+			t.Fatalf("the default policy has no %q", old)
+		}
+		return strings.Replace(base, old, new, 1)
+	}
+	tests := []struct {
+		name, in, want, hint string
+	}{
+		{"unknown key", edit(`[limits]`, "[limits]\nper_transation = \"1.00 USD\""), `policy.toml:16: unknown key "limits.per_transation"`, "remove it"},
+		{"wrong type", edit(`max_errors = 10`, `max_errors = "ten"`), `policy.toml:75: breaker.max_errors: incompatible types`, ""},
+		{"negative", edit(`per_transaction = "5000.00 USD"`, `per_transaction = "-5.00 USD"`), `policy.toml:16: per_transaction is negative`, "limits are amounts"},
+		{"other currency", edit(`amount = "20000.00 USD"`, `amount = "20000.00 EUR"`), `policy.toml:22: amount is in EUR, but the policy's currency is USD`, "parley converts nothing"},
+		{"not money", edit(`approval_over = "2500.00 USD"`, `approval_over = "lots"`), `policy.toml:27: not an amount: "lots" is not a plain decimal number`, ""},
+		{"version", edit(`version = 1`, `version = 2`), `policy.toml:12: version is 2; this parley reads policies of version 1`, "version = 1"},
+		{"missing cap", edit(`per_transaction = "5000.00 USD"`, ``), `policy.toml: per_transaction is missing`, `per_transaction = "2500.00 USD"`},
+		{"bad verb", edit(`verbs = ["REQUEST", "NOTIFY"]`, `verbs = ["REQUEST", "BUY"]`), `policy.toml:35: allow rule 1: "BUY" is not a verb`, "verbs are"},
+		{"bad glob", edit(`from = "vendor-*"`, `from = "vendor-["`), `policy.toml:44: allow rule 3: "vendor-[" is not a glob`, ""},
+		{"duration", edit(`window = "5m"`, `window = "five minutes"`), `policy.toml:76: "five minutes" is not a duration`, ""},
+		{"negative count", edit(`max_hops = 40`, `max_hops = -1`), `policy.toml:68: max_hops is negative`, "0 turns the limit off"},
+		{"period", edit(`period = "month"`, `period = "fortnight"`), `policy.toml:21: budget period "fortnight" is not day or month`, ""},
+		{"syntax", edit(`[budget]`, `[budget`), `policy.toml:20: `, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("policy.toml", []byte(tt.in))
+			var te *tomlfile.Error
+			if !errors.As(err, &te) {
+				t.Fatalf("Parse err = %v, want a *tomlfile.Error", err)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Parse err =\n  %s\nwant it to start with\n  %s", err, tt.want)
+			}
+			if !strings.Contains(te.Hint, tt.hint) {
+				t.Errorf("hint %q does not say %q", te.Hint, tt.hint)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(Default)
+	f.Add([]byte("version = 1\ncurrency = \"USD\"\n[limits]\nper_transaction = \"1 USD\"\n[human]\nagent = \"h\"\napproval_over = \"1 USD\"\n"))
+	f.Add([]byte("[[allow]]\nfrom = \"[\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("policy.toml", data)
+		if err != nil {
+			var te *tomlfile.Error
+			if !errors.As(err, &te) {
+				t.Fatalf("error %v is not a *tomlfile.Error", err)
+			}
+			return
+		}
+		if p.Limits.PerTransaction.Currency != p.Currency || p.Limits.PerTransaction.Amount.IsNegative() {
+			t.Fatalf("accepted per_transaction %s in a %s policy", p.Limits.PerTransaction, p.Currency)
+		}
+		p.Summary()
+	})
 }

@@ -1,0 +1,256 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+)
+
+// PausedFile is the file whose presence in a root pauses every agent.
+const PausedFile = "PAUSED"
+
+// Engine decides actions for the agents of one root: it reads the policy
+// (again whenever the file changes, so agents need no restart), keeps the
+// state in step with the ledger, and records every decision there.
+type Engine struct {
+	root  *mailbox.Root
+	path  string
+	state *State
+
+	pol     *Policy
+	loadErr error
+	stamp   string // size and mtime of the policy file as loaded
+}
+
+// NewEngine returns the engine for a root, reading ROOT/policy.toml.
+func NewEngine(root *mailbox.Root) *Engine {
+	return &Engine{root: root, path: filepath.Join(root.Dir, File), state: NewState()}
+}
+
+// Policy returns the policy in force, or why there is none.
+func (e *Engine) Policy() (*Policy, error) {
+	st, err := os.Stat(e.path)
+	if err != nil {
+		e.pol, e.loadErr, e.stamp = nil, fmt.Errorf("read policy: %w", err), ""
+		return nil, e.loadErr
+	}
+	stamp := fmt.Sprint(st.Size(), st.ModTime().UnixNano())
+	if stamp != e.stamp {
+		e.pol, e.loadErr = Load(e.path)
+		e.stamp = stamp
+	}
+	return e.pol, e.loadErr
+}
+
+// Paused says why the root is paused, if it is.
+func (e *Engine) Paused() (string, bool) {
+	data, err := os.ReadFile(filepath.Join(e.root.Dir, PausedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false
+	}
+	return strings.TrimSpace(string(data)), true
+}
+
+// Decide decides an action, records the decision in the ledger and returns
+// it. The decision and what it rests on are one locked ledger transaction:
+// two processes spending the last of a budget at once cannot both succeed.
+// A message decided before (same Message-ID) and allowed gets the same
+// answer, and nothing new is recorded: a retried action is not counted
+// twice. When denials and errors trip the circuit breaker, the root is
+// paused in the same transaction.
+func (e *Engine) Decide(a Action) (Decision, error) {
+	var d Decision
+	now := e.root.Now()
+	_, err := e.transact(func(p *Policy, perr error) ([]mailbox.Entry, error) {
+		if prev, ok := e.state.Decided(a.Message.ID); ok && prev.Outcome == Allow && a.Message.ID != "" {
+			d = prev
+			return nil, nil
+		}
+		var out []mailbox.Entry
+		trip := func(n int, last string) error {
+			if p == nil || p.Breaker.MaxErrors == 0 || n < p.Breaker.MaxErrors {
+				return nil
+			}
+			if _, paused := e.Paused(); paused {
+				return nil
+			}
+			why := fmt.Sprintf("%d errors or denials within %v (the last: %s)", n, p.Breaker.Window.Duration, last)
+			out = append(out, mailbox.Entry{Time: now, Agent: a.Agent, Event: EventPaused, Rule: "breaker", Reason: why})
+			return e.writePaused(a.Agent, now, why)
+		}
+		trouble := 0
+		if p != nil {
+			trouble = e.state.Trouble(p, now)
+			if err := trip(trouble, "earlier errors"); err != nil { // errors recorded since the last decision
+				return nil, err
+			}
+		}
+		d = e.judge(p, perr, a, now)
+		entry := mailbox.MessageEntry(a.Agent, EventDecision, a.Message)
+		entry.Time, entry.Decision, entry.Rule, entry.Reason, entry.Policy, entry.Key = now, string(d.Outcome), d.Rule, d.Reason, d.Policy, a.Message.ID
+		out = append([]mailbox.Entry{entry}, out...)
+		if d.Outcome == Deny {
+			if err := trip(trouble+1, d.Rule+": "+d.Reason); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	})
+	return d, err
+}
+
+// Explain decides an action as Decide would, and records nothing.
+func (e *Engine) Explain(a Action) (Decision, error) {
+	var d Decision
+	_, err := e.transact(func(p *Policy, perr error) ([]mailbox.Entry, error) {
+		d = e.judge(p, perr, a, e.root.Now())
+		return nil, nil
+	})
+	return d, err
+}
+
+func (e *Engine) judge(p *Policy, perr error, a Action, now time.Time) Decision {
+	if perr != nil {
+		// While the policy cannot be read, nothing is allowed (RELIABILITY.md 16).
+		return Decision{Outcome: Deny, Rule: "policy", Reason: "the policy cannot be read: " + perr.Error()}
+	}
+	if why, paused := e.Paused(); paused {
+		return Decision{Outcome: Deny, Rule: "breaker.paused", Reason: "parley is paused: " + firstLine(why), Policy: p.Hash}
+	}
+	return e.state.Evaluate(p, a, now)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// transact brings the state up to date under the ledger's lock and runs fn
+// with the policy in force, appending what it returns.
+func (e *Engine) transact(fn func(p *Policy, perr error) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
+	l, err := e.root.Ledger()
+	if err != nil {
+		return nil, err
+	}
+	return l.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
+		for _, n := range news {
+			e.state.Apply(n)
+		}
+		p, perr := e.Policy()
+		return fn(p, perr)
+	})
+}
+
+// State brings the state up to date with the ledger and returns it, with
+// the policy in force.
+func (e *Engine) State() (*State, *Policy, error) {
+	var p *Policy
+	var perr error
+	_, err := e.transact(func(pol *Policy, err error) ([]mailbox.Entry, error) {
+		p, perr = pol, err
+		return nil, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.state, p, perr
+}
+
+// Release records that the money an approval holds on thread is no longer
+// needed: the deal fell through. It is idempotent.
+func (e *Engine) Release(agent, thread, reason string) error {
+	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
+		if _, held := e.state.approvals[thread]; !held {
+			return nil, nil
+		}
+		return []mailbox.Entry{{Time: e.root.Now(), Agent: agent, Event: EventReleased, Thread: thread, Reason: reason}}, nil
+	})
+	return err
+}
+
+// Pause writes ROOT/PAUSED (who, when, why) and records it: no agent takes
+// any action until Resume. Messages keep arriving and wait.
+func (e *Engine) Pause(who, reason string) error {
+	now := e.root.Now()
+	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
+		if err := e.writePaused(who, now, reason); err != nil {
+			return nil, err
+		}
+		return []mailbox.Entry{{Time: now, Agent: who, Event: EventPaused, Rule: "manual", Reason: reason}}, nil
+	})
+	return err
+}
+
+func (e *Engine) writePaused(who string, now time.Time, why string) error {
+	text := fmt.Sprintf("paused by %s at %s: %s\nparley resume lifts it.\n", who, now.UTC().Format(time.RFC3339), why)
+	path := filepath.Join(e.root.Dir, PausedFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	return nil
+}
+
+// ErrNotPaused is returned by Resume when there is nothing to resume.
+var ErrNotPaused = errors.New("parley is not paused")
+
+// Resume removes ROOT/PAUSED and records it; the breaker counts afresh.
+func (e *Engine) Resume(who, reason string) error {
+	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
+		err := os.Remove(filepath.Join(e.root.Dir, PausedFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, ErrNotPaused
+		}
+		if err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		return []mailbox.Entry{{Time: e.root.Now(), Agent: who, Event: EventResumed, Reason: reason}}, nil
+	})
+	return err
+}
+
+// Escalation is the ESCALATE to the human that an escalate decision calls
+// for: what is asked, why, and how to answer. The policy orders it, so it
+// needs no permission of its own.
+func Escalation(p *Policy, a Action, d Decision, now time.Time) *mailbox.Message {
+	m := a.Message
+	ask := fmt.Sprintf("%s wants to send %s %s", a.Agent, m.To, m.Verb)
+	if total := m.Total(); !total.IsZero() {
+		ask += " for " + total.String()
+	}
+	if m.Item != "" {
+		ask += fmt.Sprintf(" (%d %s)", m.Quantity, m.Item)
+	}
+	body := fmt.Sprintf(`%s.
+
+Why you are asked: %s (rule %s).
+
+Answer on thread %s with an APPROVED (with the Amount you allow) or a DENIED,
+to %s:
+  parley approve %s
+  parley deny %s --reason "..."
+or write the message in an editor: parley compose --to %s --verb APPROVED --reply-to '%s'
+`, ask, d.Reason, d.Rule, m.Thread, a.Agent, m.Thread, m.Thread, a.Agent, m.ID)
+	if p.Human.DecisionTimeout.Duration > 0 {
+		body += fmt.Sprintf("\nWithout an answer by %s, the answer is: %s.\n", now.Add(p.Human.DecisionTimeout.Duration).UTC().Format(time.RFC3339), p.Human.OnTimeout)
+	}
+	e := &mailbox.Message{
+		Version: mailbox.Version, ID: mailbox.NewMessageID(now, a.Agent), Date: now,
+		From: a.Agent, To: p.Human.Agent, Thread: m.Thread, InReplyTo: m.ID,
+		Verb: mailbox.Escalate, Item: m.Item, Quantity: m.Quantity, Amount: m.Total(),
+		Subject: "ESCALATE: " + ask + "?", Body: body,
+	}
+	if p.Human.DecisionTimeout.Duration > 0 {
+		e.Expires = now.Add(p.Human.DecisionTimeout.Duration)
+	}
+	return e
+}
