@@ -68,7 +68,7 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 	var d Decision
 	now := e.root.Now()
 	_, err := e.transact(func(p *Policy, perr error) ([]mailbox.Entry, error) {
-		if prev, ok := e.state.Decided(a.Message.ID); ok && prev.Outcome == Allow && a.Message.ID != "" {
+		if prev, ok := e.state.Decided(a); ok && prev.Outcome == Allow {
 			d = prev
 			return nil, nil
 		}

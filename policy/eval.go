@@ -56,7 +56,20 @@ type State struct {
 	threads    map[string]*thread
 	sent       map[string][]time.Time // agent: recent sends, for the rate limit
 	trouble    []time.Time            // errors and denials since the last resume
-	decided    map[string]Decision    // message id: the last decision about it
+	decided    map[string]decided     // message id: the last decision about it
+}
+
+// decided is a recorded decision and what it was about: a retried action
+// gets the same answer only if it is the same action.
+type decided struct {
+	Decision
+	what string
+}
+
+// fingerprint says what an action is, for telling a retry from a replay
+// under a reused Message-ID.
+func fingerprint(agent, to, verb, thread, amount string) string {
+	return strings.Join([]string{agent, to, verb, thread, amount}, "|")
 }
 
 type approval struct {
@@ -87,7 +100,7 @@ func NewState() *State {
 		agentDay: map[string]decimal.Decimal{}, agentMonth: map[string]decimal.Decimal{},
 		paid: map[string]decimal.Decimal{}, itemDay: map[string]decimal.Decimal{},
 		approvals: map[string]approval{}, threads: map[string]*thread{},
-		sent: map[string][]time.Time{}, decided: map[string]Decision{},
+		sent: map[string][]time.Time{}, decided: map[string]decided{},
 	}
 }
 
@@ -138,7 +151,7 @@ func (s *State) Apply(e mailbox.Entry) {
 	case EventDecision:
 		d := Decision{Outcome: Outcome(e.Decision), Rule: e.Rule, Reason: e.Reason, Policy: e.Policy}
 		if e.MsgID != "" {
-			s.decided[e.MsgID] = d
+			s.decided[e.MsgID] = decided{d, fingerprint(e.Agent, e.To, e.Verb, e.Thread, e.Amount)}
 		}
 		t := s.thread(e.Thread)
 		switch d.Outcome {
@@ -246,8 +259,8 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 		if total.Currency != p.Currency {
 			return deny("currency", "%s is not in %s, the policy's currency", total, p.Currency)
 		}
-		if total.Amount.Sign() <= 0 && isMoney(m.Verb) {
-			return deny("amount", "%s is not an amount that can be spent", total)
+		if total.Amount.IsNegative() || (total.Amount.IsZero() && isMoney(m.Verb)) {
+			return deny("amount", "%s is not an amount that can be spent or asked", total)
 		}
 	}
 	if !isMoney(m.Verb) {
@@ -388,10 +401,19 @@ func (s *State) Trouble(p *Policy, now time.Time) int {
 	return n
 }
 
-// Decided returns the decision already recorded about a message id.
-func (s *State) Decided(msgID string) (Decision, bool) {
-	d, ok := s.decided[msgID]
-	return d, ok
+// Decided returns the decision already recorded about this very action
+// (the same Message-ID, sender, recipient, verb, thread and amount).
+func (s *State) Decided(a Action) (Decision, bool) {
+	m := a.Message
+	d, ok := s.decided[m.ID]
+	if !ok || m.ID == "" {
+		return Decision{}, false
+	}
+	amount := ""
+	if t := m.Total(); !t.IsZero() {
+		amount = t.Decimal()
+	}
+	return d.Decision, d.what == fingerprint(a.Agent, m.To, string(m.Verb), m.Thread, amount)
 }
 
 // Overdue lists the threads whose escalation has waited longer than the

@@ -39,7 +39,7 @@ func delivered(m *mailbox.Message, at time.Time) mailbox.Entry {
 	return e
 }
 
-func decided(m *mailbox.Message, o Outcome, rule string, at time.Time) mailbox.Entry {
+func decisionEntry(m *mailbox.Message, o Outcome, rule string, at time.Time) mailbox.Entry {
 	e := mailbox.MessageEntry(m.From, EventDecision, m)
 	e.Time, e.Decision, e.Rule = at, string(o), rule
 	return e
@@ -48,17 +48,17 @@ func decided(m *mailbox.Message, o Outcome, rule string, at time.Time) mailbox.E
 // approvedOn is finance's allowed approval of amount on thread, at.
 func approvedOn(thread, amount string, at time.Time) []mailbox.Entry {
 	m := msg("finance", "procurement", mailbox.Approved, thread, amount)
-	return []mailbox.Entry{decided(m, Allow, "allow.4", at), delivered(m, at)}
+	return []mailbox.Entry{decisionEntry(m, Allow, "allow.4", at), delivered(m, at)}
 }
 
 func orderedOn(thread, to, amount string, at time.Time) []mailbox.Entry {
 	m := msg("procurement", to, mailbox.Order, thread, amount)
-	return []mailbox.Entry{decided(m, Allow, "allow.2", at), delivered(m, at)}
+	return []mailbox.Entry{decisionEntry(m, Allow, "allow.2", at), delivered(m, at)}
 }
 
 func paidOn(thread, amount string, at time.Time) []mailbox.Entry {
 	m := msg("finance", "vendor-b", mailbox.Paid, thread, amount)
-	return []mailbox.Entry{decided(m, Allow, "allow.4", at), delivered(m, at)}
+	return []mailbox.Entry{decisionEntry(m, Allow, "allow.4", at), delivered(m, at)}
 }
 
 func many(n int, f func(i int) []mailbox.Entry) []mailbox.Entry {
@@ -109,10 +109,10 @@ func TestRules(t *testing.T) {
 			return []mailbox.Entry{delivered(msg("procurement", "vendor-b", mailbox.Request, "loop", ""), now.Add(-hour))}
 		}), "procurement", msg("procurement", "vendor-b", mailbox.Request, "loop", ""), Escalate, "fuses.max_hops", "already has 40 messages"},
 		{"a stopped thread may still tell the human", join(
-			[]mailbox.Entry{decided(msg("procurement", "vendor-b", mailbox.Request, "loop", ""), Escalate, "fuses.max_hops", now)},
+			[]mailbox.Entry{decisionEntry(msg("procurement", "vendor-b", mailbox.Request, "loop", ""), Escalate, "fuses.max_hops", now)},
 		), "procurement", msg("procurement", "human", mailbox.Notify, "loop", ""), Allow, "allow.2", ""},
 		{"a stopped thread stays stopped", join(
-			[]mailbox.Entry{decided(msg("procurement", "vendor-b", mailbox.Request, "loop", ""), Escalate, "fuses.max_hops", now)},
+			[]mailbox.Entry{decisionEntry(msg("procurement", "vendor-b", mailbox.Request, "loop", ""), Escalate, "fuses.max_hops", now)},
 		), "vendor-b", msg("vendor-b", "procurement", mailbox.Quote, "loop", "1.00 USD"), Deny, "fuses.max_hops", "was stopped"},
 		{"token fuse", []mailbox.Entry{{Time: now, Agent: "procurement", Event: "llm", Thread: "t", Tokens: 60000}},
 			"procurement", msg("procurement", "vendor-b", mailbox.Counter, "t", ""), Escalate, "fuses.max_tokens", "60000 model tokens"},
@@ -120,6 +120,11 @@ func TestRules(t *testing.T) {
 			return []mailbox.Entry{delivered(msg("procurement", "vendor-b", mailbox.Counter, "t", ""), now)}
 		}), "vendor-b", msg("vendor-b", "procurement", mailbox.Counter, "t", ""), Deny, "negotiation.max_rounds", "exchanged 4 counter-offers"},
 		{"another currency", nil, "finance", msg("finance", "procurement", mailbox.Approved, "t", "100.00 EUR"), Deny, "currency", "not in USD"},
+		{"a negative price made in code, past the parser", nil, "vendor-b", func() *mailbox.Message {
+			m := msg("vendor-b", "procurement", mailbox.Quote, "t", "")
+			m.UnitPrice = mailbox.Money{Amount: mailbox.MustMoney("4.80 USD").Amount.Neg(), Currency: "USD"}
+			return m
+		}(), Deny, "amount", "-2400.00 USD"},
 		{"nothing to spend", nil, "finance", msg("finance", "procurement", mailbox.Approved, "t", "0.00 USD"), Deny, "amount", ""},
 		{"money verb without an amount", nil, "finance", msg("finance", "procurement", mailbox.Approved, "t", ""), Deny, "amount", "must say how much"},
 		{"per-transaction cap", nil, "finance", msg("finance", "procurement", mailbox.Approved, "t", "5000.01 USD"), Deny, "limits.per_transaction", "above the per-transaction limit of 5000.00 USD"},
@@ -133,9 +138,9 @@ func TestRules(t *testing.T) {
 			"finance", msg("finance", "procurement", mailbox.Approved, "t", "100.00 USD"), Deny, "human.denied", "human denied thread t"},
 		{"an approval from someone else is not the human's", []mailbox.Entry{delivered(msg("vendor-b", "finance", mailbox.Approved, "t", "3000.00 USD"), now)},
 			"finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", ""},
-		{"the human did not answer in time", []mailbox.Entry{decided(msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", now.Add(-25*hour))},
+		{"the human did not answer in time", []mailbox.Entry{decisionEntry(msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", now.Add(-25*hour))},
 			"finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Deny, "human.timeout", "did not answer within 24h0m0s"},
-		{"the human still has time", []mailbox.Entry{decided(msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", now.Add(-hour))},
+		{"the human still has time", []mailbox.Entry{decisionEntry(msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", now.Add(-hour))},
 			"finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", ""},
 		{"the human's own answer", nil, "human", msg("human", "finance", mailbox.Approved, "t", "4000.00 USD"), Allow, "allow.5", ""},
 		{"the budget", join(

@@ -1,0 +1,430 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/shopspring/decimal"
+)
+
+// Tests that cross processes re-execute the test binary as a helper.
+func TestMain(m *testing.M) {
+	if h := os.Getenv("PARLEY_TEST_HELPER"); h != "" {
+		if err := runHelper(h, strings.Fields(os.Getenv("PARLEY_TEST_ARGS"))); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runHelper(name string, args []string) error {
+	switch name {
+	case "approve": // ROOT THREAD AMOUNT (in USD): decide one approval, print the outcome
+		r, err := mailbox.OpenRoot(args[0], func() time.Time { return now })
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		e := NewEngine(r)
+		if _, _, err := e.State(); err != nil { // read the ledger before the race starts
+			return err
+		}
+		_, _ = io.Copy(io.Discard, os.Stdin) // wait for the start
+		m := msg("finance", "procurement", mailbox.Approved, args[1], args[2]+" USD")
+		m.ID = mailbox.NewMessageID(now, "finance")
+		d, err := e.Decide(Action{Agent: "finance", Message: m})
+		if err != nil {
+			return err
+		}
+		fmt.Println(d.Outcome)
+		return nil
+	}
+	return fmt.Errorf("unknown helper %q", name)
+}
+
+// newEngine makes a root with the default policy, or policy text if given.
+func newEngine(t testing.TB, policyText ...string) (*Engine, *mailbox.Root) {
+	t.Helper()
+	dir := t.TempDir()
+	text := string(Default)
+	if len(policyText) > 0 {
+		text = policyText[0]
+	}
+	if err := os.WriteFile(filepath.Join(dir, File), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := mailbox.OpenRoot(dir, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return NewEngine(r), r
+}
+
+func entries(t testing.TB, r *mailbox.Root) []mailbox.Entry {
+	t.Helper()
+	f, err := os.Open(filepath.Join(r.Dir, mailbox.LedgerFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var es []mailbox.Entry
+	if err := mailbox.ReadEntries(f, func(_ int, e mailbox.Entry) error { es = append(es, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func count(es []mailbox.Entry, event string) int {
+	n := 0
+	for _, e := range es {
+		if e.Event == event {
+			n++
+		}
+	}
+	return n
+}
+
+func TestDecideRecords(t *testing.T) {
+	e, r := newEngine(t)
+	m := msg("finance", "procurement", mailbox.Approved, "t", "2400.00 USD")
+	d, err := e.Decide(Action{Agent: "finance", Message: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Outcome != Allow {
+		t.Fatalf("Decide = %+v, want allow", d)
+	}
+	// The same message again: the same answer, nothing counted twice.
+	if d2, err := e.Decide(Action{Agent: "finance", Message: m}); err != nil || d2 != d {
+		t.Fatalf("Decide again = %+v, %v; want %+v", d2, err, d)
+	}
+	es := entries(t, r)
+	if len(es) != 1 {
+		t.Fatalf("ledger has %d entries, want 1 decision", len(es))
+	}
+	got := es[0]
+	p := defaultPolicy(t)
+	if got.Event != EventDecision || got.Decision != "allow" || got.Rule != "allow.4" || got.Policy != p.Hash ||
+		got.Amount != "2400.00" || got.Thread != "t" || got.Key != m.ID || got.Agent != "finance" {
+		t.Errorf("decision entry = %+v", got)
+	}
+	// Explain decides the same and records nothing.
+	if d3, err := e.Explain(Action{Agent: "finance", Message: msg("finance", "procurement", mailbox.Approved, "u", "2400.00 USD")}); err != nil || d3.Outcome != Allow {
+		t.Errorf("Explain = %+v, %v", d3, err)
+	}
+	if n := len(entries(t, r)); n != 1 {
+		t.Errorf("Explain recorded something: %d entries", n)
+	}
+}
+
+// TestReusedMessageIDIsNotARetry: a different action under the Message-ID of
+// an allowed one is judged afresh, not waved through.
+func TestReusedMessageIDIsNotARetry(t *testing.T) {
+	e, _ := newEngine(t)
+	ok := msg("finance", "procurement", mailbox.Approved, "t", "100.00 USD")
+	if d, _ := e.Decide(Action{Agent: "finance", Message: ok}); d.Outcome != Allow {
+		t.Fatalf("first approval: %+v", d)
+	}
+	replay := msg("finance", "procurement", mailbox.Approved, "t", "4900.00 USD")
+	replay.ID = ok.ID
+	if d, _ := e.Decide(Action{Agent: "finance", Message: replay}); d.Outcome != Escalate {
+		t.Errorf("a larger approval under the same id: %+v, want it judged afresh (escalate)", d)
+	}
+}
+
+func TestUnreadablePolicyDeniesEverything(t *testing.T) {
+	e, r := newEngine(t)
+	os.WriteFile(filepath.Join(r.Dir, File), []byte("version = 1\nnonsense = [\n"), 0o644)
+	d, err := e.Decide(Action{Agent: "inventory", Message: msg("inventory", "procurement", mailbox.Request, "t", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Outcome != Deny || d.Rule != "policy" || !strings.Contains(d.Reason, "policy.toml:2") {
+		t.Errorf("Decide with a broken policy = %+v, want deny by policy naming the line", d)
+	}
+	// Fixed, it is read again without a restart.
+	os.WriteFile(filepath.Join(r.Dir, File), Default, 0o644)
+	os.Chtimes(filepath.Join(r.Dir, File), now, now.Add(time.Second))
+	if d, _ := e.Decide(Action{Agent: "inventory", Message: msg("inventory", "procurement", mailbox.Request, "t", "")}); d.Outcome != Allow {
+		t.Errorf("Decide after the fix = %+v, want allow", d)
+	}
+}
+
+// TestBreaker trips the breaker with denials, shows that nothing is acted
+// on while paused and nothing is lost, and that resume lets the waiting
+// messages through.
+func TestBreaker(t *testing.T) {
+	e, r := newEngine(t)
+	for _, a := range []string{"vendor-b", "procurement"} {
+		if err := r.Inbox(a).Create(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ { // vendor-b tries to pay itself, ten times
+		d, err := e.Decide(Action{Agent: "vendor-b", Message: msg("vendor-b", "finance", mailbox.Paid, fmt.Sprint("t", i), "10.00 USD")})
+		if err != nil || d.Outcome != Deny {
+			t.Fatalf("Decide = %+v, %v; want deny", d, err)
+		}
+	}
+	why, paused := e.Paused()
+	if !paused || !strings.Contains(why, "paused by vendor-b") || !strings.Contains(why, "10 errors or denials within 5m0s") {
+		t.Fatalf("Paused() = %q, %v; want paused by the breaker", why, paused)
+	}
+	// Messages still arrive, and wait; no action is allowed.
+	waiting := msg("vendor-b", "procurement", mailbox.Quote, "q", "")
+	waiting.UnitPrice = mailbox.MustMoney("4.80 USD")
+	if _, err := r.Deliver("vendor-b", waiting); err != nil {
+		t.Fatal(err)
+	}
+	act := Action{Agent: "procurement", Message: msg("procurement", "vendor-b", mailbox.Counter, "q", "")}
+	if d, _ := e.Decide(act); d.Outcome != Deny || d.Rule != "breaker.paused" {
+		t.Fatalf("Decide while paused = %+v, want deny by breaker.paused", d)
+	}
+	if names, _ := r.Inbox("procurement").Pending(); len(names) != 1 {
+		t.Errorf("procurement's inbox holds %v while paused, want the waiting quote", names)
+	}
+	if err := e.Resume("human", "checked vendor-b"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.Decide(Action{Agent: "procurement", Message: msg("procurement", "vendor-b", mailbox.Counter, "q", "")}); d.Outcome != Allow {
+		t.Fatalf("Decide after resume = %+v, want allow", d)
+	}
+	if err := e.Resume("human", ""); !errors.Is(err, ErrNotPaused) {
+		t.Errorf("Resume twice: %v, want ErrNotPaused", err)
+	}
+	es := entries(t, r)
+	if count(es, EventPaused) != 1 || count(es, EventResumed) != 1 {
+		t.Errorf("ledger: %d paused, %d resumed; want 1 and 1", count(es, EventPaused), count(es, EventResumed))
+	}
+}
+
+func TestPauseByHand(t *testing.T) {
+	e, _ := newEngine(t)
+	if err := e.Pause("human", "audit"); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := e.Decide(Action{Agent: "inventory", Message: msg("inventory", "procurement", mailbox.Request, "t", "")})
+	if d.Outcome != Deny || d.Rule != "breaker.paused" || !strings.Contains(d.Reason, "audit") {
+		t.Errorf("Decide while paused by hand = %+v", d)
+	}
+}
+
+// TestLastOfTheBudgetRace has two processes approve at once what only one
+// of them can have: the budget holds 1500.00 USD more and each asks 1000.
+func TestLastOfTheBudgetRace(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		e, r := newEngine(t)
+		for i := 0; i < 8; i++ { // 18500.00 USD paid this month, a payment a day
+			day := now.Add(time.Duration(i-8) * 24 * time.Hour)
+			r.Now = func() time.Time { return day }
+			for _, m := range []*mailbox.Message{
+				msg("finance", "procurement", mailbox.Approved, fmt.Sprint("p", i), "2312.50 USD"),
+				msg("finance", "vendor-b", mailbox.Paid, fmt.Sprint("p", i), "2312.50 USD"),
+			} {
+				m.Date = day
+				if d, err := e.Decide(Action{Agent: "finance", Message: m}); err != nil || d.Outcome != Allow {
+					t.Fatalf("setup %s: %+v %v", m.Verb, d, err)
+				}
+			}
+		}
+		outs := startHelpers(t, 2, "approve", func(i int) string { return fmt.Sprintf("%s race%d 1000.00", r.Dir, i) })()
+		allowed := 0
+		for _, o := range outs {
+			if strings.TrimSpace(o) == "allow" {
+				allowed++
+			}
+		}
+		if allowed != 1 {
+			t.Fatalf("round %d: %d of 2 racing approvals allowed (%q), want exactly 1", round, allowed, outs)
+		}
+	}
+}
+
+func startHelpers(t *testing.T, n int, name string, args func(i int) string) func() []string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*strings.Builder, n)
+	gos := make([]io.WriteCloser, n)
+	for i := range cmds {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PARLEY_TEST_HELPER="+name, "PARLEY_TEST_ARGS="+args(i))
+		outs[i] = &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = outs[i], os.Stderr
+		if gos[i], err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[i] = cmd
+	}
+	return func() []string {
+		for _, g := range gos {
+			g.Close()
+		}
+		res := make([]string, n)
+		for i, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("helper %d: %v", i, err)
+			}
+			res[i] = outs[i].String()
+		}
+		return res
+	}
+}
+
+// TestRandomSpendsNeverPassALimit plays random approvals, orders and
+// payments from several agents through several engines on one ledger (as
+// separate agents would), then adds up what the ledger says was allowed:
+// no tally may be over its limit.
+func TestRandomSpendsNeverPassALimit(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			e, r := newEngine(t)
+			engines := []*Engine{e, NewEngine(r), NewEngine(r)}
+			rng := rand.New(rand.NewPCG(seed, 7))
+			clock := now
+			r.Now = func() time.Time { return clock }
+			for i := 0; i < 150; i++ {
+				clock = clock.Add(time.Duration(rng.IntN(180)) * time.Minute)
+				thread := fmt.Sprint("t", rng.IntN(12))
+				amount := fmt.Sprintf("%d.%02d USD", rng.IntN(6000), rng.IntN(100))
+				var a Action
+				switch rng.IntN(4) {
+				case 0, 1:
+					a = Action{Agent: "finance", Message: msg("finance", "procurement", mailbox.Approved, thread, amount)}
+				case 2:
+					a = Action{Agent: "procurement", Message: msg("procurement", fmt.Sprint("vendor-", rng.IntN(3)), mailbox.Order, thread, amount)}
+				case 3:
+					a = Action{Agent: "finance", Message: msg("finance", "vendor-b", mailbox.Paid, thread, amount)}
+				}
+				a.Message.Date = clock
+				if _, err := engines[rng.IntN(len(engines))].Decide(a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkLimits(t, defaultPolicy(t), entries(t, r))
+		})
+	}
+}
+
+// checkLimits adds up the allowed money in a ledger, the hard way.
+func checkLimits(t *testing.T, p *Policy, es []mailbox.Entry) {
+	t.Helper()
+	perDay := map[string]decimal.Decimal{}
+	perMonth := map[string]decimal.Decimal{}
+	paid := map[string]decimal.Decimal{}
+	for _, e := range es {
+		if e.Event != EventDecision || e.Decision != "allow" || e.Amount == "" {
+			continue
+		}
+		amt := decimal.RequireFromString(e.Amount)
+		if amt.GreaterThan(p.Limits.PerTransaction.Amount) {
+			t.Errorf("seq %d: %s allowed above the per-transaction limit", e.Seq, e.Amount)
+		}
+		if amt.GreaterThan(p.Human.ApprovalOver.Amount) && e.Rule != "human.approved" {
+			t.Errorf("seq %d: %s allowed above the sign-off threshold without the human", e.Seq, e.Amount)
+		}
+		if e.Verb == "ORDER" || e.Verb == "PAID" {
+			perDay[e.Agent+day(e.Time)] = perDay[e.Agent+day(e.Time)].Add(amt)
+			perMonth[e.Agent+month(e.Time)] = perMonth[e.Agent+month(e.Time)].Add(amt)
+		}
+		if e.Verb == "PAID" {
+			paid[month(e.Time)] = paid[month(e.Time)].Add(amt)
+		}
+	}
+	for k, v := range perDay {
+		if v.GreaterThan(p.Limits.PerAgentPerDay.Amount) {
+			t.Errorf("%s: %s in a day, above %s", k, v, p.Limits.PerAgentPerDay)
+		}
+	}
+	for k, v := range perMonth {
+		if v.GreaterThan(p.Limits.PerAgentPerMonth.Amount) {
+			t.Errorf("%s: %s in a month, above %s", k, v, p.Limits.PerAgentPerMonth)
+		}
+	}
+	for k, v := range paid {
+		if v.GreaterThan(p.Budget.Amount.Amount) {
+			t.Errorf("%s: %s paid, above the budget %s", k, v, p.Budget.Amount)
+		}
+	}
+}
+
+// TestLoopStoppedByHopFuse: A asks B, B asks C, C asks A, forever — the
+// hop fuse stops it, escalates to the human, and the thread stays stopped.
+func TestLoopStoppedByHopFuse(t *testing.T) {
+	text := strings.Replace(string(Default), "[[allow]]", "[[allow]]\nfrom = \"agent-*\"\nverbs = [\"REQUEST\"]\nto = [\"agent-*\"]\n\n[[allow]]", 1)
+	text = strings.Replace(text, "messages_per_minute = 60", "messages_per_minute = 0", 1)
+	e, r := newEngine(t, text)
+	ring := []string{"agent-a", "agent-b", "agent-c"}
+	for _, a := range ring {
+		if err := r.Inbox(a).Create(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := 0
+	var last Decision
+	for i := 0; i < 1000; i++ {
+		from, to := ring[i%3], ring[(i+1)%3]
+		m := msg(from, to, mailbox.Request, "loop", "")
+		d, err := e.Decide(Action{Agent: from, Message: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = d
+		if d.Outcome != Allow {
+			break
+		}
+		if _, err := r.Deliver(from, m); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	if sent != 40 || last.Outcome != Escalate || last.Rule != "fuses.max_hops" {
+		t.Fatalf("the loop sent %d messages and ended with %+v; want 40 and an escalation by fuses.max_hops", sent, last)
+	}
+	d, _ := e.Decide(Action{Agent: "agent-b", Message: msg("agent-b", "agent-c", mailbox.Request, "loop", "")})
+	if d.Outcome != Deny || d.Rule != "fuses.max_hops" {
+		t.Errorf("after the fuse: %+v, want deny by fuses.max_hops", d)
+	}
+	if d, _ := e.Decide(Action{Agent: "agent-b", Message: msg("agent-b", "agent-c", mailbox.Request, "other", "")}); d.Outcome != Allow {
+		t.Errorf("another thread: %+v, want allow", d)
+	}
+}
+
+func TestEscalationMessage(t *testing.T) {
+	p := defaultPolicy(t)
+	a := Action{Agent: "finance", Message: msg("finance", "procurement", mailbox.Approved, "restock-1", "3000.00 USD")}
+	d := NewState().Evaluate(p, a, now)
+	m := Escalation(p, a, d, now)
+	if err := m.Validate(); err != nil {
+		t.Fatalf("escalation does not validate: %v\n%s", err, m.Marshal())
+	}
+	text := string(m.Marshal())
+	for _, want := range []string{"To: human", "Verb: ESCALATE", "Thread: restock-1", "Amount: 3000.00 USD",
+		"finance wants to send procurement APPROVED for 3000.00 USD (500 widget)", "rule human.approval_over",
+		"parley approve restock-1", "parley deny restock-1 --reason", "the answer is: deny"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("escalation lacks %q:\n%s", want, text)
+		}
+	}
+}
