@@ -254,3 +254,34 @@ or write the message in an editor: parley compose --to %s --verb APPROVED --repl
 	}
 	return e
 }
+
+// ErrDenied is wrapped by Send's error when the policy denied the action.
+var ErrDenied = errors.New("denied by policy")
+
+// ErrEscalated is wrapped by Send's error when the action waits for the
+// human: the escalation was delivered instead of the message.
+var ErrEscalated = errors.New("escalated to the human")
+
+// Send is the one way an agent acts: it decides a, and delivers the message
+// only when allowed. When the human must decide, the ESCALATE goes to the
+// human's inbox instead. Either way the decision is in the ledger first.
+func (e *Engine) Send(a Action) (Decision, error) {
+	d, err := e.Decide(a)
+	if err != nil {
+		return d, err
+	}
+	switch d.Outcome {
+	case Allow:
+		return d, e.root.Send(a.Agent, a.Message)
+	case Escalate:
+		p, err := e.Policy()
+		if err != nil {
+			return d, err
+		}
+		if err := e.root.Send(a.Agent, Escalation(p, a, d, e.root.Now())); err != nil {
+			return d, err
+		}
+		return d, fmt.Errorf("%s %s to %s: %w: %s: %s", a.Message.Verb, a.Message.ID, a.Message.To, ErrEscalated, d.Rule, d.Reason)
+	}
+	return d, fmt.Errorf("%s %s to %s: %w: %s: %s", a.Message.Verb, a.Message.ID, a.Message.To, ErrDenied, d.Rule, d.Reason)
+}

@@ -428,3 +428,39 @@ func TestEscalationMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayUnderAChangedPolicy records decisions under the default policy
+// and replays them under a stricter one.
+func TestReplayUnderAChangedPolicy(t *testing.T) {
+	e, r := newEngine(t)
+	for i, amount := range []string{"2000.00 USD", "2400.00 USD", "1000.00 USD"} {
+		th := fmt.Sprint("t", i)
+		for _, m := range []*mailbox.Message{
+			msg("finance", "procurement", mailbox.Approved, th, amount),
+			msg("finance", "vendor-b", mailbox.Paid, th, amount),
+		} {
+			if d, err := e.Decide(Action{Agent: "finance", Message: m}); err != nil || d.Outcome != Allow {
+				t.Fatalf("setup: %+v %v", d, err)
+			}
+		}
+	}
+	stricter, err := Parse("new.toml", []byte(strings.Replace(string(Default), `approval_over = "2500.00 USD"`, `approval_over = "1500.00 USD"`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Replay(entries(t, r), stricter)
+	if w.Decisions != 6 || len(w.Changes) != 4 {
+		t.Fatalf("Replay: %d decisions, %d changes, want 6 and 4: %+v", w.Decisions, len(w.Changes), w.Changes)
+	}
+	for _, c := range w.Changes {
+		if c.Thread == "t2" || c.Would.Outcome != Escalate || c.Would.Rule != "human.approval_over" {
+			t.Errorf("change %+v, want the approvals and payments above 1500 escalated", c)
+		}
+	}
+	if w.WasSpend != "10800.00 USD" || w.WouldSpend != "2000.00 USD" {
+		t.Errorf("spend was %s, would be %s; want 10800.00 USD and 2000.00 USD", w.WasSpend, w.WouldSpend)
+	}
+	if same := Replay(entries(t, r), defaultPolicy(t)); len(same.Changes) != 0 {
+		t.Errorf("replay under the same policy changed %+v", same.Changes)
+	}
+}
