@@ -14,6 +14,7 @@ import (
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
 )
 
@@ -23,6 +24,7 @@ const (
 	exitError    = 1
 	exitUsage    = 2
 	exitTampered = 3
+	exitPolicy   = 4
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -53,8 +55,9 @@ Start with:
    parley inbox procurement    see what waits for an agent
    parley tail -f              follow the ledger
 
-Exit status is 0 on success, 1 on an error, 2 on a usage error, and 3 when
-parley ledger verify finds the ledger altered.`,
+Exit status is 0 on success, 1 on an error, 2 on a usage error, 3 when
+parley ledger verify finds the ledger altered, and 4 when the policy denied
+an action or sent it to the human.`,
 		Version:              version,
 		Reader:               stdin,
 		Writer:               stdout,
@@ -68,7 +71,8 @@ parley ledger verify finds the ledger altered.`,
 		},
 		Commands: []*cli.Command{
 			initCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
-			tailCommand(), ledgerCommand(), versionCommand(),
+			approveCommand(), denyCommand(), tailCommand(), ledgerCommand(),
+			policyCommand(), pauseCommand(), resumeCommand(), versionCommand(),
 		},
 		// Errors are reported once, by run; the library must not exit.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -193,6 +197,8 @@ func report(stderr io.Writer, err error) int {
 		return exitUsage
 	case errors.As(err, &ve) && ve.Kind != "torn":
 		return exitTampered
+	case errors.Is(err, policy.ErrDenied), errors.Is(err, policy.ErrEscalated):
+		return exitPolicy
 	}
 	return exitError
 }
@@ -220,6 +226,10 @@ func hintFor(err error) string {
 		return ve.Hint
 	case errors.As(err, &ur):
 		return "send to one of the agents listed, or add the agent to parley.toml and run parley init"
+	case errors.Is(err, policy.ErrDenied):
+		return "parley policy explain FILE says which rule decides, and why"
+	case errors.Is(err, policy.ErrNotPaused):
+		return ""
 	case errors.Is(err, mailbox.ErrNoRoot):
 		return "run parley init to create it, or point --root (PARLEY_ROOT) at an existing root"
 	case errors.As(err, &ue):

@@ -60,7 +60,7 @@ Example:
 				os.Remove(path)
 				return fmt.Errorf("nothing sent: the draft was empty")
 			}
-			m, file, err := e.send(path, data, c.String("from"))
+			m, err := e.send(path, data, c.String("from"))
 			if err != nil {
 				hint := "fix the draft, then send it with: parley send " + path
 				if h := hintFor(err); h != "" {
@@ -69,7 +69,7 @@ Example:
 				return withHint(err, hint)
 			}
 			os.Remove(path) // delivered: the message lives in the inbox now
-			return e.printSent(c.Bool("json"), m, file)
+			return e.printSent(c.Bool("json"), m)
 		}),
 	}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/parley-dev/parley/policy"
 
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/urfave/cli/v2"
@@ -52,54 +54,59 @@ Example:
 			if err != nil {
 				return fmt.Errorf("read message: %w", err)
 			}
-			m, file, err := e.send(name, data, c.String("from"))
+			m, err := e.send(name, data, c.String("from"))
 			if err != nil {
 				return err
 			}
-			return e.printSent(c.Bool("json"), m, file)
+			return e.printSent(c.Bool("json"), m)
 		}),
 	}
 }
 
 // send checks a hand-written message, completes it and delivers it. name
 // says where it came from, for errors.
-func (e *env) send(name string, data []byte, from string) (*mailbox.Message, string, error) {
+func (e *env) send(name string, data []byte, from string) (*mailbox.Message, error) {
 	m, err := mailbox.Parse(data)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if m.From == "" {
 		m.From = from
 	}
 	if m.From == "" {
-		return nil, "", withHint(fmt.Errorf("%s: the message has no From header", name), "add a line such as From: human, or give --from")
+		return nil, withHint(fmt.Errorf("%s: the message has no From header", name), "add a line such as From: human, or give --from")
 	}
 	if err := e.agent(m.From); err != nil {
-		return nil, "", fmt.Errorf("%s: From: %w", name, err)
+		return nil, fmt.Errorf("%s: From: %w", name, err)
 	}
 	if m.To == "" {
-		return nil, "", withHint(fmt.Errorf("%s: the message has no To header", name), "add a line such as To: procurement")
+		return nil, withHint(fmt.Errorf("%s: the message has no To header", name), "add a line such as To: procurement")
 	}
 	if err := e.agent(m.To); err != nil {
-		return nil, "", fmt.Errorf("%s: To: %w", name, err)
+		return nil, fmt.Errorf("%s: To: %w", name, err)
 	}
 	if err := e.root.Fill(m, nil); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := m.Validate(); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	file, err := e.root.Deliver(m.From, m)
-	if err != nil {
-		return nil, "", err
+	// Policy before action: a hand-written message is decided like any other.
+	eng := policy.NewEngine(e.root)
+	if _, err := eng.Send(policy.Action{Agent: m.From, Message: m}); err != nil {
+		if p, perr := eng.Policy(); perr == nil && errors.Is(err, policy.ErrEscalated) {
+			return nil, withHint(err, fmt.Sprintf("%s was asked (parley inbox %s); once they answer with parley approve %s, send it again",
+				p.Human.Agent, p.Human.Agent, m.Thread))
+		}
+		return nil, err
 	}
-	return m, filepath.Join(m.To, "new", file), nil
+	return m, nil
 }
 
-func (e *env) printSent(asJSON bool, m *mailbox.Message, file string) error {
+func (e *env) printSent(asJSON bool, m *mailbox.Message) error {
 	if asJSON {
 		return printJSON(e.stdout, map[string]string{
-			"msg_id": m.ID, "thread": m.Thread, "from": m.From, "to": m.To, "verb": string(m.Verb), "file": file,
+			"msg_id": m.ID, "thread": m.Thread, "from": m.From, "to": m.To, "verb": string(m.Verb),
 		})
 	}
 	_, err := fmt.Fprintf(e.stdout, "sent %s from %s to %s: %s (thread %s)\n", m.Verb, m.From, m.To, m.ID, m.Thread)

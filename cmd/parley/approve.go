@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+func approveCommand() *cli.Command {
+	return answerCommand("approve", mailbox.Approved, `Answers the escalation waiting on THREAD with an APPROVED from the human to
+the agent that asked, for the amount it asked (or --amount). The agent acts
+on it the next time it decides.
+
+Example:
+   parley inbox human
+   parley approve restock-widget-20261126T100000-4f2a1c --note "go ahead"`)
+}
+
+func denyCommand() *cli.Command {
+	return answerCommand("deny", mailbox.Denied, `Answers the escalation waiting on THREAD with a DENIED from the human to the
+agent that asked; the reason goes with it.
+
+Example:
+   parley deny restock-widget-20261126T100000-4f2a1c --reason "too dear"`)
+}
+
+func answerCommand(name string, verb mailbox.Verb, description string) *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "as", Value: "human", Usage: "who answers"},
+		&cli.BoolFlag{Name: "json", Usage: "print what was sent as JSON"},
+	}
+	if verb == mailbox.Approved {
+		flags = append(flags,
+			&cli.StringFlag{Name: "amount", Usage: "the most that may be spent, such as 2400.00 USD (default: what was asked)"},
+			&cli.StringFlag{Name: "note", Usage: "a line for the agent"})
+	} else {
+		flags = append(flags, &cli.StringFlag{Name: "reason", Required: true, Usage: "why not"})
+	}
+	return &cli.Command{
+		Name:        name,
+		Usage:       "answer an escalation: " + strings.ToLower(string(verb)),
+		ArgsUsage:   "THREAD",
+		Description: description,
+		Flags:       flags,
+		Action: withRoot(1, 1, "one THREAD", func(c *cli.Context, e *env) error {
+			thread := c.Args().First()
+			asked, err := e.escalation(thread)
+			if err != nil {
+				return err
+			}
+			m := &mailbox.Message{From: c.String("as"), To: asked.From, Thread: thread, InReplyTo: asked.MsgID, Verb: verb, Item: asked.Item}
+			if verb == mailbox.Approved {
+				amount := c.String("amount")
+				if amount == "" && asked.Amount != "" {
+					amount = asked.Amount + " " + asked.Currency
+				}
+				if amount == "" {
+					return withHint(fmt.Errorf("the escalation on %s names no amount", thread), "give --amount, such as --amount 2400.00 USD")
+				}
+				if m.Amount, err = mailbox.ParseMoney(amount); err != nil {
+					return usageError{fmt.Errorf("--amount: %w", err)}
+				}
+				m.Subject, m.Body = fmt.Sprintf("APPROVED: up to %s on %s", m.Amount, thread), c.String("note")
+			} else {
+				m.Subject, m.Body = "DENIED: "+c.String("reason"), c.String("reason")
+			}
+			sent, err := e.send("the answer", m.Marshal(), "")
+			if err != nil {
+				return err
+			}
+			return e.printSent(c.Bool("json"), sent)
+		}),
+	}
+}
+
+// escalation finds the latest ESCALATE delivered on thread.
+func (e *env) escalation(thread string) (mailbox.Entry, error) {
+	entries, err := readLedger(e.root)
+	if err != nil {
+		return mailbox.Entry{}, err
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		x := entries[i]
+		if x.Thread == thread && x.Event == mailbox.EventDelivered && x.Verb == string(mailbox.Escalate) {
+			return x, nil
+		}
+	}
+	return mailbox.Entry{}, withHint(fmt.Errorf("no escalation on thread %q", thread), "parley inbox human lists what waits for an answer")
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
+	"github.com/urfave/cli/v2"
+)
+
+func policyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "policy",
+		Usage: "check, explain and try out the policy",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "check",
+				Usage:     "read a policy strictly and say what it allows",
+				ArgsUsage: "[FILE]",
+				Description: `Reads FILE (default ROOT/policy.toml) as parley does before every action.
+A mistake is one line naming the file, the line and the fix, and exit
+status 1; a good policy is summed up.
+
+Example:
+   parley policy check
+   parley policy check new-policy.toml`,
+				Action: func(c *cli.Context) error {
+					if err := needArgs(c, 0, 1, "at most one FILE"); err != nil {
+						return err
+					}
+					path := c.Args().First()
+					if path == "" {
+						path = filepath.Join(c.String("root"), policy.File)
+					}
+					p, err := policy.Load(path)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "%s: ok\n%s", path, p.Summary())
+					return nil
+				},
+			},
+			{
+				Name:      "explain",
+				Usage:     "say what the policy would decide about a message, and why",
+				ArgsUsage: "FILE",
+				Description: `Decides the message in FILE as if its sender were sending it now, against
+the policy and what the ledger says was already spent, and prints the
+decision, the rule that made it and why. Nothing is sent or recorded.
+
+Example:
+   parley policy explain order.msg
+   parley policy explain --json order.msg`,
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the decision as JSON"}},
+				Action: withRoot(1, 1, "one message FILE", func(c *cli.Context, e *env) error {
+					name := c.Args().First()
+					data, err := os.ReadFile(name)
+					if err != nil {
+						return fmt.Errorf("read message: %w", err)
+					}
+					m, err := mailbox.Parse(data)
+					if err != nil {
+						return fmt.Errorf("%s: %w", name, err)
+					}
+					if err := e.root.Fill(m, nil); err != nil {
+						return err
+					}
+					d, err := policy.NewEngine(e.root).Explain(policy.Action{Agent: m.From, Message: m})
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return printJSON(e.stdout, d)
+					}
+					fmt.Fprintf(e.stdout, "%s: %s %s to %s: %s by %s\n  %s\n", name, m.From, m.Verb, m.To, d.Outcome, d.Rule, d.Reason)
+					return nil
+				}),
+			},
+			{
+				Name:      "test",
+				Usage:     "replay the ledger's decisions under a changed policy",
+				ArgsUsage: "NEW.toml",
+				Description: `Judges every decision recorded in the ledger again under NEW.toml, as if it
+had been in force, and shows each decision that would change, how many
+actions would be allowed, denied or escalated, and the money that would have
+been committed. Nothing is changed.
+
+Example:
+   cp mailboxes/policy.toml new.toml && $EDITOR new.toml
+   parley policy test new.toml`,
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}},
+				Action: withRoot(1, 1, "one policy FILE", func(c *cli.Context, e *env) error {
+					p, err := policy.Load(c.Args().First())
+					if err != nil {
+						return err
+					}
+					entries, err := readLedger(e.root)
+					if err != nil {
+						return err
+					}
+					w := policy.Replay(entries, p)
+					if c.Bool("json") {
+						return printJSON(e.stdout, w)
+					}
+					return printWhatIf(e.stdout, w)
+				}),
+			},
+		},
+	}
+}
+
+func printWhatIf(out io.Writer, w policy.WhatIf) error {
+	fmt.Fprintf(out, "%d decisions replayed; %d would change\n", w.Decisions, len(w.Changes))
+	if len(w.Changes) > 0 {
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tACTION\tAMOUNT\tTHREAD\tWAS\tWOULD BE")
+		for _, c := range w.Changes {
+			fmt.Fprintf(tw, "%d\t%s %s to %s\t%s\t%s\t%s by %s\t%s by %s: %s\n", c.Seq, c.Agent, c.Verb, c.To, c.Amount, c.Thread,
+				c.Was.Outcome, c.Was.Rule, c.Would.Outcome, c.Would.Rule, c.Would.Reason)
+		}
+		tw.Flush()
+	}
+	for _, o := range []policy.Outcome{policy.Allow, policy.Deny, policy.Escalate} {
+		fmt.Fprintf(out, "%-9s %4d, was %d\n", o+":", w.Would[o], w.Was[o])
+	}
+	_, err := fmt.Fprintf(out, "committed: %s, was %s\n", w.WouldSpend, w.WasSpend)
+	return err
+}
+
+// readLedger reads every entry of the root's ledger.
+func readLedger(r *mailbox.Root) ([]mailbox.Entry, error) {
+	f, err := os.Open(filepath.Join(r.Dir, mailbox.LedgerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var es []mailbox.Entry
+	err = mailbox.ReadEntries(f, func(_ int, e mailbox.Entry) error { es = append(es, e); return nil })
+	if errors.Is(err, mailbox.ErrTornTail) {
+		err = nil
+	}
+	return es, err
+}
+
+func pauseCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "pause",
+		Usage:     "stop every agent from acting until parley resume",
+		ArgsUsage: " ",
+		Description: `Writes ROOT/PAUSED (who, when, why) and records it in the ledger. While it
+exists no agent acts: messages keep arriving and wait in the inboxes. The
+circuit breaker does the same by itself when errors or denials spike.
+
+Example:
+   parley pause --reason "checking vendor-b's invoices"`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "reason", Required: true, Usage: "why, for the ledger and whoever resumes"},
+			&cli.StringFlag{Name: "as", Value: "human", Usage: "who pauses"},
+		},
+		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
+			if err := policy.NewEngine(e.root).Pause(c.String("as"), c.String("reason")); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "paused: no agent acts until parley resume\n")
+			return nil
+		}),
+	}
+}
+
+func resumeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "resume",
+		Usage:     "let the agents act again after a pause",
+		ArgsUsage: " ",
+		Description: `Removes ROOT/PAUSED and records it; the circuit breaker counts afresh, and
+the messages that waited are handled.
+
+Example:
+   parley resume --reason "invoices checked"`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "reason", Usage: "why, for the ledger"},
+			&cli.StringFlag{Name: "as", Value: "human", Usage: "who resumes"},
+		},
+		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
+			eng := policy.NewEngine(e.root)
+			why, _ := eng.Paused()
+			if err := eng.Resume(c.String("as"), c.String("reason")); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "resumed (it was %s)\n", firstLine(why))
+			return nil
+		}),
+	}
+}
+
+func firstLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
