@@ -95,7 +95,7 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 		entry := mailbox.MessageEntry(a.Agent, EventDecision, a.Message)
 		entry.Time, entry.Decision, entry.Rule, entry.Reason, entry.Policy, entry.Key = now, string(d.Outcome), d.Rule, d.Reason, d.Policy, a.Message.ID
 		out = append([]mailbox.Entry{entry}, out...)
-		if d.Outcome == Deny {
+		if d.Outcome == Deny || (d.Outcome == Escalate && isFuse(d.Rule)) {
 			if err := trip(trouble+1, d.Rule+": "+d.Reason); err != nil {
 				return nil, err
 			}

@@ -158,8 +158,9 @@ func (s *State) Apply(e mailbox.Entry) {
 		case Deny:
 			s.trouble = append(s.trouble, e.Time)
 		case Escalate:
-			if strings.HasPrefix(e.Rule, "fuses.") {
+			if isFuse(e.Rule) {
 				t.stopped = e.Rule
+				s.trouble = append(s.trouble, e.Time) // a blown fuse counts towards the breaker
 			}
 			if t.escalated.IsZero() {
 				t.escalated = e.Time
@@ -196,6 +197,8 @@ func (s *State) applySpend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 		t.escalated = time.Time{} // decided: nobody waits any more
 	}
 }
+
+func isFuse(rule string) bool { return strings.HasPrefix(rule, "fuses.") }
 
 func pair(a, b string) string {
 	if a > b {
