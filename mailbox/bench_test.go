@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/parley-dev/parley/internal/proctest"
 	"golang.org/x/sys/unix"
 )
 
@@ -172,25 +173,11 @@ func BenchmarkLedgerAppend4Procs(b *testing.B) {
 		b.Run(helper, func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), LedgerFile)
 			each := (b.N + 3) / 4
-			wait := helpers(b, 4, helper, func(i int) string { return fmt.Sprintf("%s %d p%d", path, each, i) })
+			wait := proctest.Start(b, 4, helper, func(i int) string { return fmt.Sprintf("%s %d p%d", path, each, i) })
 			b.ResetTimer()
 			wait()
 			b.ReportMetric(float64(4*each)/b.Elapsed().Seconds(), "lines/s")
 		})
-	}
-}
-
-func init() {
-	extraHelpers["floor-append"] = func(args []string) error {
-		n, _ := strconv.Atoi(args[1])
-		f, err := os.OpenFile(args[0], os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		waitGo()
-		floorAppend(nil, f, n)
-		return nil
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-dev/parley/internal/proctest"
 )
 
 // fixedClock returns a clock that starts at a fixed time and moves one
@@ -235,7 +237,7 @@ func TestLedgerRefusesBadLastLine(t *testing.T) {
 func TestLedgerFourProcesses(t *testing.T) {
 	const procs, each = 4, 1000
 	path := filepath.Join(t.TempDir(), LedgerFile)
-	wait := helpers(t, procs, "append", func(i int) string { return fmt.Sprintf("%s %d p%d", path, each, i) })
+	wait := proctest.Start(t, procs, "append", func(i int) string { return fmt.Sprintf("%s %d p%d", path, each, i) })
 	wait()
 	f, err := os.Open(path)
 	if err != nil {

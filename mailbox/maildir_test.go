@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-dev/parley/internal/proctest"
 )
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -215,7 +217,7 @@ func TestClaimRaceProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	outs := helpers(t, procs, "claim", func(int) string { return r.Dir + " procurement" })()
+	outs := proctest.Start(t, procs, "claim", func(int) string { return r.Dir + " procurement" })()
 	seen := map[string]int{}
 	for _, out := range outs {
 		for _, id := range strings.Fields(out) {

@@ -3,54 +3,42 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parley-dev/parley/internal/proctest"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/shopspring/decimal"
 )
 
 // Tests that cross processes re-execute the test binary as a helper.
 func TestMain(m *testing.M) {
-	if h := os.Getenv("PARLEY_TEST_HELPER"); h != "" {
-		if err := runHelper(h, strings.Fields(os.Getenv("PARLEY_TEST_ARGS"))); err != nil {
-			fmt.Fprintln(os.Stderr, "helper:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-func runHelper(name string, args []string) error {
-	switch name {
-	case "approve": // ROOT THREAD AMOUNT (in USD): decide one approval, print the outcome
-		r, err := mailbox.OpenRoot(args[0], func() time.Time { return now })
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		e := NewEngine(r)
-		if _, _, err := e.State(); err != nil { // read the ledger before the race starts
-			return err
-		}
-		_, _ = io.Copy(io.Discard, os.Stdin) // wait for the start
-		m := msg("finance", "procurement", mailbox.Approved, args[1], args[2]+" USD")
-		m.ID = mailbox.NewMessageID(now, "finance")
-		d, err := e.Decide(Action{Agent: "finance", Message: m})
-		if err != nil {
-			return err
-		}
-		fmt.Println(d.Outcome)
-		return nil
-	}
-	return fmt.Errorf("unknown helper %q", name)
+	proctest.Main(m, map[string]func(args []string) error{
+		"approve": func(args []string) error { // ROOT THREAD AMOUNT (in USD): decide one approval, print the outcome
+			r, err := mailbox.OpenRoot(args[0], func() time.Time { return now })
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			e := NewEngine(r)
+			if _, _, err := e.State(); err != nil { // read the ledger before the race starts
+				return err
+			}
+			proctest.WaitGo()
+			m := msg("finance", "procurement", mailbox.Approved, args[1], args[2]+" USD")
+			m.ID = mailbox.NewMessageID(now, "finance")
+			d, err := e.Decide(Action{Agent: "finance", Message: m})
+			if err != nil {
+				return err
+			}
+			fmt.Println(d.Outcome)
+			return nil
+		},
+	})
 }
 
 // newEngine makes a root with the default policy, or policy text if given.
@@ -242,7 +230,7 @@ func TestLastOfTheBudgetRace(t *testing.T) {
 				}
 			}
 		}
-		outs := startHelpers(t, 2, "approve", func(i int) string { return fmt.Sprintf("%s race%d 1000.00", r.Dir, i) })()
+		outs := proctest.Start(t, 2, "approve", func(i int) string { return fmt.Sprintf("%s race%d 1000.00", r.Dir, i) })()
 		allowed := 0
 		for _, o := range outs {
 			if strings.TrimSpace(o) == "allow" {
@@ -252,43 +240,6 @@ func TestLastOfTheBudgetRace(t *testing.T) {
 		if allowed != 1 {
 			t.Fatalf("round %d: %d of 2 racing approvals allowed (%q), want exactly 1", round, allowed, outs)
 		}
-	}
-}
-
-func startHelpers(t *testing.T, n int, name string, args func(i int) string) func() []string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmds := make([]*exec.Cmd, n)
-	outs := make([]*strings.Builder, n)
-	gos := make([]io.WriteCloser, n)
-	for i := range cmds {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "PARLEY_TEST_HELPER="+name, "PARLEY_TEST_ARGS="+args(i))
-		outs[i] = &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = outs[i], os.Stderr
-		if gos[i], err = cmd.StdinPipe(); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[i] = cmd
-	}
-	return func() []string {
-		for _, g := range gos {
-			g.Close()
-		}
-		res := make([]string, n)
-		for i, cmd := range cmds {
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("helper %d: %v", i, err)
-			}
-			res[i] = outs[i].String()
-		}
-		return res
 	}
 }
 
