@@ -94,7 +94,7 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 		d = e.judge(p, perr, a, now)
 		entry := mailbox.MessageEntry(a.Agent, EventDecision, a.Message)
 		entry.Time, entry.Decision, entry.Rule, entry.Reason, entry.Policy, entry.Key = now, string(d.Outcome), d.Rule, d.Reason, d.Policy, a.Message.ID
-		out = append([]mailbox.Entry{entry}, out...)
+		out = append(out, entry) // after a pause tripped by earlier errors, before one this decision trips
 		if d.Outcome == Deny || (d.Outcome == Escalate && isFuse(d.Rule)) {
 			if err := trip(trouble+1, d.Rule+": "+d.Reason); err != nil {
 				return nil, err
