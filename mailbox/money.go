@@ -98,6 +98,20 @@ func checkDecimal(s string) error {
 	return nil
 }
 
+// UnmarshalText reads an amount such as "2500.00 USD", for configuration
+// files.
+func (m *Money) UnmarshalText(b []byte) error {
+	v, err := ParseMoney(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// MarshalText writes m as String does.
+func (m Money) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
 // IsZero reports whether m is absent (no currency).
 func (m Money) IsZero() bool { return m.Currency == "" }
 

@@ -199,8 +199,8 @@ func TestRules(t *testing.T) {
 
 func TestSpendFuse(t *testing.T) {
 	p := defaultPolicy(t)
-	p.Human.ApprovalOver = Amount{mailbox.MustMoney("100000.00 USD")} // let the fuse speak first
-	p.Limits.PerAgentPerDay = Amount{}
+	p.Human.ApprovalOver = mailbox.MustMoney("100000.00 USD") // let the fuse speak first
+	p.Limits.PerAgentPerDay = mailbox.Money{}
 	s := NewState()
 	for _, e := range join(approvedOn("t", "5000.00 USD", now), orderedOn("t", "vendor-b", "5000.00 USD", now),
 		approvedOn("t", "5000.00 USD", now), orderedOn("t", "vendor-b", "4000.00 USD", now), approvedOn("t", "5000.00 USD", now)) {

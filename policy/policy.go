@@ -110,19 +110,9 @@ type Breaker struct {
 	Window    Duration `toml:"window"`
 }
 
-// Amount is a money limit written as "2500.00 USD".
-type Amount struct{ mailbox.Money }
-
-// UnmarshalText reads a limit; the currency is checked against the policy's
-// after decoding, where the line can be named.
-func (a *Amount) UnmarshalText(b []byte) error {
-	m, err := mailbox.ParseMoney(string(b))
-	if err != nil {
-		return err
-	}
-	a.Money = m
-	return nil
-}
+// Amount is a money limit written as "2500.00 USD"; the currency is
+// checked against the policy's after decoding, where the line can be named.
+type Amount = mailbox.Money
 
 // Duration is a time span written as "10m" or "24h".
 type Duration struct{ time.Duration }
