@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 )
 
 // TeamFile is the team's file name in a root.
@@ -26,12 +28,31 @@ var Roles = []string{"inventory", "procurement", "vendor", "finance", "human"}
 // Brains are what can make an agent's decisions.
 var Brains = []string{"rules", "ollama"}
 
-// Agent is one member of the team.
+// Agent is one member of the team, with the terms of its role.
 type Agent struct {
 	Name  string `toml:"name"`
 	Role  string `toml:"role"`
 	Brain string `toml:"brain"`
+
+	// A vendor's terms, all private to it but the list price.
+	Item      string        `toml:"item"`
+	ListPrice mailbox.Money `toml:"list_price"` // its opening quote, per unit
+	Floor     mailbox.Money `toml:"floor"`      // the lowest unit price it accepts
+	Capacity  int64         `toml:"capacity"`   // units it can deliver
+	LeadDays  int           `toml:"lead_days"`  // days from order to delivery
+	Style     string        `toml:"style"`      // how it concedes: boulware, linear, conceder
+
+	// Procurement's: how long quotes are collected (a sealed-bid window
+	// that closes early when every vendor has answered), how many
+	// counter-offer rounds, and its private ceiling per unit.
+	QuoteWindow  policy.Duration `toml:"quote_window"`
+	Rounds       int             `toml:"rounds"`
+	MaxUnitPrice mailbox.Money   `toml:"max_unit_price"`
 }
+
+// Styles are the ways a vendor concedes over rounds (NEGOTIATION.md's
+// time-dependent tactics: e = 0.2, 1 and 2).
+var Styles = map[string]float64{"boulware": 0.2, "linear": 1, "conceder": 2}
 
 // Team is parley.toml: the agents of one root.
 type Team struct {
@@ -88,6 +109,9 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 		case !slices.Contains(Brains, a.Brain):
 			return nil, tomlfile.Errorf(name, at("brain", a.Brain), fmt.Sprintf("brain is one of %v", Brains), "agent %q: unknown brain %q", a.Name, a.Brain)
 		}
+		if err := checkTerms(name, text, a); err != nil {
+			return nil, err
+		}
 		seen[a.Name] = true
 	}
 	h := t.Agent(t.Human)
@@ -115,4 +139,40 @@ func (t *Team) Names() []string {
 		names[i] = a.Name
 	}
 	return names
+}
+
+// checkTerms checks the terms a role needs, and fills in defaults.
+func checkTerms(file, text string, a *Agent) error {
+	at := func(key string) int { return tomlfile.Find(text, key, "") }
+	switch a.Role {
+	case "vendor":
+		switch {
+		case a.Item == "":
+			return tomlfile.Errorf(file, tomlfile.Find(text, "name", a.Name), `add item = "widget"`, "vendor %q has no item", a.Name)
+		case a.ListPrice.IsZero() || a.Floor.IsZero():
+			return tomlfile.Errorf(file, tomlfile.Find(text, "name", a.Name), `add list_price = "5.10 USD" and floor = "4.60 USD"`, "vendor %q needs list_price and floor", a.Name)
+		case a.ListPrice.Currency != a.Floor.Currency:
+			return tomlfile.Errorf(file, at("floor"), "write both in one currency", "vendor %q: list_price and floor are in different currencies", a.Name)
+		case a.Floor.Amount.GreaterThan(a.ListPrice.Amount) || a.Floor.Amount.Sign() <= 0:
+			return tomlfile.Errorf(file, at("floor"), "the floor is the least it accepts, above zero and at most the list price", "vendor %q: floor %s is not between 0 and list_price %s", a.Name, a.Floor, a.ListPrice)
+		case a.Capacity <= 0:
+			return tomlfile.Errorf(file, tomlfile.Find(text, "name", a.Name), "add capacity = 1000", "vendor %q has no capacity", a.Name)
+		case a.LeadDays < 0:
+			return tomlfile.Errorf(file, at("lead_days"), "lead_days counts days from order to delivery", "vendor %q: lead_days is negative", a.Name)
+		}
+		if a.Style == "" {
+			a.Style = "linear"
+		}
+		if _, ok := Styles[a.Style]; !ok {
+			return tomlfile.Errorf(file, tomlfile.Find(text, "style", a.Style), "style is boulware, linear or conceder", "vendor %q: unknown style %q", a.Name, a.Style)
+		}
+	case "procurement":
+		if a.QuoteWindow.Duration <= 0 {
+			a.QuoteWindow.Duration = 30 * time.Second
+		}
+		if a.Rounds < 0 {
+			return tomlfile.Errorf(file, at("rounds"), "rounds = 0 accepts the best quote as it is", "procurement %q: rounds is negative", a.Name)
+		}
+	}
+	return nil
 }

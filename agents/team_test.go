@@ -36,10 +36,14 @@ func TestParseTeamErrors(t *testing.T) {
 		{"version", strings.Replace(head, "version = 1", "version = 2", 1), "parley.toml:1: version is 2; this parley reads team files of version 1"},
 		{"bad name", head + "[[agent]]\nname = \"Vendor B\"\nrole = \"vendor\"\n", `parley.toml:7: agent 2: name "Vendor B" is not an agent name`},
 		{"parley's name", head + "[[agent]]\nname = \"parley\"\nrole = \"vendor\"\n", `parley.toml:7: agent name "parley" is parley's own`},
-		{"duplicate", head + "[[agent]]\nname = \"a\"\nrole = \"vendor\"\n[[agent]]\nname = \"a\"\nrole = \"vendor\"\n", `parley.toml:7: agent "a" appears twice`},
+		{"duplicate", head + "[[agent]]\nname = \"a\"\nrole = \"finance\"\n[[agent]]\nname = \"a\"\nrole = \"finance\"\n", `parley.toml:7: agent "a" appears twice`},
 		{"role", head + "[[agent]]\nname = \"a\"\nrole = \"wizard\"\n", `parley.toml:8: agent "a": unknown role "wizard"`},
 		{"brain", head + "[[agent]]\nname = \"a\"\nrole = \"vendor\"\nbrain = \"gpt\"\n", `parley.toml:9: agent "a": unknown brain "gpt"`},
-		{"no human", "version = 1\nhuman = \"boss\"\n[[agent]]\nname = \"a\"\nrole = \"vendor\"\n", `parley.toml:2: human is "boss", which is not an agent with the human role`},
+		{"no human", "version = 1\nhuman = \"boss\"\n[[agent]]\nname = \"a\"\nrole = \"finance\"\n", `parley.toml:2: human is "boss", which is not an agent with the human role`},
+		{"vendor without terms", head + "[[agent]]\nname = \"v\"\nrole = \"vendor\"\n", `parley.toml:7: vendor "v" has no item`},
+		{"floor above list", head + "[[agent]]\nname = \"v\"\nrole = \"vendor\"\nitem = \"w\"\nlist_price = \"5 USD\"\nfloor = \"6 USD\"\ncapacity = 1\n", `parley.toml:11: vendor "v": floor 6.00 USD is not between 0 and list_price 5.00 USD`},
+		{"style", head + "[[agent]]\nname = \"v\"\nrole = \"vendor\"\nitem = \"w\"\nlist_price = \"5 USD\"\nfloor = \"4 USD\"\ncapacity = 1\nstyle = \"stubborn\"\n", `parley.toml:13: vendor "v": unknown style "stubborn"`},
+		{"price not money", head + "[[agent]]\nname = \"v\"\nrole = \"vendor\"\nlist_price = \"cheap\"\n", `parley.toml:9: not an amount: "cheap" is not a plain decimal number`},
 		{"no agents", "version = 1\n", "parley.toml: the team has no agents"},
 	}
 	for _, tt := range tests {
