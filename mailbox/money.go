@@ -101,6 +101,10 @@ func checkDecimal(s string) error {
 // UnmarshalText reads an amount such as "2500.00 USD", for configuration
 // files.
 func (m *Money) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*m = Money{} // absent, as MarshalText writes it
+		return nil
+	}
 	v, err := ParseMoney(string(b))
 	if err != nil {
 		return err

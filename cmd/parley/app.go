@@ -70,7 +70,7 @@ an action or sent it to the human.`,
 				Usage: "the mailbox root: the agents' inboxes, parley.toml, policy.toml and the ledger"},
 		},
 		Commands: []*cli.Command{
-			initCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
+			initCommand(), agentCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
 			approveCommand(), denyCommand(), tailCommand(), ledgerCommand(),
 			policyCommand(), pauseCommand(), resumeCommand(), versionCommand(),
 		},
@@ -208,12 +208,13 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // hintFor finds the hint the error carries, from whichever layer knows it.
 func hintFor(err error) string {
 	var (
-		h  *hinted
-		pe *mailbox.ParseError
-		te *tomlfile.Error
-		ve *mailbox.VerifyError
-		ur *mailbox.UnknownRecipientError
-		ue usageError
+		h       *hinted
+		pe      *mailbox.ParseError
+		te      *tomlfile.Error
+		ve      *mailbox.VerifyError
+		ur      *mailbox.UnknownRecipientError
+		ue      usageError
+		running *agents.RunningError
 	)
 	switch {
 	case errors.As(err, &h):
@@ -224,6 +225,8 @@ func hintFor(err error) string {
 		return te.Hint
 	case errors.As(err, &ve):
 		return ve.Hint
+	case errors.As(err, &running):
+		return "stop it first, or use it: there is one process per agent"
 	case errors.As(err, &ur):
 		return "send to one of the agents listed, or add the agent to parley.toml and run parley init"
 	case errors.Is(err, policy.ErrDenied):

@@ -67,15 +67,20 @@ func initRoot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range team.Names() {
-		inbox := e.root.Inbox(name)
+	for _, a := range team.Agents {
+		inbox := e.root.Inbox(a.Name)
 		if inbox.Exists() {
-			kept = append(kept, name+"/")
+			kept = append(kept, a.Name+"/")
 		} else {
-			created = append(created, name+"/")
+			created = append(created, a.Name+"/")
 		}
 		if err := inbox.Create(); err != nil {
 			return err
+		}
+		if a.Role == "inventory" {
+			if _, err := createFile(inbox.Path(agents.StockFile), []byte(agents.DefaultStock)); err != nil {
+				return err
+			}
 		}
 	}
 	ledgerExisted := fileExists(filepath.Join(dir, mailbox.LedgerFile))

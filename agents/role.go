@@ -1,0 +1,578 @@
+package agents
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
+	"github.com/shopspring/decimal"
+)
+
+// Role is an agent's brain: pure functions of its own state (the Role
+// value, saved as JSON after every step), one message or a tick of the
+// clock, and the time. It returns the messages to send; the runtime does all
+// I/O and puts every message through the policy first.
+type Role interface {
+	// Receive handles one message from the inbox.
+	Receive(now time.Time, m *mailbox.Message) []*mailbox.Message
+	// Tick is called on the agent's timer, for deadlines and triggers.
+	Tick(now time.Time) []*mailbox.Message
+	// Denied tells the role that the policy refused to send m.
+	Denied(now time.Time, m *mailbox.Message, d policy.Decision) []*mailbox.Message
+}
+
+// newRole makes the rule-based brain of an agent.
+func newRole(a *Agent, team *Team, stockFile string) (Role, error) {
+	switch a.Role {
+	case "inventory":
+		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), StockFile: stockFile, Open: map[string]string{}, Until: map[string]time.Time{}}, nil
+	case "procurement":
+		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
+			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
+	case "vendor":
+		return &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
+			LeadDays: a.LeadDays, E: Styles[a.Style], Finance: team.first("finance"), Rounds: map[string]int{}}, nil
+	case "finance":
+		return &Finance{Name: a.Name, Human: team.Human, Asked: map[string]*mailbox.Message{}}, nil
+	}
+	return nil, fmt.Errorf("agent %s: the %s role has no brain to run; a person reads its inbox", a.Name, a.Role)
+}
+
+func (t *Team) first(role string) string {
+	if n := t.named(role); len(n) > 0 {
+		return n[0]
+	}
+	return ""
+}
+
+func (t *Team) named(role string) []string {
+	var out []string
+	for _, a := range t.Agents {
+		if a.Role == role {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+// reply starts a message answering m.
+func reply(from string, m *mailbox.Message, verb mailbox.Verb) *mailbox.Message {
+	return &mailbox.Message{From: from, To: m.From, Thread: m.Thread, InReplyTo: m.ID, Verb: verb, Item: m.Item, Quantity: m.Quantity}
+}
+
+func days(t time.Time, n int) time.Time {
+	y, mo, d := t.UTC().Date()
+	return time.Date(y, mo, d+n, 0, 0, 0, 0, time.UTC)
+}
+
+func unit(m mailbox.Money, q int64) string {
+	return fmt.Sprintf("%d %s at %s", q, "units", m)
+}
+
+// roundCents rounds a unit price to the currency's cents, as people quote.
+func roundCents(d decimal.Decimal) decimal.Decimal { return d.Round(2) }
+
+// Inventory watches the stock file a person edits and asks procurement for
+// a restock once per need: when an item falls below its reorder point, one
+// REQUEST, and no other until that need is closed.
+type Inventory struct {
+	Name        string `json:"-"`
+	Procurement string `json:"-"`
+	StockFile   string `json:"-"`
+	// Open needs: item → the thread of its request, and until when it
+	// stays open (the delivery day, or a while after a failure, so that a
+	// need that cannot be met is not asked again every second).
+	Open  map[string]string
+	Until map[string]time.Time
+	stock func() ([]StockItem, error)
+}
+
+// retryAfter is how long a need that could not be met waits before it is
+// asked again.
+const retryAfter = time.Hour
+
+// Receive learns how a need went: ordered, it stays open until the day after
+// the delivery (by then a person has counted the new stock); failed, it is
+// asked again after a while.
+func (r *Inventory) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	for item, th := range r.Open {
+		if th != m.Thread {
+			continue
+		}
+		switch {
+		case m.Verb == mailbox.Notify && !m.DeliverBy.IsZero():
+			r.Until[item] = m.DeliverBy.Add(24 * time.Hour)
+		case m.Verb == mailbox.Notify || m.Verb == mailbox.Denied || m.Verb == mailbox.Error:
+			r.Until[item] = now.Add(retryAfter)
+		}
+	}
+	return nil
+}
+
+// Tick reads the stock and asks for what is short.
+func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
+	read := r.stock
+	if read == nil {
+		read = func() ([]StockItem, error) { return LoadStock(r.StockFile) }
+	}
+	items, err := read()
+	if err != nil {
+		return nil // the runtime reports a bad stock file when it starts; a half-saved one is read again next tick
+	}
+	var out []*mailbox.Message
+	for _, it := range items {
+		if until, ok := r.Until[it.Name]; ok && now.After(until) {
+			delete(r.Open, it.Name)
+			delete(r.Until, it.Name)
+		}
+		if it.Stock >= it.ReorderPoint || r.Open[it.Name] != "" {
+			continue
+		}
+		th := mailbox.NewThreadID(now, "restock-"+it.Name)
+		r.Open[it.Name] = th
+		by := days(now, it.DeliverWithinDays)
+		out = append(out, &mailbox.Message{From: r.Name, To: r.Procurement, Thread: th, Verb: mailbox.Request,
+			Item: it.Name, Quantity: it.ReorderQuantity, DeliverBy: by,
+			Subject: fmt.Sprintf("REQUEST: need %d %s by %s", it.ReorderQuantity, it.Name, by.Weekday()),
+			Body:    fmt.Sprintf("Stock of %s is %d, below the reorder point of %d.\n", it.Name, it.Stock, it.ReorderPoint)})
+	}
+	return out
+}
+
+// Denied: a request the policy refused is asked again after a while.
+func (r *Inventory) Denied(now time.Time, m *mailbox.Message, d policy.Decision) []*mailbox.Message {
+	for item, th := range r.Open {
+		if th == m.Thread {
+			r.Until[item] = now.Add(retryAfter)
+		}
+	}
+	return nil
+}
+
+// Offer is a vendor's terms on the table.
+type Offer struct {
+	UnitPrice mailbox.Money
+	DeliverBy time.Time
+	Declined  bool
+	Why       string
+}
+
+// Deal is one need procurement works on, from request to delivery.
+type Deal struct {
+	Thread    string
+	Requester string
+	Item      string
+	Quantity  int64
+	DeliverBy time.Time
+	Phase     string // quoting, negotiating, approving, ordering, done, failed
+	Quotes    map[string]*Offer
+	Closes    time.Time // when the quote window closes
+	Vendor    string    // the one negotiated with, then ordered from
+	Round     int
+	Offered   mailbox.Money // procurement's last counter-offer
+	Agreed    mailbox.Money // the unit price agreed
+	Why       string        // why the winner won
+}
+
+// Procurement asks every vendor for a quote, compares them when the
+// sealed-bid window closes (in an order that does not favour whoever
+// answered first), negotiates with the best, asks finance, orders only with
+// finance's APPROVED in hand, and reports.
+type Procurement struct {
+	Name    string        `json:"-"`
+	Human   string        `json:"-"`
+	Finance string        `json:"-"`
+	Vendors []string      `json:"-"`
+	Window  time.Duration `json:"-"`
+	Rounds  int           `json:"-"`
+	Ceiling mailbox.Money `json:"-"` // private: never offered or revealed
+	Deals   map[string]*Deal
+}
+
+// Receive moves a deal on.
+func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	if m.Verb == mailbox.Request && m.Quantity > 0 && m.Item != "" {
+		return r.open(now, m)
+	}
+	d := r.Deals[m.Thread]
+	if d == nil {
+		return nil
+	}
+	switch m.Verb {
+	case mailbox.Quote:
+		if d.Phase == "quoting" {
+			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy}
+			if r.allAnswered(d) {
+				return r.compare(now, d)
+			}
+		}
+		if d.Phase == "negotiating" && m.From == d.Vendor {
+			return r.negotiate(now, d, m)
+		}
+	case mailbox.Decline:
+		if d.Phase == "quoting" {
+			d.Quotes[m.From] = &Offer{Declined: true, Why: strings.TrimSpace(m.Subject)}
+			if r.allAnswered(d) {
+				return r.compare(now, d)
+			}
+		}
+		if d.Phase == "negotiating" && m.From == d.Vendor {
+			d.Quotes[m.From].Declined = true
+			return r.compare(now, d) // the next best
+		}
+	case mailbox.Approved:
+		if d.Phase == "approving" && m.From == r.Finance {
+			d.Phase = "ordering"
+			total := d.Agreed.Times(d.Quantity)
+			return []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, InReplyTo: m.ID, Verb: mailbox.Order,
+				Item: d.Item, Quantity: d.Quantity, UnitPrice: d.Agreed, Amount: total, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
+				Subject: fmt.Sprintf("ORDER: %d %s at %s, %s", d.Quantity, d.Item, d.Agreed, total)}}
+		}
+	case mailbox.Denied:
+		if d.Phase == "approving" {
+			return r.fail(now, d, fmt.Sprintf("finance denied %s: %s", d.Agreed.Times(d.Quantity), firstLine(m.Body, m.Subject)))
+		}
+	case mailbox.Confirmed:
+		if d.Phase == "ordering" && m.From == d.Vendor {
+			d.Phase = "done"
+			total := d.Agreed.Times(d.Quantity)
+			when := m.DeliverBy
+			if when.IsZero() {
+				when = d.Quotes[d.Vendor].DeliverBy
+			}
+			text := fmt.Sprintf("Ordered %d %s for %s from %s. Delivery %s.", d.Quantity, d.Item, total, d.Vendor, when.Weekday())
+			note := &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
+				Quantity: d.Quantity, Amount: total, DeliverBy: when, Subject: text,
+				Body: fmt.Sprintf("%s\n\nWhy %s: %s\n", text, d.Vendor, d.Why)}
+			back := &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
+				Quantity: d.Quantity, DeliverBy: when, Subject: text}
+			return []*mailbox.Message{note, back}
+		}
+	}
+	return nil
+}
+
+func firstLine(texts ...string) string {
+	for _, t := range texts {
+		if t = strings.TrimSpace(t); t != "" {
+			line, _, _ := strings.Cut(t, "\n")
+			return line
+		}
+	}
+	return ""
+}
+
+func (r *Procurement) open(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	if _, seen := r.Deals[m.Thread]; seen {
+		return nil
+	}
+	d := &Deal{Thread: m.Thread, Requester: m.From, Item: m.Item, Quantity: m.Quantity, DeliverBy: m.DeliverBy,
+		Phase: "quoting", Quotes: map[string]*Offer{}, Closes: now.Add(r.Window)}
+	r.Deals[m.Thread] = d
+	var out []*mailbox.Message
+	for _, v := range r.Vendors {
+		q := &mailbox.Message{From: r.Name, To: v, Thread: d.Thread, Verb: mailbox.Request, Item: d.Item, Quantity: d.Quantity,
+			DeliverBy: d.DeliverBy, Expires: d.Closes, Subject: fmt.Sprintf("REQUEST: quote for %d %s", d.Quantity, d.Item)}
+		if !d.DeliverBy.IsZero() {
+			q.Subject += " delivered by " + d.DeliverBy.Format(time.DateOnly)
+		}
+		out = append(out, q)
+	}
+	if len(out) == 0 {
+		return r.fail(now, d, "there are no vendors in the team")
+	}
+	return out
+}
+
+func (r *Procurement) allAnswered(d *Deal) bool { return len(d.Quotes) == len(r.Vendors) }
+
+// Tick closes the quote windows that are due: a vendor that never answers
+// does not stop a deal.
+func (r *Procurement) Tick(now time.Time) []*mailbox.Message {
+	var out []*mailbox.Message
+	for _, th := range sortedKeys(r.Deals) {
+		if d := r.Deals[th]; d.Phase == "quoting" && !now.Before(d.Closes) {
+			out = append(out, r.compare(now, d)...)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ranked are the usable offers, best first: lowest price, then earliest
+// delivery, then vendor name — never the order they arrived in.
+func (r *Procurement) ranked(d *Deal) []string {
+	var vs []string
+	for v, o := range d.Quotes {
+		if o.Declined || o.UnitPrice.IsZero() || (!d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy)) {
+			continue
+		}
+		if !r.Ceiling.IsZero() && o.UnitPrice.Currency == r.Ceiling.Currency && o.UnitPrice.Amount.GreaterThan(r.Ceiling.Amount) && r.Rounds == 0 {
+			continue
+		}
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool {
+		a, b := d.Quotes[vs[i]], d.Quotes[vs[j]]
+		if c := a.UnitPrice.Amount.Cmp(b.UnitPrice.Amount); c != 0 {
+			return c < 0
+		}
+		if !a.DeliverBy.Equal(b.DeliverBy) {
+			return a.DeliverBy.Before(b.DeliverBy)
+		}
+		return vs[i] < vs[j]
+	})
+	return vs
+}
+
+// compare closes the window: the best offer wins, and is pressed with a
+// counter-offer; with none, the human is told.
+func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
+	vs := r.ranked(d)
+	if len(vs) == 0 {
+		return r.fail(now, d, fmt.Sprintf("no vendor can deliver %d %s by %s at an acceptable price", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly)))
+	}
+	best := vs[0]
+	o := d.Quotes[best]
+	d.Vendor, d.Round = best, 0
+	d.Why = fmt.Sprintf("lowest price %s", o.UnitPrice)
+	if len(vs) > 1 {
+		d.Why += fmt.Sprintf(" of %d usable quotes (next %s from %s)", len(vs), d.Quotes[vs[1]].UnitPrice, vs[1])
+	} else {
+		d.Why += " and the only usable quote"
+	}
+	if r.Rounds == 0 {
+		return r.accept(now, d, o.UnitPrice)
+	}
+	d.Phase = "negotiating"
+	return r.counter(now, d, o.UnitPrice)
+}
+
+// counter offers the next price of a Boulware-like concession from an
+// anchor 10% under the vendor's quote towards the quote itself, never above
+// the private ceiling, and never naming it or another vendor's price.
+func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*mailbox.Message {
+	d.Round++
+	anchor := theirs.Amount.Mul(decimal.RequireFromString("0.90"))
+	t := math.Pow(float64(d.Round)/float64(r.Rounds+1), 1/0.5) // concede slowly, then faster near the end
+	step := theirs.Amount.Sub(anchor).Mul(decimal.NewFromFloat(t).Round(4))
+	price := roundCents(anchor.Add(step))
+	if !r.Ceiling.IsZero() && price.GreaterThan(r.Ceiling.Amount) {
+		price = r.Ceiling.Amount
+	}
+	d.Offered = mailbox.Money{Amount: price, Currency: theirs.Currency}
+	return []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
+		Quantity: d.Quantity, UnitPrice: d.Offered, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
+		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", d.Quantity, d.Item, d.Offered),
+		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}}
+}
+
+// negotiate answers the vendor's new quote: take it if it meets our offer,
+// counter again while rounds remain, else take it if it is still the best
+// and under the ceiling.
+func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*mailbox.Message {
+	theirs := m.UnitPrice
+	d.Quotes[d.Vendor].UnitPrice = theirs
+	if !theirs.Amount.GreaterThan(d.Offered.Amount) {
+		return r.accept(now, d, theirs)
+	}
+	if d.Round < r.Rounds {
+		return r.counter(now, d, theirs)
+	}
+	if !r.Ceiling.IsZero() && theirs.Amount.GreaterThan(r.Ceiling.Amount) {
+		d.Quotes[d.Vendor].Declined = true
+		return r.compare(now, d)
+	}
+	if vs := r.ranked(d); len(vs) > 0 && vs[0] != d.Vendor {
+		return r.compare(now, d) // another offer is better now
+	}
+	return r.accept(now, d, theirs)
+}
+
+func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mailbox.Message {
+	d.Agreed, d.Phase = price, "approving"
+	total := price.Times(d.Quantity)
+	ask := &mailbox.Message{From: r.Name, To: r.Finance, Thread: d.Thread, Verb: mailbox.Request, Item: d.Item,
+		Quantity: d.Quantity, UnitPrice: price, Amount: total,
+		Extra:   []mailbox.Header{{Name: "Vendor", Value: d.Vendor}},
+		Subject: fmt.Sprintf("REQUEST: approve %s to %s for %d %s", total, d.Vendor, d.Quantity, d.Item),
+		Body:    fmt.Sprintf("Best terms: %s, from %s. %s.\n", unit(price, d.Quantity), d.Vendor, d.Why)}
+	return []*mailbox.Message{ask}
+}
+
+func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Message {
+	d.Phase = "failed"
+	text := fmt.Sprintf("Could not buy %d %s: %s.", d.Quantity, d.Item, why)
+	out := []*mailbox.Message{{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text}}
+	if d.Requester != "" {
+		out = append(out, &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Subject: text})
+	}
+	return out
+}
+
+// Denied turns a refused step into the next best thing: a deal whose
+// request or order the policy refuses is reported to the human.
+func (r *Procurement) Denied(now time.Time, m *mailbox.Message, dec policy.Decision) []*mailbox.Message {
+	d := r.Deals[m.Thread]
+	if d == nil || d.Phase == "failed" || m.Verb == mailbox.Notify {
+		return nil
+	}
+	return r.fail(now, d, fmt.Sprintf("the policy refused %s to %s (%s: %s)", m.Verb, m.To, dec.Rule, dec.Reason))
+}
+
+// Vendor quotes its list price, concedes by its style over the rounds (a
+// target price from the list price towards its floor, NEGOTIATION.md's
+// p(t) = a + (c - a)·t^(1/e)), declines what it cannot serve and confirms
+// orders with a delivery day.
+type Vendor struct {
+	Name     string         `json:"-"`
+	Item     string         `json:"-"`
+	List     mailbox.Money  `json:"-"`
+	Floor    mailbox.Money  `json:"-"`
+	Capacity int64          `json:"-"`
+	LeadDays int            `json:"-"`
+	E        float64        `json:"-"`
+	Finance  string         `json:"-"`
+	Rounds   map[string]int // thread: counter-offers received
+	Sold     int64          // units confirmed, out of Capacity
+}
+
+// vendorRounds is how many rounds the vendor spreads its concession over.
+const vendorRounds = 4
+
+// Receive answers requests, counter-offers, orders and payments.
+func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	switch m.Verb {
+	case mailbox.Request:
+		earliest := days(now, r.LeadDays)
+		var why string
+		switch {
+		case m.Item != r.Item:
+			why = fmt.Sprintf("we do not sell %s", m.Item)
+		case m.Quantity > r.Capacity-r.Sold:
+			why = fmt.Sprintf("we can deliver at most %d %s", r.Capacity-r.Sold, r.Item)
+		case !m.DeliverBy.IsZero() && earliest.After(m.DeliverBy):
+			why = fmt.Sprintf("we cannot deliver before %s", earliest.Format(time.DateOnly))
+		}
+		if why != "" {
+			d := reply(r.Name, m, mailbox.Decline)
+			d.Subject, d.Body = "DECLINE: "+why, why+".\n"
+			return []*mailbox.Message{d}
+		}
+		q := reply(r.Name, m, mailbox.Quote)
+		q.UnitPrice, q.DeliverBy = r.List, earliest
+		q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, r.List, earliest.Weekday())
+		return []*mailbox.Message{q}
+	case mailbox.Counter:
+		r.Rounds[m.Thread]++
+		target := r.target(r.Rounds[m.Thread])
+		price := target
+		if !m.UnitPrice.IsZero() && m.UnitPrice.Currency == r.List.Currency && !m.UnitPrice.Amount.LessThan(target.Amount) {
+			price = m.UnitPrice // their offer meets ours
+		}
+		q := reply(r.Name, m, mailbox.Quote)
+		q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
+		q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each", m.Quantity, r.Item, price)
+		return []*mailbox.Message{q}
+	case mailbox.Order:
+		if m.Quantity > r.Capacity-r.Sold || m.Item != r.Item {
+			d := reply(r.Name, m, mailbox.Decline)
+			d.Subject = fmt.Sprintf("DECLINE: cannot deliver %d %s", m.Quantity, m.Item)
+			return []*mailbox.Message{d}
+		}
+		r.Sold += m.Quantity
+		when := days(now, r.LeadDays)
+		var out []*mailbox.Message
+		for _, to := range []string{m.From, r.Finance} {
+			c := reply(r.Name, m, mailbox.Confirmed)
+			c.To, c.Amount, c.DeliverBy = to, m.Total(), when
+			c.Subject = fmt.Sprintf("CONFIRMED: %d %s, %s, delivery %s %s", m.Quantity, m.Item, m.Total(), when.Weekday(), when.Format(time.DateOnly))
+			out = append(out, c)
+		}
+		return out
+	}
+	return nil
+}
+
+// target is the vendor's price in round k: from the list price towards the
+// floor, never below it.
+func (r *Vendor) target(k int) mailbox.Money {
+	t := math.Min(float64(k)/vendorRounds, 1)
+	f := math.Pow(t, 1/r.E)
+	drop := r.List.Amount.Sub(r.Floor.Amount).Mul(decimal.NewFromFloat(f).Round(4))
+	p := decimal.Max(roundCents(r.List.Amount.Sub(drop)), r.Floor.Amount)
+	return mailbox.Money{Amount: p, Currency: r.List.Currency}
+}
+
+// Tick has nothing to do: a vendor only answers.
+func (r *Vendor) Tick(time.Time) []*mailbox.Message { return nil }
+
+// Denied: a vendor's refused message is in the ledger; nothing follows.
+func (r *Vendor) Denied(time.Time, *mailbox.Message, policy.Decision) []*mailbox.Message { return nil }
+
+// Finance approves spends (the policy decides whether it may, and asks the
+// human above the threshold), denies with the reason, and pays a confirmed
+// order.
+type Finance struct {
+	Name  string                      `json:"-"`
+	Human string                      `json:"-"`
+	Asked map[string]*mailbox.Message // thread: the request for approval
+}
+
+// Receive handles requests, the human's answers and confirmations.
+func (r *Finance) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	switch {
+	case m.Verb == mailbox.Request && !m.Amount.IsZero():
+		r.Asked[m.Thread] = m
+		return []*mailbox.Message{r.approve(m, "")}
+	case m.From == r.Human && m.Verb == mailbox.Approved && r.Asked[m.Thread] != nil:
+		return []*mailbox.Message{r.approve(r.Asked[m.Thread], " (approved by "+r.Human+")")}
+	case m.From == r.Human && m.Verb == mailbox.Denied && r.Asked[m.Thread] != nil:
+		return []*mailbox.Message{r.deny(r.Asked[m.Thread], fmt.Sprintf("%s denied it: %s", r.Human, firstLine(m.Body, m.Subject)))}
+	case m.Verb == mailbox.Confirmed && !m.Amount.IsZero():
+		p := &mailbox.Message{From: r.Name, To: m.From, Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Paid,
+			Item: m.Item, Quantity: m.Quantity, Amount: m.Amount,
+			Subject: fmt.Sprintf("PAID: %s for %d %s", m.Amount, m.Quantity, m.Item)}
+		return []*mailbox.Message{p}
+	}
+	return nil
+}
+
+func (r *Finance) approve(req *mailbox.Message, note string) *mailbox.Message {
+	a := reply(r.Name, req, mailbox.Approved)
+	a.Amount = req.Amount
+	vendor, _ := req.Get("Vendor")
+	a.Subject = fmt.Sprintf("APPROVED: %s to %s for %d %s%s", req.Amount, vendor, req.Quantity, req.Item, note)
+	return a
+}
+
+func (r *Finance) deny(req *mailbox.Message, why string) *mailbox.Message {
+	d := reply(r.Name, req, mailbox.Denied)
+	d.Amount = req.Amount
+	d.Subject, d.Body = "DENIED: "+why, why+"\n"
+	return d
+}
+
+// Denied turns an approval the policy refused into a DENIED with its reason.
+func (r *Finance) Denied(now time.Time, m *mailbox.Message, d policy.Decision) []*mailbox.Message {
+	req := r.Asked[m.Thread]
+	if m.Verb != mailbox.Approved || req == nil {
+		return nil
+	}
+	return []*mailbox.Message{r.deny(req, fmt.Sprintf("%s (policy rule %s)", d.Reason, d.Rule))}
+}
+
+// Tick has nothing to do: the policy times out the human's answer.
+func (r *Finance) Tick(time.Time) []*mailbox.Message { return nil }

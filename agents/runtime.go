@@ -1,0 +1,371 @@
+package agents
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
+	"golang.org/x/sys/unix"
+)
+
+// RunningError is returned when another process already runs the agent.
+type RunningError struct {
+	Name string
+	PID  string
+}
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("agent %s is already running (pid %s)", e.Name, e.PID)
+}
+
+// Runtime runs one agent: it watches the inbox, claims a message, lets the
+// role decide, puts every message the role wants to send through the policy,
+// sends, saves the role's state durably and only then marks the message
+// done. A message claimed but not finished when the process died is handled
+// again at the next start; the messages it causes carry ids derived from it,
+// so the policy and the receivers see a repeat, not a new action.
+type Runtime struct {
+	Root  *mailbox.Root
+	Team  *Team
+	Name  string
+	Log   func(line string) // one readable line a step
+	Every time.Duration     // the clock's tick for deadlines; default 1s
+
+	agent  *Agent
+	role   Role
+	engine *policy.Engine
+	state  saved
+	paused bool
+}
+
+// saved is what the agent keeps in ROOT/NAME/state/state.json.
+type saved struct {
+	Handled map[string]bool // message ids handled
+	Role    json.RawMessage
+}
+
+// Run runs the agent until ctx ends.
+func (rt *Runtime) Run(ctx context.Context) error {
+	if rt.agent = rt.Team.Agent(rt.Name); rt.agent == nil {
+		return fmt.Errorf("no agent named %q in %s", rt.Name, TeamFile)
+	}
+	if rt.Every <= 0 {
+		rt.Every = time.Second
+	}
+	if rt.Log == nil {
+		rt.Log = func(string) {}
+	}
+	inbox := rt.Root.Inbox(rt.Name)
+	if err := inbox.Create(); err != nil {
+		return err
+	}
+	unlock, err := lockAgent(rt.Name, inbox.Path("state", "lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if rt.role, err = newRole(rt.agent, rt.Team, inbox.Path(StockFile)); err != nil {
+		return err
+	}
+	if err := rt.load(); err != nil {
+		return err
+	}
+	rt.engine = policy.NewEngine(rt.Root)
+	if err := rt.recover(); err != nil {
+		return err
+	}
+	w, err := mailbox.Watch(inbox.Path("new"), mailbox.WatchOptions{})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if w.Warning() != "" {
+		rt.Log("warning: " + w.Warning())
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	intake := &mailbox.Intake{Root: rt.Root, Agent: rt.Name, Human: rt.Team.Human, Taken: func(file string, m *mailbox.Message, err error) {
+		if err != nil {
+			rt.Log(fmt.Sprintf("rejected %s: %v", filepath.Base(file), err))
+		}
+	}}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = intake.Run(ctx) }()
+
+	rt.Log(fmt.Sprintf("%s (%s) is running, pid %d", rt.Name, rt.agent.Role, os.Getpid()))
+	next := time.Now()
+	for {
+		if now := time.Now(); !now.Before(next) {
+			if err := rt.tick(); err != nil {
+				return err
+			}
+			next = now.Add(rt.Every)
+		}
+		wait, cancelWait := context.WithDeadline(ctx, next)
+		names, err := w.Next(wait)
+		cancelWait()
+		if ctx.Err() != nil {
+			rt.Log(rt.Name + " stopped")
+			return nil
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			continue
+		}
+		if err != nil {
+			rt.Log("watch: " + err.Error())
+			continue
+		}
+		if rt.paused {
+			continue // the messages wait in new/; the tick takes them after a resume
+		}
+		for _, n := range names {
+			if err := rt.take(n, w); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// tick checks for a pause, runs the role's timers and takes whatever waits
+// in new/ (after a resume, or an event that was missed).
+func (rt *Runtime) tick() error {
+	why, paused := rt.engine.Paused()
+	if paused != rt.paused {
+		if paused {
+			rt.Log("paused: " + strings.SplitN(why, "\n", 2)[0])
+		} else {
+			rt.Log("resumed")
+		}
+		rt.paused = paused
+	}
+	if paused {
+		return nil
+	}
+	now := rt.Root.Now()
+	if out := rt.role.Tick(now); len(out) > 0 {
+		if err := rt.send(out, "tick|"+now.UTC().Format(time.RFC3339Nano), now); err != nil {
+			return err
+		}
+		if err := rt.save(); err != nil {
+			return err
+		}
+	}
+	names, err := rt.Root.Inbox(rt.Name).Pending()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := rt.take(n, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// take claims one message and handles it.
+func (rt *Runtime) take(name string, w *mailbox.Watcher) error {
+	c, err := rt.Root.Claim(rt.Name, name)
+	switch {
+	case errors.Is(err, mailbox.ErrClaimed):
+		return nil
+	case errors.Is(err, mailbox.ErrBusy):
+		if w != nil {
+			w.Again(name, 50*time.Millisecond)
+		}
+		return nil
+	case errors.Is(err, mailbox.ErrRejected):
+		rt.Log(err.Error())
+		return nil
+	case err != nil:
+		return err
+	}
+	return rt.handle(c)
+}
+
+// recover handles again what was claimed but not finished.
+func (rt *Runtime) recover() error {
+	inbox := rt.Root.Inbox(rt.Name)
+	names, err := inbox.Unfinished()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		data, err := os.ReadFile(inbox.Path("cur", n))
+		if err != nil {
+			return err
+		}
+		m, err := mailbox.Parse(data)
+		if err != nil {
+			return fmt.Errorf("recover %s: %w", n, err)
+		}
+		rt.Log(fmt.Sprintf("handling again %s %s from %s, claimed before a stop", m.Verb, m.ID, m.From))
+		if err := rt.handle(&mailbox.Claimed{Agent: rt.Name, Name: n, Message: m}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rt *Runtime) handle(c *mailbox.Claimed) error {
+	m := c.Message
+	if rt.state.Handled[m.ID] {
+		return rt.Root.Finish(c, mailbox.FlagDone, "already handled")
+	}
+	rt.Log(fmt.Sprintf("← %s from %s: %s", m.Verb, m.From, subject(m)))
+	now := rt.Root.Now()
+	if err := rt.send(rt.role.Receive(now, m), m.ID, now); err != nil {
+		return err
+	}
+	rt.state.Handled[m.ID] = true
+	if err := rt.save(); err != nil {
+		return err
+	}
+	return rt.Root.Finish(c, mailbox.FlagDone, "")
+}
+
+func subject(m *mailbox.Message) string {
+	if m.Subject != "" {
+		return m.Subject
+	}
+	return m.Thread
+}
+
+// send puts each message through the policy and delivers what it allows.
+// Ids derive from key: the same cause gives the same ids, so a message sent
+// again after a crash is a repeat the policy and the receiver recognise.
+func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error {
+	for i, m := range out {
+		if m.ID == "" {
+			sum := sha256.Sum256([]byte(rt.Name + "\x00" + key + "\x00" + strconv.Itoa(i)))
+			m.ID = "<" + hex.EncodeToString(sum[:12]) + "." + rt.Name + "@parley>"
+		}
+		m.Version, m.Date, m.From = mailbox.Version, now, rt.Name
+		if err := m.Validate(); err != nil {
+			// A brain's mistake: recorded, counted by the breaker, not sent.
+			rt.Log(fmt.Sprintf("not sent: %s to %s is not a valid message: %v", m.Verb, m.To, err))
+			e := mailbox.MessageEntry(rt.Name, "error", m)
+			e.Reason = err.Error()
+			if l, lerr := rt.Root.Ledger(); lerr == nil {
+				if _, err := l.Append(e); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		d, err := rt.engine.Send(policy.Action{Agent: rt.Name, Message: m})
+		switch {
+		case err == nil:
+			rt.Log(fmt.Sprintf("→ %s %s: %s", m.To, m.Verb, subject(m)))
+		case errors.Is(err, policy.ErrEscalated):
+			rt.Log(fmt.Sprintf("⇡ %s %s to %s waits for %s: %s", m.Verb, m.Thread, m.To, rt.Team.Human, d.Reason))
+		case errors.Is(err, policy.ErrDenied):
+			rt.Log(fmt.Sprintf("✗ %s to %s denied by %s: %s", m.Verb, m.To, d.Rule, d.Reason))
+			if err := rt.send(rt.role.Denied(now, m, d), key+"|denied|"+m.ID, now); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+func (rt *Runtime) statePath() string { return rt.Root.Inbox(rt.Name).Path("state", "state.json") }
+
+func (rt *Runtime) load() error {
+	rt.state = saved{Handled: map[string]bool{}}
+	data, err := os.ReadFile(rt.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load state: %w", err)
+	}
+	if err := json.Unmarshal(data, &rt.state); err != nil {
+		return fmt.Errorf("load state %s: %w", rt.statePath(), err)
+	}
+	if rt.state.Handled == nil {
+		rt.state.Handled = map[string]bool{}
+	}
+	if len(rt.state.Role) > 0 {
+		if err := json.Unmarshal(rt.state.Role, rt.role); err != nil {
+			return fmt.Errorf("load state %s: %w", rt.statePath(), err)
+		}
+	}
+	return nil
+}
+
+// save writes the state durably: a temporary file, fsync, rename, and the
+// folder synced — before the message that changed it is marked done.
+func (rt *Runtime) save() error {
+	role, err := json.Marshal(rt.role)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	rt.state.Role = role
+	data, err := json.MarshalIndent(rt.state, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	path := rt.statePath()
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// lockAgent holds an exclusive lock on the agent's lock file for the
+// process's lifetime (nq's pattern): a second copy of the agent refuses to
+// start, and says who holds it.
+func lockAgent(name, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock agent %s: %w", name, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &RunningError{Name: name, PID: strings.TrimSpace(string(pid))}
+		}
+		return nil, fmt.Errorf("lock agent %s: %w", name, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
+}
