@@ -11,18 +11,10 @@ export PARLEY_ROOT := $(ROOT)
 build:
 	$(GO) build -o $(PARLEY) ./cmd/parley
 
-# The mailbox at work on the default root: a team initialised (or kept, if
-# it exists), a request and a quote delivered as files, the inbox listed,
-# the ledger shown and verified. Safe to run again and again.
+# The restock story on the default root, with every agent a process of its
+# own: initialised if needed, kept otherwise; safe to run again and again.
 demo: build
-	@$(PARLEY) init
-	@printf 'From: inventory\nTo: procurement\nVerb: REQUEST\nItem: widget\nQuantity: 500\nDeliver-By: 2026-12-04\nSubject: REQUEST: need 500 widget by Friday\n\nStock of widget is 40, below the reorder point of 100.\n' \
-		| $(PARLEY) send --json - > $(ROOT)/.demo-request.json
-	@printf 'From: vendor-b\nTo: procurement\nIn-Reply-To: %s\nVerb: QUOTE\nItem: widget\nQuantity: 500\nUnit-Price: 4.80 USD\nDeliver-By: 2026-12-03\nSubject: QUOTE: 500 widget at 4.80 USD, delivered Thursday\n\nWe can ship from stock.\n' \
-		"$$(sed -n 's/.*"msg_id":"\([^"]*\)".*/\1/p' $(ROOT)/.demo-request.json)" | $(PARLEY) send -
-	@echo; echo "== parley inbox procurement"; $(PARLEY) inbox procurement --new
-	@echo; echo "== parley tail -n 4"; $(PARLEY) tail -n 4
-	@echo; echo "== parley ledger verify"; $(PARLEY) ledger verify
+	@$(PARLEY) demo
 
 # The race detector sleeps a second as each process exits (atexit_sleep_ms);
 # the CLI scripts start hundreds of processes, so it sleeps less here.

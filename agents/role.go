@@ -29,7 +29,7 @@ type Role interface {
 func newRole(a *Agent, team *Team, stockFile string) (Role, error) {
 	switch a.Role {
 	case "inventory":
-		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), StockFile: stockFile, Open: map[string]string{}, Until: map[string]time.Time{}}, nil
+		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), StockFile: stockFile, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
 	case "procurement":
 		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
 			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
@@ -37,7 +37,7 @@ func newRole(a *Agent, team *Team, stockFile string) (Role, error) {
 		return &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
 			LeadDays: a.LeadDays, E: Styles[a.Style], Finance: team.first("finance"), Rounds: map[string]int{}}, nil
 	case "finance":
-		return &Finance{Name: a.Name, Human: team.Human, Asked: map[string]*mailbox.Message{}}, nil
+		return &Finance{Name: a.Name, Asked: map[string]*mailbox.Message{}}, nil
 	}
 	return nil, fmt.Errorf("agent %s: the %s role has no brain to run; a person reads its inbox", a.Name, a.Role)
 }
@@ -77,43 +77,37 @@ func unit(m mailbox.Money, q int64) string {
 func roundCents(d decimal.Decimal) decimal.Decimal { return d.Round(2) }
 
 // Inventory watches the stock file a person edits and asks procurement for
-// a restock once per need: when an item falls below its reorder point, one
-// REQUEST, and no other until that need is closed.
+// a restock once per need, not once per change: when an item is below its
+// reorder point one REQUEST goes out, and the need stays open — whatever the
+// stock does meanwhile — until the stock is back at or above the reorder
+// point (the goods arrived and were counted). A need that could not be met
+// is asked again after a while.
 type Inventory struct {
-	Name        string `json:"-"`
-	Procurement string `json:"-"`
-	StockFile   string `json:"-"`
-	// Open needs: item → the thread of its request, and until when it
-	// stays open (the delivery day, or a while after a failure, so that a
-	// need that cannot be met is not asked again every second).
-	Open  map[string]string
-	Until map[string]time.Time
-	stock func() ([]StockItem, error)
+	Name        string               `json:"-"`
+	Procurement string               `json:"-"`
+	StockFile   string               `json:"-"`
+	Open        map[string]string    // item: the thread of its open need
+	Retry       map[string]time.Time // item: when a failed need is asked again
+	stock       func() ([]StockItem, error)
 }
 
 // retryAfter is how long a need that could not be met waits before it is
 // asked again.
 const retryAfter = time.Hour
 
-// Receive learns how a need went: ordered, it stays open until the day after
-// the delivery (by then a person has counted the new stock); failed, it is
-// asked again after a while.
+// Receive learns that a need could not be met.
 func (r *Inventory) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	failed := m.Verb == mailbox.Denied || m.Verb == mailbox.Error || (m.Verb == mailbox.Notify && m.DeliverBy.IsZero())
 	for item, th := range r.Open {
-		if th != m.Thread {
-			continue
-		}
-		switch {
-		case m.Verb == mailbox.Notify && !m.DeliverBy.IsZero():
-			r.Until[item] = m.DeliverBy.Add(24 * time.Hour)
-		case m.Verb == mailbox.Notify || m.Verb == mailbox.Denied || m.Verb == mailbox.Error:
-			r.Until[item] = now.Add(retryAfter)
+		if th == m.Thread && failed {
+			r.Retry[item] = now.Add(retryAfter)
 		}
 	}
 	return nil
 }
 
-// Tick reads the stock and asks for what is short.
+// Tick reads the stock, closes the needs that were met and asks for what is
+// short.
 func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 	read := r.stock
 	if read == nil {
@@ -121,16 +115,20 @@ func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 	}
 	items, err := read()
 	if err != nil {
-		return nil // the runtime reports a bad stock file when it starts; a half-saved one is read again next tick
+		return nil // a half-saved file is read again at the next tick
 	}
 	var out []*mailbox.Message
 	for _, it := range items {
-		if until, ok := r.Until[it.Name]; ok && now.After(until) {
+		if it.Stock >= it.ReorderPoint {
 			delete(r.Open, it.Name)
-			delete(r.Until, it.Name)
-		}
-		if it.Stock >= it.ReorderPoint || r.Open[it.Name] != "" {
+			delete(r.Retry, it.Name)
 			continue
+		}
+		if r.Open[it.Name] != "" {
+			if retry, ok := r.Retry[it.Name]; !ok || now.Before(retry) {
+				continue
+			}
+			delete(r.Retry, it.Name)
 		}
 		th := mailbox.NewThreadID(now, "restock-"+it.Name)
 		r.Open[it.Name] = th
@@ -147,7 +145,7 @@ func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 func (r *Inventory) Denied(now time.Time, m *mailbox.Message, d policy.Decision) []*mailbox.Message {
 	for item, th := range r.Open {
 		if th == m.Thread {
-			r.Until[item] = now.Add(retryAfter)
+			r.Retry[item] = now.Add(retryAfter)
 		}
 	}
 	return nil
@@ -446,7 +444,6 @@ type Vendor struct {
 	E        float64        `json:"-"`
 	Finance  string         `json:"-"`
 	Rounds   map[string]int // thread: counter-offers received
-	Sold     int64          // units confirmed, out of Capacity
 }
 
 // vendorRounds is how many rounds the vendor spreads its concession over.
@@ -461,8 +458,8 @@ func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 		switch {
 		case m.Item != r.Item:
 			why = fmt.Sprintf("we do not sell %s", m.Item)
-		case m.Quantity > r.Capacity-r.Sold:
-			why = fmt.Sprintf("we can deliver at most %d %s", r.Capacity-r.Sold, r.Item)
+		case m.Quantity > r.Capacity:
+			why = fmt.Sprintf("we can deliver at most %d %s", r.Capacity, r.Item)
 		case !m.DeliverBy.IsZero() && earliest.After(m.DeliverBy):
 			why = fmt.Sprintf("we cannot deliver before %s", earliest.Format(time.DateOnly))
 		}
@@ -487,12 +484,11 @@ func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 		q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each", m.Quantity, r.Item, price)
 		return []*mailbox.Message{q}
 	case mailbox.Order:
-		if m.Quantity > r.Capacity-r.Sold || m.Item != r.Item {
+		if m.Quantity > r.Capacity || m.Item != r.Item {
 			d := reply(r.Name, m, mailbox.Decline)
 			d.Subject = fmt.Sprintf("DECLINE: cannot deliver %d %s", m.Quantity, m.Item)
 			return []*mailbox.Message{d}
 		}
-		r.Sold += m.Quantity
 		when := days(now, r.LeadDays)
 		var out []*mailbox.Message
 		for _, to := range []string{m.From, r.Finance} {
@@ -523,11 +519,10 @@ func (r *Vendor) Tick(time.Time) []*mailbox.Message { return nil }
 func (r *Vendor) Denied(time.Time, *mailbox.Message, policy.Decision) []*mailbox.Message { return nil }
 
 // Finance approves spends (the policy decides whether it may, and asks the
-// human above the threshold), denies with the reason, and pays a confirmed
-// order.
+// human above the threshold: the runtime sends the approval once the human
+// has said yes), denies with the reason, and pays a confirmed order.
 type Finance struct {
 	Name  string                      `json:"-"`
-	Human string                      `json:"-"`
 	Asked map[string]*mailbox.Message // thread: the request for approval
 }
 
@@ -536,11 +531,7 @@ func (r *Finance) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message 
 	switch {
 	case m.Verb == mailbox.Request && !m.Amount.IsZero():
 		r.Asked[m.Thread] = m
-		return []*mailbox.Message{r.approve(m, "")}
-	case m.From == r.Human && m.Verb == mailbox.Approved && r.Asked[m.Thread] != nil:
-		return []*mailbox.Message{r.approve(r.Asked[m.Thread], " (approved by "+r.Human+")")}
-	case m.From == r.Human && m.Verb == mailbox.Denied && r.Asked[m.Thread] != nil:
-		return []*mailbox.Message{r.deny(r.Asked[m.Thread], fmt.Sprintf("%s denied it: %s", r.Human, firstLine(m.Body, m.Subject)))}
+		return []*mailbox.Message{r.approve(m)}
 	case m.Verb == mailbox.Confirmed && !m.Amount.IsZero():
 		p := &mailbox.Message{From: r.Name, To: m.From, Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Paid,
 			Item: m.Item, Quantity: m.Quantity, Amount: m.Amount,
@@ -550,11 +541,11 @@ func (r *Finance) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message 
 	return nil
 }
 
-func (r *Finance) approve(req *mailbox.Message, note string) *mailbox.Message {
+func (r *Finance) approve(req *mailbox.Message) *mailbox.Message {
 	a := reply(r.Name, req, mailbox.Approved)
 	a.Amount = req.Amount
 	vendor, _ := req.Get("Vendor")
-	a.Subject = fmt.Sprintf("APPROVED: %s to %s for %d %s%s", req.Amount, vendor, req.Quantity, req.Item, note)
+	a.Subject = fmt.Sprintf("APPROVED: %s to %s for %d %s", req.Amount, vendor, req.Quantity, req.Item)
 	return a
 }
 

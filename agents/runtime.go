@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -43,17 +44,21 @@ type Runtime struct {
 	Log   func(line string) // one readable line a step
 	Every time.Duration     // the clock's tick for deadlines; default 1s
 
-	agent  *Agent
-	role   Role
-	engine *policy.Engine
-	state  saved
-	paused bool
+	agent   *Agent
+	role    Role
+	engine  *policy.Engine
+	state   saved
+	written []byte // the state as last saved
+	paused  bool
 }
 
 // saved is what the agent keeps in ROOT/NAME/state/state.json.
 type saved struct {
 	Handled map[string]bool // message ids handled
-	Role    json.RawMessage
+	// Escalated holds, by thread, what the policy sent to the human: sent
+	// when the human's APPROVED arrives, given up when a DENIED does.
+	Escalated map[string][]*mailbox.Message
+	Role      json.RawMessage
 }
 
 // Run runs the agent until ctx ends.
@@ -156,13 +161,11 @@ func (rt *Runtime) tick() error {
 		return nil
 	}
 	now := rt.Root.Now()
-	if out := rt.role.Tick(now); len(out) > 0 {
-		if err := rt.send(out, "tick|"+now.UTC().Format(time.RFC3339Nano), now); err != nil {
-			return err
-		}
-		if err := rt.save(); err != nil {
-			return err
-		}
+	if err := rt.send(rt.role.Tick(now), "tick|"+now.UTC().Format(time.RFC3339Nano), now); err != nil {
+		return err
+	}
+	if err := rt.save(); err != nil { // a no-op unless the tick changed the state
+		return err
 	}
 	names, err := rt.Root.Inbox(rt.Name).Pending()
 	if err != nil {
@@ -227,6 +230,9 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	}
 	rt.Log(fmt.Sprintf("← %s from %s: %s", m.Verb, m.From, subject(m)))
 	now := rt.Root.Now()
+	if err := rt.answered(m, now); err != nil {
+		return err
+	}
 	if err := rt.send(rt.role.Receive(now, m), m.ID, now); err != nil {
 		return err
 	}
@@ -235,6 +241,27 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		return err
 	}
 	return rt.Root.Finish(c, mailbox.FlagDone, "")
+}
+
+// answered acts on the human's answer to what this agent escalated: the
+// held messages go out (the policy now finds the human's approval), or the
+// role is told they were denied.
+func (rt *Runtime) answered(m *mailbox.Message, now time.Time) error {
+	held := rt.state.Escalated[m.Thread]
+	if m.From != rt.Team.Human || len(held) == 0 || (m.Verb != mailbox.Approved && m.Verb != mailbox.Denied) {
+		return nil
+	}
+	delete(rt.state.Escalated, m.Thread)
+	if m.Verb == mailbox.Approved {
+		return rt.send(held, m.ID+"|approved", now)
+	}
+	for _, h := range held {
+		d := policy.Decision{Outcome: policy.Deny, Rule: "human.denied", Reason: rt.Team.Human + " denied it: " + firstLine(m.Body, m.Subject)}
+		if err := rt.send(rt.role.Denied(now, h, d), m.ID+"|denied|"+h.ID, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func subject(m *mailbox.Message) string {
@@ -272,6 +299,7 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 			rt.Log(fmt.Sprintf("→ %s %s: %s", m.To, m.Verb, subject(m)))
 		case errors.Is(err, policy.ErrEscalated):
 			rt.Log(fmt.Sprintf("⇡ %s %s to %s waits for %s: %s", m.Verb, m.Thread, m.To, rt.Team.Human, d.Reason))
+			rt.state.Escalated[m.Thread] = append(rt.state.Escalated[m.Thread], m)
 		case errors.Is(err, policy.ErrDenied):
 			rt.Log(fmt.Sprintf("✗ %s to %s denied by %s: %s", m.Verb, m.To, d.Rule, d.Reason))
 			if err := rt.send(rt.role.Denied(now, m, d), key+"|denied|"+m.ID, now); err != nil {
@@ -287,7 +315,7 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 func (rt *Runtime) statePath() string { return rt.Root.Inbox(rt.Name).Path("state", "state.json") }
 
 func (rt *Runtime) load() error {
-	rt.state = saved{Handled: map[string]bool{}}
+	rt.state = saved{Handled: map[string]bool{}, Escalated: map[string][]*mailbox.Message{}}
 	data, err := os.ReadFile(rt.statePath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -300,6 +328,9 @@ func (rt *Runtime) load() error {
 	}
 	if rt.state.Handled == nil {
 		rt.state.Handled = map[string]bool{}
+	}
+	if rt.state.Escalated == nil {
+		rt.state.Escalated = map[string][]*mailbox.Message{}
 	}
 	if len(rt.state.Role) > 0 {
 		if err := json.Unmarshal(rt.state.Role, rt.role); err != nil {
@@ -320,6 +351,9 @@ func (rt *Runtime) save() error {
 	data, err := json.MarshalIndent(rt.state, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
+	}
+	if bytes.Equal(data, rt.written) {
+		return nil
 	}
 	path := rt.statePath()
 	tmp := path + ".tmp"
@@ -346,7 +380,11 @@ func (rt *Runtime) save() error {
 		return fmt.Errorf("save state: %w", err)
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	rt.written = data
+	return nil
 }
 
 // lockAgent holds an exclusive lock on the agent's lock file for the

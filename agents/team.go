@@ -38,7 +38,7 @@ type Agent struct {
 	Item      string        `toml:"item"`
 	ListPrice mailbox.Money `toml:"list_price"` // its opening quote, per unit
 	Floor     mailbox.Money `toml:"floor"`      // the lowest unit price it accepts
-	Capacity  int64         `toml:"capacity"`   // units it can deliver
+	Capacity  int64         `toml:"capacity"`   // the most units it delivers on one order
 	LeadDays  int           `toml:"lead_days"`  // days from order to delivery
 	Style     string        `toml:"style"`      // how it concedes: boulware, linear, conceder
 

@@ -48,6 +48,7 @@ type Entry struct {
 	Amount    string    `json:"amount,omitempty"`
 	Currency  string    `json:"currency,omitempty"`
 	Expires   string    `json:"expires,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
 	Decision  string    `json:"decision,omitempty"`
 	Rule      string    `json:"rule,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
@@ -66,7 +67,7 @@ func MessageEntry(agent, event string, m *Message) Entry {
 		return e
 	}
 	e.Thread, e.MsgID, e.InReplyTo, e.Verb, e.From, e.To = m.Thread, m.ID, m.InReplyTo, string(m.Verb), m.From, m.To
-	e.Item, e.Quantity = m.Item, m.Quantity
+	e.Item, e.Quantity, e.Subject = m.Item, m.Quantity, m.Subject
 	if money := m.Total(); !money.IsZero() {
 		e.Amount, e.Currency = money.Decimal(), money.Currency
 	}

@@ -70,7 +70,7 @@ an action or sent it to the human.`,
 				Usage: "the mailbox root: the agents' inboxes, parley.toml, policy.toml and the ledger"},
 		},
 		Commands: []*cli.Command{
-			initCommand(), agentCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
+			initCommand(), demoCommand(), upCommand(), agentCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
 			approveCommand(), denyCommand(), tailCommand(), ledgerCommand(),
 			policyCommand(), pauseCommand(), resumeCommand(), versionCommand(),
 		},

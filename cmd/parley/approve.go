@@ -45,34 +45,42 @@ func answerCommand(name string, verb mailbox.Verb, description string) *cli.Comm
 		Description: description,
 		Flags:       flags,
 		Action: withRoot(1, 1, "one THREAD", func(c *cli.Context, e *env) error {
-			thread := c.Args().First()
-			asked, err := e.escalation(thread)
-			if err != nil {
-				return err
-			}
-			m := &mailbox.Message{From: c.String("as"), To: asked.From, Thread: thread, InReplyTo: asked.MsgID, Verb: verb, Item: asked.Item}
+			text := c.String("reason")
 			if verb == mailbox.Approved {
-				amount := c.String("amount")
-				if amount == "" && asked.Amount != "" {
-					amount = asked.Amount + " " + asked.Currency
-				}
-				if amount == "" {
-					return withHint(fmt.Errorf("the escalation on %s names no amount", thread), "give --amount, such as --amount 2400.00 USD")
-				}
-				if m.Amount, err = mailbox.ParseMoney(amount); err != nil {
-					return usageError{fmt.Errorf("--amount: %w", err)}
-				}
-				m.Subject, m.Body = fmt.Sprintf("APPROVED: up to %s on %s", m.Amount, thread), c.String("note")
-			} else {
-				m.Subject, m.Body = "DENIED: "+c.String("reason"), c.String("reason")
+				text = c.String("note")
 			}
-			sent, err := e.send("the answer", m.Marshal(), "")
+			m, err := e.answer(c.Args().First(), verb, c.String("as"), c.String("amount"), text)
 			if err != nil {
 				return err
 			}
-			return e.printSent(c.Bool("json"), sent)
+			return e.printSent(c.Bool("json"), m)
 		}),
 	}
+}
+
+// answer sends the human's APPROVED or DENIED to the agent that escalated
+// on thread; amount "" is what was asked.
+func (e *env) answer(thread string, verb mailbox.Verb, as, amount, text string) (*mailbox.Message, error) {
+	asked, err := e.escalation(thread)
+	if err != nil {
+		return nil, err
+	}
+	m := &mailbox.Message{From: as, To: asked.From, Thread: thread, InReplyTo: asked.MsgID, Verb: verb, Item: asked.Item, Body: text}
+	if verb == mailbox.Denied {
+		m.Subject = "DENIED: " + text
+		return e.send("the answer", m.Marshal(), "")
+	}
+	if amount == "" && asked.Amount != "" {
+		amount = asked.Amount + " " + asked.Currency
+	}
+	if amount == "" {
+		return nil, withHint(fmt.Errorf("the escalation on %s names no amount", thread), "give --amount, such as --amount 2400.00 USD")
+	}
+	if m.Amount, err = mailbox.ParseMoney(amount); err != nil {
+		return nil, usageError{fmt.Errorf("--amount: %w", err)}
+	}
+	m.Subject = fmt.Sprintf("APPROVED: up to %s on %s", m.Amount, thread)
+	return e.send("the answer", m.Marshal(), "")
 }
 
 // escalation finds the latest ESCALATE delivered on thread.

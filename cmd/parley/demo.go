@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "demo",
+		Usage:     "watch the team restock an item, from low stock to the human's notice",
+		ArgsUsage: " ",
+		Description: `Initialises the root if it needs it (keeping whatever is there), starts every
+agent as its own process, lowers the stock of the inventory's first item
+below its reorder point and shows the conversation as it happens: the
+request, the quotes, the counter-offers, finance's approval, the order, the
+confirmation, the payment, and the notice to the human. The stock file is
+put back as it was at the end. When the policy asks the human (an amount
+above the sign-off threshold, or a second order of the item from one vendor
+in a day), the demo's human answers as --human says: approve (the default),
+deny, or ask, which leaves the answer to you (parley approve THREAD in
+another terminal).
+
+Example:
+   parley demo
+   parley --root /tmp/try demo`,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up after this long"},
+			&cli.StringFlag{Name: "human", Value: "approve", Usage: "how the human answers when asked: approve, deny or ask"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			human := c.String("human")
+			if human != "approve" && human != "deny" && human != "ask" {
+				return usageError{fmt.Errorf("--human is approve, deny or ask, not %q", human)}
+			}
+			if err := initRoot(c); err != nil {
+				return err
+			}
+			e, err := open(c)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+			defer cancel()
+			return e.demo(ctx, human)
+		},
+	}
+}
+
+func (e *env) demo(ctx context.Context, answer string) error {
+	team, err := e.team()
+	if err != nil {
+		return err
+	}
+	inv := team.Agents[0].Name
+	for _, a := range team.Agents {
+		if a.Role == "inventory" {
+			inv = a.Name
+			break
+		}
+	}
+	stockPath := e.root.Inbox(inv).Path(agents.StockFile)
+	original, err := os.ReadFile(stockPath)
+	if err != nil {
+		return withHint(fmt.Errorf("read stock: %w", err), "parley init writes one for the inventory agent")
+	}
+	items, err := agents.LoadStock(stockPath)
+	if err != nil {
+		return err
+	}
+	item := items[0]
+	defer os.WriteFile(stockPath, original, 0o644) // the goods arrived: the stock is as it was
+
+	agentCtx, stopAgents := context.WithCancel(context.Background())
+	logs := &lineLog{}
+	upDone := make(chan error, 1)
+	go func() { upDone <- e.up(agentCtx, team.Names(), logs) }()
+	defer func() { stopAgents(); <-upDone }()
+
+	// Start from no open need: the stock at or above the reorder point, as
+	// the inventory agent sees it.
+	if item.Stock < item.ReorderPoint {
+		if err := writeStock(stockPath, items, item.Name, item.ReorderPoint+item.ReorderQuantity); err != nil {
+			return err
+		}
+	}
+	if err := awaitNeedClosed(ctx, e.root.Inbox(inv).Path("state", "state.json"), item.Name); err != nil {
+		fmt.Fprint(e.stderr, logs.String())
+		return fmt.Errorf("the inventory agent did not take the stock in: %w (its lines are above)", err)
+	}
+	start, err := ledgerSize(e.root)
+	if err != nil {
+		return err
+	}
+	low := item.ReorderPoint * 2 / 5
+	fmt.Fprintf(e.stdout, "%s: stock of %s falls to %d (reorder point %d)\n\n", e.now().Local().Format("15:04:05"), item.Name, low, item.ReorderPoint)
+	if err := writeStock(stockPath, items, item.Name, low); err != nil {
+		return err
+	}
+	began := time.Now()
+	notice, err := e.showDeal(ctx, start, team.Human, answer)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "\nThe agents said:\n%s", logs.String())
+		return err
+	}
+	took := time.Since(began)
+	stopAgents()
+	<-upDone
+	upDone <- nil // for the deferred stop
+
+	entries, err := readLedger(e.root)
+	if err != nil {
+		return err
+	}
+	messages, decisions := 0, 0
+	for _, x := range entries {
+		if x.Seq <= start {
+			continue
+		}
+		switch x.Event {
+		case mailbox.EventDelivered:
+			messages++
+		case "decision":
+			decisions++
+		}
+	}
+	fmt.Fprintf(e.stdout, "\n%s's inbox: %s\n", team.Human, notice)
+	fmt.Fprintf(e.stdout, "%d messages and %d policy decisions in %.1f s; every one is in %s\n", messages, decisions, took.Seconds(),
+		filepath.Join(e.root.Dir, mailbox.LedgerFile))
+	f, err := os.Open(filepath.Join(e.root.Dir, mailbox.LedgerFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	res, err := mailbox.Verify(f)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "ledger verified: %d entries, head %s\n", res.Lines, res.Head[:16])
+	return nil
+}
+
+// showDeal prints each message delivered after seq start until the human
+// is notified, and returns the notice.
+func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) (string, error) {
+	seen := start
+	asked := map[string]bool{}
+	for {
+		entries, err := readLedger(e.root)
+		if err != nil {
+			return "", err
+		}
+		for _, x := range entries {
+			if x.Seq <= seen {
+				continue
+			}
+			seen = x.Seq
+			if x.Event != mailbox.EventDelivered {
+				continue
+			}
+			money := ""
+			if x.Amount != "" {
+				money = "  " + x.Amount + " " + x.Currency
+			}
+			fmt.Fprintf(e.stdout, "%s  %-11s → %-11s %-9s %s%s\n", x.Time.Local().Format("15:04:05"), x.From, x.To, x.Verb, x.Subject, money)
+			switch {
+			case x.To == human && x.Verb == string(mailbox.Notify):
+				return x.Subject, nil
+			case x.To == human && x.Verb == string(mailbox.Escalate) && !asked[x.Thread]:
+				asked[x.Thread] = true
+				if answer == "ask" {
+					fmt.Fprintf(e.stdout, "\n  The policy asks you. Answer in another terminal:\n    parley approve %s   (or: parley deny %s --reason ...)\n\n", x.Thread, x.Thread)
+					continue
+				}
+				verb, text := mailbox.Approved, "approved by the demo's human (--human approve)"
+				if answer == "deny" {
+					verb, text = mailbox.Denied, "denied by the demo's human (--human deny)"
+				}
+				if _, err := e.answer(x.Thread, verb, human, "", text); err != nil {
+					return "", err
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no notice reached %s in time: %w", human, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func ledgerSize(r *mailbox.Root) (uint64, error) {
+	entries, err := readLedger(r)
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	return entries[len(entries)-1].Seq, nil
+}
+
+// writeStock writes the stock file with one item's stock changed.
+func writeStock(path string, items []agents.StockItem, name string, stock int64) error {
+	var b bytes.Buffer
+	b.WriteString("# Set by parley demo; it puts the file back as it was when it ends.\n")
+	for _, it := range items {
+		if it.Name == name {
+			it.Stock = stock
+		}
+		fmt.Fprintf(&b, "\n[[item]]\nname = %q\nstock = %d\nreorder_point = %d\nreorder_quantity = %d\ndeliver_within_days = %d\n",
+			it.Name, it.Stock, it.ReorderPoint, it.ReorderQuantity, it.DeliverWithinDays)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// awaitNeedClosed waits until the inventory agent's state shows no open
+// need for item (a fresh agent has none).
+func awaitNeedClosed(ctx context.Context, statePath, item string) error {
+	for {
+		var st struct {
+			Role struct{ Open map[string]string }
+		}
+		data, err := os.ReadFile(statePath)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err == nil && json.Unmarshal(data, &st) == nil && st.Role.Open[item] == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lineLog keeps the agents' lines, to show them if the demo fails.
+type lineLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+func upCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "up",
+		Usage:     "run every agent of the root, each as its own process",
+		ArgsUsage: "[NAME...]",
+		Description: `Starts every agent of parley.toml (or those named) as a child process
+running parley agent NAME, prints their lines prefixed with the agent's name,
+restarts one that crashes (after 1 s, then 2, 4, ... up to 30 s), and on
+Ctrl-C stops them all cleanly: each finishes the message in hand first.
+
+Example:
+   parley up
+   parley up procurement finance`,
+		Action: withRoot(0, -1, "agent names", func(c *cli.Context, e *env) error {
+			names := c.Args().Slice()
+			if len(names) == 0 {
+				team, err := e.team()
+				if err != nil {
+					return err
+				}
+				names = team.Names()
+			}
+			for _, n := range names {
+				if err := e.agent(n); err != nil {
+					return err
+				}
+			}
+			return e.up(c.Context, names, e.stdout)
+		}),
+	}
+}
+
+// up supervises one child process per agent until ctx ends, then stops
+// them with SIGINT and waits.
+func (e *env) up(ctx context.Context, names []string, out io.Writer) error {
+	var (
+		mu sync.Mutex // one writer of whole lines
+		wg sync.WaitGroup
+	)
+	width := 0
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	color := isTerminal(out)
+	for i, name := range names {
+		prefix := fmt.Sprintf("%-*s | ", width, name)
+		if color {
+			prefix = fmt.Sprintf("\x1b[%dm%s\x1b[0m", 31+i%6, prefix)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.supervise(ctx, name, func(line string) {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintln(out, prefix+line)
+			})
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// supervise runs parley agent NAME, again after a crash with backoff, until
+// ctx ends.
+func (e *env) supervise(ctx context.Context, name string, say func(string)) {
+	backoff := time.Second
+	for {
+		started := time.Now()
+		err := e.child(ctx, name, say)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > 30*time.Second {
+			backoff = time.Second // it ran a good while: this is a new failure
+		}
+		say(fmt.Sprintf("exited (%v); starting again in %v", err, backoff))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// child runs one agent process; on ctx's end it is asked to stop (SIGINT)
+// and, if it has not within 10 s, killed.
+func (e *env) child(ctx context.Context, name string, say func(string)) error {
+	cmd := exec.Command(os.Args[0], "--root", e.root.Dir, "agent", name)
+	cmd.Env = os.Environ()
+	r, w := io.Pipe()
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C at the terminal reaches parley up, which stops each child in turn
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			say(sc.Text())
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); w.Close() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			err = <-done
+		}
+	}
+	<-lines
+	return err
+}
