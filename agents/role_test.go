@@ -1,0 +1,329 @@
+package agents
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
+)
+
+var now = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC) // a Thursday
+
+func defaultTeam(t *testing.T) *Team {
+	t.Helper()
+	team, err := ParseTeam("parley.toml", DefaultTeam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return team
+}
+
+func role(t *testing.T, name string) Role {
+	t.Helper()
+	team := defaultTeam(t)
+	r, err := newRole(team.Agent(name), team, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+var ids int
+
+// in makes an incoming message, with an id.
+func in(from, to string, verb mailbox.Verb, thread string, set func(m *mailbox.Message)) *mailbox.Message {
+	ids++
+	m := &mailbox.Message{ID: fmt.Sprintf("<%d@test>", ids), From: from, To: to, Thread: thread, Verb: verb, Item: "widget", Quantity: 500}
+	if set != nil {
+		set(m)
+	}
+	return m
+}
+
+func price(s string) func(m *mailbox.Message) {
+	return func(m *mailbox.Message) { m.UnitPrice = mailbox.MustMoney(s) }
+}
+
+func summary(out []*mailbox.Message) []string {
+	var s []string
+	for _, m := range out {
+		line := fmt.Sprintf("%s %s", m.To, m.Verb)
+		if !m.UnitPrice.IsZero() {
+			line += " " + m.UnitPrice.String()
+		}
+		if !m.Amount.IsZero() {
+			line += " = " + m.Amount.String()
+		}
+		s = append(s, line)
+	}
+	return s
+}
+
+func TestVendor(t *testing.T) {
+	v := role(t, "vendor-b").(*Vendor) // list 5.10, floor 4.60, capacity 800, lead 2 days, linear
+	rfq := func(q int64, by time.Time) *mailbox.Message {
+		return in("procurement", "vendor-b", mailbox.Request, "t", func(m *mailbox.Message) { m.Quantity, m.DeliverBy = q, by })
+	}
+	tests := []struct {
+		name string
+		m    *mailbox.Message
+		want string
+	}{
+		{"quotes the list price", rfq(500, now.AddDate(0, 0, 7)), "procurement QUOTE 5.10 USD"},
+		{"declines what it cannot make", rfq(900, now.AddDate(0, 0, 7)), "procurement DECLINE"},
+		{"declines what it cannot deliver in time", rfq(500, now.AddDate(0, 0, 1)), "procurement DECLINE"},
+		{"declines another item", in("procurement", "vendor-b", mailbox.Request, "t", func(m *mailbox.Message) { m.Item = "gadget" }), "procurement DECLINE"},
+		{"confirms an order to buyer and finance", in("procurement", "vendor-b", mailbox.Order, "t", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") }),
+			"procurement CONFIRMED = 2400.00 USD|finance CONFIRMED = 2400.00 USD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(summary(v.Receive(now, tt.m)), "|"); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("Receive = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	q := v.Receive(now, rfq(500, time.Time{}))[0]
+	if got, want := q.DeliverBy, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("quote delivers %v, want %v (two days' lead)", got, want)
+	}
+}
+
+// TestVendorConcedes: by style, the vendor's price falls over the rounds
+// from its list price to its floor, never below it; an offer at or above its
+// price is taken as it is.
+func TestVendorConcedes(t *testing.T) {
+	for style, e := range Styles {
+		t.Run(style, func(t *testing.T) {
+			v := &Vendor{Name: "v", Item: "widget", List: mailbox.MustMoney("5.00 USD"), Floor: mailbox.MustMoney("4.00 USD"),
+				Capacity: 1000, E: e, Rounds: map[string]int{}}
+			last := v.List
+			for round := 1; round <= 6; round++ {
+				out := v.Receive(now, in("p", "v", mailbox.Counter, "t", price("1.00 USD")))
+				p := out[0].UnitPrice
+				if p.Amount.GreaterThan(last.Amount) || p.Amount.LessThan(v.Floor.Amount) {
+					t.Fatalf("round %d: %s after %s; want a price that falls and stays at or above the floor 4.00", round, p, last)
+				}
+				last = p
+			}
+			if !last.Amount.Equal(v.Floor.Amount) {
+				t.Errorf("after every round the price is %s, want the floor", last)
+			}
+			fresh := &Vendor{Name: "v", Item: "widget", List: v.List, Floor: v.Floor, Capacity: 1000, E: e, Rounds: map[string]int{}}
+			meets := fresh.target(1)
+			if got := fresh.Receive(now, in("p", "v", mailbox.Counter, "u", price(meets.String())))[0].UnitPrice; !got.Amount.Equal(meets.Amount) {
+				t.Errorf("an offer of %s, its own price in round 1, got %s, want it taken", meets, got)
+			}
+		})
+	}
+	// Boulware holds out longer than a conceder.
+	b := &Vendor{List: mailbox.MustMoney("5.00 USD"), Floor: mailbox.MustMoney("4.00 USD"), E: Styles["boulware"]}
+	c := &Vendor{List: mailbox.MustMoney("5.00 USD"), Floor: mailbox.MustMoney("4.00 USD"), E: Styles["conceder"]}
+	if !b.target(2).Amount.GreaterThan(c.target(2).Amount) {
+		t.Errorf("round 2: boulware %s, conceder %s; want boulware higher", b.target(2), c.target(2))
+	}
+}
+
+// dealTo plays procurement through a deal with the default vendors' terms
+// answering in the given order, and returns procurement and what it sent.
+func dealTo(t *testing.T, order []string) (*Procurement, []*mailbox.Message) {
+	t.Helper()
+	team := defaultTeam(t)
+	p := role(t, "procurement").(*Procurement)
+	vendors := map[string]Role{}
+	for _, n := range []string{"vendor-a", "vendor-b", "vendor-c"} {
+		r, _ := newRole(team.Agent(n), team, "")
+		vendors[n] = r
+	}
+	req := in("inventory", "procurement", mailbox.Request, "restock-1", func(m *mailbox.Message) { m.DeliverBy = now.AddDate(0, 0, 8) })
+	rfqs := p.Receive(now, req)
+	if got := summary(rfqs); !slices.Equal(got, []string{"vendor-a REQUEST", "vendor-b REQUEST", "vendor-c REQUEST"}) {
+		t.Fatalf("RFQs = %v", got)
+	}
+	answers := map[string]*mailbox.Message{}
+	for _, rfq := range rfqs {
+		rfq.ID = fmt.Sprintf("<rfq-%s@test>", rfq.To)
+		answers[rfq.To] = vendors[rfq.To].Receive(now, rfq)[0]
+	}
+	var sent []*mailbox.Message
+	var queue []*mailbox.Message
+	for _, v := range order {
+		queue = append(queue, p.Receive(now, answers[v])...)
+	}
+	// Negotiate until procurement asks finance.
+	for len(queue) > 0 {
+		m := queue[0]
+		queue = queue[1:]
+		sent = append(sent, m)
+		if vr, ok := vendors[m.To]; ok {
+			m.ID = fmt.Sprintf("<%d@p>", len(sent))
+			for _, r := range vr.Receive(now, m) {
+				r.ID = fmt.Sprintf("<%d@v>", len(sent))
+				queue = append(queue, p.Receive(now, r)...)
+			}
+		}
+	}
+	return p, sent
+}
+
+// TestProcurementFirstProposalBias: the same quotes arriving in every order
+// pick the same winner, at the same price.
+func TestProcurementFirstProposalBias(t *testing.T) {
+	orders := [][]string{
+		{"vendor-a", "vendor-b", "vendor-c"}, {"vendor-c", "vendor-b", "vendor-a"}, {"vendor-b", "vendor-a", "vendor-c"},
+		{"vendor-b", "vendor-c", "vendor-a"}, {"vendor-a", "vendor-c", "vendor-b"}, {"vendor-c", "vendor-a", "vendor-b"},
+	}
+	var first string
+	for _, o := range orders {
+		p, sent := dealTo(t, o)
+		d := p.Deals["restock-1"]
+		last := sent[len(sent)-1]
+		got := fmt.Sprintf("%s %s %s, %s", d.Vendor, d.Phase, d.Agreed, strings.Join(summary([]*mailbox.Message{last}), ""))
+		if first == "" {
+			first = got
+			if d.Vendor != "vendor-b" || d.Phase != "approving" || last.To != "finance" || last.Verb != mailbox.Request {
+				t.Fatalf("deal = %s; want vendor-b agreed and finance asked", got)
+			}
+			if v, _ := last.Get("Vendor"); v != "vendor-b" {
+				t.Errorf("finance is not told the vendor: %q", v)
+			}
+		}
+		if got != first {
+			t.Errorf("order %v: %s; order %v gave %s", o, got, orders[0], first)
+		}
+	}
+}
+
+// TestProcurementNeverRevealsOrExceeds: counter-offers name no other
+// vendor's quote and never go above procurement's private ceiling.
+func TestProcurementNeverRevealsOrExceeds(t *testing.T) {
+	p, sent := dealTo(t, []string{"vendor-a", "vendor-b", "vendor-c"})
+	for _, m := range sent {
+		text := string(m.Marshal())
+		for _, secret := range []string{"5.40", "4.95", "4.60"} { // vendor-a's quote; the vendors' floors
+			if m.Verb == mailbox.Counter && strings.Contains(text, secret) {
+				t.Errorf("counter-offer to %s states %s:\n%s", m.To, secret, text)
+			}
+		}
+	}
+	if p.Deals["restock-1"].Round == 0 {
+		t.Errorf("procurement did not negotiate")
+	}
+	ceil := role(t, "procurement").(*Procurement)
+	ceil.Ceiling = mailbox.MustMoney("4.50 USD")
+	ceil.Receive(now, in("inventory", "procurement", mailbox.Request, "c", nil))
+	ceil.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "c", price("5.40 USD")))
+	ceil.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "c", nil))
+	out := ceil.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "c", price("5.10 USD")))
+	if len(out) != 1 || out[0].Verb != mailbox.Counter || out[0].UnitPrice.Amount.GreaterThan(ceil.Ceiling.Amount) {
+		t.Errorf("with a ceiling of 4.50: %v", summary(out))
+	}
+}
+
+func TestProcurementAfterTheAgreement(t *testing.T) {
+	p, _ := dealTo(t, []string{"vendor-a", "vendor-b", "vendor-c"})
+	d := p.Deals["restock-1"]
+	order := p.Receive(now, in("finance", "procurement", mailbox.Approved, "restock-1", func(m *mailbox.Message) { m.Amount = d.Agreed.Times(500) }))
+	if got := summary(order); len(got) != 1 || !strings.HasPrefix(got[0], "vendor-b ORDER "+d.Agreed.String()) {
+		t.Fatalf("after APPROVED: %v", got)
+	}
+	done := p.Receive(now, in("vendor-b", "procurement", mailbox.Confirmed, "restock-1", func(m *mailbox.Message) {
+		m.Amount, m.DeliverBy = d.Agreed.Times(500), time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	}))
+	want := fmt.Sprintf("Ordered 500 widget for %s from vendor-b. Delivery Saturday.", d.Agreed.Times(500))
+	if len(done) != 2 || done[0].To != "human" || done[0].Subject != want || done[1].To != "inventory" {
+		t.Fatalf("after CONFIRMED: %v %q, want the human told %q", summary(done), done[0].Subject, want)
+	}
+}
+
+func TestProcurementWindowAndFailures(t *testing.T) {
+	t.Run("a vendor that never answers", func(t *testing.T) {
+		p := role(t, "procurement").(*Procurement)
+		p.Receive(now, in("inventory", "procurement", mailbox.Request, "w", nil))
+		p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "w", price("5.10 USD")))
+		if out := p.Tick(now.Add(10 * time.Second)); len(out) != 0 {
+			t.Fatalf("before the window closes: %v", summary(out))
+		}
+		out := p.Tick(now.Add(31 * time.Second))
+		if got := summary(out); len(got) != 1 || !strings.HasPrefix(got[0], "vendor-b COUNTER") {
+			t.Fatalf("when the window closes: %v", got)
+		}
+	})
+	t.Run("no vendor can", func(t *testing.T) {
+		p := role(t, "procurement").(*Procurement)
+		p.Receive(now, in("inventory", "procurement", mailbox.Request, "n", nil))
+		p.Receive(now, in("vendor-a", "procurement", mailbox.Decline, "n", nil))
+		p.Receive(now, in("vendor-b", "procurement", mailbox.Decline, "n", nil))
+		out := p.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "n", nil))
+		if got := summary(out); !slices.Equal(got, []string{"human NOTIFY", "inventory NOTIFY"}) || !strings.HasPrefix(out[0].Subject, "Could not buy 500 widget: no vendor can deliver") {
+			t.Fatalf("all declined: %v %q", got, out[0].Subject)
+		}
+	})
+	t.Run("finance denies", func(t *testing.T) {
+		p, _ := dealTo(t, []string{"vendor-b", "vendor-a", "vendor-c"})
+		out := p.Receive(now, in("finance", "procurement", mailbox.Denied, "restock-1", func(m *mailbox.Message) { m.Body = "over the budget" }))
+		if len(out) != 2 || out[0].To != "human" || !strings.Contains(out[0].Subject, "over the budget") {
+			t.Fatalf("denied: %v", summary(out))
+		}
+	})
+}
+
+func TestFinance(t *testing.T) {
+	f := role(t, "finance").(*Finance)
+	req := in("procurement", "finance", mailbox.Request, "t", func(m *mailbox.Message) {
+		m.Amount = mailbox.MustMoney("2400.00 USD")
+		m.Extra = []mailbox.Header{{Name: "Vendor", Value: "vendor-b"}}
+	})
+	out := f.Receive(now, req)
+	if got := summary(out); !slices.Equal(got, []string{"procurement APPROVED = 2400.00 USD"}) || out[0].InReplyTo != req.ID {
+		t.Fatalf("request: %v", got)
+	}
+	denied := f.Denied(now, out[0], policy.Decision{Outcome: policy.Deny, Rule: "budget", Reason: "above the budget"})
+	if got := summary(denied); !slices.Equal(got, []string{"procurement DENIED = 2400.00 USD"}) || !strings.Contains(denied[0].Subject, "above the budget (policy rule budget)") {
+		t.Fatalf("denied by policy: %v %q", got, denied[0].Subject)
+	}
+	paid := f.Receive(now, in("vendor-b", "finance", mailbox.Confirmed, "t", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") }))
+	if got := summary(paid); !slices.Equal(got, []string{"vendor-b PAID = 2400.00 USD"}) {
+		t.Fatalf("confirmed: %v", got)
+	}
+}
+
+func TestInventoryAsksOncePerNeed(t *testing.T) {
+	inv := role(t, "inventory").(*Inventory)
+	stock := int64(40)
+	inv.stock = func() ([]StockItem, error) {
+		return []StockItem{{Name: "widget", Stock: stock, ReorderPoint: 100, ReorderQuantity: 500, DeliverWithinDays: 8}}, nil
+	}
+	out := inv.Tick(now)
+	if got := summary(out); !slices.Equal(got, []string{"procurement REQUEST"}) || out[0].Quantity != 500 || out[0].Subject != "REQUEST: need 500 widget by Friday" {
+		t.Fatalf("low stock: %v %q", got, out[0].Subject)
+	}
+	thread := out[0].Thread
+	stock = 30 // it falls further: the same need
+	if out := inv.Tick(now.Add(time.Second)); len(out) != 0 {
+		t.Fatalf("the same need asked again: %v", summary(out))
+	}
+	inv.Receive(now, in("procurement", "inventory", mailbox.Notify, thread, func(m *mailbox.Message) { m.DeliverBy = now.AddDate(0, 0, 2) }))
+	if out := inv.Tick(now.Add(2 * time.Second)); len(out) != 0 {
+		t.Fatalf("asked again while the order is on its way: %v", summary(out))
+	}
+	stock = 530 // the goods arrived and were counted
+	inv.Tick(now.Add(3 * time.Second))
+	stock = 90 // a new need
+	if out := inv.Tick(now.Add(4 * time.Second)); len(out) != 1 || out[0].Thread == thread {
+		t.Fatalf("a new need: %v", summary(out))
+	}
+	// A need that could not be met is asked again, after a while.
+	failed := inv.Open["widget"]
+	inv.Receive(now, in("procurement", "inventory", mailbox.Notify, failed, func(m *mailbox.Message) { m.Subject = "Could not buy" }))
+	if out := inv.Tick(now.Add(30 * time.Minute)); len(out) != 0 {
+		t.Fatalf("asked again at once after a failure: %v", summary(out))
+	}
+	if out := inv.Tick(now.Add(2 * time.Hour)); len(out) != 1 {
+		t.Fatalf("not asked again an hour after a failure: %v", summary(out))
+	}
+}
