@@ -131,6 +131,13 @@ func (s *State) Apply(e mailbox.Entry) {
 		s.thread(e.Thread).tokens += e.Tokens
 	}
 	switch e.Event {
+	case mailbox.EventClaimed:
+		// The receiver may claim an answer before its sender has recorded
+		// the delivery (the file is visible first): the claim counts too.
+		if v := mailbox.Verb(e.Verb); e.Thread != "" && (v == mailbox.Approved || v == mailbox.Denied) {
+			t := s.thread(e.Thread)
+			t.answers = append(t.answers, answer{from: e.From, verb: v, amount: amount, at: e.Time})
+		}
 	case mailbox.EventDelivered:
 		if e.Thread == "" {
 			return

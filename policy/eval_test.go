@@ -132,6 +132,11 @@ func TestRules(t *testing.T) {
 		{"above the sign-off threshold", nil, "finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", "above 2500.00 USD, the amount the human signs off"},
 		{"the human approved", []mailbox.Entry{delivered(msg("human", "finance", mailbox.Approved, "t", "3000.00 USD"), now)},
 			"finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Allow, "human.approved", "human approved up to 3000.00 USD"},
+		{"the human's answer claimed before its delivery is recorded", []mailbox.Entry{func() mailbox.Entry {
+			e := mailbox.MessageEntry("finance", mailbox.EventClaimed, msg("human", "finance", mailbox.Approved, "t", "3000.00 USD"))
+			e.Time = now
+			return e
+		}()}, "finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Allow, "human.approved", ""},
 		{"the human approved less", []mailbox.Entry{delivered(msg("human", "finance", mailbox.Approved, "t", "2800.00 USD"), now)},
 			"finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", ""},
 		{"the human denied", []mailbox.Entry{delivered(msg("human", "finance", mailbox.Denied, "t", ""), now)},

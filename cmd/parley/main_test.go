@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -28,7 +29,8 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"await": await,
+			"await":     await,
+			"awaitgrep": awaitGrep,
 		},
 	})
 }
@@ -57,6 +59,27 @@ func await(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		if time.Now().After(deadline) {
 			ts.Fatalf("await: %s matched %d files after 30s, want %d", args[0], len(matches), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// awaitgrep REGEXP FILE waits until FILE has a line matching REGEXP.
+func awaitGrep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: awaitgrep REGEXP FILE")
+	}
+	re, err := regexp.Compile("(?m)" + args[0])
+	if err != nil {
+		ts.Fatalf("awaitgrep: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if data, err := os.ReadFile(ts.MkAbs(args[1])); err == nil && re.Match(data) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("awaitgrep: no line of %s matched %s after 30s", args[1], args[0])
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
