@@ -44,10 +44,10 @@ func TestCrashes(t *testing.T) {
 			}
 			names := []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
 			procs := map[string]*exec.Cmd{}
-			var logs bytes.Buffer
+			logs := &lineLog{} // written by every child's output copier
 			start := func(name string) {
 				cmd := exec.Command(bin, "--root", root, "agent", name)
-				cmd.Stdout, cmd.Stderr = &logs, &logs
+				cmd.Stdout, cmd.Stderr = logs, logs
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
@@ -80,7 +80,7 @@ func TestCrashes(t *testing.T) {
 			}
 			entries := awaitLedger(t, root, func(es []mailbox.Entry) bool {
 				return count(es, "decision", "PAID", "allow") > 0 && countDelivered(es, "human", "NOTIFY") > 0
-			}, &logs)
+			}, logs)
 			t.Logf("recovered: %d, torn: %d", strings.Count(logs.String(), "handling again"), count(entries, "repaired", "", ""))
 			if n := count(entries, "decision", "ORDER", "allow"); n != 1 {
 				t.Errorf("%d orders allowed, want exactly 1", n)
@@ -117,7 +117,7 @@ func awaitLines(root, agent string, k int, limit time.Duration) {
 }
 
 // awaitLedger reads the ledger until done says so, for at most 60 s.
-func awaitLedger(t *testing.T, root string, done func([]mailbox.Entry) bool, logs *bytes.Buffer) []mailbox.Entry {
+func awaitLedger(t *testing.T, root string, done func([]mailbox.Entry) bool, logs *lineLog) []mailbox.Entry {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -133,7 +133,7 @@ func awaitLedger(t *testing.T, root string, done func([]mailbox.Entry) bool, log
 			return es
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the deal did not complete in 60 s; the agents said:\n%s", logs)
+			t.Fatalf("the deal did not complete in 60 s; the agents said:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
