@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+)
+
+// BenchmarkDeal runs whole deals through real processes and files: six
+// agents, each its own process, from the inventory's REQUEST to the human's
+// notice. The figure is parley's own time, from the ledger's timestamps;
+// the inventory's wait for its next look at the stock file (its tick) is
+// deliberate and left out. It also reports the resident memory of one
+// agent process after the deals.
+func BenchmarkDeal(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(b.TempDir(), "parley")
+	if err := os.Symlink(exe, bin); err != nil {
+		b.Fatal(err)
+	}
+	root := filepath.Join(b.TempDir(), "root")
+	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
+		b.Fatalf("init: %v\n%s", err, out)
+	}
+	// Room for many deals in a day: no sign-off, no daily limit in the way.
+	pol := filepath.Join(root, "policy.toml")
+	data, _ := os.ReadFile(pol)
+	for _, r := range [][2]string{{`approval_over = "2500.00 USD"`, `approval_over = "100000000.00 USD"`},
+		{`per_agent_per_day = "10000.00 USD"`, `per_agent_per_day = "100000000.00 USD"`},
+		{`per_agent_per_month = "50000.00 USD"`, `per_agent_per_month = "100000000.00 USD"`},
+		{`amount = "20000.00 USD"`, `amount = "100000000.00 USD"`}, {`messages_per_minute = 60`, `messages_per_minute = 0`},
+		{`max_errors = 10`, `max_errors = 0`}} {
+		data = bytes.Replace(data, []byte(r[0]), []byte(r[1]), 1)
+	}
+	os.WriteFile(pol, data, 0o644)
+	logs := &lineLog{}
+	var procs []*exec.Cmd
+	for _, n := range []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
+		cmd := exec.Command(bin, "--root", root, "agent", n)
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		procs = append(procs, cmd)
+	}
+	defer func() {
+		for _, p := range procs {
+			p.Process.Signal(os.Interrupt)
+			p.Wait()
+		}
+	}()
+	stock := filepath.Join(root, "inventory", "stock.toml")
+	orig, _ := os.ReadFile(stock)
+	low := bytes.Replace(orig, []byte("stock = 400"), []byte("stock = 40"), 1)
+	r, err := mailbox.OpenRoot(root, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var own time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// The goods of the last deal arrived; once the inventory has seen
+		// it, the stock falls again.
+		os.WriteFile(stock, orig, 0o644)
+		if err := awaitNeedClosed(b.Context(), filepath.Join(root, "inventory", "state", "state.json"), "widget"); err != nil {
+			b.Fatal(err)
+		}
+		before, err := readLedger(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.WriteFile(stock, low, 0o644)
+		var asked, told time.Time
+		deadline := time.Now().Add(30 * time.Second)
+		for told.IsZero() {
+			es, err := readLedger(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			asked, told = time.Time{}, time.Time{}
+			for _, e := range es[len(before):] {
+				if e.Event == mailbox.EventDelivered && e.Verb == "REQUEST" && e.From == "inventory" {
+					asked = e.Time
+				}
+				if e.Event == mailbox.EventDelivered && e.Verb == "NOTIFY" && e.To == "human" && !asked.IsZero() && e.Time.After(asked) {
+					told = e.Time
+				}
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("deal %d did not complete; the agents said:\n%s", i, logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		own += told.Sub(asked)
+	}
+	b.StopTimer()
+	es, _ := readLedger(r)
+	if n := countDelivered(es, "human", "NOTIFY"); n < b.N {
+		b.Fatalf("%d deals, %d notices", b.N, n)
+	}
+	b.ReportMetric(float64(own.Milliseconds())/float64(b.N), "ms/deal")
+	b.ReportMetric(rssMB(b, procs[1].Process.Pid), "MB-rss-procurement")
+}
+
+func rssMB(b *testing.B, pid int) float64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
