@@ -174,6 +174,11 @@ type Deal struct {
 	Offered   mailbox.Money // procurement's last counter-offer
 	Agreed    mailbox.Money // the unit price agreed
 	Why       string        // why the winner won
+	// The message an answer is awaited to, by when, and whether it was
+	// already sent again as a reminder.
+	Awaiting *mailbox.Message
+	Due      time.Time
+	Reminded bool
 }
 
 // Procurement asks every vendor for a quote, compares them when the
@@ -188,7 +193,42 @@ type Procurement struct {
 	Window  time.Duration `json:"-"`
 	Rounds  int           `json:"-"`
 	Ceiling mailbox.Money `json:"-"` // private: never offered or revealed
-	Deals   map[string]*Deal
+	// ReplyWithin is how long an answer is awaited before a reminder, and
+	// as long again before the human is told (the policy's
+	// negotiation.reply_within; 0 waits for ever).
+	ReplyWithin time.Duration `json:"-"`
+	Deals       map[string]*Deal
+}
+
+// await notes that out (the message just sent in deal d) needs an answer.
+func (r *Procurement) await(now time.Time, d *Deal, out []*mailbox.Message) []*mailbox.Message {
+	if len(out) == 1 && r.ReplyWithin > 0 {
+		d.Awaiting, d.Due, d.Reminded = out[0], now.Add(r.ReplyWithin), false
+	}
+	return out
+}
+
+// overdue handles a deal whose awaited answer did not come: a reminder
+// first; then, from a vendor, the next best offer, and from anyone else,
+// the human is asked to look.
+func (r *Procurement) overdue(now time.Time, d *Deal) []*mailbox.Message {
+	m := d.Awaiting
+	if !d.Reminded {
+		d.Reminded, d.Due = true, now.Add(r.ReplyWithin)
+		again := *m
+		again.ID, again.Subject = "", "REMINDER: "+strings.TrimPrefix(m.Subject, "REMINDER: ")
+		return []*mailbox.Message{&again}
+	}
+	d.Awaiting = nil
+	if d.Phase == "negotiating" {
+		d.Quotes[d.Vendor].Declined = true
+		d.Quotes[d.Vendor].Why = "did not answer"
+		return r.compare(now, d)
+	}
+	return []*mailbox.Message{{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Escalate, Item: d.Item, Quantity: d.Quantity,
+		Subject: fmt.Sprintf("ESCALATE: %s has not answered my %s on %s, even after a reminder", m.To, m.Verb, d.Thread),
+		Body: fmt.Sprintf("I sent %s a %s at %s (%s) and reminded it; no answer. Is %s running? (parley status, parley agent %s)\n",
+			m.To, m.Verb, m.Date.Format(time.RFC3339), m.Subject, m.To, m.To)}}
 }
 
 // Receive moves a deal on.
@@ -226,9 +266,9 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 		if d.Phase == "approving" && m.From == r.Finance {
 			d.Phase = "ordering"
 			total := d.Agreed.Times(d.Quantity)
-			return []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, InReplyTo: m.ID, Verb: mailbox.Order,
+			return r.await(now, d, []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, InReplyTo: m.ID, Verb: mailbox.Order,
 				Item: d.Item, Quantity: d.Quantity, UnitPrice: d.Agreed, Amount: total, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
-				Subject: fmt.Sprintf("ORDER: %d %s at %s, %s", d.Quantity, d.Item, d.Agreed, total)}}
+				Subject: fmt.Sprintf("ORDER: %d %s at %s, %s", d.Quantity, d.Item, d.Agreed, total)}})
 		}
 	case mailbox.Denied:
 		if d.Phase == "approving" {
@@ -236,7 +276,7 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 		}
 	case mailbox.Confirmed:
 		if d.Phase == "ordering" && m.From == d.Vendor {
-			d.Phase = "done"
+			d.Phase, d.Awaiting = "done", nil
 			total := d.Agreed.Times(d.Quantity)
 			when := m.DeliverBy
 			if when.IsZero() {
@@ -293,8 +333,12 @@ func (r *Procurement) allAnswered(d *Deal) bool { return len(d.Quotes) == len(r.
 func (r *Procurement) Tick(now time.Time) []*mailbox.Message {
 	var out []*mailbox.Message
 	for _, th := range sortedKeys(r.Deals) {
-		if d := r.Deals[th]; d.Phase == "quoting" && !now.Before(d.Closes) {
+		d := r.Deals[th]
+		switch {
+		case d.Phase == "quoting" && !now.Before(d.Closes):
 			out = append(out, r.compare(now, d)...)
+		case d.Awaiting != nil && now.After(d.Due) && d.Phase != "done" && d.Phase != "failed":
+			out = append(out, r.overdue(now, d)...)
 		}
 	}
 	return out
@@ -371,10 +415,10 @@ func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*m
 		price = r.Ceiling.Amount
 	}
 	d.Offered = mailbox.Money{Amount: price, Currency: theirs.Currency}
-	return []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
+	return r.await(now, d, []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
 		Quantity: d.Quantity, UnitPrice: d.Offered, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
 		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", d.Quantity, d.Item, d.Offered),
-		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}}
+		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}})
 }
 
 // negotiate answers the vendor's new quote: take it if it meets our offer,
@@ -407,11 +451,11 @@ func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mai
 		Extra:   []mailbox.Header{{Name: "Vendor", Value: d.Vendor}},
 		Subject: fmt.Sprintf("REQUEST: approve %s to %s for %d %s", total, d.Vendor, d.Quantity, d.Item),
 		Body:    fmt.Sprintf("Best terms: %s, from %s. %s.\n", unit(price, d.Quantity), d.Vendor, d.Why)}
-	return []*mailbox.Message{ask}
+	return r.await(now, d, []*mailbox.Message{ask})
 }
 
 func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Message {
-	d.Phase = "failed"
+	d.Phase, d.Awaiting = "failed", nil
 	text := fmt.Sprintf("Could not buy %d %s: %s.", d.Quantity, d.Item, why)
 	out := []*mailbox.Message{{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text}}
 	if d.Requester != "" {

@@ -327,3 +327,44 @@ func TestInventoryAsksOncePerNeed(t *testing.T) {
 		t.Fatalf("not asked again an hour after a failure: %v", summary(out))
 	}
 }
+
+// TestProcurementDeadlines: an awaited answer that does not come gets one
+// reminder; then a silent vendor loses the deal to the next offer, and a
+// silent finance is reported to the human.
+func TestProcurementDeadlines(t *testing.T) {
+	p := role(t, "procurement").(*Procurement)
+	p.ReplyWithin = 10 * time.Minute
+	p.Receive(now, in("inventory", "procurement", mailbox.Request, "d", nil))
+	p.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "d", price("5.40 USD")))
+	p.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "d", nil))
+	counter := p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "d", price("5.10 USD")))
+	if got := summary(counter); len(got) != 1 || !strings.HasPrefix(got[0], "vendor-b COUNTER") {
+		t.Fatalf("counter: %v", got)
+	}
+	if out := p.Tick(now.Add(5 * time.Minute)); len(out) != 0 {
+		t.Fatalf("before the deadline: %v", summary(out))
+	}
+	reminder := p.Tick(now.Add(11 * time.Minute))
+	if len(reminder) != 1 || reminder[0].To != "vendor-b" || !strings.HasPrefix(reminder[0].Subject, "REMINDER: COUNTER") || !reminder[0].UnitPrice.Amount.Equal(counter[0].UnitPrice.Amount) {
+		t.Fatalf("the reminder: %v %q", summary(reminder), reminder[0].Subject)
+	}
+	next := p.Tick(now.Add(22 * time.Minute))
+	if got := summary(next); len(got) != 1 || !strings.HasPrefix(got[0], "vendor-a COUNTER") {
+		t.Fatalf("after vendor-b stays silent: %v, want the next offer pressed", got)
+	}
+	// vendor-a agrees; finance never answers.
+	ask := p.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "d", price(next[0].UnitPrice.String())))
+	if got := summary(ask); len(got) != 1 || !strings.HasPrefix(got[0], "finance REQUEST") {
+		t.Fatalf("agreement: %v", got)
+	}
+	if out := p.Tick(now.Add(33 * time.Minute)); len(out) != 1 || out[0].To != "finance" || !strings.HasPrefix(out[0].Subject, "REMINDER: REQUEST") {
+		t.Fatalf("finance reminded: %v", summary(out))
+	}
+	out := p.Tick(now.Add(44 * time.Minute))
+	if len(out) != 1 || out[0].To != "human" || out[0].Verb != mailbox.Escalate || !strings.Contains(out[0].Subject, "finance has not answered my REQUEST") {
+		t.Fatalf("finance silent: %v", summary(out))
+	}
+	if out := p.Tick(now.Add(99 * time.Minute)); len(out) != 0 {
+		t.Fatalf("told the human again: %v", summary(out))
+	}
+}

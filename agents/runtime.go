@@ -88,6 +88,11 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		return err
 	}
 	rt.engine = policy.NewEngine(rt.Root)
+	if p, ok := rt.role.(*Procurement); ok {
+		if pol, err := rt.engine.Policy(); err == nil {
+			p.ReplyWithin = pol.Negotiation.ReplyWithin.Duration
+		}
+	}
 	if err := rt.recover(); err != nil {
 		return err
 	}
