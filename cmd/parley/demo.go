@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
 )
 
@@ -36,16 +37,33 @@ Example:
    parley demo
    parley --root /tmp/try demo`,
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "scenario", Value: defaultScenario, Usage: "the scenario to play (docs/SCENARIOS.md); \"\" for the root's own team"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up after this long"},
-			&cli.StringFlag{Name: "human", Value: "approve", Usage: "how the human answers when asked: approve, deny or ask"},
+			&cli.StringFlag{Name: "human", Usage: "how the human answers when asked: approve, deny or ask (default: the scenario's answer, else approve)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
 				return err
 			}
-			human := c.String("human")
-			if human != "approve" && human != "deny" && human != "ask" {
-				return usageError{fmt.Errorf("--human is approve, deny or ask, not %q", human)}
+			play := demoPlay{answer: "approve"}
+			if path := c.String("scenario"); path != "" {
+				s, err := agents.LoadScenario(path)
+				if err != nil {
+					if c.IsSet("scenario") || !errors.Is(err, os.ErrNotExist) {
+						return err
+					}
+				} else {
+					play.scenario, play.answer = s, s.Human.Answer
+					if err := prepareRoot(c.String("root"), s); err != nil {
+						return err
+					}
+				}
+			}
+			if c.IsSet("human") {
+				play.answer = c.String("human")
+			}
+			if play.answer != "approve" && play.answer != "deny" && play.answer != "ask" {
+				return usageError{fmt.Errorf("--human is approve, deny or ask, not %q", play.answer)}
 			}
 			if err := initRoot(c); err != nil {
 				return err
@@ -57,16 +75,56 @@ Example:
 			defer e.close()
 			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 			defer cancel()
-			return e.demo(ctx, human)
+			return e.demo(ctx, play)
 		},
 	}
 }
 
-func (e *env) demo(ctx context.Context, answer string) error {
+// defaultScenario is the story, played when it is there (in a checkout).
+const defaultScenario = "testdata/scenarios/restock-widget.toml"
+
+// demoPlay is what the demo plays: a scenario, or the root's own team.
+type demoPlay struct {
+	scenario *agents.Scenario // nil: the root's team and its first stock item
+	answer   string
+}
+
+// prepareRoot makes a new root from the scenario, or checks that an
+// existing one holds the scenario's team: the demo never rewrites a team.
+func prepareRoot(dir string, s *agents.Scenario) error {
+	teamPath := filepath.Join(dir, agents.TeamFile)
+	if fileExists(teamPath) {
+		team, err := agents.LoadTeam(teamPath)
+		if err != nil {
+			return err
+		}
+		if err := s.Matches(team); err != nil {
+			return withHint(fmt.Errorf("%s holds another team than scenario %s: %w", dir, s.Name, err),
+				fmt.Sprintf("play it in a root of its own: parley --root /tmp/%s demo --scenario FILE", s.Name))
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "inventory"), 0o755); err != nil {
+		return err
+	}
+	for path, data := range map[string][]byte{
+		teamPath:                        s.TeamFile(),
+		filepath.Join(dir, policy.File): s.PolicyFile(),
+		filepath.Join(dir, "inventory", agents.StockFile): s.StockFile(s.Need.ReorderPoint + s.Need.Quantity),
+	} {
+		if _, err := createFile(path, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *env) demo(ctx context.Context, play demoPlay) error {
 	team, err := e.team()
 	if err != nil {
 		return err
 	}
+	answer := play.answer
 	inv := team.Agents[0].Name
 	for _, a := range team.Agents {
 		if a.Role == "inventory" {
@@ -84,12 +142,32 @@ func (e *env) demo(ctx context.Context, answer string) error {
 		return err
 	}
 	item := items[0]
+	low := item.ReorderPoint * 2 / 5
+	names := team.Names()
+	if s := play.scenario; s != nil {
+		found := false
+		for _, it := range items {
+			if it.Name == s.Need.Item {
+				item, found = it, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s has no item %s, the scenario's need", stockPath, s.Need.Item)
+		}
+		low = s.Need.Stock
+		names = names[:0]
+		for _, n := range team.Names() {
+			if !s.Silent(n) {
+				names = append(names, n)
+			}
+		}
+	}
 	defer os.WriteFile(stockPath, original, 0o644) // the goods arrived: the stock is as it was
 
 	agentCtx, stopAgents := context.WithCancel(context.Background())
 	logs := &lineLog{}
 	upDone := make(chan error, 1)
-	go func() { upDone <- e.up(agentCtx, team.Names(), logs) }()
+	go func() { upDone <- e.up(agentCtx, names, logs) }()
 	defer func() { stopAgents(); <-upDone }()
 
 	// Start from no open need: the stock at or above the reorder point, as
@@ -107,7 +185,9 @@ func (e *env) demo(ctx context.Context, answer string) error {
 	if err != nil {
 		return err
 	}
-	low := item.ReorderPoint * 2 / 5
+	if play.scenario != nil {
+		fmt.Fprintf(e.stdout, "scenario %s: %s\n", play.scenario.Name, play.scenario.Description)
+	}
 	fmt.Fprintf(e.stdout, "%s: stock of %s falls to %d (reorder point %d)\n\n", e.now().Local().Format("15:04:05"), item.Name, low, item.ReorderPoint)
 	if err := writeStock(stockPath, items, item.Name, low); err != nil {
 		return err
@@ -152,6 +232,12 @@ func (e *env) demo(ctx context.Context, answer string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "ledger verified: %d entries, head %s\n", res.Lines, res.Head[:16])
+	if s := play.scenario; s != nil && s.Expect.Outcome != "" {
+		if err := s.Check(notice); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "outcome: %s, as scenario %s expects\n", s.Expect.Outcome, s.Name)
+	}
 	return nil
 }
 

@@ -24,6 +24,11 @@ func TestScripts(t *testing.T) {
 		Dir:                 "../../testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
+			scenarios, err := filepath.Abs("../../testdata/scenarios")
+			if err != nil {
+				return err
+			}
+			e.Setenv("SCENARIOS", scenarios)
 			e.Setenv("TZ", "UTC")
 			e.Setenv("EDITOR", "false")
 			return nil
