@@ -175,7 +175,7 @@ func (s *Scenario) StockFile(stock int64) []byte {
 func (s *Scenario) PolicyFile() []byte {
 	text := string(policy.Default)
 	if !s.Policy.Budget.IsZero() {
-		text = strings.Replace(text, `amount = "20000.00 USD"`, fmt.Sprintf("amount = %q", s.Policy.Budget), 1)
+		text = strings.Replace(text, `amount = "100000.00 USD"`, fmt.Sprintf("amount = %q", s.Policy.Budget), 1)
 	}
 	if !s.Policy.ApprovalOver.IsZero() {
 		text = strings.Replace(text, `approval_over = "2500.00 USD"`, fmt.Sprintf("approval_over = %q", s.Policy.ApprovalOver), 1)

@@ -217,12 +217,12 @@ func TestPauseByHand(t *testing.T) {
 func TestLastOfTheBudgetRace(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		e, r := newEngine(t)
-		for i := 0; i < 8; i++ { // 18500.00 USD paid this month, a payment a day
-			day := now.Add(time.Duration(i-8) * 24 * time.Hour)
+		for i := 0; i < 40; i++ { // 98500.00 USD paid this month, two payments a day
+			day := now.Add(time.Duration(i/2-20) * 24 * time.Hour)
 			r.Now = func() time.Time { return day }
 			for _, m := range []*mailbox.Message{
-				msg("finance", "procurement", mailbox.Approved, fmt.Sprint("p", i), "2312.50 USD"),
-				msg("finance", "vendor-b", mailbox.Paid, fmt.Sprint("p", i), "2312.50 USD"),
+				msg("finance", "procurement", mailbox.Approved, fmt.Sprint("p", i), "2462.50 USD"),
+				msg("finance", "vendor-b", mailbox.Paid, fmt.Sprint("p", i), "2462.50 USD"),
 			} {
 				m.Date = day
 				if d, err := e.Decide(Action{Agent: "finance", Message: m}); err != nil || d.Outcome != Allow {

@@ -149,15 +149,15 @@ func TestRules(t *testing.T) {
 			"finance", msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD"), Escalate, "human.approval_over", ""},
 		{"the human's own answer", nil, "human", msg("human", "finance", mailbox.Approved, "t", "4000.00 USD"), Allow, "allow.5", ""},
 		{"the budget", join(
-			many(8, func(i int) []mailbox.Entry { return paidOn(fmt.Sprint("p", i), "2300.00 USD", now.Add(-48*hour)) }),
+			many(41, func(i int) []mailbox.Entry { return paidOn(fmt.Sprint("p", i), "2400.00 USD", now.Add(-48*hour)) }),
 			approvedOn("held", "1000.00 USD", now.Add(-hour)),
-		), "finance", msg("finance", "procurement", mailbox.Approved, "t", "1500.00 USD"), Deny, "budget", "with 19400.00 USD already spent or held this month makes 20900.00 USD, above the budget of 20000.00 USD"},
+		), "finance", msg("finance", "procurement", mailbox.Approved, "t", "1500.00 USD"), Deny, "budget", "with 99400.00 USD already spent or held this month makes 100900.00 USD, above the budget of 100000.00 USD"},
 		{"an expired approval holds nothing", join(
-			many(8, func(i int) []mailbox.Entry { return paidOn(fmt.Sprint("p", i), "2300.00 USD", now.Add(-48*hour)) }),
+			many(41, func(i int) []mailbox.Entry { return paidOn(fmt.Sprint("p", i), "2400.00 USD", now.Add(-48*hour)) }),
 			approvedOn("held", "1000.00 USD", now.Add(-25*hour)),
 		), "finance", msg("finance", "procurement", mailbox.Approved, "t", "1500.00 USD"), Allow, "allow.4", ""},
 		{"a released approval holds nothing", join(
-			many(8, func(i int) []mailbox.Entry { return paidOn(fmt.Sprint("p", i), "2300.00 USD", now.Add(-48*hour)) }),
+			many(41, func(i int) []mailbox.Entry { return paidOn(fmt.Sprint("p", i), "2400.00 USD", now.Add(-48*hour)) }),
 			approvedOn("held", "1000.00 USD", now.Add(-hour)),
 			[]mailbox.Entry{{Time: now, Agent: "procurement", Event: EventReleased, Thread: "held"}},
 		), "finance", msg("finance", "procurement", mailbox.Approved, "t", "1500.00 USD"), Allow, "allow.4", ""},
@@ -171,11 +171,11 @@ func TestRules(t *testing.T) {
 			"procurement", msg("procurement", "vendor-b", mailbox.Order, "b", "1000.00 USD"), Escalate, "human.split", "with 2000.00 USD of widget already ordered from vendor-b today"},
 		{"orders from another vendor are another need", join(approvedOn("a", "2000.00 USD", now), orderedOn("a", "vendor-a", "2000.00 USD", now), approvedOn("b", "1000.00 USD", now)),
 			"procurement", msg("procurement", "vendor-b", mailbox.Order, "b", "1000.00 USD"), Allow, "allow.2", ""},
-		{"per agent per day", join(many(5, func(i int) []mailbox.Entry {
+		{"per agent per day", join(many(25, func(i int) []mailbox.Entry {
 			th := fmt.Sprint("d", i)
 			return join(approvedOn(th, "2000.00 USD", now), orderedOn(th, fmt.Sprint("vendor-", i), "2000.00 USD", now))
 		}), approvedOn("t", "100.00 USD", now)),
-			"procurement", msg("procurement", "vendor-x", mailbox.Order, "t", "100.00 USD"), Deny, "limits.per_agent_per_day", "procurement has committed 10000.00 USD today"},
+			"procurement", msg("procurement", "vendor-x", mailbox.Order, "t", "100.00 USD"), Deny, "limits.per_agent_per_day", "procurement has committed 50000.00 USD today"},
 		{"a payment without an approval", nil, "finance", msg("finance", "vendor-b", mailbox.Paid, "t", "2400.00 USD"), Deny, "paid.unapproved", ""},
 		{"a payment within its approval", approvedOn("t", "2400.00 USD", now), "finance", msg("finance", "vendor-b", mailbox.Paid, "t", "2400.00 USD"), Allow, "allow.4", ""},
 		{"a second payment on a paid thread", join(approvedOn("t", "2400.00 USD", now), paidOn("t", "2400.00 USD", now)),

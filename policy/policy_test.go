@@ -54,7 +54,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", edit(`[limits]`, "[limits]\nper_transation = \"1.00 USD\""), `policy.toml:16: unknown key "limits.per_transation"`, "remove it"},
 		{"wrong type", edit(`max_errors = 10`, `max_errors = "ten"`), `policy.toml:75: breaker.max_errors: incompatible types`, ""},
 		{"negative", edit(`per_transaction = "5000.00 USD"`, `per_transaction = "-5.00 USD"`), `policy.toml:16: per_transaction is negative`, "limits are amounts"},
-		{"other currency", edit(`amount = "20000.00 USD"`, `amount = "20000.00 EUR"`), `policy.toml:22: amount is in EUR, but the policy's currency is USD`, "parley converts nothing"},
+		{"other currency", edit(`amount = "100000.00 USD"`, `amount = "100000.00 EUR"`), `policy.toml:22: amount is in EUR, but the policy's currency is USD`, "parley converts nothing"},
 		{"not money", edit(`approval_over = "2500.00 USD"`, `approval_over = "lots"`), `policy.toml:27: not an amount: "lots" is not a plain decimal number`, ""},
 		{"version", edit(`version = 1`, `version = 2`), `policy.toml:12: version is 2; this parley reads policies of version 1`, "version = 1"},
 		{"missing cap", edit(`per_transaction = "5000.00 USD"`, ``), `policy.toml: per_transaction is missing`, `per_transaction = "2500.00 USD"`},
