@@ -165,11 +165,12 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 	}
 	defer os.WriteFile(stockPath, original, 0o644) // the goods arrived: the stock is as it was
 
-	agentCtx, stopAgents := context.WithCancel(context.Background())
+	agentCtx, cancelAgents := context.WithCancel(context.Background())
 	logs := &lineLog{}
 	upDone := make(chan error, 1)
 	go func() { upDone <- e.up(agentCtx, names, logs) }()
-	defer func() { stopAgents(); <-upDone }()
+	stopAgents := sync.OnceFunc(func() { cancelAgents(); <-upDone })
+	defer stopAgents()
 
 	// Start from no open need: the stock at or above the reorder point, as
 	// the inventory agent sees it.
@@ -201,8 +202,6 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 	}
 	took := time.Since(began)
 	stopAgents()
-	<-upDone
-	upDone <- nil // for the deferred stop
 
 	entries, err := readLedger(e.root)
 	if err != nil {
