@@ -29,7 +29,7 @@ type Role interface {
 func newRole(a *Agent, team *Team, stockFile string) (Role, error) {
 	switch a.Role {
 	case "inventory":
-		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), StockFile: stockFile, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
+		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), Human: team.Human, StockFile: stockFile, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
 	case "procurement":
 		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
 			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
@@ -85,7 +85,9 @@ func roundCents(d decimal.Decimal) decimal.Decimal { return d.Round(2) }
 type Inventory struct {
 	Name        string               `json:"-"`
 	Procurement string               `json:"-"`
+	Human       string               `json:"-"`
 	StockFile   string               `json:"-"`
+	Bad         string               // what is wrong with the stock file, as last told to the human
 	Open        map[string]string    // item: the thread of its open need
 	Retry       map[string]time.Time // item: when a failed need is asked again
 	stock       func() ([]StockItem, error)
@@ -115,8 +117,17 @@ func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 	}
 	items, err := read()
 	if err != nil {
-		return nil // a half-saved file is read again at the next tick
+		// The person who edits the file is told once what to fix; the file
+		// is read again at every tick.
+		if err.Error() == r.Bad {
+			return nil
+		}
+		r.Bad = err.Error()
+		return []*mailbox.Message{{From: r.Name, To: r.Human, Thread: mailbox.NewThreadID(now, "stock-file"), Verb: mailbox.Notify,
+			Subject: "The stock file cannot be read: " + firstLine(err.Error()),
+			Body:    fmt.Sprintf("%v\n\nFix %s; I read it again every second.\n", err, r.StockFile)}}
 	}
+	r.Bad = ""
 	var out []*mailbox.Message
 	for _, it := range items {
 		if it.Stock >= it.ReorderPoint {

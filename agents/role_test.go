@@ -2,6 +2,8 @@ package agents
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -366,5 +368,24 @@ func TestProcurementDeadlines(t *testing.T) {
 	}
 	if out := p.Tick(now.Add(99 * time.Minute)); len(out) != 0 {
 		t.Fatalf("told the human again: %v", summary(out))
+	}
+}
+
+func TestInventoryBadStockFile(t *testing.T) {
+	inv := role(t, "inventory").(*Inventory)
+	inv.StockFile = filepath.Join(t.TempDir(), "stock.toml")
+	if err := os.WriteFile(inv.StockFile, []byte("[[item]]\nname = \"widget\"\nstock = \"lots\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := inv.Tick(now)
+	if len(out) != 1 || out[0].To != "human" || !strings.Contains(out[0].Subject, "stock.toml:3: item.stock: incompatible types") {
+		t.Fatalf("a bad stock file: %v", summary(out))
+	}
+	if out := inv.Tick(now.Add(time.Second)); len(out) != 0 {
+		t.Fatalf("told again: %v", summary(out))
+	}
+	os.WriteFile(inv.StockFile, []byte(DefaultStock), 0o644)
+	if out := inv.Tick(now.Add(2 * time.Second)); len(out) != 0 || inv.Bad != "" {
+		t.Fatalf("after the fix: %v, Bad %q", summary(out), inv.Bad)
 	}
 }
