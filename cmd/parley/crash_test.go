@@ -17,17 +17,36 @@ import (
 
 // parleyBin returns a path that runs this test binary as the parley
 // command (testscript.Main dispatches on the program's name).
-func parleyBin(t *testing.T) string {
-	t.Helper()
+func parleyBin(tb testing.TB) string {
+	tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	link := filepath.Join(t.TempDir(), "parley")
+	link := filepath.Join(tb.TempDir(), "parley")
 	if err := os.Symlink(exe, link); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return link
+}
+
+// startAgent starts parley agent name as a process of its own.
+func startAgent(tb testing.TB, bin, root, name string, logs *lineLog) *exec.Cmd {
+	tb.Helper()
+	cmd := exec.Command(bin, "--root", root, "agent", name)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return cmd
+}
+
+// stopAgents asks each agent to stop, as Ctrl-C does, and waits for it.
+func stopAgents(procs map[string]*exec.Cmd) {
+	for _, p := range procs {
+		p.Process.Signal(os.Interrupt)
+		p.Wait()
+	}
 }
 
 // TestCrashes kills -9 each agent in turn at random moments of a deal and
@@ -45,23 +64,10 @@ func TestCrashes(t *testing.T) {
 			names := []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
 			procs := map[string]*exec.Cmd{}
 			logs := &lineLog{} // written by every child's output copier
-			start := func(name string) {
-				cmd := exec.Command(bin, "--root", root, "agent", name)
-				cmd.Stdout, cmd.Stderr = logs, logs
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				procs[name] = cmd
-			}
 			for _, n := range names {
-				start(n)
+				procs[n] = startAgent(t, bin, root, n, logs)
 			}
-			defer func() {
-				for _, p := range procs {
-					p.Process.Signal(os.Interrupt)
-					p.Wait()
-				}
-			}()
+			defer stopAgents(procs)
 			stock := filepath.Join(root, "inventory", "stock.toml")
 			data, _ := os.ReadFile(stock)
 			os.WriteFile(stock, bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
@@ -76,7 +82,7 @@ func TestCrashes(t *testing.T) {
 				awaitLines(root, victim, k, 2*time.Second)
 				procs[victim].Process.Signal(syscall.SIGKILL)
 				procs[victim].Wait()
-				start(victim)
+				procs[victim] = startAgent(t, bin, root, victim, logs)
 			}
 			entries := awaitLedger(t, root, func(es []mailbox.Entry) bool {
 				return count(es, "decision", "PAID", "allow") > 0 && countDelivered(es, "human", "NOTIFY") > 0

@@ -21,14 +21,7 @@ import (
 // deliberate and left out. It also reports the resident memory of one
 // agent process after the deals.
 func BenchmarkDeal(b *testing.B) {
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	bin := filepath.Join(b.TempDir(), "parley")
-	if err := os.Symlink(exe, bin); err != nil {
-		b.Fatal(err)
-	}
+	bin := parleyBin(b)
 	root := filepath.Join(b.TempDir(), "root")
 	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
 		b.Fatalf("init: %v\n%s", err, out)
@@ -45,21 +38,11 @@ func BenchmarkDeal(b *testing.B) {
 	}
 	os.WriteFile(pol, data, 0o644)
 	logs := &lineLog{}
-	var procs []*exec.Cmd
+	procs := map[string]*exec.Cmd{}
 	for _, n := range []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
-		cmd := exec.Command(bin, "--root", root, "agent", n)
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		procs = append(procs, cmd)
+		procs[n] = startAgent(b, bin, root, n, logs)
 	}
-	defer func() {
-		for _, p := range procs {
-			p.Process.Signal(os.Interrupt)
-			p.Wait()
-		}
-	}()
+	defer stopAgents(procs)
 	stock := filepath.Join(root, "inventory", "stock.toml")
 	orig, _ := os.ReadFile(stock)
 	low := bytes.Replace(orig, []byte("stock = 400"), []byte("stock = 40"), 1)
@@ -110,7 +93,7 @@ func BenchmarkDeal(b *testing.B) {
 		b.Fatalf("%d deals, %d notices", b.N, n)
 	}
 	b.ReportMetric(float64(own.Milliseconds())/float64(b.N), "ms/deal")
-	b.ReportMetric(rssMB(b, procs[1].Process.Pid), "MB-rss-procurement")
+	b.ReportMetric(rssMB(b, procs["procurement"].Process.Pid), "MB-rss-procurement")
 }
 
 func rssMB(b *testing.B, pid int) float64 {
