@@ -35,7 +35,7 @@ func newRole(a *Agent, team *Team, stockFile string) (Role, error) {
 			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
 	case "vendor":
 		return &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
-			LeadDays: a.LeadDays, E: Styles[a.Style], Finance: team.first("finance"), Rounds: map[string]int{}}, nil
+			LeadDays: a.LeadDays, E: Styles[a.Style], Finance: team.first("finance"), Rounds: map[string]int{}, Confirmed: map[string]bool{}}, nil
 	case "finance":
 		return &Finance{Name: a.Name, Asked: map[string]*mailbox.Message{}}, nil
 	}
@@ -225,10 +225,12 @@ func (r *Procurement) await(now time.Time, d *Deal, out []*mailbox.Message) []*m
 func (r *Procurement) overdue(now time.Time, d *Deal) []*mailbox.Message {
 	m := d.Awaiting
 	if !d.Reminded {
+		// A reminder is a NOTIFY that points at the message: sending the
+		// message itself again would be a second order, not a reminder.
 		d.Reminded, d.Due = true, now.Add(r.ReplyWithin)
-		again := *m
-		again.ID, again.Subject = "", "REMINDER: "+strings.TrimPrefix(m.Subject, "REMINDER: ")
-		return []*mailbox.Message{&again}
+		return []*mailbox.Message{{From: r.Name, To: m.To, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity,
+			Subject: fmt.Sprintf("REMINDER: I await your answer to my %s %s", m.Verb, m.ID),
+			Body:    fmt.Sprintf("On %s I sent you: %s\nPlease answer it.\n", m.Date.Format(time.RFC3339), m.Subject)}}
 	}
 	d.Awaiting = nil
 	if d.Phase == "negotiating" {
@@ -490,15 +492,16 @@ func (r *Procurement) Denied(now time.Time, m *mailbox.Message, dec policy.Decis
 // p(t) = a + (c - a)·t^(1/e)), declines what it cannot serve and confirms
 // orders with a delivery day.
 type Vendor struct {
-	Name     string         `json:"-"`
-	Item     string         `json:"-"`
-	List     mailbox.Money  `json:"-"`
-	Floor    mailbox.Money  `json:"-"`
-	Capacity int64          `json:"-"`
-	LeadDays int            `json:"-"`
-	E        float64        `json:"-"`
-	Finance  string         `json:"-"`
-	Rounds   map[string]int // thread: counter-offers received
+	Name      string          `json:"-"`
+	Item      string          `json:"-"`
+	List      mailbox.Money   `json:"-"`
+	Floor     mailbox.Money   `json:"-"`
+	Capacity  int64           `json:"-"`
+	LeadDays  int             `json:"-"`
+	E         float64         `json:"-"`
+	Finance   string          `json:"-"`
+	Rounds    map[string]int  // thread: counter-offers received
+	Confirmed map[string]bool // thread: an order confirmed
 }
 
 // vendorRounds is how many rounds the vendor spreads its concession over.
@@ -539,12 +542,16 @@ func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 		q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each", m.Quantity, r.Item, price)
 		return []*mailbox.Message{q}
 	case mailbox.Order:
+		if r.Confirmed[m.Thread] {
+			return nil // one order a thread: a second is a repeat, not more business
+		}
 		if m.Quantity > r.Capacity || m.Item != r.Item {
 			d := reply(r.Name, m, mailbox.Decline)
 			d.Subject = fmt.Sprintf("DECLINE: cannot deliver %d %s", m.Quantity, m.Item)
 			return []*mailbox.Message{d}
 		}
 		when := days(now, r.LeadDays)
+		r.Confirmed[m.Thread] = true
 		var out []*mailbox.Message
 		for _, to := range []string{m.From, r.Finance} {
 			c := reply(r.Name, m, mailbox.Confirmed)

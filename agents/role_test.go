@@ -89,6 +89,14 @@ func TestVendor(t *testing.T) {
 			}
 		})
 	}
+	order := in("procurement", "vendor-b", mailbox.Order, "t2", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") })
+	if out := v.Receive(now, order); len(out) != 2 {
+		t.Fatalf("an order: %v", summary(out))
+	}
+	again := in("procurement", "vendor-b", mailbox.Order, "t2", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") })
+	if out := v.Receive(now, again); len(out) != 0 {
+		t.Fatalf("a second order on one thread was confirmed: %v", summary(out))
+	}
 	q := v.Receive(now, rfq(500, time.Time{}))[0]
 	if got, want := q.DeliverBy, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
 		t.Errorf("quote delivers %v, want %v (two days' lead)", got, want)
@@ -346,8 +354,9 @@ func TestProcurementDeadlines(t *testing.T) {
 	if out := p.Tick(now.Add(5 * time.Minute)); len(out) != 0 {
 		t.Fatalf("before the deadline: %v", summary(out))
 	}
+	counter[0].ID = "<counter@p>"
 	reminder := p.Tick(now.Add(11 * time.Minute))
-	if len(reminder) != 1 || reminder[0].To != "vendor-b" || !strings.HasPrefix(reminder[0].Subject, "REMINDER: COUNTER") || !reminder[0].UnitPrice.Amount.Equal(counter[0].UnitPrice.Amount) {
+	if len(reminder) != 1 || reminder[0].To != "vendor-b" || reminder[0].Verb != mailbox.Notify || reminder[0].Subject != "REMINDER: I await your answer to my COUNTER <counter@p>" {
 		t.Fatalf("the reminder: %v %q", summary(reminder), reminder[0].Subject)
 	}
 	next := p.Tick(now.Add(22 * time.Minute))
@@ -359,7 +368,7 @@ func TestProcurementDeadlines(t *testing.T) {
 	if got := summary(ask); len(got) != 1 || !strings.HasPrefix(got[0], "finance REQUEST") {
 		t.Fatalf("agreement: %v", got)
 	}
-	if out := p.Tick(now.Add(33 * time.Minute)); len(out) != 1 || out[0].To != "finance" || !strings.HasPrefix(out[0].Subject, "REMINDER: REQUEST") {
+	if out := p.Tick(now.Add(33 * time.Minute)); len(out) != 1 || out[0].To != "finance" || !strings.HasPrefix(out[0].Subject, "REMINDER: I await your answer to my REQUEST") {
 		t.Fatalf("finance reminded: %v", summary(out))
 	}
 	out := p.Tick(now.Add(44 * time.Minute))

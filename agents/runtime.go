@@ -88,6 +88,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		return err
 	}
 	rt.engine = policy.NewEngine(rt.Root)
+	defer rt.engine.Close()
 	if p, ok := rt.role.(*Procurement); ok {
 		if pol, err := rt.engine.Policy(); err == nil {
 			p.ReplyWithin = pol.Negotiation.ReplyWithin.Duration

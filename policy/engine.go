@@ -19,9 +19,10 @@ const PausedFile = "PAUSED"
 // (again whenever the file changes, so agents need no restart), keeps the
 // state in step with the ledger, and records every decision there.
 type Engine struct {
-	root  *mailbox.Root
-	path  string
-	state *State
+	root   *mailbox.Root
+	path   string
+	state  *State
+	ledger *mailbox.Ledger // its own: the state follows its own read position
 
 	pol     *Policy
 	loadErr error
@@ -31,6 +32,14 @@ type Engine struct {
 // NewEngine returns the engine for a root, reading ROOT/policy.toml.
 func NewEngine(root *mailbox.Root) *Engine {
 	return &Engine{root: root, path: filepath.Join(root.Dir, File), state: NewState()}
+}
+
+// Close closes the engine's ledger file.
+func (e *Engine) Close() error {
+	if e.ledger == nil {
+		return nil
+	}
+	return e.ledger.Close()
 }
 
 // Policy returns the policy in force, or why there is none.
@@ -134,11 +143,14 @@ func firstLine(s string) string {
 // transact brings the state up to date under the ledger's lock and runs fn
 // with the policy in force, appending what it returns.
 func (e *Engine) transact(fn func(p *Policy, perr error) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
-	l, err := e.root.Ledger()
-	if err != nil {
-		return nil, err
+	if e.ledger == nil {
+		l, err := mailbox.OpenLedger(filepath.Join(e.root.Dir, mailbox.LedgerFile), e.root.Now)
+		if err != nil {
+			return nil, err
+		}
+		e.ledger = l
 	}
-	return l.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
+	return e.ledger.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
 		for _, n := range news {
 			e.state.Apply(n)
 		}

@@ -222,10 +222,11 @@ func TestLastOfTheBudgetRace(t *testing.T) {
 			r.Now = func() time.Time { return day }
 			for _, m := range []*mailbox.Message{
 				msg("finance", "procurement", mailbox.Approved, fmt.Sprint("p", i), "2462.50 USD"),
-				msg("finance", "vendor-b", mailbox.Paid, fmt.Sprint("p", i), "2462.50 USD"),
+				msg("procurement", fmt.Sprint("vendor-", i), mailbox.Order, fmt.Sprint("p", i), "2462.50 USD"),
+				msg("finance", fmt.Sprint("vendor-", i), mailbox.Paid, fmt.Sprint("p", i), "2462.50 USD"),
 			} {
 				m.Date = day
-				if d, err := e.Decide(Action{Agent: "finance", Message: m}); err != nil || d.Outcome != Allow {
+				if d, err := e.Decide(Action{Agent: m.From, Message: m}); err != nil || d.Outcome != Allow {
 					t.Fatalf("setup %s: %+v %v", m.Verb, d, err)
 				}
 			}
@@ -388,9 +389,10 @@ func TestReplayUnderAChangedPolicy(t *testing.T) {
 		th := fmt.Sprint("t", i)
 		for _, m := range []*mailbox.Message{
 			msg("finance", "procurement", mailbox.Approved, th, amount),
-			msg("finance", "vendor-b", mailbox.Paid, th, amount),
+			msg("procurement", "vendor-"+th, mailbox.Order, th, amount),
+			msg("finance", "vendor-"+th, mailbox.Paid, th, amount),
 		} {
-			if d, err := e.Decide(Action{Agent: "finance", Message: m}); err != nil || d.Outcome != Allow {
+			if d, err := e.Decide(Action{Agent: m.From, Message: m}); err != nil || d.Outcome != Allow {
 				t.Fatalf("setup: %+v %v", d, err)
 			}
 		}
@@ -400,18 +402,47 @@ func TestReplayUnderAChangedPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := Replay(entries(t, r), stricter)
-	if w.Decisions != 6 || len(w.Changes) != 4 {
-		t.Fatalf("Replay: %d decisions, %d changes, want 6 and 4: %+v", w.Decisions, len(w.Changes), w.Changes)
+	if w.Decisions != 9 || len(w.Changes) != 6 {
+		t.Fatalf("Replay: %d decisions, %d changes, want 9 and 6: %+v", w.Decisions, len(w.Changes), w.Changes)
 	}
 	for _, c := range w.Changes {
 		if c.Thread == "t2" || c.Would.Outcome != Escalate || c.Would.Rule != "human.approval_over" {
 			t.Errorf("change %+v, want the approvals and payments above 1500 escalated", c)
 		}
 	}
-	if w.WasSpend != "10800.00 USD" || w.WouldSpend != "2000.00 USD" {
-		t.Errorf("spend was %s, would be %s; want 10800.00 USD and 2000.00 USD", w.WasSpend, w.WouldSpend)
+	if w.WasSpend != "16200.00 USD" || w.WouldSpend != "3000.00 USD" {
+		t.Errorf("spend was %s, would be %s; want 16200.00 USD and 3000.00 USD", w.WasSpend, w.WouldSpend)
 	}
 	if same := Replay(entries(t, r), defaultPolicy(t)); len(same.Changes) != 0 {
 		t.Errorf("replay under the same policy changed %+v", same.Changes)
+	}
+}
+
+// TestEnginesOnOneRootEachSeeAll: several engines of one process (as a CLI
+// command and an agent's intake have) each read the whole ledger.
+func TestEnginesOnOneRootEachSeeAll(t *testing.T) {
+	e, r := newEngine(t, strings.Replace(string(Default), `amount = "100000.00 USD"`, `amount = "6000.00 USD"`, 1))
+	approve := func(eng *Engine, th string) Outcome {
+		d, err := eng.Decide(Action{Agent: "finance", Message: msg("finance", "procurement", mailbox.Approved, th, "2400.00 USD")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Outcome
+	}
+	if approve(e, "t1") != Allow || approve(e, "t2") != Allow {
+		t.Fatal("the first two approvals were not allowed")
+	}
+	b := NewEngine(r)
+	defer b.Close()
+	if _, err := b.Explain(Action{Agent: "inventory", Message: msg("inventory", "procurement", mailbox.Request, "x", "")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := approve(e, "t3"); got != Deny {
+		t.Errorf("a third approval of 2400 against a budget of 6000: %s, want deny", got)
+	}
+	c := NewEngine(r)
+	defer c.Close()
+	if got := approve(c, "t4"); got != Deny {
+		t.Errorf("a new engine's approval past the budget: %s, want deny", got)
 	}
 }

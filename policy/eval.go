@@ -72,9 +72,17 @@ func fingerprint(agent, to, verb, thread, amount string) string {
 	return strings.Join([]string{agent, to, verb, thread, amount}, "|")
 }
 
+// approval is money an APPROVED holds on a thread: orders draw on it, up
+// to its amount in all; once something is ordered it no longer lapses.
 type approval struct {
-	amount decimal.Decimal
-	at     time.Time
+	amount  decimal.Decimal
+	ordered decimal.Decimal
+	at      time.Time
+}
+
+// inForce reports whether the approval still holds its money at now.
+func (a approval) inForce(p *Policy, now time.Time) bool {
+	return a.ordered.IsPositive() || now.Sub(a.at) <= p.Budget.ReserveFor.Duration
 }
 
 type thread struct {
@@ -85,6 +93,7 @@ type thread struct {
 	stopped   string         // the fuse that stopped it
 	escalated time.Time      // when the human was first asked, if unanswered
 	answers   []answer       // APPROVED and DENIED, in order
+	vendor    string         // who the thread's order went to: who may be paid
 }
 
 type answer struct {
@@ -189,6 +198,11 @@ func (s *State) applySpend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 	case mailbox.Approved:
 		s.approvals[e.Thread] = approval{amount: amount, at: e.Time}
 	case mailbox.Order:
+		if a, ok := s.approvals[e.Thread]; ok {
+			a.ordered = a.ordered.Add(amount)
+			s.approvals[e.Thread] = a
+		}
+		t.vendor = e.To
 		s.agentDay[e.Agent+"|"+day(e.Time)] = s.agentDay[e.Agent+"|"+day(e.Time)].Add(amount)
 		s.agentMonth[e.Agent+"|"+month(e.Time)] = s.agentMonth[e.Agent+"|"+month(e.Time)].Add(amount)
 		s.itemDay[e.Item+"|"+e.To+"|"+day(e.Time)] = s.itemDay[e.Item+"|"+e.To+"|"+day(e.Time)].Add(amount)
@@ -319,7 +333,7 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 		}
 		if over {
 			switch {
-			case human != nil && human.verb == mailbox.Approved && !human.amount.LessThan(amt):
+			case human != nil && human.verb == mailbox.Approved && !human.amount.LessThan(cumulative(m.Verb, t, amt)):
 				allowed = Decision{Outcome: Allow, Rule: "human.approved",
 					Reason: fmt.Sprintf("%s approved up to %s on thread %s (%s)", p.Human.Agent, p.money(human.amount), m.Thread, why)}
 			case !t.escalated.IsZero() && p.Human.DecisionTimeout.Duration > 0 && now.Sub(t.escalated) > p.Human.DecisionTimeout.Duration && p.Human.OnTimeout == "deny":
@@ -347,12 +361,19 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 			return deny("limits.per_agent_per_month", "%s has committed %s this month; %s more is above %s", a.Agent, p.money(s.agentMonth[monthKey]), total, lim)
 		}
 		if !isHuman {
+			rule := strings.ToLower(string(m.Verb)) + ".unapproved"
 			held, ok := s.approvals[m.Thread]
-			if !ok || now.Sub(held.at) > p.Budget.ReserveFor.Duration {
-				return deny(strings.ToLower(string(m.Verb))+".unapproved", "thread %s has no approval in force for a %s", m.Thread, m.Verb)
+			if !ok || !held.inForce(p, now) {
+				return deny(rule, "thread %s has no approval in force for a %s", m.Thread, m.Verb)
+			}
+			if m.Verb == mailbox.Order && held.ordered.Add(amt).GreaterThan(held.amount) {
+				return deny(rule, "%s with %s already ordered on thread %s is above the %s approved", total, p.money(held.ordered), m.Thread, p.money(held.amount))
 			}
 			if amt.GreaterThan(held.amount) {
-				return deny(strings.ToLower(string(m.Verb))+".unapproved", "%s is above the %s approved on thread %s", total, p.money(held.amount), m.Thread)
+				return deny(rule, "%s is above the %s approved on thread %s", total, p.money(held.amount), m.Thread)
+			}
+			if m.Verb == mailbox.Paid && m.To != t.vendor {
+				return deny("paid.unordered", "thread %s ordered nothing from %s", m.Thread, m.To)
 			}
 		}
 		if lim := p.Fuses.MaxSpend; m.Verb == mailbox.Order && !lim.IsZero() && t.spend.Add(amt).GreaterThan(lim.Amount) {
@@ -361,6 +382,15 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 		}
 	}
 	return allowed
+}
+
+// cumulative is what a human's approval on the thread must cover: for an
+// order, all that the thread has ordered with it.
+func cumulative(v mailbox.Verb, t *thread, amt decimal.Decimal) decimal.Decimal {
+	if v == mailbox.Order {
+		return t.spend.Add(amt)
+	}
+	return amt
 }
 
 // human returns the human's last answer on the thread, or nil.
@@ -392,7 +422,7 @@ func (s *State) budgetUsed(p *Policy, now time.Time, thread string) decimal.Deci
 	}
 	used := s.paid[key]
 	for th, a := range s.approvals {
-		if th != thread && now.Sub(a.at) <= p.Budget.ReserveFor.Duration {
+		if th != thread && a.inForce(p, now) {
 			used = used.Add(a.amount)
 		}
 	}

@@ -248,6 +248,15 @@ type env struct {
 	stderr io.Writer
 	stdin  io.Reader
 	now    func() time.Time
+	eng    *policy.Engine
+}
+
+// engine is the policy engine of the root, made once.
+func (e *env) engine() *policy.Engine {
+	if e.eng == nil {
+		e.eng = policy.NewEngine(e.root)
+	}
+	return e.eng
 }
 
 // clock is the time source: time.Now, or the fixed time in PARLEY_NOW
@@ -277,7 +286,12 @@ func open(c *cli.Context) (*env, error) {
 	return &env{root: r, stdout: c.App.Writer, stderr: c.App.ErrWriter, stdin: c.App.Reader, now: now}, nil
 }
 
-func (e *env) close() { e.root.Close() }
+func (e *env) close() {
+	if e.eng != nil {
+		e.eng.Close()
+	}
+	e.root.Close()
+}
 
 // team reads the root's parley.toml.
 func (e *env) team() (*agents.Team, error) {

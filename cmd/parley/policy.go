@@ -71,7 +71,7 @@ Example:
 					if err := e.root.Fill(m, nil); err != nil {
 						return err
 					}
-					d, err := policy.NewEngine(e.root).Explain(policy.Action{Agent: m.From, Message: m})
+					d, err := e.engine().Explain(policy.Action{Agent: m.From, Message: m})
 					if err != nil {
 						return err
 					}
@@ -167,7 +167,7 @@ Example:
 			&cli.StringFlag{Name: "as", Value: "human", Usage: "who pauses"},
 		},
 		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
-			if err := policy.NewEngine(e.root).Pause(c.String("as"), c.String("reason")); err != nil {
+			if err := e.engine().Pause(c.String("as"), c.String("reason")); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "paused: no agent acts until parley resume\n")
@@ -191,7 +191,7 @@ Example:
 			&cli.StringFlag{Name: "as", Value: "human", Usage: "who resumes"},
 		},
 		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
-			eng := policy.NewEngine(e.root)
+			eng := e.engine()
 			why, _ := eng.Paused()
 			if err := eng.Resume(c.String("as"), c.String("reason")); err != nil {
 				return err

@@ -92,7 +92,7 @@ func (e *env) send(name string, data []byte, from string) (*mailbox.Message, err
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	// Policy before action: a hand-written message is decided like any other.
-	eng := policy.NewEngine(e.root)
+	eng := e.engine()
 	if _, err := eng.Send(policy.Action{Agent: m.From, Message: m}); err != nil {
 		if p, perr := eng.Policy(); perr == nil && errors.Is(err, policy.ErrEscalated) {
 			return nil, withHint(err, fmt.Sprintf("%s was asked (parley inbox %s); once they answer with parley approve %s, send it again",
