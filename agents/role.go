@@ -1,6 +1,8 @@
 package agents
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"sort"
@@ -29,7 +31,7 @@ type Role interface {
 func newRole(a *Agent, team *Team, stockFile string) (Role, error) {
 	switch a.Role {
 	case "inventory":
-		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), Human: team.Human, StockFile: stockFile, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
+		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), Human: team.Human, StockFile: stockFile, Needs: map[string]int{}, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
 	case "procurement":
 		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
 			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
@@ -88,6 +90,7 @@ type Inventory struct {
 	Human       string               `json:"-"`
 	StockFile   string               `json:"-"`
 	Bad         string               // what is wrong with the stock file, as last told to the human
+	Needs       map[string]int       // item: how many needs it had
 	Open        map[string]string    // item: the thread of its open need
 	Retry       map[string]time.Time // item: when a failed need is asked again
 	stock       func() ([]StockItem, error)
@@ -123,7 +126,8 @@ func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 			return nil
 		}
 		r.Bad = err.Error()
-		return []*mailbox.Message{{From: r.Name, To: r.Human, Thread: mailbox.NewThreadID(now, "stock-file"), Verb: mailbox.Notify,
+		sum := sha256.Sum256([]byte(r.Bad))
+		return []*mailbox.Message{{From: r.Name, To: r.Human, Thread: "stock-file-" + hex.EncodeToString(sum[:4]), Verb: mailbox.Notify,
 			Subject: "The stock file cannot be read: " + firstLine(err.Error()),
 			Body:    fmt.Sprintf("%v\n\nFix %s; I read it again every second.\n", err, r.StockFile)}}
 	}
@@ -141,7 +145,11 @@ func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 			}
 			delete(r.Retry, it.Name)
 		}
-		th := mailbox.NewThreadID(now, "restock-"+it.Name)
+		// The thread is numbered, not drawn: after a crash before the state
+		// was saved, the same need gets the same thread, and its REQUEST the
+		// same id.
+		r.Needs[it.Name]++
+		th := fmt.Sprintf("restock-%s-%d", it.Name, r.Needs[it.Name])
 		r.Open[it.Name] = th
 		by := days(now, it.DeliverWithinDays)
 		out = append(out, &mailbox.Message{From: r.Name, To: r.Procurement, Thread: th, Verb: mailbox.Request,

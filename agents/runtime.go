@@ -50,7 +50,12 @@ type Runtime struct {
 	state   saved
 	written []byte // the state as last saved
 	paused  bool
+	later   []*mailbox.Claimed // claimed, to be handled when acting is possible again
 }
+
+// errLater says a step could not be taken now (parley is paused, or the
+// policy cannot be read) and is to be taken again, whole, later.
+var errLater = errors.New("not now")
 
 // saved is what the agent keeps in ROOT/NAME/state/state.json.
 type saved struct {
@@ -81,18 +86,10 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	if rt.role, err = newRole(rt.agent, rt.Team, inbox.Path(StockFile)); err != nil {
-		return err
-	}
-	if err := rt.load(); err != nil {
-		return err
-	}
 	rt.engine = policy.NewEngine(rt.Root)
 	defer rt.engine.Close()
-	if p, ok := rt.role.(*Procurement); ok {
-		if pol, err := rt.engine.Policy(); err == nil {
-			p.ReplyWithin = pol.Negotiation.ReplyWithin.Duration
-		}
+	if err := rt.reset(); err != nil {
+		return err
 	}
 	if err := rt.recover(); err != nil {
 		return err
@@ -115,7 +112,12 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		}
 	}}
 	wg.Add(1)
-	go func() { defer wg.Done(); _ = intake.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := intake.Run(ctx); err != nil {
+			rt.Log("the drop folder is not taken in: " + err.Error())
+		}
+	}()
 
 	rt.Log(fmt.Sprintf("%s (%s) is running, pid %d", rt.Name, rt.agent.Role, os.Getpid()))
 	next := time.Now()
@@ -166,8 +168,22 @@ func (rt *Runtime) tick() error {
 	if paused {
 		return nil
 	}
+	if err := rt.overdue(); err != nil {
+		return err
+	}
+	later := rt.later
+	rt.later = nil
+	for _, c := range later {
+		if err := rt.handle(c); err != nil {
+			return err
+		}
+	}
 	now := rt.Root.Now()
-	if err := rt.send(rt.role.Tick(now), "tick|"+now.UTC().Format(time.RFC3339Nano), now); err != nil {
+	err := rt.sendTick(rt.role.Tick(now), now)
+	if errors.Is(err, errLater) {
+		return rt.reset()
+	}
+	if err != nil {
 		return err
 	}
 	if err := rt.save(); err != nil { // a no-op unless the tick changed the state
@@ -185,8 +201,12 @@ func (rt *Runtime) tick() error {
 	return nil
 }
 
-// take claims one message and handles it.
+// take claims one message and handles it; while parley is paused it
+// leaves it waiting in new/.
 func (rt *Runtime) take(name string, w *mailbox.Watcher) error {
+	if _, paused := rt.engine.Paused(); paused || len(rt.later) > 0 {
+		return nil // what waits is taken, in order, at the tick after the pause
+	}
 	c, err := rt.Root.Claim(rt.Name, name)
 	switch {
 	case errors.Is(err, mailbox.ErrClaimed):
@@ -213,13 +233,23 @@ func (rt *Runtime) recover() error {
 		return err
 	}
 	for _, n := range names {
-		data, err := os.ReadFile(inbox.Path("cur", n))
+		path := inbox.Path("cur", n)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
 		m, err := mailbox.Parse(data)
+		if err == nil {
+			err = m.Validate()
+		}
 		if err != nil {
-			return fmt.Errorf("recover %s: %w", n, err)
+			// Claimed, then a crash before it could be moved aside: it goes
+			// where it would have gone.
+			if err := rt.Root.Reject(rt.Name, path, m, err); err != nil {
+				return err
+			}
+			rt.Log(fmt.Sprintf("rejected %s, claimed before a stop: %v", n, err))
+			continue
 		}
 		rt.Log(fmt.Sprintf("handling again %s %s from %s, claimed before a stop", m.Verb, m.ID, m.From))
 		if err := rt.handle(&mailbox.Claimed{Agent: rt.Name, Name: n, Message: m}); err != nil {
@@ -236,10 +266,17 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	}
 	rt.Log(fmt.Sprintf("← %s from %s: %s", m.Verb, m.From, subject(m)))
 	now := rt.Root.Now()
-	if err := rt.answered(m, now); err != nil {
-		return err
+	err := rt.answered(m, now)
+	if err == nil {
+		err = rt.send(rt.role.Receive(now, m), m.ID, now)
 	}
-	if err := rt.send(rt.role.Receive(now, m), m.ID, now); err != nil {
+	if errors.Is(err, errLater) {
+		// The message stays claimed and unfinished; the state goes back to
+		// what it was before it.
+		rt.later = append(rt.later, c)
+		return rt.reset()
+	}
+	if err != nil {
 		return err
 	}
 	rt.state.Handled[m.ID] = true
@@ -247,6 +284,32 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		return err
 	}
 	return rt.Root.Finish(c, mailbox.FlagDone, "")
+}
+
+// overdue gives up on what waits for a human who did not answer within the
+// policy's decision_timeout: deciding it again gets the policy's answer for
+// that case (on_timeout), recorded, and the role moves on.
+func (rt *Runtime) overdue() error {
+	if len(rt.state.Escalated) == 0 {
+		return nil
+	}
+	st, p, err := rt.engine.State()
+	if err != nil || p == nil {
+		return err
+	}
+	now := rt.Root.Now()
+	for _, th := range st.Overdue(p, now) {
+		held := rt.state.Escalated[th]
+		if len(held) == 0 {
+			continue
+		}
+		delete(rt.state.Escalated, th)
+		rt.Log(fmt.Sprintf("%s did not answer on %s in time", rt.Team.Human, th))
+		if err := rt.send(held, "timeout|"+th, now); err != nil {
+			return err
+		}
+	}
+	return rt.save()
 }
 
 // answered acts on the human's answer to what this agent escalated: the
@@ -277,6 +340,22 @@ func subject(m *mailbox.Message) string {
 	return m.Thread
 }
 
+// sendTick sends what a tick produced, each message with an id drawn from
+// its content: the same step taken again after a crash (its state not yet
+// saved) makes the same messages, with the same ids, and the policy and the
+// receivers see a repeat.
+func (rt *Runtime) sendTick(out []*mailbox.Message, now time.Time) error {
+	for _, m := range out {
+		if m.ID == "" {
+			c := *m
+			c.ID, c.Date, c.Version, c.From = "", time.Time{}, "", rt.Name
+			sum := sha256.Sum256(c.Marshal())
+			m.ID = "<" + hex.EncodeToString(sum[:12]) + "." + rt.Name + "@parley>"
+		}
+	}
+	return rt.send(out, "tick", now)
+}
+
 // send puts each message through the policy and delivers what it allows.
 // Ids derive from key: the same cause gives the same ids, so a message sent
 // again after a crash is a repeat the policy and the receiver recognise.
@@ -301,6 +380,11 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 		}
 		d, err := rt.engine.Send(policy.Action{Agent: rt.Name, Message: m})
 		switch {
+		case errors.Is(err, policy.ErrDenied) && (d.Rule == "breaker.paused" || d.Rule == "policy"):
+			// Not a no to this action: nothing may act just now. The step is
+			// taken again, whole, when the pause is lifted or the policy mended.
+			rt.Log(fmt.Sprintf("waiting: %s to %s: %s", m.Verb, m.To, d.Reason))
+			return errLater
 		case err == nil:
 			rt.Log(fmt.Sprintf("→ %s %s: %s", m.To, m.Verb, subject(m)))
 		case errors.Is(err, policy.ErrEscalated):
@@ -316,6 +400,23 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 		}
 	}
 	return nil
+}
+
+// reset makes the role afresh from its terms and its saved state: at the
+// start, and after a step that could not be finished, whose changes to the
+// state in memory must not count.
+func (rt *Runtime) reset() error {
+	role, err := newRole(rt.agent, rt.Team, rt.Root.Inbox(rt.Name).Path(StockFile))
+	if err != nil {
+		return err
+	}
+	if p, ok := role.(*Procurement); ok {
+		if pol, err := rt.engine.Policy(); err == nil {
+			p.ReplyWithin = pol.Negotiation.ReplyWithin.Duration
+		}
+	}
+	rt.role, rt.written = role, nil
+	return rt.load()
 }
 
 func (rt *Runtime) statePath() string { return rt.Root.Inbox(rt.Name).Path("state", "state.json") }
@@ -409,7 +510,13 @@ func lockAgent(name, path string) (func(), error) {
 		}
 		return nil, fmt.Errorf("lock agent %s: %w", name, err)
 	}
-	f.Truncate(0)
-	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock agent %s: %w", name, err)
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock agent %s: %w", name, err)
+	}
 	return func() { f.Close() }, nil
 }

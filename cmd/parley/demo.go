@@ -264,6 +264,7 @@ func spentBefore(notice string) bool {
 func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) (string, error) {
 	seen := start
 	asked := map[string]bool{}
+	deal := "" // the thread of the inventory's request: the deal shown
 	for {
 		entries, err := readLedger(e.root)
 		if err != nil {
@@ -283,7 +284,11 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) 
 			}
 			fmt.Fprintf(e.stdout, "%s  %-11s → %-11s %-9s %s%s\n", x.Time.Local().Format("15:04:05"), x.From, x.To, x.Verb, x.Subject, money)
 			switch {
-			case x.To == human && x.Verb == string(mailbox.Notify):
+			case deal == "" && x.Verb == string(mailbox.Request) && strings.HasPrefix(x.Thread, "restock-"):
+				deal = x.Thread
+			case x.To == human && x.Verb == string(mailbox.Notify) && strings.HasPrefix(x.Thread, "stock-file-"):
+				return "", errors.New(x.Subject)
+			case x.To == human && x.Verb == string(mailbox.Notify) && x.Thread == deal:
 				return x.Subject, nil
 			case x.To == human && x.Verb == string(mailbox.Escalate) && !asked[x.Thread]:
 				asked[x.Thread] = true

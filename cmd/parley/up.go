@@ -125,9 +125,11 @@ func (e *env) child(ctx context.Context, name string, say func(string)) error {
 	go func() {
 		defer close(lines)
 		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
 		for sc.Scan() {
 			say(sc.Text())
 		}
+		io.Copy(io.Discard, r) // a line too long ends the scanner: the child must not block on a full pipe
 	}()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); w.Close() }()

@@ -1,0 +1,150 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
+)
+
+// runUntil runs the agent until a log line contains stop, and returns the
+// lines.
+func runUntil(t *testing.T, r *mailbox.Root, team *Team, name, stop string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var lines []string
+	lineCh := make(chan string, 100)
+	rt := &Runtime{Root: r, Team: team, Name: name, Log: func(l string) { lineCh <- l }}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	for {
+		select {
+		case l := <-lineCh:
+			lines = append(lines, l)
+			if strings.Contains(l, stop) {
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				return lines
+			}
+		case err := <-done:
+			t.Fatalf("the agent stopped before %q: %v (%q)", stop, err, lines)
+		}
+	}
+}
+
+func newTeamRoot(t *testing.T) (*mailbox.Root, *Team) {
+	t.Helper()
+	r, err := mailbox.OpenRoot(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	team := defaultTeam(t)
+	for _, a := range team.Agents {
+		if err := r.Inbox(a.Name).Create(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(r.Dir+"/"+policy.File, policy.Default, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return r, team
+}
+
+// TestRecoverRejectsABadClaimedFile: a file claimed and then left in cur/
+// by a crash before it could be moved aside does not stop the agent.
+func TestRecoverRejectsABadClaimedFile(t *testing.T) {
+	r, team := newTeamRoot(t)
+	bad := r.Inbox("finance").Path("cur", "1.M1P1Q1.host:2,")
+	if err := os.WriteFile(bad, []byte("Verb: NONSENSE\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines := runUntil(t, r, team, "finance", "is running")
+	if !strings.Contains(strings.Join(lines, "\n"), "rejected 1.M1P1Q1.host:2,") {
+		t.Errorf("lines: %q", lines)
+	}
+	if _, err := os.Stat(r.Inbox("finance").Path("rejected", "1.M1P1Q1.host.err")); err != nil {
+		t.Errorf("no reason beside the rejected file: %v", err)
+	}
+}
+
+// TestSecondCopyRefuses: one process per agent, and the second says who.
+func TestSecondCopyRefuses(t *testing.T) {
+	r, team := newTeamRoot(t)
+	unlock, err := lockAgent("finance", r.Inbox("finance").Path("state", "lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	err = (&Runtime{Root: r, Team: team, Name: "finance"}).Run(context.Background())
+	var running *RunningError
+	if !errors.As(err, &running) || running.PID == "" {
+		t.Fatalf("Run = %v, want a RunningError with a pid", err)
+	}
+}
+
+// TestUnreadablePolicyMidStepLosesNothing: a step the policy cannot decide
+// (its file is broken) is not given up: the message stays claimed, the
+// state is as before it, and once the file is mended the step is taken
+// again, whole, once.
+func TestUnreadablePolicyMidStepLosesNothing(t *testing.T) {
+	r, team := newTeamRoot(t)
+	req := &mailbox.Message{Version: "1", ID: "<ask@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t",
+		Verb: mailbox.Request, Item: "widget", Quantity: 500, Amount: mailbox.MustMoney("2365.00 USD")}
+	if _, err := r.Inbox("finance").Deliver(req.Marshal(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	pol := r.Dir + "/" + policy.File
+	if err := os.WriteFile(pol, []byte("version = [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lines := make(chan string, 100)
+	rt := &Runtime{Root: r, Team: team, Name: "finance", Every: 20 * time.Millisecond, Log: func(l string) { lines <- l }}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	await := func(what string) {
+		t.Helper()
+		for {
+			select {
+			case l := <-lines:
+				if strings.Contains(l, what) {
+					return
+				}
+			case err := <-done:
+				t.Fatalf("stopped before %q: %v", what, err)
+			case <-ctx.Done():
+				t.Fatalf("no %q", what)
+			}
+		}
+	}
+	await("waiting: APPROVED to procurement: the policy cannot be read")
+	if got, _ := r.Inbox("finance").Unfinished(); len(got) != 1 {
+		t.Fatalf("unfinished: %v, want the request kept claimed", got)
+	}
+	if err := os.WriteFile(pol, policy.Default, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(pol, time.Now(), time.Now().Add(time.Hour)) // a new stamp, whatever the clock's grain
+	await("→ procurement APPROVED")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	items, _ := r.Inbox("finance").List()
+	if len(items) != 1 || items[0].State != mailbox.StateDone {
+		t.Errorf("finance's inbox: %+v, want the request done", items)
+	}
+	if got, _ := r.Inbox("procurement").Pending(); len(got) != 1 {
+		t.Errorf("procurement got %d approvals, want 1", len(got))
+	}
+}
