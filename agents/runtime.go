@@ -53,6 +53,27 @@ type Runtime struct {
 	later   []*mailbox.Claimed // claimed, to be handled when acting is possible again
 }
 
+// Intake is a drop folder's intake whose messages go through the policy,
+// with an engine of its own (it runs beside the agent's loop).
+type Intake struct {
+	*mailbox.Intake
+	engine *policy.Engine
+}
+
+// PolicyIntake takes in agent's drop folder, putting every message
+// through the policy as its sender's action.
+func PolicyIntake(r *mailbox.Root, agent, human string) *Intake {
+	in := &Intake{Intake: &mailbox.Intake{Root: r, Agent: agent, Human: human}, engine: policy.NewEngine(r)}
+	in.Send = func(m *mailbox.Message) error {
+		_, err := in.engine.Send(policy.Action{Agent: m.From, Message: m})
+		return err
+	}
+	return in
+}
+
+// Close closes the intake's engine.
+func (in *Intake) Close() error { return in.engine.Close() }
+
 // errLater says a step could not be taken now (parley is paused, or the
 // policy cannot be read) and is to be taken again, whole, later.
 var errLater = errors.New("not now")
@@ -106,11 +127,13 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	intake := &mailbox.Intake{Root: rt.Root, Agent: rt.Name, Human: rt.Team.Human, Taken: func(file string, m *mailbox.Message, err error) {
+	intake := PolicyIntake(rt.Root, rt.Name, rt.Team.Human)
+	defer intake.Close()
+	intake.Taken = func(file string, m *mailbox.Message, err error) {
 		if err != nil {
 			rt.Log(fmt.Sprintf("rejected %s: %v", filepath.Base(file), err))
 		}
-	}}
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -86,6 +86,10 @@ type Intake struct {
 	Settle time.Duration // default 500ms
 	// Taken is told of each file taken in or rejected (err != nil).
 	Taken func(file string, m *Message, err error)
+	// Send delivers a message taken in; by default Root.Deliver. Agents set
+	// it to go through the policy: a message it refuses is rejected, with
+	// the policy's reason beside the file.
+	Send func(m *Message) error
 }
 
 // Run takes in files until ctx ends.
@@ -146,7 +150,14 @@ func (in *Intake) Accept(path string) (*Message, error) {
 		}
 		return m, err
 	}
-	if _, err := in.Root.Deliver(m.From, m); err != nil {
+	send := in.Send
+	if send == nil {
+		send = func(m *Message) error { _, err := in.Root.Deliver(m.From, m); return err }
+	}
+	if err := send(m); err != nil {
+		if rerr := in.Root.Reject(in.Agent, path, m, err); rerr != nil {
+			return m, rerr
+		}
 		return m, err
 	}
 	// Delivered first, then moved: a crash between the two takes the file

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/urfave/cli/v2"
 )
@@ -75,15 +76,17 @@ func (e *env) watch(ctx context.Context, names []string, human string, settle ti
 		fmt.Fprintf(e.stdout, "%s  "+format+"\n", append([]any{e.now().Local().Format("15:04:05")}, args...)...)
 	}
 	for _, name := range names {
-		in := &mailbox.Intake{Root: e.root, Agent: name, Human: human, Settle: settle,
-			Taken: func(file string, m *mailbox.Message, err error) {
-				rel := filepath.Join(name, "drop", filepath.Base(file))
-				if err != nil {
-					say("rejected %s: %s (the file and a .err are in %s)", rel, oneLine(err.Error()), filepath.Join(name, "rejected"))
-					return
-				}
-				say("took in %s: %s from %s to %s", rel, m.Verb, m.From, m.To)
-			}}
+		in := agents.PolicyIntake(e.root, name, human)
+		defer in.Close()
+		in.Settle = settle
+		in.Taken = func(file string, m *mailbox.Message, err error) {
+			rel := filepath.Join(name, "drop", filepath.Base(file))
+			if err != nil {
+				say("rejected %s: %s (the file and a .err are in %s)", rel, oneLine(err.Error()), filepath.Join(name, "rejected"))
+				return
+			}
+			say("took in %s: %s from %s to %s", rel, m.Verb, m.From, m.To)
+		}
 		w, err := mailbox.Watch(e.root.Inbox(name).Path("new"), mailbox.WatchOptions{})
 		if err != nil {
 			return err
