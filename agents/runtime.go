@@ -188,6 +188,10 @@ func (rt *Runtime) tick() error {
 		}
 		rt.paused = paused
 	}
+	// A heartbeat for parley status, beside the lock: the lock's time says
+	// when the agent last looked around.
+	now := time.Now()
+	_ = os.Chtimes(rt.Root.Inbox(rt.Name).Path("state", "lock"), now, now)
 	if paused {
 		return nil
 	}
@@ -201,7 +205,7 @@ func (rt *Runtime) tick() error {
 			return err
 		}
 	}
-	now := rt.Root.Now()
+	now = rt.Root.Now()
 	err := rt.sendTick(rt.role.Tick(now), now)
 	if errors.Is(err, errLater) {
 		return rt.reset()

@@ -470,3 +470,11 @@ func (s *State) Overdue(p *Policy, now time.Time) []string {
 	}
 	return out
 }
+
+// Spent is what agent has ordered and paid today and this month, at now.
+func (s *State) Spent(agent string, now time.Time) (today, thisMonth decimal.Decimal) {
+	return s.agentDay[agent+"|"+day(now)], s.agentMonth[agent+"|"+month(now)]
+}
+
+// BudgetUsed is what was paid this budget period plus what approvals hold.
+func (s *State) BudgetUsed(p *Policy, now time.Time) decimal.Decimal { return s.budgetUsed(p, now, "") }

@@ -20,11 +20,12 @@ import (
 
 // Exit codes, documented in parley --help.
 const (
-	exitOK       = 0
-	exitError    = 1
-	exitUsage    = 2
-	exitTampered = 3
-	exitPolicy   = 4
+	exitOK        = 0
+	exitError     = 1
+	exitUsage     = 2
+	exitTampered  = 3
+	exitPolicy    = 4
+	exitAttention = 5
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -56,8 +57,9 @@ Start with:
    parley tail -f              follow the ledger
 
 Exit status is 0 on success, 1 on an error, 2 on a usage error, 3 when
-parley ledger verify finds the ledger altered, and 4 when the policy denied
-an action or sent it to the human.`,
+parley ledger verify finds the ledger altered, 4 when the policy denied an
+action or sent it to the human, and 5 when parley status finds something
+that needs a person.`,
 		Version:              version,
 		Reader:               stdin,
 		Writer:               stdout,
@@ -71,7 +73,7 @@ an action or sent it to the human.`,
 		},
 		Commands: []*cli.Command{
 			initCommand(), demoCommand(), upCommand(), agentCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
-			approveCommand(), denyCommand(), tailCommand(), ledgerCommand(),
+			approveCommand(), denyCommand(), statusCommand(), threadCommand(), whyCommand(), tailCommand(), ledgerCommand(),
 			policyCommand(), pauseCommand(), resumeCommand(), versionCommand(),
 		},
 		// Errors are reported once, by run; the library must not exit.
@@ -185,6 +187,10 @@ func withHint(err error, hint string) error { return &hinted{err, hint} }
 func report(stderr io.Writer, err error) int {
 	if errors.Is(err, context.Canceled) {
 		return exitOK // Ctrl-C on a command that follows something
+	}
+	var attention attentionError
+	if errors.As(err, &attention) {
+		return exitAttention // status said it all on stdout
 	}
 	fmt.Fprintf(stderr, "parley: error: %s\n", oneLine(err.Error()))
 	if h := hintFor(err); h != "" {

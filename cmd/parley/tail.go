@@ -31,11 +31,15 @@ the event, the verb, sender and recipient, the amount and the thread. With
 Example:
    parley tail
    parley tail -n 0 --json | jq 'select(.event == "rejected")'
-   parley tail -f`,
+   parley tail -f --thread restock-widget-1
+   parley tail -f --agent finance --verb APPROVED --verb PAID`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Value: 20, Usage: "how many of the last entries to show; 0 for all"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new entries"},
 			&cli.BoolFlag{Name: "json", Usage: "print the ledger's own JSON lines"},
+			&cli.StringSliceFlag{Name: "agent", Usage: "only entries written by, from or to this agent (repeat for more)"},
+			&cli.StringSliceFlag{Name: "thread", Usage: "only this thread (repeat for more)"},
+			&cli.StringSliceFlag{Name: "verb", Usage: "only this verb (repeat for more)"},
 		},
 		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
 			path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
@@ -47,7 +51,8 @@ Example:
 				return fmt.Errorf("open ledger: %w", err)
 			}
 			defer f.Close()
-			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now}
+			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now, color: isTerminal(e.stdout),
+				agents: c.StringSlice("agent"), threads: c.StringSlice("thread"), verbs: c.StringSlice("verb")}
 			if err := t.last(f, c.Int("n")); err != nil {
 				return err
 			}
@@ -62,8 +67,27 @@ Example:
 type tailer struct {
 	out     *bufio.Writer
 	json    bool
+	color   bool
 	now     func() time.Time
 	partial []byte // an incomplete last line, waiting for the rest
+
+	agents, threads, verbs []string // filters: empty passes all
+}
+
+// wants applies the filters.
+func (t *tailer) wants(e mailbox.Entry) bool {
+	in := func(list []string, vals ...string) bool {
+		if len(list) == 0 {
+			return true
+		}
+		for _, v := range vals {
+			if v != "" && contains(list, v) {
+				return true
+			}
+		}
+		return false
+	}
+	return in(t.agents, e.Agent, e.From, e.To) && in(t.threads, e.Thread) && in(t.verbs, e.Verb)
 }
 
 // last prints the last n complete lines of r (all when n is 0).
@@ -89,6 +113,10 @@ func (t *tailer) last(r io.Reader, n int) error {
 	}
 	return t.out.Flush()
 }
+
+// colors by event, for a terminal.
+var eventColor = map[string]string{"delivered": "\x1b[36m", "decision": "\x1b[33m", "rejected": "\x1b[31m",
+	"bounced": "\x1b[31m", "failed": "\x1b[31m", "paused": "\x1b[1;31m", "resumed": "\x1b[32m"}
 
 // follow prints lines as they are appended to f, until ctx ends. File
 // events are hints: a slow timer reads on too.
@@ -140,16 +168,23 @@ func (t *tailer) follow(ctx context.Context, f *os.File) error {
 }
 
 func (t *tailer) print(line []byte) {
-	if t.json {
-		t.out.Write(line)
-		return
-	}
 	var e mailbox.Entry
 	if err := json.Unmarshal(line, &e); err != nil {
 		fmt.Fprintf(t.out, "?  (not a ledger entry: %s)\n", strings.TrimSpace(string(line)))
 		return
 	}
-	t.out.WriteString(formatEntry(e, t.now()))
+	if !t.wants(e) {
+		return
+	}
+	if t.json {
+		t.out.Write(line)
+		return
+	}
+	s := formatEntry(e, t.now())
+	if c, ok := eventColor[e.Event]; ok && t.color {
+		s = c + s + "\x1b[0m"
+	}
+	t.out.WriteString(s)
 	t.out.WriteByte('\n')
 }
 

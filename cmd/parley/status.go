@@ -1,0 +1,281 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/urfave/cli/v2"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "what the agents are doing, and what needs a person",
+		ArgsUsage: " ",
+		Description: `Shows every agent (running or not, by its lock and its heartbeat; its last
+action), what waits in each inbox and for how long, the open threads, the
+escalations waiting for the human, the circuit breaker, and spend against
+the policy's limits.
+
+Exit status is 5 when something needs a person: parley is paused, an
+escalation waits, or an agent is down with mail waiting.
+
+Example:
+   parley status
+   parley status --json | jq .escalations`,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"}},
+		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
+			st, err := e.status()
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				err = printJSON(e.stdout, st)
+			} else {
+				err = st.print(e.stdout)
+			}
+			if err != nil {
+				return err
+			}
+			if len(st.Attention) > 0 {
+				return attentionError{st.Attention}
+			}
+			return nil
+		}),
+	}
+}
+
+// attentionError is parley status saying a person is needed: exit 5.
+type attentionError struct{ why []string }
+
+func (e attentionError) Error() string { return "needs a person: " + strings.Join(e.why, "; ") }
+
+type agentStatus struct {
+	Name       string    `json:"name"`
+	Role       string    `json:"role"`
+	Running    bool      `json:"running"`
+	PID        string    `json:"pid,omitempty"`
+	LastSeen   time.Time `json:"last_seen,omitzero"`
+	LastAction string    `json:"last_action,omitempty"`
+	LastAt     time.Time `json:"last_at,omitzero"`
+	Waiting    int       `json:"waiting"`
+	Oldest     time.Time `json:"oldest_waiting,omitzero"`
+}
+
+type escalation struct {
+	Thread  string    `json:"thread"`
+	From    string    `json:"from"`
+	Subject string    `json:"subject"`
+	Amount  string    `json:"amount,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+type threadStatus struct {
+	Thread string    `json:"thread"`
+	Last   string    `json:"last"`
+	At     time.Time `json:"at"`
+}
+
+type spendStatus struct {
+	What  string `json:"what"`
+	Spent string `json:"spent"`
+	Limit string `json:"limit"`
+}
+
+type status struct {
+	Root        string         `json:"root"`
+	Now         time.Time      `json:"now"`
+	Paused      string         `json:"paused,omitempty"`
+	Agents      []agentStatus  `json:"agents"`
+	Escalations []escalation   `json:"escalations"`
+	Open        []threadStatus `json:"open_threads"`
+	Spend       []spendStatus  `json:"spend"`
+	Attention   []string       `json:"attention"`
+}
+
+func (e *env) status() (*status, error) {
+	team, err := e.team()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := readLedger(e.root)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	st := &status{Root: e.root.Dir, Now: now, Escalations: []escalation{}, Open: []threadStatus{}, Attention: []string{}}
+	last := map[string]mailbox.Entry{} // agent: its last entry
+	for _, x := range entries {
+		last[x.Agent] = x
+	}
+	for _, a := range team.Agents {
+		inbox := e.root.Inbox(a.Name)
+		live := agents.Alive(inbox.Path("state", "lock"))
+		as := agentStatus{Name: a.Name, Role: a.Role, Running: live.Running, PID: live.PID}
+		if live.Running {
+			as.LastSeen = live.LastSeen
+		}
+		if x, ok := last[a.Name]; ok {
+			as.LastAction, as.LastAt = describe(x), x.Time
+		}
+		names, _ := inbox.Pending()
+		as.Waiting = len(names)
+		for _, n := range names {
+			if fi, err := os.Stat(inbox.Path("new", n)); err == nil && (as.Oldest.IsZero() || fi.ModTime().Before(as.Oldest)) {
+				as.Oldest = fi.ModTime()
+			}
+		}
+		// The human's inbox is read by a person, not a process.
+		if !live.Running && as.Waiting > 0 && a.Role != "human" {
+			st.Attention = append(st.Attention, fmt.Sprintf("%s is down with %d message(s) waiting", a.Name, as.Waiting))
+		}
+		st.Agents = append(st.Agents, as)
+	}
+	eng := e.engine()
+	if why, paused := eng.Paused(); paused {
+		st.Paused = firstLine(why)
+		st.Attention = append(st.Attention, "parley is paused")
+	}
+	st.Escalations = waitingEscalations(entries, team.Human)
+	for _, x := range st.Escalations {
+		st.Attention = append(st.Attention, "an escalation waits on "+x.Thread)
+	}
+	st.Open = openThreads(entries)
+	if s, p, err := eng.State(); err == nil && p != nil {
+		for _, a := range team.Agents {
+			day, month := s.Spent(a.Name, now)
+			if day.IsZero() && month.IsZero() {
+				continue
+			}
+			st.Spend = append(st.Spend,
+				spendStatus{a.Name + " today", mailbox.Money{Amount: day, Currency: p.Currency}.String(), p.Limits.PerAgentPerDay.String()},
+				spendStatus{a.Name + " this month", mailbox.Money{Amount: month, Currency: p.Currency}.String(), p.Limits.PerAgentPerMonth.String()})
+		}
+		if !p.Budget.Amount.IsZero() {
+			st.Spend = append(st.Spend, spendStatus{"budget this " + p.Budget.Period, mailbox.Money{Amount: s.BudgetUsed(p, now), Currency: p.Currency}.String(), p.Budget.Amount.String()})
+		}
+	}
+	return st, nil
+}
+
+// describe says what a ledger entry was, in a few words.
+func describe(x mailbox.Entry) string {
+	switch x.Event {
+	case mailbox.EventDelivered:
+		return fmt.Sprintf("sent %s to %s", x.Verb, x.To)
+	case mailbox.EventClaimed, mailbox.EventDone:
+		return fmt.Sprintf("%s %s from %s", x.Event, x.Verb, x.From)
+	case "decision":
+		return fmt.Sprintf("%s %s to %s (%s)", x.Decision, x.Verb, x.To, x.Rule)
+	}
+	if x.Reason != "" {
+		return x.Event + ": " + firstLine(x.Reason)
+	}
+	return x.Event
+}
+
+// waitingEscalations are the ESCALATEs to the human that no APPROVED or
+// DENIED of the human on their thread has answered since.
+func waitingEscalations(entries []mailbox.Entry, human string) []escalation {
+	open := map[string]escalation{}
+	var order []string
+	for _, x := range entries {
+		if x.Event != mailbox.EventDelivered && x.Event != mailbox.EventClaimed {
+			continue
+		}
+		switch {
+		case x.Event == mailbox.EventDelivered && x.To == human && x.Verb == string(mailbox.Escalate):
+			if _, ok := open[x.Thread]; !ok {
+				order = append(order, x.Thread)
+			}
+			amount := ""
+			if x.Amount != "" {
+				amount = x.Amount + " " + x.Currency
+			}
+			open[x.Thread] = escalation{Thread: x.Thread, From: x.From, Subject: x.Subject, Amount: amount, Since: x.Time}
+		case x.From == human && (x.Verb == string(mailbox.Approved) || x.Verb == string(mailbox.Denied)):
+			delete(open, x.Thread)
+		}
+	}
+	out := []escalation{}
+	for _, th := range order {
+		if x, ok := open[th]; ok {
+			out = append(out, x)
+			delete(open, th)
+		}
+	}
+	return out
+}
+
+// openThreads are the threads whose last message does not end a deal.
+func openThreads(entries []mailbox.Entry) []threadStatus {
+	last := map[string]mailbox.Entry{}
+	for _, x := range entries {
+		if x.Event == mailbox.EventDelivered && x.Thread != "" {
+			last[x.Thread] = x
+		}
+	}
+	out := []threadStatus{}
+	for th, x := range last {
+		switch mailbox.Verb(x.Verb) {
+		case mailbox.Notify, mailbox.Paid, mailbox.Error, mailbox.Denied:
+			continue
+		}
+		out = append(out, threadStatus{Thread: th, Last: fmt.Sprintf("%s %s → %s", x.Verb, x.From, x.To), At: x.Time})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+func (st *status) print(w io.Writer) error {
+	ago := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return age(st.Now.Sub(t)) + " ago"
+	}
+	if st.Paused != "" {
+		fmt.Fprintf(w, "PAUSED: %s\n\n", st.Paused)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tROLE\tRUNNING\tSEEN\tWAITING\tOLDEST\tLAST ACTION")
+	for _, a := range st.Agents {
+		run := "no"
+		if a.Running {
+			run = "pid " + a.PID
+		}
+		last := "-"
+		if a.LastAction != "" {
+			last = a.LastAction + ", " + ago(a.LastAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Name, a.Role, run, ago(a.LastSeen), a.Waiting, ago(a.Oldest), last)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
+	for _, x := range st.Escalations {
+		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: parley approve %s   or: parley deny %s --reason ...\n", x.Thread, ago(x.Since), x.From, x.Subject, x.Thread, x.Thread)
+	}
+	fmt.Fprintf(w, "open threads: %d\n", len(st.Open))
+	for _, t := range st.Open {
+		fmt.Fprintf(w, "  %s: last %s, %s\n", t.Thread, t.Last, ago(t.At))
+	}
+	if len(st.Spend) > 0 {
+		fmt.Fprintln(w, "spend:")
+		for _, s := range st.Spend {
+			fmt.Fprintf(w, "  %-24s %s of %s\n", s.What, s.Spent, s.Limit)
+		}
+	}
+	if len(st.Attention) == 0 {
+		_, err := fmt.Fprintln(w, "nothing needs a person")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "needs a person: %s\n", strings.Join(st.Attention, "; "))
+	return err
+}
