@@ -56,9 +56,13 @@ var Styles = map[string]float64{"boulware": 0.2, "linear": 1, "conceder": 2}
 
 // Team is parley.toml: the agents of one root.
 type Team struct {
-	Version int     `toml:"version"`
-	Human   string  `toml:"human"`
-	Agents  []Agent `toml:"agent"`
+	Version int    `toml:"version"`
+	Human   string `toml:"human"`
+	// NotifyCommand runs (with sh -c) for each message that lands in the
+	// human's inbox, with the message on standard input and its fields in
+	// PARLEY_* variables: notify-send, a chat webhook, mail.
+	NotifyCommand string  `toml:"notify_command"`
+	Agents        []Agent `toml:"agent"`
 }
 
 // DefaultTeam is the text of the procurement team that parley init writes.

@@ -37,7 +37,7 @@ Example:
 				return withHint(fmt.Errorf("no agent named %q in parley.toml", name), "agents: "+fmt.Sprint(team.Names()))
 			}
 			if a.Role == "human" {
-				return e.watch(c.Context, []string{name}, team.Human, 500*time.Millisecond)
+				return e.watch(c.Context, []string{name}, team.Human, team.NotifyCommand, 500*time.Millisecond)
 			}
 			var mu sync.Mutex
 			rt := &agents.Runtime{Root: e.root, Team: team, Name: name, Log: func(line string) {

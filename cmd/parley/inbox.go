@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -15,7 +16,8 @@ func inboxCommand() *cli.Command {
 		Name:      "inbox",
 		Usage:     "list an agent's messages with their state",
 		ArgsUsage: "NAME",
-		Description: `Lists the messages in an agent's inbox, oldest first: the state (new:
+		Description: `Lists the messages in an agent's inbox, oldest first (the human's, newest
+first, with the question each asks in its subject): the state (new:
 waiting; claimed: being handled; done; answered; failed: needs a person;
 expired: waiting past its Expires), the age, verb, sender and subject.
 
@@ -35,6 +37,9 @@ Example:
 			rows, err := e.inbox(name, c.Bool("new"))
 			if err != nil {
 				return err
+			}
+			if team, err := e.team(); err == nil && name == team.Human {
+				slices.Reverse(rows) // a person reads the newest first; agents take the oldest first
 			}
 			if c.Bool("json") {
 				for _, r := range rows {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -53,16 +55,16 @@ Example:
 					return err
 				}
 			}
-			human := "human"
+			human, notify := "human", ""
 			if team, err := e.team(); err == nil {
-				human = team.Human
+				human, notify = team.Human, team.NotifyCommand
 			}
-			return e.watch(c.Context, names, human, c.Duration("settle"))
+			return e.watch(c.Context, names, human, notify, c.Duration("settle"))
 		},
 	}
 }
 
-func (e *env) watch(ctx context.Context, names []string, human string, settle time.Duration) error {
+func (e *env) watch(ctx context.Context, names []string, human, notify string, settle time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -96,7 +98,11 @@ func (e *env) watch(ctx context.Context, names []string, human string, settle ti
 		}
 		wg.Add(2)
 		go func() { defer wg.Done(); errs <- in.Run(ctx) }()
-		go func() { defer wg.Done(); defer w.Close(); errs <- e.show(ctx, w, name, say) }()
+		cmd := ""
+		if name == human {
+			cmd = notify
+		}
+		go func() { defer wg.Done(); defer w.Close(); errs <- e.show(ctx, w, name, cmd, say) }()
 	}
 	say("watching %d inboxes and their drop folders; Ctrl-C stops", len(names))
 	var first error
@@ -110,22 +116,46 @@ func (e *env) watch(ctx context.Context, names []string, human string, settle ti
 	return first
 }
 
-// show prints each message that arrives in name's new/, once.
-func (e *env) show(ctx context.Context, w *mailbox.Watcher, name string, say func(string, ...any)) error {
+// show prints each message that arrives in name's new/, once, and runs
+// the notify command for it when there is one.
+func (e *env) show(ctx context.Context, w *mailbox.Watcher, name, notify string, say func(string, ...any)) error {
 	seen := map[string]bool{}
 	return w.Each(ctx, func(n string) {
 		if seen[n] {
 			return
 		}
 		seen[n] = true
-		data, err := os.ReadFile(e.root.Inbox(name).Path("new", n))
+		path := e.root.Inbox(name).Path("new", n)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return // claimed already
 		}
-		if m, err := mailbox.Parse(data); err != nil {
+		m, err := mailbox.Parse(data)
+		if err != nil {
 			say("%s ← %s, which is not a valid message: %s", name, n, oneLine(err.Error()))
-		} else {
-			say("%s ← %s from %s: %s", name, m.Verb, m.From, m.Subject)
+			return
+		}
+		say("%s ← %s from %s: %s", name, m.Verb, m.From, m.Subject)
+		if notify != "" {
+			if err := runNotify(ctx, notify, path, data, m); err != nil {
+				say("notify_command: %v", err)
+			}
 		}
 	})
+}
+
+// runNotify runs the user's notify command for one message, for at most
+// 30 seconds.
+func runNotify(ctx context.Context, command, path string, data []byte, m *mailbox.Message) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Stdin = bytes.NewReader(data)
+	cmd.Env = append(os.Environ(), "PARLEY_FROM="+m.From, "PARLEY_TO="+m.To, "PARLEY_VERB="+string(m.Verb),
+		"PARLEY_SUBJECT="+m.Subject, "PARLEY_THREAD="+m.Thread, "PARLEY_AMOUNT="+m.Total().String(),
+		"PARLEY_MSG_ID="+m.ID, "PARLEY_FILE="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: %s", err, oneLine(string(out)))
+	}
+	return nil
 }
