@@ -1,5 +1,7 @@
-# parley — make demo, make test, make bench. Needs Go (see go.mod) and, for
-# one test, python3 (a standard Maildir reader); .ci/run installs both.
+# parley — make demo, make test, make bench. Needs Go (see go.mod); two
+# tests use python3 (a standard Maildir reader) and chromium (the thread
+# page in a browser): .ci/run installs them, and without chromium that one
+# test says so and skips.
 
 GO     ?= go
 PARLEY := bin/parley

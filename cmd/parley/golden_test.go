@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
+	stdhtml "html"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-dev/parley/agents"
-	"github.com/parley-dev/parley/policy"
+	"github.com/parley-dev/parley/mailbox"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/deal")
@@ -38,7 +43,6 @@ func TestRecordedDeal(t *testing.T) {
 	if out, code := runCLI(t, "--root", root, "init"); code != 0 {
 		t.Fatalf("init: %s", out)
 	}
-	_ = policy.File
 	tests := []struct {
 		golden string
 		args   []string
@@ -84,4 +88,56 @@ func runCLI(t *testing.T, args ...string) ([]byte, int) {
 	var out bytes.Buffer
 	code := run(context.Background(), append([]string{"parley"}, args...), bytes.NewReader(nil), &out, &out)
 	return out.Bytes(), code
+}
+
+// TestThreadPageInChromium opens the html of the recorded deal in a real
+// browser (Debian's chromium, headless) and checks that the page shows
+// every message of the thread.
+func TestThreadPageInChromium(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is missing: .ci/run installs it")
+		}
+		t.Skip("chromium is not installed here: apt-get install chromium (CI installs it and runs this test)")
+	}
+	dir := t.TempDir()
+	page := filepath.Join(dir, "thread.html")
+	html, err := os.ReadFile("../../testdata/deal/thread.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(page, html, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+filepath.Join(dir, "profile"),
+		"--dump-dom", "file://"+page).Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	dom := stdhtml.UnescapeString(string(out))
+	ledger, err := os.ReadFile("../../testdata/deal/ledger.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(ledger), []byte("\n")) {
+		var e mailbox.Entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Event != mailbox.EventDelivered || e.Thread != "restock-gadget-1" {
+			continue
+		}
+		n++
+		if !strings.Contains(dom, e.Subject) {
+			t.Errorf("the page does not show %s %s → %s: %q", e.Verb, e.From, e.To, e.Subject)
+		}
+	}
+	if n < 10 || strings.Count(dom, `class="message"`) != n {
+		t.Errorf("the page shows %d message rows, the thread has %d", strings.Count(dom, `class="message"`), n)
+	}
 }
