@@ -102,7 +102,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	if err := inbox.Create(); err != nil {
 		return err
 	}
-	unlock, err := lockAgent(rt.Name, inbox.Path("state", "lock"))
+	unlock, err := Lock(rt.Name, inbox.Path("state", "lock"))
 	if err != nil {
 		return err
 	}
@@ -521,10 +521,10 @@ func (rt *Runtime) save() error {
 	return nil
 }
 
-// lockAgent holds an exclusive lock on the agent's lock file for the
-// process's lifetime (nq's pattern): a second copy of the agent refuses to
-// start, and says who holds it.
-func lockAgent(name, path string) (func(), error) {
+// Lock holds an exclusive lock on the agent's lock file for the process's
+// lifetime (nq's pattern): a second copy of the agent refuses to start, and
+// says who holds it. The returned function lets go.
+func Lock(name, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock agent %s: %w", name, err)

@@ -79,7 +79,7 @@ func TestRecoverRejectsABadClaimedFile(t *testing.T) {
 // TestSecondCopyRefuses: one process per agent, and the second says who.
 func TestSecondCopyRefuses(t *testing.T) {
 	r, team := newTeamRoot(t)
-	unlock, err := lockAgent("finance", r.Inbox("finance").Path("state", "lock"))
+	unlock, err := Lock("finance", r.Inbox("finance").Path("state", "lock"))
 	if err != nil {
 		t.Fatal(err)
 	}

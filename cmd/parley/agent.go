@@ -37,6 +37,12 @@ Example:
 				return withHint(fmt.Errorf("no agent named %q in parley.toml", name), "agents: "+fmt.Sprint(team.Names()))
 			}
 			if a.Role == "human" {
+				// One watcher of the human's inbox, so each notice is sent once.
+				unlock, err := agents.Lock(name, e.root.Inbox(name).Path("state", "lock"))
+				if err != nil {
+					return err
+				}
+				defer unlock()
 				return e.watch(c.Context, []string{name}, team.Human, team.NotifyCommand, 500*time.Millisecond)
 			}
 			var mu sync.Mutex

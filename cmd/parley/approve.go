@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/parley-dev/parley/mailbox"
@@ -68,7 +69,11 @@ func (e *env) answer(thread string, verb mailbox.Verb, as, amount, text string) 
 	m := &mailbox.Message{From: as, To: asked.From, Thread: thread, InReplyTo: asked.MsgID, Verb: verb, Item: asked.Item, Body: text}
 	if verb == mailbox.Denied {
 		m.Subject = "DENIED: " + text
-		return e.send("the answer", m.Marshal(), "")
+		sent, err := e.send("the answer", m.Marshal(), "")
+		if err == nil {
+			e.markAnswered(asked)
+		}
+		return sent, err
 	}
 	if amount == "" && asked.Amount != "" {
 		amount = asked.Amount + " " + asked.Currency
@@ -80,20 +85,47 @@ func (e *env) answer(thread string, verb mailbox.Verb, as, amount, text string) 
 		return nil, usageError{fmt.Errorf("--amount: %w", err)}
 	}
 	m.Subject = fmt.Sprintf("APPROVED: up to %s on %s", m.Amount, thread)
-	return e.send("the answer", m.Marshal(), "")
+	sent, err := e.send("the answer", m.Marshal(), "")
+	if err == nil {
+		e.markAnswered(asked)
+	}
+	return sent, err
 }
 
-// escalation finds the latest ESCALATE delivered on thread.
+// escalation finds the ESCALATE that waits for an answer on thread: one
+// already answered is not answered again.
 func (e *env) escalation(thread string) (mailbox.Entry, error) {
 	entries, err := readLedger(e.root)
 	if err != nil {
 		return mailbox.Entry{}, err
 	}
-	for i := len(entries) - 1; i >= 0; i-- {
-		x := entries[i]
-		if x.Thread == thread && x.Event == mailbox.EventDelivered && x.Verb == string(mailbox.Escalate) {
-			return x, nil
+	team, err := e.team()
+	if err != nil {
+		return mailbox.Entry{}, err
+	}
+	for _, w := range waitingEscalations(entries, team.Human) {
+		if w.Thread != thread {
+			continue
+		}
+		for i := len(entries) - 1; i >= 0; i-- {
+			if x := entries[i]; x.Thread == thread && x.Event == mailbox.EventDelivered && x.Verb == string(mailbox.Escalate) {
+				return x, nil
+			}
 		}
 	}
-	return mailbox.Entry{}, withHint(fmt.Errorf("no escalation on thread %q", thread), "parley inbox human lists what waits for an answer")
+	return mailbox.Entry{}, withHint(fmt.Errorf("no escalation waits for an answer on thread %q", thread), "parley status lists the escalations that wait")
+}
+
+// markAnswered moves the answered ESCALATE out of the human's new/, as
+// answered, so that it no longer shows as waiting.
+func (e *env) markAnswered(asked mailbox.Entry) {
+	if asked.File == "" {
+		return
+	}
+	human, name := filepath.Dir(filepath.Dir(asked.File)), filepath.Base(asked.File)
+	c, err := e.root.Claim(human, name)
+	if err != nil {
+		return // read and moved by a person's mail reader, or answered already
+	}
+	_ = e.root.Finish(c, mailbox.FlagDone+mailbox.FlagAnswered, "answered")
 }

@@ -148,7 +148,10 @@ func readLedger(r *mailbox.Root) ([]mailbox.Entry, error) {
 	if errors.Is(err, mailbox.ErrTornTail) {
 		err = nil
 	}
-	return es, err
+	if err != nil {
+		return nil, withHint(fmt.Errorf("%s: %w", f.Name(), err), "parley ledger verify names the first bad line")
+	}
+	return es, nil
 }
 
 func pauseCommand() *cli.Command {

@@ -132,6 +132,9 @@ func (e *env) status() (*status, error) {
 				as.Oldest = fi.ModTime()
 			}
 		}
+		if live.Running && !live.LastSeen.IsZero() && a.Role != "human" && time.Since(live.LastSeen) > 30*time.Second {
+			st.Attention = append(st.Attention, fmt.Sprintf("%s holds its lock but has not looked around for %s (hung?)", a.Name, age(time.Since(live.LastSeen))))
+		}
 		// The human's inbox is read by a person, not a process.
 		if !live.Running && as.Waiting > 0 && a.Role != "human" {
 			st.Attention = append(st.Attention, fmt.Sprintf("%s is down with %d message(s) waiting", a.Name, as.Waiting))

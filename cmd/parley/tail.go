@@ -51,6 +51,9 @@ Example:
 				return fmt.Errorf("open ledger: %w", err)
 			}
 			defer f.Close()
+			if c.Int("n") < 0 {
+				return usageError{fmt.Errorf("-n is a count of entries, not %d", c.Int("n"))}
+			}
 			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now, color: isTerminal(e.stdout),
 				agents: c.StringSlice("agent"), threads: c.StringSlice("thread"), verbs: c.StringSlice("verb")}
 			if err := t.last(f, c.Int("n")); err != nil {
@@ -170,7 +173,9 @@ func (t *tailer) follow(ctx context.Context, f *os.File) error {
 func (t *tailer) print(line []byte) {
 	var e mailbox.Entry
 	if err := json.Unmarshal(line, &e); err != nil {
-		fmt.Fprintf(t.out, "?  (not a ledger entry: %s)\n", strings.TrimSpace(string(line)))
+		if !t.json { // JSON output stays JSON: parley ledger verify names the bad line
+			fmt.Fprintf(t.out, "?  (not a ledger entry: %s)\n", strings.TrimSpace(string(line)))
+		}
 		return
 	}
 	if !t.wants(e) {

@@ -100,7 +100,7 @@ func threadList(entries []mailbox.Entry) []threadSummary {
 				t.Agents = append(t.Agents, a)
 			}
 		}
-		t.LastWord = x.Verb + ": " + x.Subject
+		t.LastWord = x.Verb + ": " + strings.TrimPrefix(x.Subject, x.Verb+": ")
 	}
 	out := make([]threadSummary, 0, len(order))
 	for _, id := range order {
@@ -193,6 +193,11 @@ func drawThread(w io.Writer, id string, steps []mailbox.Entry) error {
 		switch x.Event {
 		case mailbox.EventDelivered:
 			from, to := index(x.From), index(x.To)
+			if from == to { // a message to oneself: a mark on its own lifeline
+				row[center(from)] = 'o'
+				note = strings.TrimSpace(x.Verb + " " + x.Subject + "  " + money(x))
+				break
+			}
 			a, b := center(from), center(to)
 			if a > b {
 				a, b = b, a
@@ -203,10 +208,10 @@ func drawThread(w io.Writer, id string, steps []mailbox.Entry) error {
 			label := x.Verb
 			if from < to {
 				row[b-1] = '>'
-				copy(row[a+2:], label[:min(len(label), b-a-4)])
+				copy(row[a+2:], label[:max(0, min(len(label), b-a-4))])
 			} else {
 				row[a+1] = '<'
-				copy(row[a+3:], label[:min(len(label), b-a-4)])
+				copy(row[a+3:], label[:max(0, min(len(label), b-a-4))])
 			}
 			note = strings.TrimSpace(x.Subject + "  " + money(x))
 		default:
@@ -224,19 +229,23 @@ func drawThread(w io.Writer, id string, steps []mailbox.Entry) error {
 
 func mermaidThread(w io.Writer, steps []mailbox.Entry) error {
 	fmt.Fprintln(w, "sequenceDiagram")
-	for _, a := range participants(steps) {
-		fmt.Fprintf(w, "    participant %s\n", a)
+	// Agents go by aliases: Mermaid reads "vendor-x->>" as vendor and a
+	// cross arrow, and some names are its keywords.
+	alias := map[string]string{}
+	for i, a := range participants(steps) {
+		alias[a] = fmt.Sprintf("A%d", i+1)
+		fmt.Fprintf(w, "    participant %s as %s\n", alias[a], a)
 	}
 	clean := strings.NewReplacer(";", ",", "#", "", "\n", " ")
 	for _, x := range steps {
 		switch x.Event {
 		case mailbox.EventDelivered:
 			label := strings.Join(strings.Fields(x.Verb+" "+money(x)+" "+strings.TrimPrefix(x.Subject, x.Verb+": ")), " ")
-			fmt.Fprintf(w, "    %s->>%s: %s\n", x.From, x.To, clean.Replace(label))
+			fmt.Fprintf(w, "    %s->>%s: %s\n", alias[x.From], alias[x.To], clean.Replace(label))
 		case "decision":
-			fmt.Fprintf(w, "    Note over %s: policy %s %s by %s\n", x.Agent, x.Decision, x.Verb, x.Rule)
+			fmt.Fprintf(w, "    Note over %s: policy %s %s by %s\n", alias[x.Agent], x.Decision, x.Verb, x.Rule)
 		default:
-			fmt.Fprintf(w, "    Note over %s: %s %s\n", x.Agent, x.Event, clean.Replace(firstLine(x.Reason)))
+			fmt.Fprintf(w, "    Note over %s: %s %s\n", alias[x.Agent], x.Event, clean.Replace(firstLine(x.Reason)))
 		}
 	}
 	return nil

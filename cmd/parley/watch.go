@@ -120,6 +120,8 @@ func (e *env) watch(ctx context.Context, names []string, human, notify string, s
 // the notify command for it when there is one.
 func (e *env) show(ctx context.Context, w *mailbox.Watcher, name, notify string, say func(string, ...any)) error {
 	seen := map[string]bool{}
+	var running sync.WaitGroup // notify commands run beside the watch, never holding it up
+	defer running.Wait()
 	return w.Each(ctx, func(n string) {
 		if seen[n] {
 			return
@@ -137,9 +139,13 @@ func (e *env) show(ctx context.Context, w *mailbox.Watcher, name, notify string,
 		}
 		say("%s ← %s from %s: %s", name, m.Verb, m.From, m.Subject)
 		if notify != "" {
-			if err := runNotify(ctx, notify, path, data, m); err != nil {
-				say("notify_command: %v", err)
-			}
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				if err := runNotify(ctx, notify, path, data, m); err != nil {
+					say("notify_command: %v", err)
+				}
+			}()
 		}
 	})
 }
@@ -150,12 +156,36 @@ func runNotify(ctx context.Context, command, path string, data []byte, m *mailbo
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.WaitDelay = 2 * time.Second // a background child that keeps the output open does not hold us
 	cmd.Stdin = bytes.NewReader(data)
 	cmd.Env = append(os.Environ(), "PARLEY_FROM="+m.From, "PARLEY_TO="+m.To, "PARLEY_VERB="+string(m.Verb),
 		"PARLEY_SUBJECT="+m.Subject, "PARLEY_THREAD="+m.Thread, "PARLEY_AMOUNT="+m.Total().String(),
 		"PARLEY_MSG_ID="+m.ID, "PARLEY_FILE="+path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w: %s", err, oneLine(string(out)))
+	var out limitedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: %s", err, oneLine(out.String()))
 	}
 	return nil
+}
+
+// limitedBuffer keeps the first 4 KiB of what a command prints.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 4096 - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

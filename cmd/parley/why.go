@@ -97,7 +97,7 @@ func whyChain(entries []mailbox.Entry, target mailbox.Entry) []mailbox.Entry {
 	var out []mailbox.Entry
 	shown := map[string]bool{}
 	for _, x := range entries {
-		if x.Seq > target.Seq && !(x.Event == "decision" && inChain[x.MsgID]) {
+		if x.Seq > target.Seq {
 			continue
 		}
 		switch {
@@ -107,6 +107,10 @@ func whyChain(entries []mailbox.Entry, target mailbox.Entry) []mailbox.Entry {
 		case x.Event == "decision" && inChain[x.MsgID] && x.Seq <= target.Seq:
 			out = append(out, x)
 		case x.Thread == target.Thread && target.Thread != "" && x.Event == "decision" && x.Decision != "allow":
+			out = append(out, x)
+		case x.Thread == target.Thread && target.Thread != "" && x.Event == mailbox.EventDelivered && !shown[x.MsgID] &&
+			x.Verb == string(mailbox.Escalate):
+			shown[x.MsgID] = true
 			out = append(out, x)
 		case x.Thread == target.Thread && target.Thread != "" && x.Event == mailbox.EventDelivered && !shown[x.MsgID] &&
 			(x.Verb == string(mailbox.Approved) || x.Verb == string(mailbox.Denied)) && x.To != "" && isAnswerOfHuman(entries, x):
@@ -132,6 +136,10 @@ func isAnswerOfHuman(entries []mailbox.Entry, x mailbox.Entry) bool {
 }
 
 func printWhy(w io.Writer, target mailbox.Entry, chain []mailbox.Entry) error {
+	if target.MsgID == "" { // a ledger line about no message: a pause, a repair
+		fmt.Fprintf(w, "seq %d: %s %s: %s\n", target.Seq, target.Agent, target.Event, firstLine(target.Reason))
+		return nil
+	}
 	what := strings.TrimSpace(target.Verb + " " + money(target))
 	fmt.Fprintf(w, "why %s from %s to %s (seq %d, thread %s):\n\n", what, target.From, target.To, target.Seq, target.Thread)
 	for _, x := range chain {
