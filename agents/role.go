@@ -93,6 +93,7 @@ type Inventory struct {
 	Needs       map[string]int       // item: how many needs it had
 	Open        map[string]string    // item: the thread of its open need
 	Retry       map[string]time.Time // item: when a failed need is asked again
+	seen        string               // the error of the last look at the stock file
 	stock       func() ([]StockItem, error)
 }
 
@@ -121,8 +122,10 @@ func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 	items, err := read()
 	if err != nil {
 		// The person who edits the file is told once what to fix; the file
-		// is read again at every tick.
-		if err.Error() == r.Bad {
+		// is read again at every tick. An error seen once may be an editor
+		// half-way through saving: it counts when the next look sees it too.
+		if err.Error() == r.Bad || err.Error() != r.seen {
+			r.seen = err.Error()
 			return nil
 		}
 		r.Bad = err.Error()
@@ -131,7 +134,7 @@ func (r *Inventory) Tick(now time.Time) []*mailbox.Message {
 			Subject: "The stock file cannot be read: " + firstLine(err.Error()),
 			Body:    fmt.Sprintf("%v\n\nFix %s; I read it again every second.\n", err, r.StockFile)}}
 	}
-	r.Bad = ""
+	r.Bad, r.seen = "", ""
 	var out []*mailbox.Message
 	for _, it := range items {
 		if it.Stock >= it.ReorderPoint {

@@ -70,7 +70,9 @@ func TestCrashes(t *testing.T) {
 			defer stopAgents(procs)
 			stock := filepath.Join(root, "inventory", "stock.toml")
 			data, _ := os.ReadFile(stock)
-			os.WriteFile(stock, bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
+			// As an editor that saves by rename would: the agent never reads it half-written.
+			os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
+			os.Rename(stock+".tmp", stock)
 
 			// Each agent in turn, killed -9 at a random moment of its work —
 			// right after its k-th ledger line, k drawn at random, when it is

@@ -67,6 +67,7 @@ func initRoot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	keys := 0
 	for _, a := range team.Agents {
 		inbox := e.root.Inbox(a.Name)
 		if inbox.Exists() {
@@ -82,6 +83,22 @@ func initRoot(c *cli.Context) error {
 				return err
 			}
 		}
+		made, err := e.root.NewKey(a.Name)
+		if err != nil {
+			return err
+		}
+		if made {
+			keys++
+		}
+	}
+	if keys > 0 {
+		created = append(created, fmt.Sprintf("keys/(%d)", keys))
+	}
+	// Private keys stay out of git; public keys and the ledger go in.
+	if made, err := createFile(filepath.Join(dir, ".gitignore"), []byte(rootGitignore)); err != nil {
+		return err
+	} else if made {
+		created = append(created, ".gitignore")
 	}
 	ledgerExisted := fileExists(filepath.Join(dir, mailbox.LedgerFile))
 	if _, err := e.root.Ledger(); err != nil {
@@ -103,6 +120,12 @@ func initRoot(c *cli.Context) error {
 	}
 	return nil
 }
+
+// rootGitignore keeps what must not be committed out of a root's git.
+const rootGitignore = `# Written by parley init: private keys never go into git.
+*/state/*.key
+*/state/*.key.new
+`
 
 // createFile writes data to a new file at path and reports true, or
 // reports false when the file exists (it is never overwritten).
