@@ -361,16 +361,24 @@ func awaitNeedClosed(ctx context.Context, statePath, item string) error {
 	}
 }
 
-// lineLog keeps the agents' lines, to show them if the demo fails.
+// lineLog keeps what several writers write (the agents' lines, a
+// command's output), whole, up to limit bytes when limit is set.
 type lineLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	limit int
 }
 
 func (l *lineLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.buf.Write(p)
+	if l.limit == 0 {
+		return l.buf.Write(p)
+	}
+	if room := l.limit - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }
 
 func (l *lineLog) String() string {

@@ -161,31 +161,10 @@ func runNotify(ctx context.Context, command, path string, data []byte, m *mailbo
 	cmd.Env = append(os.Environ(), "PARLEY_FROM="+m.From, "PARLEY_TO="+m.To, "PARLEY_VERB="+string(m.Verb),
 		"PARLEY_SUBJECT="+m.Subject, "PARLEY_THREAD="+m.Thread, "PARLEY_AMOUNT="+m.Total().String(),
 		"PARLEY_MSG_ID="+m.ID, "PARLEY_FILE="+path)
-	var out limitedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &lineLog{limit: 4096}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%w: %s", err, oneLine(out.String()))
 	}
 	return nil
-}
-
-// limitedBuffer keeps the first 4 KiB of what a command prints.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := 4096 - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
