@@ -479,11 +479,16 @@ func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mai
 }
 
 func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Message {
+	asked := d.Phase == "approving" || d.Phase == "ordering" // finance may hold money for it
 	d.Phase, d.Awaiting = "failed", nil
 	text := fmt.Sprintf("Could not buy %d %s: %s.", d.Quantity, d.Item, why)
 	out := []*mailbox.Message{{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text}}
 	if d.Requester != "" {
 		out = append(out, &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Subject: text})
+	}
+	if asked && r.Finance != "" {
+		out = append(out, &mailbox.Message{From: r.Name, To: r.Finance, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
+			Subject: "FELL THROUGH: " + text, Extra: []mailbox.Header{{Name: "Fell-Through", Value: "yes"}}})
 	}
 	return out
 }
@@ -595,8 +600,9 @@ func (r *Vendor) Denied(time.Time, *mailbox.Message, policy.Decision) []*mailbox
 // human above the threshold: the runtime sends the approval once the human
 // has said yes), denies with the reason, and pays a confirmed order.
 type Finance struct {
-	Name  string                      `json:"-"`
-	Asked map[string]*mailbox.Message // thread: the request for approval
+	Name    string                      `json:"-"`
+	Release []string                    // threads whose approval is no longer needed, for the runtime to release
+	Asked   map[string]*mailbox.Message // thread: the request for approval
 }
 
 // Receive handles requests, the human's answers and confirmations.
@@ -605,6 +611,11 @@ func (r *Finance) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message 
 	case m.Verb == mailbox.Request && !m.Amount.IsZero():
 		r.Asked[m.Thread] = m
 		return []*mailbox.Message{r.approve(m)}
+	case m.Verb == mailbox.Notify && r.Asked[m.Thread] != nil:
+		if v, _ := m.Get("Fell-Through"); v == "yes" {
+			r.Release = append(r.Release, m.Thread) // the money held for it is free again
+			delete(r.Asked, m.Thread)
+		}
 	case m.Verb == mailbox.Confirmed && !m.Amount.IsZero():
 		p := &mailbox.Message{From: r.Name, To: m.From, Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Paid,
 			Item: m.Item, Quantity: m.Quantity, Amount: m.Amount,

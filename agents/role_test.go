@@ -276,8 +276,8 @@ func TestProcurementWindowAndFailures(t *testing.T) {
 	t.Run("finance denies", func(t *testing.T) {
 		p, _ := dealTo(t, []string{"vendor-b", "vendor-a", "vendor-c"})
 		out := p.Receive(now, in("finance", "procurement", mailbox.Denied, "restock-1", func(m *mailbox.Message) { m.Body = "over the budget" }))
-		if len(out) != 2 || out[0].To != "human" || !strings.Contains(out[0].Subject, "over the budget") {
-			t.Fatalf("denied: %v", summary(out))
+		if got := summary(out); !slices.Equal(got, []string{"human NOTIFY", "inventory NOTIFY", "finance NOTIFY"}) || !strings.Contains(out[0].Subject, "over the budget") {
+			t.Fatalf("denied: %v, want the human, the requester and finance told", got)
 		}
 	})
 }
@@ -295,6 +295,12 @@ func TestFinance(t *testing.T) {
 	denied := f.Denied(now, out[0], policy.Decision{Outcome: policy.Deny, Rule: "budget", Reason: "above the budget"})
 	if got := summary(denied); !slices.Equal(got, []string{"procurement DENIED = 2400.00 USD"}) || !strings.Contains(denied[0].Subject, "above the budget (policy rule budget)") {
 		t.Fatalf("denied by policy: %v %q", got, denied[0].Subject)
+	}
+	f.Receive(now, in("procurement", "finance", mailbox.Notify, "t", func(m *mailbox.Message) {
+		m.Extra = []mailbox.Header{{Name: "Fell-Through", Value: "yes"}}
+	}))
+	if !slices.Equal(f.Release, []string{"t"}) {
+		t.Errorf("a deal that fell through: Release = %v, want [t]", f.Release)
 	}
 	paid := f.Receive(now, in("vendor-b", "finance", mailbox.Confirmed, "t", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") }))
 	if got := summary(paid); !slices.Equal(got, []string{"vendor-b PAID = 2400.00 USD"}) {

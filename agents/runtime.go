@@ -306,6 +306,9 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	if err != nil {
 		return err
 	}
+	if err := rt.release(); err != nil {
+		return err
+	}
 	rt.state.Handled[m.ID] = true
 	if err := rt.save(); err != nil {
 		return err
@@ -337,6 +340,23 @@ func (rt *Runtime) overdue() error {
 		}
 	}
 	return rt.save()
+}
+
+// release frees the money of approvals the role no longer needs (a deal
+// that fell through), rather than leaving it held until it lapses.
+func (rt *Runtime) release() error {
+	f, ok := rt.role.(*Finance)
+	if !ok {
+		return nil
+	}
+	for _, th := range f.Release {
+		if err := rt.engine.Release(rt.Name, th, "the deal fell through"); err != nil {
+			return err
+		}
+		rt.Log("released the approval held for " + th)
+	}
+	f.Release = nil
+	return nil
 }
 
 // answered acts on the human's answer to what this agent escalated: the
