@@ -51,6 +51,9 @@ type Runtime struct {
 	written []byte // the state as last saved
 	paused  bool
 	later   []*mailbox.Claimed // claimed, to be handled when acting is possible again
+
+	ring      mailbox.Keyring // the public keys, as of ringStamp (the keys folder's time)
+	ringStamp time.Time
 }
 
 // Intake is a drop folder's intake whose messages go through the policy,
@@ -291,6 +294,12 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	if rt.state.Handled[m.ID] {
 		return rt.Root.Finish(c, mailbox.FlagDone, "already handled")
 	}
+	// Only a message its sender really signed is acted on; anything else is
+	// moved aside with the reason, and counts towards the breaker.
+	if err := rt.verify(m); err != nil {
+		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
+		return rt.Root.Reject(rt.Name, rt.Root.Inbox(rt.Name).Path("cur", c.Name), m, err)
+	}
 	rt.Log(fmt.Sprintf("← %s from %s: %s", m.Verb, m.From, subject(m)))
 	now := rt.Root.Now()
 	err := rt.answered(m, now)
@@ -357,6 +366,24 @@ func (rt *Runtime) release() error {
 	}
 	f.Release = nil
 	return nil
+}
+
+// verify checks m's signature against the root's public keys, read again
+// when the keys folder changes (a new agent, a rotation).
+func (rt *Runtime) verify(m *mailbox.Message) error {
+	dir := filepath.Join(rt.Root.Dir, mailbox.KeysDir)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("%w: the root has no keys (parley init makes them)", mailbox.ErrUnknownKey)
+	}
+	if stamp := st.ModTime(); rt.ring == nil || !stamp.Equal(rt.ringStamp) {
+		ring, err := rt.Root.Keys()
+		if err != nil {
+			return err
+		}
+		rt.ring, rt.ringStamp = ring, stamp
+	}
+	return rt.ring.Verify(m)
 }
 
 // answered acts on the human's answer to what this agent escalated: the

@@ -52,6 +52,9 @@ func newTeamRoot(t *testing.T) (*mailbox.Root, *Team) {
 		if err := r.Inbox(a.Name).Create(); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := r.NewKey(a.Name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(r.Dir+"/"+policy.File, policy.Default, 0o644); err != nil {
 		t.Fatal(err)
@@ -99,6 +102,11 @@ func TestUnreadablePolicyMidStepLosesNothing(t *testing.T) {
 	r, team := newTeamRoot(t)
 	req := &mailbox.Message{Version: "1", ID: "<ask@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t",
 		Verb: mailbox.Request, Item: "widget", Quantity: 500, Amount: mailbox.MustMoney("2365.00 USD")}
+	priv, err := r.PrivateKey("procurement")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailbox.Sign(req, priv)
 	if _, err := r.Inbox("finance").Deliver(req.Marshal(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +154,43 @@ func TestUnreadablePolicyMidStepLosesNothing(t *testing.T) {
 	}
 	if got, _ := r.Inbox("procurement").Pending(); len(got) != 1 {
 		t.Errorf("procurement got %d approvals, want 1", len(got))
+	}
+}
+
+// TestUnsignedIsRefused: a message its sender did not sign — written
+// straight into the inbox, or signed by another agent — is not acted on:
+// it is moved aside with the reason, and its sender told.
+func TestUnsignedIsRefused(t *testing.T) {
+	r, team := newTeamRoot(t)
+	forged := &mailbox.Message{Version: "1", ID: "<forged@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t",
+		Verb: mailbox.Request, Item: "widget", Quantity: 500, Amount: mailbox.MustMoney("2365.00 USD")}
+	vendor, err := r.PrivateKey("vendor-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailbox.Sign(forged, vendor) // vendor-b writes as procurement
+	unsigned := *forged
+	unsigned.ID, unsigned.Extra = "<unsigned@test>", nil
+	for _, m := range []*mailbox.Message{forged, &unsigned} {
+		if _, err := r.Inbox("finance").Deliver(m.Marshal(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := runUntil(t, r, team, "finance", "refused REQUEST <unsigned@test>")
+	joined := strings.Join(lines, "\n")
+	if !strings.Contains(joined, "refused REQUEST <forged@test> from procurement: the message is signed with a key that is not its sender's") {
+		t.Errorf("lines: %q", lines)
+	}
+	if got, _ := r.Inbox("procurement").Pending(); len(got) != 0 {
+		for _, n := range got {
+			data, _ := os.ReadFile(r.Inbox("procurement").Path("new", n))
+			if strings.Contains(string(data), "Verb: APPROVED") {
+				t.Errorf("finance approved a message it should have refused")
+			}
+		}
+	}
+	rejected, _ := os.ReadDir(r.Inbox("finance").Path("rejected"))
+	if len(rejected) != 4 {
+		t.Errorf("finance/rejected holds %d files, want the two messages and their reasons", len(rejected))
 	}
 }

@@ -186,6 +186,19 @@ func (in *Intake) check(path string, data []byte) (*Message, error) {
 	if err != nil {
 		return m, err
 	}
+	if isMoneyVerb(m.Verb) {
+		if _, signed := m.Get(SignatureHeader); !signed {
+			return m, &ParseError{Header: "Verb", Msg: fmt.Sprintf("%s moves money, and a file saved by hand is not signed", m.Verb),
+				Hint: "send it with parley send FILE, or answer with parley approve THREAD: both sign it with your key"}
+		}
+		ring, err := in.Root.Keys()
+		if err != nil {
+			return m, err
+		}
+		if err := ring.Verify(m); err != nil {
+			return m, err
+		}
+	}
 	if m.To != in.Agent {
 		return m, &ParseError{Header: "To", Msg: fmt.Sprintf("is %s, but this drop folder delivers to %s", m.To, in.Agent),
 			Hint: fmt.Sprintf("save the file in %s instead", filepath.Join(in.Root.Dir, m.To, "drop"))}
@@ -200,3 +213,6 @@ func (in *Intake) check(path string, data []byte) (*Message, error) {
 	}
 	return m, m.Validate()
 }
+
+// isMoneyVerb reports whether v commits money: never on an unsigned word.
+func isMoneyVerb(v Verb) bool { return v == Approved || v == Order || v == Paid }

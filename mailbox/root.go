@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -39,6 +40,9 @@ type Root struct {
 	once   sync.Once
 	ledger *Ledger
 	err    error
+
+	keyMu sync.Mutex
+	keys  map[string]ed25519.PrivateKey // the private keys read so far, by agent
 }
 
 // OpenRoot opens an existing root.
@@ -109,6 +113,9 @@ func (r *Root) Deliver(actor string, m *Message) (string, error) {
 		agents, _ := r.Agents()
 		return "", fmt.Errorf("deliver %s: %w", m.ID, &UnknownRecipientError{Name: m.To, Agents: agents})
 	}
+	if err := r.sign(m); err != nil {
+		return "", fmt.Errorf("deliver %s: %w", m.ID, err)
+	}
 	name, err := inbox.Deliver(m.Marshal(), r.Now())
 	if err != nil {
 		return "", err
@@ -119,6 +126,30 @@ func (r *Root) Deliver(actor string, m *Message) (string, error) {
 		return name, fmt.Errorf("deliver %s: %w", m.ID, err)
 	}
 	return name, nil
+}
+
+// sign signs m with its sender's private key, where the root has one (a
+// root made before keys, or a sender with none, delivers unsigned, and
+// agents refuse it).
+func (r *Root) sign(m *Message) error {
+	r.keyMu.Lock()
+	defer r.keyMu.Unlock()
+	priv, ok := r.keys[m.From]
+	if !ok {
+		if _, err := os.Stat(privateFile(r.Dir, m.From)); err != nil {
+			return nil
+		}
+		k, err := r.PrivateKey(m.From)
+		if err != nil {
+			return err
+		}
+		if r.keys == nil {
+			r.keys = map[string]ed25519.PrivateKey{}
+		}
+		r.keys[m.From], priv = k, k
+	}
+	Sign(m, priv)
+	return nil
 }
 
 // Send is Deliver for agents: a message to an agent that does not exist (or

@@ -110,6 +110,9 @@ func (k Keyring) Verify(m *Message) error {
 func publicFile(root, agent string) string { return filepath.Join(root, KeysDir, agent+".pub") }
 
 func privateFile(root, agent string) string {
+	if agent == System { // parley itself has no inbox
+		return filepath.Join(root, ".parley", agent+".key")
+	}
 	return filepath.Join(root, agent, "state", agent+".key")
 }
 

@@ -277,7 +277,7 @@ func TestDropFolder(t *testing.T) {
 			t.Fatalf("never taken: %q", want)
 		}
 	}
-	approval := "Verb: APPROVED\nAmount: 7200.00 USD\nSubject: go ahead\n\nApproved by me.\n"
+	approval := "Verb: NOTIFY\nAmount: 7200.00 USD\nSubject: go ahead\n\nAs discussed.\n"
 
 	// vim: a swap file, the 4913 probe, a backup, then the file written in
 	// place (created, written in two goes, closed).
@@ -295,7 +295,7 @@ func TestDropFolder(t *testing.T) {
 	f.Sync()
 	f.WriteString(approval[10:])
 	f.Close()
-	await("approve human APPROVED 7200.00 USD")
+	await("approve human NOTIFY 7200.00 USD")
 
 	// An editor that saves by rename.
 	tmp := filepath.Join(drop, "deny.txt.tmp")
@@ -314,6 +314,13 @@ func TestDropFolder(t *testing.T) {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	await("paid.msg human NOTIFY 1.50 USD")
+
+	// Money never moves on an unsigned word: an APPROVED saved by hand is
+	// refused, and the reason says how to send it signed.
+	if err := os.WriteFile(filepath.Join(drop, "yes"), []byte("Verb: APPROVED\nAmount: 7200.00 USD\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	await("yes: Verb: APPROVED moves money, and a file saved by hand is not signed")
 
 	// A bad file: moved to rejected/ with the reason; its sender is told.
 	if err := os.WriteFile(filepath.Join(drop, "bad"), []byte("From: procurement\nVerb: APPROVED\nAmount: lots\n\n"), 0o644); err != nil {
@@ -345,6 +352,9 @@ func TestDropFolder(t *testing.T) {
 	if got, _ := r.Inbox("procurement").Pending(); len(got) != 1 {
 		t.Errorf("procurement was sent %d notices, want one ERROR", len(got))
 	}
+	if _, err := os.Stat(inbox.Path("rejected", "yes.err")); err != nil {
+		t.Errorf("the unsigned APPROVED was not moved aside: %v", err)
+	}
 	if left := files(t, drop); strings.Join(left, " ") != ".approve.swp approve~ done" {
 		t.Errorf("drop/ holds %v, want only the editor's files and done/", left)
 	}
@@ -356,7 +366,7 @@ func TestDropSameFileTwice(t *testing.T) {
 	r := newRoot(t, "finance", "human")
 	in := &Intake{Root: r, Agent: "finance", Human: "human"}
 	path := r.Inbox("finance").Path("drop", "approve")
-	if err := os.WriteFile(path, []byte("Verb: APPROVED\nAmount: 5 USD\n\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte("Verb: NOTIFY\nAmount: 5 USD\n\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(path)

@@ -91,6 +91,11 @@ func initRoot(c *cli.Context) error {
 			keys++
 		}
 	}
+	if made, err := e.root.NewKey(mailbox.System); err != nil { // parley's own, for bounces and rejections
+		return err
+	} else if made {
+		keys++
+	}
 	if keys > 0 {
 		created = append(created, fmt.Sprintf("keys/(%d)", keys))
 	}
