@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -432,13 +434,25 @@ type VerifyResult struct {
 // *VerifyError naming the first line that breaks this: one edited, dropped,
 // inserted or moved. A hash chain alone cannot tell a rewrite of every hash
 // after an edit: keep its head elsewhere (a git commit).
-func Verify(r io.Reader) (VerifyResult, error) {
+func Verify(r io.Reader) (VerifyResult, error) { return VerifyAnchored(r, nil) }
+
+// VerifyAnchored is Verify, and checks besides that the line of each seq in
+// anchors carries the hash recorded for it there: a ledger rewritten with
+// fresh hashes after an anchor passes the chain check alone, not this.
+func VerifyAnchored(r io.Reader, anchors map[uint64]string) (VerifyResult, error) {
 	lr := lineReader{br: bufio.NewReaderSize(r, 1<<20)}
 	res := VerifyResult{Head: genesis}
 	var prevSeq uint64
 	for {
 		line, err := lr.next()
 		if err == io.EOF {
+			for seq := range anchors {
+				if seq > uint64(res.Lines) {
+					return res, &VerifyError{Line: res.Lines + 1, Seq: seq, Kind: "dropped",
+						Msg:  fmt.Sprintf("the ledger ends at seq %d, but seq %d was anchored", res.Lines, seq),
+						Hint: "restore it from git; the anchors are in ledger.anchors"}
+				}
+			}
 			return res, nil
 		}
 		if err != nil {
@@ -455,6 +469,11 @@ func Verify(r io.Reader) (VerifyResult, error) {
 				verr = lr.findMoved(verr, n)
 			}
 			return res, verr
+		}
+		if want, ok := anchors[seq]; ok && want != hash {
+			return res, &VerifyError{Line: n, Seq: seq, Kind: "rewritten",
+				Msg:  fmt.Sprintf("seq %d has hash %s, but it was anchored as %s: the ledger was rewritten after the anchor", seq, hash[:16], want[:min(16, len(want))]),
+				Hint: "restore it from git; the anchors are in ledger.anchors"}
 		}
 		prevSeq, res.Head = seq, hash
 		res.Lines = n
@@ -563,4 +582,50 @@ func ReadEntries(r io.Reader, fn func(line int, e Entry) error) error {
 			return err
 		}
 	}
+}
+
+// AnchorFile keeps, one line each, the heads the ledger was anchored at:
+// "SEQ HASH TIME". Commit it with the ledger, or keep it elsewhere.
+const AnchorFile = "ledger.anchors"
+
+// ReadAnchors reads an anchor file; a missing file has no anchors.
+func ReadAnchors(path string) (map[uint64]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	anchors := map[uint64]string{}
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		seq, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil || len(f) < 2 || len(f[1]) != 64 || !isHex(f[1]) {
+			return nil, fmt.Errorf("%s:%d: not \"SEQ HASH TIME\"", path, i+1)
+		}
+		anchors[seq] = f[1]
+	}
+	return anchors, nil
+}
+
+// Anchor appends the ledger's head to the anchor file, durably.
+func Anchor(path string, res VerifyResult, now time.Time) (string, error) {
+	line := fmt.Sprintf("%d %s %s\n", res.Lines, res.Head, now.UTC().Format(time.RFC3339))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("anchor: %w", err)
+	}
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return "", fmt.Errorf("anchor: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("anchor: %w", err)
+	}
+	return strings.TrimSpace(line), f.Close()
 }

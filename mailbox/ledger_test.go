@@ -333,3 +333,51 @@ func TestTransactSeesEveryEntryOnce(t *testing.T) {
 		t.Errorf("Transact saw seq %s, want %s", got, want)
 	}
 }
+
+// TestAnchorsCatchARewrite: a ledger rewritten from some line on, every
+// hash recomputed, passes the chain check alone; its anchor catches it.
+func TestAnchorsCatchARewrite(t *testing.T) {
+	path, entries := writeLedger(t, 6)
+	data, _ := os.ReadFile(path)
+	res, err := Verify(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := filepath.Join(t.TempDir(), AnchorFile)
+	if _, err := Anchor(anchors, res, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite entry 3 and every hash after it, as a careful forger would.
+	var forged []byte
+	prev := genesis
+	for i, e := range entries {
+		if i == 2 {
+			e.Amount = "1.00"
+		}
+		e.Prev = prev
+		line, hash, err := encodeEntry(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged, prev = append(forged, line...), hash
+	}
+	if _, err := Verify(bytes.NewReader(forged)); err != nil {
+		t.Fatalf("the rehashed forgery does not even pass the bare chain check: %v", err)
+	}
+	at, err := ReadAnchors(anchors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = VerifyAnchored(bytes.NewReader(forged), at)
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Kind != "rewritten" || ve.Line != 6 {
+		t.Fatalf("VerifyAnchored = %v, want the rewrite caught at the anchored line 6", err)
+	}
+	if _, err := VerifyAnchored(bytes.NewReader(data), at); err != nil {
+		t.Errorf("the honest ledger against its anchor: %v", err)
+	}
+	short := data[:bytes.Index(data, []byte("\n"))+1]
+	if _, err := VerifyAnchored(bytes.NewReader(short), at); !errors.As(err, &ve) || ve.Kind != "dropped" {
+		t.Errorf("a ledger cut back before its anchor: %v, want dropped", err)
+	}
+}

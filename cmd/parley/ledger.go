@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/urfave/cli/v2"
@@ -26,6 +29,11 @@ inserted or moved, and exits with status 3; on an honest ledger it prints the
 chain's head hash: keep it (git commit the ledger) to catch a rewrite of
 every hash after an edit, which no chain can tell alone.
 
+It also checks the heads recorded in ROOT/ledger.anchors by parley ledger
+anchor: a ledger rewritten after an anchor, every hash recomputed, is caught
+there. --since-commit checks that the ledger is what git's HEAD holds with
+lines added after it, nothing else (the pre-commit hook uses it).
+
 A last line cut short by a crash is reported (exit 1); --repair sets it
 aside next to the ledger, as every agent's next append would, and verifies.
 
@@ -34,37 +42,45 @@ Example:
    parley ledger verify --json`,
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "repair", Usage: "set aside a torn last line first"},
+				&cli.BoolFlag{Name: "since-commit", Usage: "also check that the ledger only grew since git's HEAD"},
 				&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 			},
-			Action: verifyLedger,
+			Action: withRoot(0, 0, "no arguments", verifyLedger),
+		}, {
+			Name:      "anchor",
+			Usage:     "record the ledger's head, so that a later rewrite is caught",
+			ArgsUsage: " ",
+			Description: `Verifies the ledger and appends its head — "SEQ HASH TIME" — to
+ROOT/ledger.anchors, which parley ledger verify checks from then on. Commit
+the anchors with the ledger, or copy the line somewhere the agents cannot
+write (a commit message, a ticket, an email).
+
+Example:
+   parley ledger anchor
+   git commit -m "ledger: $(parley ledger anchor)" mailboxes/`,
+			Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
+				res, err := e.verify(false)
+				if err != nil {
+					return err
+				}
+				line, err := mailbox.Anchor(filepath.Join(e.root.Dir, mailbox.AnchorFile), res, e.now())
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(e.stdout, "anchored: %s\n", line)
+				return err
+			}),
 		}},
 	}
 }
 
-func verifyLedger(c *cli.Context) error {
-	if err := needArgs(c, 0, 0, "no arguments"); err != nil {
-		return err
-	}
-	e, err := open(c)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
+func verifyLedger(c *cli.Context, e *env) error {
 	if c.Bool("repair") {
 		if _, err := e.root.Ledger(); err != nil { // opening sets a torn tail aside
 			return err
 		}
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
-	}
-	if err != nil {
-		return fmt.Errorf("open ledger: %w", err)
-	}
-	defer f.Close()
-	res, verr := mailbox.Verify(f)
+	res, verr := e.verify(c.Bool("since-commit"))
 	if c.Bool("json") {
 		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head}
 		var ve *mailbox.VerifyError
@@ -76,10 +92,64 @@ func verifyLedger(c *cli.Context) error {
 		}
 	}
 	if verr != nil {
-		return fmt.Errorf("%s: %w", path, verr)
+		return verr
 	}
 	if !c.Bool("json") {
-		fmt.Fprintf(e.stdout, "%s: ok, %d entries, head %s\n", path, res.Lines, res.Head)
+		fmt.Fprintf(e.stdout, "%s: ok, %d entries, head %s\n", filepath.Join(e.root.Dir, mailbox.LedgerFile), res.Lines, res.Head)
 	}
 	return nil
+}
+
+// verify checks the ledger's chain, its anchors and, when asked, that it
+// only grew since git's HEAD.
+func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
+	path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return mailbox.VerifyResult{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
+	}
+	if err != nil {
+		return mailbox.VerifyResult{}, fmt.Errorf("read ledger: %w", err)
+	}
+	anchors, err := mailbox.ReadAnchors(filepath.Join(e.root.Dir, mailbox.AnchorFile))
+	if err != nil {
+		return mailbox.VerifyResult{}, err
+	}
+	res, err := mailbox.VerifyAnchored(bytes.NewReader(data), anchors)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", path, err)
+	}
+	if sinceCommit {
+		committed, err := gitHead(path)
+		if err != nil {
+			return res, err
+		}
+		if !bytes.HasPrefix(data, committed) {
+			return res, &mailbox.VerifyError{Kind: "rewritten", Msg: path + " is not what git's HEAD holds with lines added after it",
+				Hint: "git diff shows what changed; only appends may be committed"}
+		}
+	}
+	return res, nil
+}
+
+// gitHead returns the file as git's HEAD holds it, or nothing when HEAD
+// does not have it (the first commit of a ledger).
+func gitHead(path string) ([]byte, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	top, err := exec.Command("git", "-C", filepath.Dir(abs), "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return nil, withHint(fmt.Errorf("%s is not in a git repository", path), "git init, or leave out --since-commit")
+	}
+	rel, err := filepath.Rel(strings.TrimSpace(string(top)), abs)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command("git", "-C", strings.TrimSpace(string(top)), "show", "HEAD:"+filepath.ToSlash(rel)).Output()
+	if err != nil {
+		return nil, nil // no HEAD yet, or the ledger is new in this commit
+	}
+	return out, nil
 }

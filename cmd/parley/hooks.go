@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// hookMark is in every hook parley writes, so that it knows its own.
+const hookMark = "# installed by parley hooks install"
+
+func hooksCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "hooks",
+		Usage: "git hooks that guard the ledger",
+		Subcommands: []*cli.Command{{
+			Name:      "install",
+			Usage:     "add a pre-commit hook that refuses a rewritten or broken ledger",
+			ArgsUsage: " ",
+			Description: `Writes a pre-commit hook into the git repository that holds the root. Before
+each commit it runs parley ledger verify --since-commit: the chain, the
+anchors, and that the ledger is what the last commit held with lines added
+after it. A commit that would record an edited, dropped or rewritten ledger
+is refused. The hook calls parley from PATH. An existing hook that parley did
+not write is left alone.
+
+Example:
+   parley hooks install`,
+			Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
+				root, err := filepath.Abs(e.root.Dir)
+				if err != nil {
+					return err
+				}
+				out, err := exec.Command("git", "-C", root, "rev-parse", "--git-path", "hooks").Output()
+				if err != nil {
+					return withHint(fmt.Errorf("%s is not in a git repository", e.root.Dir), "git init first: the ledger is meant to be committed")
+				}
+				hooks := strings.TrimSpace(string(out))
+				if !filepath.IsAbs(hooks) {
+					hooks = filepath.Join(root, hooks)
+				}
+				path := filepath.Join(hooks, "pre-commit")
+				if old, err := os.ReadFile(path); err == nil && !strings.Contains(string(old), hookMark) {
+					return withHint(fmt.Errorf("%s exists and is not parley's", path),
+						fmt.Sprintf("add this line to it: parley --root '%s' ledger verify --since-commit", root))
+				}
+				script := fmt.Sprintf("#!/bin/sh\n%s: refuse a commit whose ledger is not an honest append.\nexec parley --root '%s' ledger verify --since-commit\n", hookMark, root)
+				if err := os.MkdirAll(hooks, 0o755); err != nil {
+					return err
+				}
+				if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+					return fmt.Errorf("write hook: %w", err)
+				}
+				_, err = fmt.Fprintf(e.stdout, "installed %s\n", path)
+				return err
+			}),
+		}},
+	}
+}
