@@ -236,3 +236,61 @@ func (r *Root) Keys() (Keyring, error) {
 	}
 	return ring, nil
 }
+
+// VerifyDelivered checks the message file of every delivery the ledger
+// records: it must still be in its inbox (new/, cur/ or rejected/), carry
+// the Message-ID the ledger names, and be signed by its sender. It returns
+// how many it checked, and a *VerifyError naming the ledger line of the
+// first that is missing, forged or unsigned.
+func (r *Root) VerifyDelivered(entries []Entry) (int, error) {
+	ring, err := r.Keys()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Event != EventDelivered || e.File == "" {
+			continue
+		}
+		fail := func(kind, msg string) (int, error) {
+			return n, &VerifyError{Line: int(e.Seq), Seq: e.Seq, Kind: kind, Msg: msg,
+				Hint: "the message files are the evidence: restore them from git, or see parley why " + e.MsgID}
+		}
+		path := r.findMessage(e.File)
+		if path == "" {
+			return fail("missing", fmt.Sprintf("the message %s (%s) is in no folder of %s", e.MsgID, e.File, filepath.Dir(filepath.Dir(e.File))))
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return n, err
+		}
+		m, err := Parse(data)
+		if err != nil {
+			return fail("forged", fmt.Sprintf("%s no longer parses: %v", path, err))
+		}
+		if m.ID != e.MsgID {
+			return fail("forged", fmt.Sprintf("%s holds %s, but the ledger recorded %s", path, m.ID, e.MsgID))
+		}
+		if err := ring.Verify(m); err != nil {
+			return fail("forged", fmt.Sprintf("%s: %v", path, err))
+		}
+		n++
+	}
+	return n, nil
+}
+
+// findMessage finds a delivered file wherever it went in its inbox: still
+// in new/, claimed into cur/ (with flags), or moved to rejected/.
+func (r *Root) findMessage(file string) string {
+	agent, base := filepath.Dir(filepath.Dir(file)), filepath.Base(file)
+	inbox := r.Inbox(agent)
+	for _, p := range []string{inbox.Path("new", base), inbox.Path("rejected", base)} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if matches, _ := filepath.Glob(inbox.Path("cur", base+info+"*")); len(matches) > 0 {
+		return matches[0]
+	}
+	return ""
+}

@@ -204,3 +204,36 @@ func BenchmarkVerifySignature(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
 }
+
+// TestVerifyDelivered: every delivery in the ledger has its file, signed;
+// a file changed afterwards, or gone, is named by its ledger line.
+func TestVerifyDelivered(t *testing.T) {
+	r := signedRoot(t, "procurement", "vendor-b")
+	m := testMessage("procurement", "vendor-b", Request)
+	name, err := r.Deliver("procurement", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Claim("vendor-b", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Finish(c, FlagDone, ""); err != nil {
+		t.Fatal(err)
+	}
+	es := ledgerEntries(t, r)
+	if n, err := r.VerifyDelivered(es); err != nil || n != 1 {
+		t.Fatalf("VerifyDelivered = %d, %v; want 1 checked", n, err)
+	}
+	done := r.Inbox("vendor-b").Path("cur", name+":2,S")
+	data, _ := os.ReadFile(done)
+	os.WriteFile(done, bytes.Replace(data, []byte("Quantity: 500"), []byte("Quantity: 900"), 1), 0o644)
+	var ve *VerifyError
+	if _, err := r.VerifyDelivered(es); !errors.As(err, &ve) || ve.Kind != "forged" || ve.Seq != 1 {
+		t.Errorf("after a change: %v, want forged at seq 1", err)
+	}
+	os.Remove(done)
+	if _, err := r.VerifyDelivered(es); !errors.As(err, &ve) || ve.Kind != "missing" {
+		t.Errorf("after a removal: %v, want missing", err)
+	}
+}

@@ -22,10 +22,11 @@ func hooksCommand() *cli.Command {
 			Usage:     "add a pre-commit hook that refuses a rewritten or broken ledger",
 			ArgsUsage: " ",
 			Description: `Writes a pre-commit hook into the git repository that holds the root. Before
-each commit it runs parley ledger verify --since-commit: the chain, the
-anchors, and that the ledger is what the last commit held with lines added
-after it. A commit that would record an edited, dropped or rewritten ledger
-is refused. The hook calls parley from PATH. An existing hook that parley did
+each commit it runs parley ledger verify --since-commit --messages: the
+chain, the anchors, that the ledger is what the last commit held with lines
+added after it, and that every delivered message is in place and signed by
+its sender. A commit that would record an edited, dropped or rewritten
+ledger, or a forged or unsigned message, is refused. The hook calls parley from PATH. An existing hook that parley did
 not write is left alone.
 
 Example:
@@ -46,9 +47,9 @@ Example:
 				path := filepath.Join(hooks, "pre-commit")
 				if old, err := os.ReadFile(path); err == nil && !strings.Contains(string(old), hookMark) {
 					return withHint(fmt.Errorf("%s exists and is not parley's", path),
-						fmt.Sprintf("add this line to it: parley --root '%s' ledger verify --since-commit", root))
+						fmt.Sprintf("add this line to it: parley --root '%s' ledger verify --since-commit --messages", root))
 				}
-				script := fmt.Sprintf("#!/bin/sh\n%s: refuse a commit whose ledger is not an honest append.\nexec parley --root '%s' ledger verify --since-commit\n", hookMark, root)
+				script := fmt.Sprintf("#!/bin/sh\n%s: refuse a commit whose ledger is not an honest append.\nexec parley --root '%s' ledger verify --since-commit --messages\n", hookMark, root)
 				if err := os.MkdirAll(hooks, 0o755); err != nil {
 					return err
 				}

@@ -32,7 +32,9 @@ every hash after an edit, which no chain can tell alone.
 It also checks the heads recorded in ROOT/ledger.anchors by parley ledger
 anchor: a ledger rewritten after an anchor, every hash recomputed, is caught
 there. --since-commit checks that the ledger is what git's HEAD holds with
-lines added after it, nothing else (the pre-commit hook uses it).
+lines added after it, nothing else; --messages that the file of every
+delivery it records is still in its inbox, unchanged and signed by its
+sender (the pre-commit hook uses both).
 
 A last line cut short by a crash is reported (exit 1); --repair sets it
 aside next to the ledger, as every agent's next append would, and verifies.
@@ -43,6 +45,7 @@ Example:
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "repair", Usage: "set aside a torn last line first"},
 				&cli.BoolFlag{Name: "since-commit", Usage: "also check that the ledger only grew since git's HEAD"},
+				&cli.BoolFlag{Name: "messages", Usage: "also check that every delivered message is still there, signed by its sender"},
 				&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 			},
 			Action: withRoot(0, 0, "no arguments", verifyLedger),
@@ -81,8 +84,16 @@ func verifyLedger(c *cli.Context, e *env) error {
 		}
 	}
 	res, verr := e.verify(c.Bool("since-commit"))
+	signed := 0
+	if verr == nil && c.Bool("messages") {
+		entries, err := readLedger(e.root)
+		if err != nil {
+			return err
+		}
+		signed, verr = e.root.VerifyDelivered(entries)
+	}
 	if c.Bool("json") {
-		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head}
+		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head, "messages": signed}
 		var ve *mailbox.VerifyError
 		if errors.As(verr, &ve) {
 			out["line"], out["kind"], out["error"] = ve.Line, ve.Kind, ve.Error()
@@ -96,6 +107,9 @@ func verifyLedger(c *cli.Context, e *env) error {
 	}
 	if !c.Bool("json") {
 		fmt.Fprintf(e.stdout, "%s: ok, %d entries, head %s\n", filepath.Join(e.root.Dir, mailbox.LedgerFile), res.Lines, res.Head)
+		if c.Bool("messages") {
+			fmt.Fprintf(e.stdout, "%d delivered messages in place, each signed by its sender\n", signed)
+		}
 	}
 	return nil
 }
