@@ -629,6 +629,10 @@ func (r *Finance) approve(req *mailbox.Message) *mailbox.Message {
 	a := reply(r.Name, req, mailbox.Approved)
 	a.Amount = req.Amount
 	vendor, _ := req.Get("Vendor")
+	if vendor != "" {
+		// The approval is a mandate: for this vendor, item and quantity.
+		a.Extra = []mailbox.Header{{Name: "Vendor", Value: vendor}}
+	}
 	a.Subject = fmt.Sprintf("APPROVED: %s to %s for %d %s", req.Amount, vendor, req.Quantity, req.Item)
 	return a
 }

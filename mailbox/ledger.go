@@ -46,6 +46,7 @@ type Entry struct {
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
 	Item      string    `json:"item,omitempty"`
+	Vendor    string    `json:"vendor,omitempty"` // the vendor an approval is for (its Vendor header)
 	Quantity  int64     `json:"quantity,omitempty"`
 	Amount    string    `json:"amount,omitempty"`
 	Currency  string    `json:"currency,omitempty"`
@@ -70,6 +71,7 @@ func MessageEntry(agent, event string, m *Message) Entry {
 	}
 	e.Thread, e.MsgID, e.InReplyTo, e.Verb, e.From, e.To = m.Thread, m.ID, m.InReplyTo, string(m.Verb), m.From, m.To
 	e.Item, e.Quantity, e.Subject = m.Item, m.Quantity, m.Subject
+	e.Vendor, _ = m.Get("Vendor")
 	if money := m.Total(); !money.IsZero() {
 		e.Amount, e.Currency = money.Decimal(), money.Currency
 	}

@@ -78,6 +78,10 @@ type approval struct {
 	amount  decimal.Decimal
 	ordered decimal.Decimal
 	at      time.Time
+	// What the approval is for, when it says: a mandate for this vendor,
+	// this item, at most this quantity.
+	vendor, item string
+	quantity     int64
 }
 
 // inForce reports whether the approval still holds its money at now.
@@ -196,7 +200,7 @@ func (s *State) Apply(e mailbox.Entry) {
 func (s *State) applySpend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 	switch mailbox.Verb(e.Verb) {
 	case mailbox.Approved:
-		s.approvals[e.Thread] = approval{amount: amount, at: e.Time}
+		s.approvals[e.Thread] = approval{amount: amount, at: e.Time, vendor: e.Vendor, item: e.Item, quantity: e.Quantity}
 	case mailbox.Order:
 		if a, ok := s.approvals[e.Thread]; ok {
 			a.ordered = a.ordered.Add(amount)
@@ -365,6 +369,16 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 			held, ok := s.approvals[m.Thread]
 			if !ok || !held.inForce(p, now) {
 				return deny(rule, "thread %s has no approval in force for a %s", m.Thread, m.Verb)
+			}
+			if m.Verb == mailbox.Order {
+				switch {
+				case held.vendor != "" && m.To != held.vendor:
+					return deny("order.vendor", "thread %s's approval is for %s, not %s", m.Thread, held.vendor, m.To)
+				case held.item != "" && m.Item != held.item:
+					return deny("order.item", "thread %s's approval is for %s, not %s", m.Thread, held.item, m.Item)
+				case held.quantity > 0 && m.Quantity > held.quantity:
+					return deny("order.quantity", "thread %s's approval is for %d %s, not %d", m.Thread, held.quantity, held.item, m.Quantity)
+				}
 			}
 			if m.Verb == mailbox.Order && held.ordered.Add(amt).GreaterThan(held.amount) {
 				return deny(rule, "%s with %s already ordered on thread %s is above the %s approved", total, p.money(held.ordered), m.Thread, p.money(held.amount))

@@ -162,6 +162,16 @@ func TestRules(t *testing.T) {
 			[]mailbox.Entry{{Time: now, Agent: "procurement", Event: EventReleased, Thread: "held"}},
 		), "finance", msg("finance", "procurement", mailbox.Approved, "t", "1500.00 USD"), Allow, "allow.4", ""},
 		{"an order without an approval", nil, "procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "2400.00 USD"), Deny, "order.unapproved", "no approval in force"},
+		{"an order to another vendor than approved", func() []mailbox.Entry {
+			m := msg("finance", "procurement", mailbox.Approved, "t", "2400.00 USD")
+			m.Extra = []mailbox.Header{{Name: "Vendor", Value: "vendor-b"}}
+			return []mailbox.Entry{decisionEntry(m, Allow, "allow.4", now)}
+		}(), "procurement", msg("procurement", "vendor-a", mailbox.Order, "t", "2400.00 USD"), Deny, "order.vendor", "approval is for vendor-b, not vendor-a"},
+		{"an order of more than approved", func() []mailbox.Entry {
+			m := msg("finance", "procurement", mailbox.Approved, "t", "2400.00 USD")
+			m.Quantity = 400
+			return []mailbox.Entry{decisionEntry(m, Allow, "allow.4", now)}
+		}(), "procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "2400.00 USD"), Deny, "order.quantity", "approval is for 400 widget, not 500"},
 		{"an order above its approval", approvedOn("t", "2000.00 USD", now), "procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "2400.00 USD"), Deny, "order.unapproved", "above the 2000.00 USD approved"},
 		{"an order within its approval", approvedOn("t", "2400.00 USD", now), "procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "2400.00 USD"), Allow, "allow.2", ""},
 		{"an approval from an earlier day has expired", approvedOn("t", "2400.00 USD", now.Add(-25*hour)), "procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "2400.00 USD"), Deny, "order.unapproved", ""},
