@@ -292,6 +292,7 @@ func (rt *Runtime) recover() error {
 func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	m := c.Message
 	if rt.state.Handled[m.ID] {
+		rt.Log(fmt.Sprintf("← %s %s from %s again: already handled, nothing done", m.Verb, m.ID, m.From))
 		return rt.Root.Finish(c, mailbox.FlagDone, "already handled")
 	}
 	// Only a message its sender really signed is acted on; anything else is

@@ -194,3 +194,58 @@ func TestUnsignedIsRefused(t *testing.T) {
 		t.Errorf("finance/rejected holds %d files, want the two messages and their reasons", len(rejected))
 	}
 }
+
+// TestReplayedApprovalDoesNothing: the same signed APPROVED delivered twice
+// (a replay, or a retry) leads to one ORDER; the copy is finished as
+// already handled, and the ledger says so.
+func TestReplayedApprovalDoesNothing(t *testing.T) {
+	r, team := newTeamRoot(t)
+	// procurement must have the deal in hand: give it its state by playing
+	// the deal's start through the role, then save it as the runtime does.
+	p := &Runtime{Root: r, Team: team, Name: "procurement", engine: policy.NewEngine(r)}
+	p.agent = team.Agent("procurement")
+	defer p.engine.Close()
+	if err := p.reset(); err != nil {
+		t.Fatal(err)
+	}
+	role := p.role.(*Procurement)
+	role.Deals["t"] = &Deal{Thread: "t", Requester: "inventory", Item: "widget", Quantity: 500, Phase: "approving", Vendor: "vendor-b",
+		Agreed: mailbox.MustMoney("4.73 USD"), Quotes: map[string]*Offer{"vendor-b": {UnitPrice: mailbox.MustMoney("4.73 USD")}}}
+	if err := p.save(); err != nil {
+		t.Fatal(err)
+	}
+	approved := &mailbox.Message{Version: "1", ID: "<ok@test>", Date: time.Now(), From: "finance", To: "procurement", Thread: "t",
+		Verb: mailbox.Approved, Item: "widget", Quantity: 500, Amount: mailbox.MustMoney("2365.00 USD")}
+	// finance's approval is decided and recorded as finance's agent would.
+	fin := policy.NewEngine(r)
+	defer fin.Close()
+	if d, err := fin.Decide(policy.Action{Agent: "finance", Message: approved}); err != nil || d.Outcome != policy.Allow {
+		t.Fatalf("finance's decision: %+v %v", d, err)
+	}
+	priv, _ := r.PrivateKey("finance")
+	mailbox.Sign(approved, priv)
+	for i := 0; i < 2; i++ {
+		if _, err := r.Inbox("procurement").Deliver(approved.Marshal(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := runUntil(t, r, team, "procurement", "again: already handled, nothing done")
+	if n := strings.Count(strings.Join(lines, "\n"), "→ vendor-b ORDER"); n != 1 {
+		t.Errorf("procurement sent %d orders, want 1: %q", n, lines)
+	}
+	items, _ := r.Inbox("vendor-b").List()
+	if len(items) != 1 {
+		t.Errorf("vendor-b got %d orders, want 1", len(items))
+	}
+	// The copy was finished without a second order.
+	inbox, _ := r.Inbox("procurement").List()
+	done := 0
+	for _, it := range inbox {
+		if it.State == mailbox.StateDone {
+			done++
+		}
+	}
+	if done != 2 {
+		t.Errorf("procurement finished %d of the 2 copies, want both (one acted on, one as already handled)", done)
+	}
+}
