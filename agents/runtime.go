@@ -68,6 +68,16 @@ type Intake struct {
 func PolicyIntake(r *mailbox.Root, agent, human string) *Intake {
 	in := &Intake{Intake: &mailbox.Intake{Root: r, Agent: agent, Human: human}, engine: policy.NewEngine(r)}
 	in.Send = func(m *mailbox.Message) error {
+		if _, signed := m.Get(mailbox.SignatureHeader); !signed {
+			p, err := in.engine.Policy()
+			if err != nil {
+				return err
+			}
+			if !p.AllowsUnsigned(m.From, m.Verb, m.To) {
+				return fmt.Errorf("an unsigned file from %s may not say %s to %s (the policy's [[unsigned]] rules); send it with parley send, which signs it",
+					m.From, m.Verb, m.To)
+			}
+		}
 		_, err := in.engine.Send(policy.Action{Agent: m.From, Message: m})
 		return err
 	}

@@ -44,6 +44,7 @@ type Policy struct {
 	Budget      Budget       `toml:"budget"`
 	Human       Human        `toml:"human"`
 	Allow       []Permission `toml:"allow"`
+	Unsigned    []Permission `toml:"unsigned"` // what a hand-saved, unsigned file may say
 	Rate        Rate         `toml:"rate"`
 	Negotiation Negotiation  `toml:"negotiation"`
 	Fuses       Fuses        `toml:"fuses"`
@@ -202,6 +203,14 @@ func (p *Policy) check(name, text string) error {
 	if p.Human.OnTimeout != "deny" && p.Human.OnTimeout != "escalate" {
 		return fail("on_timeout", `on_timeout is "deny" (the safe answer) or "escalate" (ask again)`, "on_timeout %q is not deny or escalate", p.Human.OnTimeout)
 	}
+	for i, u := range p.Unsigned {
+		for _, v := range u.Verbs {
+			if isMoney(mailbox.Verb(v)) || v == "*" {
+				return tomlfile.Errorf(name, lineAfter(text, "[[unsigned]]", i+1, strconv.Quote(v)), "money never moves on an unsigned file: list only verbs such as NOTIFY or DENIED",
+					"unsigned rule %d allows %s", i+1, v)
+			}
+		}
+	}
 	for i, a := range p.Allow {
 		if a.From == "" || len(a.Verbs) == 0 || len(a.To) == 0 {
 			return fail("from", "each [[allow]] needs from, verbs and to", "allow rule %d is incomplete", i+1)
@@ -254,6 +263,21 @@ func lineWith(text, s string) int {
 	return 0
 }
 
+// lineAfter returns the first line containing s after the n-th line that
+// is marker (a table header), or 0.
+func lineAfter(text, marker string, n int, s string) int {
+	seen := 0
+	for i, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == marker {
+			seen++
+		}
+		if seen == n && strings.Contains(line, s) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 func verbNames() []string {
 	s := make([]string, len(mailbox.Verbs))
 	for i, v := range mailbox.Verbs {
@@ -290,6 +314,34 @@ func (p *Policy) Allows(from string, verb mailbox.Verb, to string) int {
 		}
 	}
 	return 0
+}
+
+// AllowsUnsigned reports whether a hand-saved, unsigned file from from may
+// say verb to to ([[unsigned]] rules; never a verb that moves money).
+func (p *Policy) AllowsUnsigned(from string, verb mailbox.Verb, to string) bool {
+	if isMoney(verb) {
+		return false
+	}
+	for _, u := range p.Unsigned {
+		if !glob(u.From, from) || !contains(u.Verbs, string(verb)) {
+			continue
+		}
+		for _, t := range u.To {
+			if glob(t, to) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 func glob(pattern, name string) bool {
