@@ -52,8 +52,6 @@ type Runtime struct {
 	paused  bool
 	later   []*mailbox.Claimed // claimed, to be handled when acting is possible again
 
-	ring      mailbox.Keyring // the public keys, as of ringStamp (the keys folder's time)
-	ringStamp time.Time
 }
 
 // Intake is a drop folder's intake whose messages go through the policy,
@@ -307,7 +305,10 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	}
 	// Only a message its sender really signed is acted on; anything else is
 	// moved aside with the reason, and counts towards the breaker.
-	if err := rt.verify(m); err != nil {
+	if err := rt.verify(m); errors.Is(err, errLater) {
+		rt.later = append(rt.later, c)
+		return nil
+	} else if err != nil {
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
 		return rt.Root.Reject(rt.Name, rt.Root.Inbox(rt.Name).Path("cur", c.Name), m, err)
 	}
@@ -382,19 +383,17 @@ func (rt *Runtime) release() error {
 // verify checks m's signature against the root's public keys, read again
 // when the keys folder changes (a new agent, a rotation).
 func (rt *Runtime) verify(m *mailbox.Message) error {
-	dir := filepath.Join(rt.Root.Dir, mailbox.KeysDir)
-	st, err := os.Stat(dir)
-	if err != nil {
+	if _, err := os.Stat(filepath.Join(rt.Root.Dir, mailbox.KeysDir)); err != nil {
 		return fmt.Errorf("%w: the root has no keys (parley init makes them)", mailbox.ErrUnknownKey)
 	}
-	if stamp := st.ModTime(); rt.ring == nil || !stamp.Equal(rt.ringStamp) {
-		ring, err := rt.Root.Keys()
-		if err != nil {
-			return err
-		}
-		rt.ring, rt.ringStamp = ring, stamp
+	// Read afresh each time (a handful of small files): a key rotated or
+	// edited in place is seen at once.
+	ring, err := rt.Root.Keys()
+	if err != nil {
+		rt.Log("the keys cannot be read, so nothing can be checked: " + err.Error())
+		return errLater
 	}
-	return rt.ring.Verify(m)
+	return ring.Verify(m)
 }
 
 // answered acts on the human's answer to what this agent escalated: the

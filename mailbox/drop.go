@@ -186,17 +186,23 @@ func (in *Intake) check(path string, data []byte) (*Message, error) {
 	if err != nil {
 		return m, err
 	}
-	if isMoneyVerb(m.Verb) {
-		if _, signed := m.Get(SignatureHeader); !signed {
-			return m, &ParseError{Header: "Verb", Msg: fmt.Sprintf("%s moves money, and a file saved by hand is not signed", m.Verb),
-				Hint: "send it with parley send FILE, or answer with parley approve THREAD: both sign it with your key"}
-		}
+	if _, signed := m.Get(SignatureHeader); signed {
+		// A signed file must verify, whatever it says.
 		ring, err := in.Root.Keys()
 		if err != nil {
 			return m, err
 		}
 		if err := ring.Verify(m); err != nil {
 			return m, err
+		}
+	} else {
+		switch {
+		case isMoneyVerb(m.Verb):
+			return m, &ParseError{Header: "Verb", Msg: fmt.Sprintf("%s moves money, and a file saved by hand is not signed", m.Verb),
+				Hint: "send it with parley send FILE, or answer with parley approve THREAD: both sign it with your key"}
+		case m.From != in.Human:
+			return m, &ParseError{Header: "From", Msg: fmt.Sprintf("is %s, and a file saved by hand, unsigned, can only come from %s", m.From, in.Human),
+				Hint: "leave From out, or send the file with parley send, which signs it with the sender's key"}
 		}
 	}
 	if m.To != in.Agent {

@@ -609,6 +609,9 @@ func ReadAnchors(path string) (map[uint64]string, error) {
 		if err != nil || len(f) < 2 || len(f[1]) != 64 || !isHex(f[1]) {
 			return nil, fmt.Errorf("%s:%d: not \"SEQ HASH TIME\"", path, i+1)
 		}
+		if prev, ok := anchors[seq]; ok && prev != f[1] {
+			return nil, fmt.Errorf("%s:%d: seq %d is anchored twice, to different hashes: one of them was written to cover a rewrite", path, i+1, seq)
+		}
 		anchors[seq] = f[1]
 	}
 	return anchors, nil

@@ -42,7 +42,13 @@ type Root struct {
 	err    error
 
 	keyMu sync.Mutex
-	keys  map[string]ed25519.PrivateKey // the private keys read so far, by agent
+	keys  map[string]cachedKey // the private keys read so far, by agent
+}
+
+// cachedKey is a private key and its file's time: a rotation is seen.
+type cachedKey struct {
+	key  ed25519.PrivateKey
+	when time.Time
 }
 
 // OpenRoot opens an existing root.
@@ -134,21 +140,23 @@ func (r *Root) Deliver(actor string, m *Message) (string, error) {
 func (r *Root) sign(m *Message) error {
 	r.keyMu.Lock()
 	defer r.keyMu.Unlock()
-	priv, ok := r.keys[m.From]
-	if !ok {
-		if _, err := os.Stat(privateFile(r.Dir, m.From)); err != nil {
-			return nil
-		}
+	st, err := os.Stat(privateFile(r.Dir, m.From))
+	if err != nil {
+		return nil
+	}
+	c, ok := r.keys[m.From]
+	if !ok || !c.when.Equal(st.ModTime()) {
 		k, err := r.PrivateKey(m.From)
 		if err != nil {
 			return err
 		}
 		if r.keys == nil {
-			r.keys = map[string]ed25519.PrivateKey{}
+			r.keys = map[string]cachedKey{}
 		}
-		r.keys[m.From], priv = k, k
+		c = cachedKey{key: k, when: st.ModTime()}
+		r.keys[m.From] = c
 	}
-	Sign(m, priv)
+	Sign(m, c.key)
 	return nil
 }
 

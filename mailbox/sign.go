@@ -164,7 +164,10 @@ func (r *Root) RotateKey(agent string) (old, fresh string, err error) {
 	old = Fingerprint(pub)
 	retired := filepath.Join(r.Dir, KeysDir, agent+"."+old+".pub")
 	line := fmt.Sprintf("ed25519 %s %s retired %s\n", base64.StdEncoding.EncodeToString(pub), agent, r.Now().UTC().Format(time.RFC3339Nano))
-	if err := writeFileSync(retired, []byte(line)); err != nil {
+	if err := writeFileSync(retired+".new", []byte(line)); err != nil {
+		return "", "", fmt.Errorf("rotate key of %s: %w", agent, err)
+	}
+	if err := os.Rename(retired+".new", retired); err != nil {
 		return "", "", fmt.Errorf("rotate key of %s: %w", agent, err)
 	}
 	if err := r.writeKey(agent); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,42 @@ func TestVerifyDelivered(t *testing.T) {
 	os.Remove(done)
 	if _, err := r.VerifyDelivered(es); !errors.As(err, &ve) || ve.Kind != "missing" {
 		t.Errorf("after a removal: %v, want missing", err)
+	}
+}
+
+// TestDeliverSignsWithTheKeyInUse: after a rotation, a long-running root
+// signs with the new key, not the one it read before.
+func TestDeliverSignsWithTheKeyInUse(t *testing.T) {
+	r := signedRoot(t, "finance", "procurement")
+	first := testMessage("finance", "procurement", Notify)
+	if _, err := r.Deliver("finance", first); err != nil {
+		t.Fatal(err)
+	}
+	other, err := OpenRoot(r.Dir, r.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, _, err := other.RotateKey("finance"); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(privateFile(r.Dir, "finance"), time.Now(), time.Now().Add(time.Second)) // a new stamp, whatever the clock's grain
+	second := testMessage("finance", "procurement", Notify)
+	second.Date = r.Now().Add(time.Minute)
+	if _, err := r.Deliver("finance", second); err != nil {
+		t.Fatal(err)
+	}
+	ring, _ := r.Keys()
+	if err := ring.Verify(second); err != nil {
+		t.Errorf("a message sent after the rotation: %v", err)
+	}
+}
+
+func TestConflictingAnchorsAreRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), AnchorFile)
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	os.WriteFile(path, []byte("5 "+a+" 2026-11-26T10:00:00Z\n5 "+b+" 2026-11-26T11:00:00Z\n"), 0o644)
+	if _, err := ReadAnchors(path); err == nil || !strings.Contains(err.Error(), "anchored twice") {
+		t.Errorf("ReadAnchors = %v, want the conflict named", err)
 	}
 }

@@ -299,13 +299,13 @@ func TestDropFolder(t *testing.T) {
 
 	// An editor that saves by rename.
 	tmp := filepath.Join(drop, "deny.txt.tmp")
-	if err := os.WriteFile(tmp, []byte("From: procurement\nVerb: DENIED\nAmount: 10 USD\n\nno\n"), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte("Verb: DENIED\nAmount: 10 USD\n\nno\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(drop, "deny.txt")); err != nil {
 		t.Fatal(err)
 	}
-	await("deny.txt procurement DENIED 10.00 USD")
+	await("deny.txt human DENIED 10.00 USD")
 
 	// cp from elsewhere.
 	src := filepath.Join(t.TempDir(), "paid.msg")
@@ -321,6 +321,13 @@ func TestDropFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	await("yes: Verb: APPROVED moves money, and a file saved by hand is not signed")
+
+	// An unsigned file that says it is from an agent: refused, since anyone
+	// who can write a file could write it.
+	if err := os.WriteFile(filepath.Join(drop, "forged"), []byte("From: procurement\nVerb: NOTIFY\n\nhi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	await("forged: From: is procurement, and a file saved by hand, unsigned, can only come from human")
 
 	// A bad file: moved to rejected/ with the reason; its sender is told.
 	if err := os.WriteFile(filepath.Join(drop, "bad"), []byte("From: procurement\nVerb: APPROVED\nAmount: lots\n\n"), 0o644); err != nil {
@@ -349,8 +356,8 @@ func TestDropFolder(t *testing.T) {
 	if _, err := os.Stat(inbox.Path("rejected", "bad.err")); err != nil {
 		t.Errorf("no reason beside the rejected file: %v", err)
 	}
-	if got, _ := r.Inbox("procurement").Pending(); len(got) != 1 {
-		t.Errorf("procurement was sent %d notices, want one ERROR", len(got))
+	if got, _ := r.Inbox("procurement").Pending(); len(got) != 2 {
+		t.Errorf("procurement was sent %d notices, want an ERROR for each file that named it", len(got))
 	}
 	if _, err := os.Stat(inbox.Path("rejected", "yes.err")); err != nil {
 		t.Errorf("the unsigned APPROVED was not moved aside: %v", err)

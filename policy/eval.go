@@ -389,6 +389,9 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 			if m.Verb == mailbox.Paid && m.To != t.vendor {
 				return deny("paid.unordered", "thread %s ordered nothing from %s", m.Thread, m.To)
 			}
+			if m.Verb == mailbox.Paid && amt.GreaterThan(held.ordered) {
+				return deny("paid.unordered", "%s is more than the %s ordered on thread %s", total, p.money(held.ordered), m.Thread)
+			}
 		}
 		if lim := p.Fuses.MaxSpend; m.Verb == mailbox.Order && !lim.IsZero() && t.spend.Add(amt).GreaterThan(lim.Amount) {
 			return Decision{Outcome: Escalate, Rule: "fuses.max_spend",

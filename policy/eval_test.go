@@ -199,6 +199,8 @@ func TestRules(t *testing.T) {
 			[]mailbox.Entry{delivered(msg("human", "finance", mailbox.Approved, "t", "3000.00 USD"), now)},
 			approvedOn("t", "5000.00 USD", now), orderedOn("t", "vendor-b", "3000.00 USD", now)),
 			"procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "2000.00 USD"), Escalate, "human.split", "with 3000.00 USD already ordered in thread t this makes 5000.00 USD"},
+		{"a payment of more than was ordered", join(approvedOn("t", "2400.00 USD", now), orderedOn("t", "vendor-b", "1200.00 USD", now)),
+			"finance", msg("finance", "vendor-b", mailbox.Paid, "t", "2400.00 USD"), Deny, "paid.unordered", "more than the 1200.00 USD ordered"},
 		{"a second payment on a paid thread", join(approvedOn("t", "2400.00 USD", now), paidOn("t", "2400.00 USD", now)),
 			"finance", msg("finance", "vendor-b", mailbox.Paid, "t", "2400.00 USD"), Deny, "paid.unapproved", "no approval in force"},
 	}

@@ -49,7 +49,8 @@ Example:
 					return withHint(fmt.Errorf("%s exists and is not parley's", path),
 						fmt.Sprintf("add this line to it: parley --root '%s' ledger verify --since-commit --messages", root))
 				}
-				script := fmt.Sprintf("#!/bin/sh\n%s: refuse a commit whose ledger is not an honest append.\nexec parley --root '%s' ledger verify --since-commit --messages\n", hookMark, root)
+				quoted := "'" + strings.ReplaceAll(root, "'", `'\''`) + "'"
+				script := fmt.Sprintf("#!/bin/sh\n%s: refuse a commit whose ledger is not an honest append.\nexec parley --root %s ledger verify --since-commit --messages\n", hookMark, quoted)
 				if err := os.MkdirAll(hooks, 0o755); err != nil {
 					return err
 				}

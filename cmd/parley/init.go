@@ -130,6 +130,8 @@ func initRoot(c *cli.Context) error {
 const rootGitignore = `# Written by parley init: private keys never go into git.
 */state/*.key
 */state/*.key.new
+.parley/*.key
+.parley/*.key.new
 `
 
 // createFile writes data to a new file at path and reports true, or

@@ -115,7 +115,8 @@ func verifyLedger(c *cli.Context, e *env) error {
 }
 
 // verify checks the ledger's chain, its anchors and, when asked, that it
-// only grew since git's HEAD.
+// only grew since git's HEAD — the staged copy, when there is one, since
+// that is what a commit records.
 func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
 	path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
 	data, err := os.ReadFile(path)
@@ -125,6 +126,17 @@ func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
 	if err != nil {
 		return mailbox.VerifyResult{}, fmt.Errorf("read ledger: %w", err)
 	}
+	var committed []byte
+	if sinceCommit {
+		g, err := gitFile(path)
+		if err != nil {
+			return mailbox.VerifyResult{}, err
+		}
+		if staged, ok := g.show(":"); ok {
+			data = staged
+		}
+		committed, _ = g.show("HEAD:")
+	}
 	anchors, err := mailbox.ReadAnchors(filepath.Join(e.root.Dir, mailbox.AnchorFile))
 	if err != nil {
 		return mailbox.VerifyResult{}, err
@@ -133,37 +145,47 @@ func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", path, err)
 	}
-	if sinceCommit {
-		committed, err := gitHead(path)
-		if err != nil {
-			return res, err
-		}
-		if !bytes.HasPrefix(data, committed) {
-			return res, &mailbox.VerifyError{Kind: "rewritten", Msg: path + " is not what git's HEAD holds with lines added after it",
-				Hint: "git diff shows what changed; only appends may be committed"}
-		}
+	if sinceCommit && !bytes.HasPrefix(data, committed) {
+		return res, &mailbox.VerifyError{Kind: "rewritten", Msg: path + " is not what git's HEAD holds with lines added after it",
+			Hint: "git diff shows what changed; only appends may be committed"}
 	}
 	return res, nil
 }
 
-// gitHead returns the file as git's HEAD holds it, or nothing when HEAD
-// does not have it (the first commit of a ledger).
-func gitHead(path string) ([]byte, error) {
-	abs, err := filepath.Abs(path)
+// gitPath is a file of a git work tree: the tree's top and the file's path
+// in it, symbolic links resolved.
+type gitPath struct{ top, rel string }
+
+func gitFile(path string) (gitPath, error) {
+	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return nil, err
+		return gitPath{}, err
 	}
-	top, err := exec.Command("git", "-C", filepath.Dir(abs), "rev-parse", "--show-toplevel").Output()
+	real, err = filepath.Abs(real)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("%s is not in a git repository", path), "git init, or leave out --since-commit")
+		return gitPath{}, err
 	}
-	rel, err := filepath.Rel(strings.TrimSpace(string(top)), abs)
+	out, err := exec.Command("git", "-C", filepath.Dir(real), "rev-parse", "--show-toplevel").Output()
 	if err != nil {
-		return nil, err
+		return gitPath{}, withHint(fmt.Errorf("%s is not in a git repository", path), "git init, or leave out --since-commit")
 	}
-	out, err := exec.Command("git", "-C", strings.TrimSpace(string(top)), "show", "HEAD:"+filepath.ToSlash(rel)).Output()
+	top, err := filepath.EvalSymlinks(strings.TrimSpace(string(out)))
 	if err != nil {
-		return nil, nil // no HEAD yet, or the ledger is new in this commit
+		return gitPath{}, err
 	}
-	return out, nil
+	rel, err := filepath.Rel(top, real)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return gitPath{}, fmt.Errorf("%s is outside its git work tree %s", path, top)
+	}
+	return gitPath{top: top, rel: filepath.ToSlash(rel)}, nil
+}
+
+// show returns the file as git holds it at rev ("HEAD:" or ":" for the
+// index), and whether git holds it there at all.
+func (g gitPath) show(rev string) ([]byte, bool) {
+	if exec.Command("git", "-C", g.top, "cat-file", "-e", rev+g.rel).Run() != nil {
+		return nil, false // no HEAD yet, or a ledger not committed or staged
+	}
+	out, err := exec.Command("git", "-C", g.top, "show", rev+g.rel).Output()
+	return out, err == nil
 }
