@@ -149,6 +149,21 @@ func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
 		return res, &mailbox.VerifyError{Kind: "rewritten", Msg: path + " is not what git's HEAD holds with lines added after it",
 			Hint: "git diff shows what changed; only appends may be committed"}
 	}
+	// The anchors only grow too: an anchor changed to cover a rewrite is one.
+	if anchorsPath := filepath.Join(e.root.Dir, mailbox.AnchorFile); sinceCommit && fileExists(anchorsPath) {
+		g, err := gitFile(anchorsPath)
+		if err != nil {
+			return res, err
+		}
+		now, _ := os.ReadFile(anchorsPath)
+		if staged, ok := g.show(":"); ok {
+			now = staged
+		}
+		if before, _ := g.show("HEAD:"); !bytes.HasPrefix(now, before) {
+			return res, &mailbox.VerifyError{Kind: "rewritten", Msg: anchorsPath + " is not what git's HEAD holds with lines added after it",
+				Hint: "anchors are only ever added"}
+		}
+	}
 	return res, nil
 }
 
