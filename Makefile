@@ -8,7 +8,7 @@ PARLEY := bin/parley
 ROOT   ?= mailboxes
 export PARLEY_ROOT := $(ROOT)
 
-.PHONY: build demo test bench lint fuzz clean
+.PHONY: build demo test bench lint fuzz clean ollama-server ollama-smoke
 
 build:
 	$(GO) build -o $(PARLEY) ./cmd/parley
@@ -42,5 +42,25 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseScenario$$' -fuzztime 30s ./agents
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./policy
 
+# A real Ollama server from the Go module proxy, the version in go.mod: cgo
+# builds its llama.cpp (about 3 minutes on 2 cores). The module omits three
+# vendored headers: Debian packages two, and internal/tinymodel/miniaudio is
+# a stub for the third (audio input is not needed).
+OLLAMA_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/ollama/ollama)
+OLLAMA := .cache/ollama/bin/ollama
+
+ollama-server: $(OLLAMA)
+
+$(OLLAMA): go.mod
+	@test -e /usr/include/nlohmann/json.hpp -a -e /usr/include/stb/stb_image.h || \
+		apt-get install -y -qq nlohmann-json3-dev libstb-dev
+	GOBIN=$(abspath .cache/ollama/bin) CGO_CPPFLAGS="-I$(abspath internal/tinymodel)" \
+		GOFLAGS=-mod=mod $(GO) install github.com/ollama/ollama@$(OLLAMA_VERSION)
+	@touch $@
+
+# The server above, offline, with a tiny random model, answering under a schema.
+ollama-smoke: $(OLLAMA)
+	internal/tinymodel/smoke.sh $(OLLAMA)
+
 clean:
-	rm -rf bin
+	rm -rf bin .cache
