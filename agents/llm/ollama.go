@@ -95,8 +95,9 @@ type Answer struct {
 	Record Record
 }
 
-// The ways a call fails that a brain handles differently: the first two are
-// worth a retry, the last is not.
+// The ways a call fails that a brain handles differently: a truncated or
+// non-JSON answer is worth asking again; an unreachable server is not, so the
+// brain falls back to its rules or escalates.
 var (
 	ErrTruncated   = errors.New("the answer was cut off before its end (raise max_tokens)")
 	ErrNotJSON     = errors.New("the answer is not a JSON object")
@@ -160,6 +161,9 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(content, &obj); err != nil {
 		return ans, fmt.Errorf("ollama model %s: %w: %v", c.cfg.Model, ErrNotJSON, err)
+	}
+	if obj == nil { // the answer was null
+		return ans, fmt.Errorf("ollama model %s: %w: null", c.cfg.Model, ErrNotJSON)
 	}
 	ans.JSON = content
 	return ans, nil

@@ -64,6 +64,7 @@ func TestAsk(t *testing.T) {
 		{"cut off by num_predict", `{"a`, "length", ErrTruncated},
 		{"prose, not JSON", `Sure! I accept.`, "stop", ErrNotJSON},
 		{"a JSON array", `["QUOTE"]`, "stop", ErrNotJSON},
+		{"null", `null`, "stop", ErrNotJSON},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
