@@ -20,11 +20,13 @@ export HOME="$tmp/home" OLLAMA_MODELS="$tmp/models" OLLAMA_HOST="127.0.0.1:$port
 mkdir -p "$HOME" "$OLLAMA_MODELS"
 "$ollama" serve >"$tmp/serve.log" 2>&1 &
 pid=$!
+up() { curl -sf "http://$OLLAMA_HOST/api/version" >/dev/null; }
 for _ in $(seq 100); do
-	curl -sf "http://$OLLAMA_HOST/api/version" >/dev/null && break
+	up && break
 	kill -0 "$pid" 2>/dev/null || { cat "$tmp/serve.log" >&2; exit 1; }
 	sleep 0.1
 done
+up || { cat "$tmp/serve.log" >&2; echo "ollama-smoke: the server did not answer on $OLLAMA_HOST within 10 s" >&2; exit 1; }
 
 cat >"$tmp/Modelfile" <<MODELFILE
 FROM $tmp/tiny.gguf
