@@ -219,7 +219,10 @@ type Procurement struct {
 	// as long again before the human is told (the policy's
 	// negotiation.reply_within; 0 waits for ever).
 	ReplyWithin time.Duration `json:"-"`
-	Deals       map[string]*Deal
+	// Limit is the policy's per_transaction limit: no total above it is
+	// ever offered or accepted by a model's choice.
+	Limit mailbox.Money `json:"-"`
+	Deals map[string]*Deal
 }
 
 // await notes that out (the message just sent in deal d) needs an answer.
@@ -266,6 +269,10 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 	}
 	switch m.Verb {
 	case mailbox.Quote:
+		if m.UnitPrice.IsZero() {
+			// A quote in words no one read into a price: not an offer to take.
+			return r.Receive(now, &mailbox.Message{From: m.From, Thread: m.Thread, Verb: mailbox.Decline, Subject: "a quote in words, with no Unit-Price"})
+		}
 		if d.Phase == "quoting" {
 			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy}
 			if r.allAnswered(d) {
@@ -438,7 +445,12 @@ func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*m
 	if !r.Ceiling.IsZero() && price.GreaterThan(r.Ceiling.Amount) {
 		price = r.Ceiling.Amount
 	}
-	d.Offered = mailbox.Money{Amount: price, Currency: theirs.Currency}
+	return r.offer(now, d, mailbox.Money{Amount: price, Currency: theirs.Currency})
+}
+
+// offer sends the counter-offer of this round.
+func (r *Procurement) offer(now time.Time, d *Deal, price mailbox.Money) []*mailbox.Message {
+	d.Offered = price
 	return r.await(now, d, []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
 		Quantity: d.Quantity, UnitPrice: d.Offered, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
 		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", d.Quantity, d.Item, d.Offered),
@@ -527,25 +539,10 @@ const vendorRounds = 4
 func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 	switch m.Verb {
 	case mailbox.Request:
-		earliest := days(now, r.LeadDays)
-		var why string
-		switch {
-		case m.Item != r.Item:
-			why = fmt.Sprintf("we do not sell %s", m.Item)
-		case m.Quantity > r.Capacity:
-			why = fmt.Sprintf("we can deliver at most %d %s", r.Capacity, r.Item)
-		case !m.DeliverBy.IsZero() && earliest.After(m.DeliverBy):
-			why = fmt.Sprintf("we cannot deliver before %s", earliest.Format(time.DateOnly))
+		if why := r.cannot(now, m); why != "" {
+			return []*mailbox.Message{r.decline(m, why)}
 		}
-		if why != "" {
-			d := reply(r.Name, m, mailbox.Decline)
-			d.Subject, d.Body = "DECLINE: "+why, why+".\n"
-			return []*mailbox.Message{d}
-		}
-		q := reply(r.Name, m, mailbox.Quote)
-		q.UnitPrice, q.DeliverBy = r.List, earliest
-		q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, r.List, earliest.Weekday())
-		return []*mailbox.Message{q}
+		return []*mailbox.Message{r.quote(now, m, r.List)}
 	case mailbox.Counter:
 		r.Rounds[m.Thread]++
 		target := r.target(r.Rounds[m.Thread])
@@ -553,10 +550,7 @@ func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 		if !m.UnitPrice.IsZero() && m.UnitPrice.Currency == r.List.Currency && !m.UnitPrice.Amount.LessThan(target.Amount) {
 			price = m.UnitPrice // their offer meets ours
 		}
-		q := reply(r.Name, m, mailbox.Quote)
-		q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
-		q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each", m.Quantity, r.Item, price)
-		return []*mailbox.Message{q}
+		return []*mailbox.Message{r.quote(now, m, price)}
 	case mailbox.Order:
 		if r.Confirmed[m.Thread] {
 			return nil // one order a thread: a second is a repeat, not more business
@@ -578,6 +572,34 @@ func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 		return out
 	}
 	return nil
+}
+
+// cannot says why the vendor cannot serve a request, or "".
+func (r *Vendor) cannot(now time.Time, m *mailbox.Message) string {
+	earliest := days(now, r.LeadDays)
+	switch {
+	case m.Item != r.Item:
+		return fmt.Sprintf("we do not sell %s", m.Item)
+	case m.Quantity > r.Capacity:
+		return fmt.Sprintf("we can deliver at most %d %s", r.Capacity, r.Item)
+	case !m.DeliverBy.IsZero() && earliest.After(m.DeliverBy):
+		return fmt.Sprintf("we cannot deliver before %s", earliest.Format(time.DateOnly))
+	}
+	return ""
+}
+
+func (r *Vendor) decline(m *mailbox.Message, why string) *mailbox.Message {
+	d := reply(r.Name, m, mailbox.Decline)
+	d.Subject, d.Body = "DECLINE: "+why, why+".\n"
+	return d
+}
+
+// quote answers a request or a counter-offer with a price per unit.
+func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *mailbox.Message {
+	q := reply(r.Name, m, mailbox.Quote)
+	q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
+	q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, price, q.DeliverBy.Weekday())
+	return q
 }
 
 // target is the vendor's price in round k: from the list price towards the

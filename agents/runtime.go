@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-dev/parley/agents/llm"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"golang.org/x/sys/unix"
@@ -52,6 +53,9 @@ type Runtime struct {
 	paused  bool
 	later   []*mailbox.Claimed // claimed, to be handled when acting is possible again
 
+	ctx     context.Context
+	model   *llm.Client // an Ollama brain's client
+	noteErr error       // a model call that could not be recorded
 }
 
 // Intake is a drop folder's intake whose messages go through the policy,
@@ -109,6 +113,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	if rt.Log == nil {
 		rt.Log = func(string) {}
 	}
+	rt.ctx = ctx
 	inbox := rt.Root.Inbox(rt.Name)
 	if err := inbox.Create(); err != nil {
 		return err
@@ -366,7 +371,11 @@ func (rt *Runtime) overdue() error {
 // release frees the money of approvals the role no longer needs (a deal
 // that fell through), rather than leaving it held until it lapses.
 func (rt *Runtime) release() error {
-	f, ok := rt.role.(*Finance)
+	role := rt.role
+	if b, ok := role.(*Model); ok {
+		role = b.Rules
+	}
+	f, ok := role.(*Finance)
 	if !ok {
 		return nil
 	}
@@ -446,8 +455,7 @@ func (rt *Runtime) sendTick(out []*mailbox.Message, now time.Time) error {
 func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error {
 	for i, m := range out {
 		if m.ID == "" {
-			sum := sha256.Sum256([]byte(rt.Name + "\x00" + key + "\x00" + strconv.Itoa(i)))
-			m.ID = "<" + hex.EncodeToString(sum[:12]) + "." + rt.Name + "@parley>"
+			m.ID = MessageID(rt.Name, key, i)
 		}
 		m.Version, m.Date, m.From = mailbox.Version, now, rt.Name
 		if err := m.Validate(); err != nil {
@@ -486,6 +494,14 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 	return nil
 }
 
+// MessageID is the id of the i-th message agent sends for a cause (the id
+// of the message it handles): the same cause gives the same ids, after a
+// crash or in a replay.
+func MessageID(agent, key string, i int) string {
+	sum := sha256.Sum256([]byte(agent + "\x00" + key + "\x00" + strconv.Itoa(i)))
+	return "<" + hex.EncodeToString(sum[:12]) + "." + agent + "@parley>"
+}
+
 // reset makes the role afresh from its terms and its saved state: at the
 // start, and after a step that could not be finished, whose changes to the
 // state in memory must not count.
@@ -494,13 +510,55 @@ func (rt *Runtime) reset() error {
 	if err != nil {
 		return err
 	}
-	if p, ok := role.(*Procurement); ok {
-		if pol, err := rt.engine.Policy(); err == nil {
-			p.ReplyWithin = pol.Negotiation.ReplyWithin.Duration
+	pol, _ := rt.engine.Policy() // nil when it cannot be read: then nothing is sent anyway
+	if p, ok := role.(*Procurement); ok && pol != nil {
+		p.ReplyWithin = pol.Negotiation.ReplyWithin.Duration
+		p.Limit = pol.Limits.PerTransaction
+	}
+	if rt.agent.Brain == "ollama" {
+		if role, err = rt.brain(role, pol); err != nil {
+			return err
 		}
 	}
 	rt.role, rt.written = role, nil
 	return rt.load()
+}
+
+// EventLLM is the ledger's record of a use of a model: a call, with its
+// tokens and tape, or what the agent did when the model failed.
+const EventLLM = "llm"
+
+// brain wraps the rules of an agent whose brain is ollama in its model.
+func (rt *Runtime) brain(rules Role, pol *policy.Policy) (Role, error) {
+	if rt.model == nil {
+		c, err := llm.New(rt.agent.ModelConfig())
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: %w", rt.Name, err)
+		}
+		rt.model = c
+	}
+	b, err := NewModel(rt.Root.Dir, rt.Team, rt.agent, rules, pol)
+	if err != nil {
+		return nil, err
+	}
+	b.Ask = TapesOf(rt.Root.Dir, rt.Name).Recording(rt.model.Ask)
+	b.Note = rt.note
+	b.History = func(thread, cause string) string { return History(rt.Root, rt.Name, thread, cause) }
+	b.Ctx = rt.ctx
+	return b, nil
+}
+
+// note records a use of the model in the ledger.
+func (rt *Runtime) note(n Note) {
+	e := NoteEntry(rt.Name, n)
+	rt.Log(fmt.Sprintf("model %s: %s: %s", n.Purpose, n.Outcome, e.Reason))
+	l, err := rt.Root.Ledger()
+	if err == nil {
+		_, err = l.Append(e)
+	}
+	if err != nil && rt.noteErr == nil {
+		rt.noteErr = fmt.Errorf("record a model call: %w", err)
+	}
 }
 
 func (rt *Runtime) statePath() string { return rt.Root.Inbox(rt.Name).Path("state", "state.json") }
@@ -534,6 +592,10 @@ func (rt *Runtime) load() error {
 // save writes the state durably: a temporary file, fsync, rename, and the
 // folder synced — before the message that changed it is marked done.
 func (rt *Runtime) save() error {
+	if err := rt.noteErr; err != nil {
+		rt.noteErr = nil
+		return err
+	}
 	role, err := json.Marshal(rt.role)
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
@@ -546,32 +608,7 @@ func (rt *Runtime) save() error {
 	if bytes.Equal(data, rt.written) {
 		return nil
 	}
-	path := rt.statePath()
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := writeDurable(rt.statePath(), data); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	rt.written = data

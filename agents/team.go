@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/parley-dev/parley/agents/llm"
 	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
@@ -48,7 +49,25 @@ type Agent struct {
 	QuoteWindow  policy.Duration `toml:"quote_window"`
 	Rounds       int             `toml:"rounds"`
 	MaxUnitPrice mailbox.Money   `toml:"max_unit_price"`
+
+	// An Ollama brain's settings (brain = "ollama"; docs/OLLAMA.md).
+	Model       string          `toml:"model"`       // as ollama names it: "llama3.2", "qwen2.5:7b"
+	Host        string          `toml:"host"`        // host:port or URL; default OLLAMA_HOST, else 127.0.0.1:11434
+	Temperature float64         `toml:"temperature"` // 0 (the default) is the most repeatable
+	Seed        int             `toml:"seed"`        // the sampling seed
+	Timeout     policy.Duration `toml:"timeout"`     // for one call; default 60s
+	MaxTokens   int             `toml:"max_tokens"`  // the longest answer, in tokens; default 512
+	LLM         string          `toml:"llm"`         // narrate (the default): code picks the numbers; decide: the model does, within bounds
+	Fallback    string          `toml:"fallback"`    // rules (the default) or escalate, when the model fails
+	Retries     int             `toml:"retries"`     // unusable answers asked again in one step; default 1
+	Prompt      string          `toml:"prompt"`      // the role prompt, relative to the root; default prompts/ROLE.md
 }
+
+// Modes of an Ollama brain, and what it does when the model fails.
+var (
+	LLMModes  = []string{"narrate", "decide"}
+	Fallbacks = []string{"rules", "escalate"}
+)
 
 // Styles are the ways a vendor concedes over rounds (NEGOTIATION.md's
 // time-dependent tactics: e = 0.2, 1 and 2).
@@ -116,6 +135,9 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 		if err := checkTerms(name, text, a); err != nil {
 			return nil, err
 		}
+		if err := checkModel(name, text, a); err != nil {
+			return nil, err
+		}
 		seen[a.Name] = true
 	}
 	h := t.Agent(t.Human)
@@ -170,6 +192,10 @@ func checkTerms(file, text string, a *Agent) error {
 		if _, ok := Styles[a.Style]; !ok {
 			return tomlfile.Errorf(file, tomlfile.Find(text, "style", a.Style), "style is boulware, linear or conceder", "vendor %q: unknown style %q", a.Name, a.Style)
 		}
+	case "human":
+		if a.Brain != "rules" {
+			return tomlfile.Errorf(file, tomlfile.Find(text, "brain", a.Brain), "remove the brain line: a person answers the human's inbox", "agent %q is the human; it has no brain to run", a.Name)
+		}
 	case "procurement":
 		if a.QuoteWindow.Duration <= 0 {
 			a.QuoteWindow.Duration = 30 * time.Second
@@ -179,4 +205,58 @@ func checkTerms(file, text string, a *Agent) error {
 		}
 	}
 	return nil
+}
+
+// checkModel checks an Ollama brain's settings, and fills in defaults. The
+// settings are refused on an agent whose brain is not ollama: a model line
+// that does nothing would mislead whoever reads the file.
+func checkModel(file, text string, a *Agent) error {
+	at := func(key string) int { return tomlfile.Find(text, key, "") }
+	if a.Brain != "ollama" {
+		if a.Model != "" || a.LLM != "" || a.Fallback != "" || a.Prompt != "" || a.Host != "" {
+			return tomlfile.Errorf(file, tomlfile.Find(text, "name", a.Name), `add brain = "ollama", or remove the model settings`,
+				"agent %q has model settings but brain = %q", a.Name, a.Brain)
+		}
+		return nil
+	}
+	if a.LLM == "" {
+		a.LLM = "narrate"
+	}
+	if a.Fallback == "" {
+		a.Fallback = "rules"
+	}
+	if a.Timeout.Duration == 0 {
+		a.Timeout.Duration = 60 * time.Second
+	}
+	if a.MaxTokens == 0 {
+		a.MaxTokens = 512
+	}
+	if a.Retries == 0 {
+		a.Retries = 1
+	}
+	switch {
+	case a.Model == "":
+		return tomlfile.Errorf(file, tomlfile.Find(text, "brain", "ollama"), `add model = "llama3.2" (any model ollama list shows)`, "agent %q: brain = \"ollama\" needs a model", a.Name)
+	case !slices.Contains(LLMModes, a.LLM):
+		return tomlfile.Errorf(file, at("llm"), `llm = "narrate" lets code pick every number; "decide" lets the model, within bounds`, "agent %q: unknown llm mode %q", a.Name, a.LLM)
+	case !slices.Contains(Fallbacks, a.Fallback):
+		return tomlfile.Errorf(file, at("fallback"), `fallback = "rules" takes the rules' step; "escalate" asks the human`, "agent %q: unknown fallback %q", a.Name, a.Fallback)
+	case a.Temperature < 0 || a.Temperature > 2:
+		return tomlfile.Errorf(file, at("temperature"), "temperature is between 0 and 2; 0 is the most repeatable", "agent %q: temperature %v is out of range", a.Name, a.Temperature)
+	case a.Retries < 0 || a.Retries > 5:
+		return tomlfile.Errorf(file, at("retries"), "retries is between 0 and 5", "agent %q: retries %d is out of range", a.Name, a.Retries)
+	case a.MaxTokens < 16:
+		return tomlfile.Errorf(file, at("max_tokens"), "max_tokens of 256 or more leaves room for a whole answer", "agent %q: max_tokens %d is too few for an answer", a.Name, a.MaxTokens)
+	case a.Timeout.Duration < 0:
+		return tomlfile.Errorf(file, at("timeout"), `timeout = "60s"`, "agent %q: timeout is negative", a.Name)
+	}
+	if _, err := llm.ParseHost(a.Host); err != nil {
+		return tomlfile.Errorf(file, at("host"), `host = "127.0.0.1:11434", or leave it out to use OLLAMA_HOST`, "agent %q: %v", a.Name, err)
+	}
+	return nil
+}
+
+// ModelConfig is the agent's settings as the llm client takes them.
+func (a *Agent) ModelConfig() llm.Config {
+	return llm.Config{Model: a.Model, Host: a.Host, Temperature: a.Temperature, Seed: a.Seed, Timeout: a.Timeout.Duration, MaxTokens: a.MaxTokens}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-dev/parley/internal/tomlfile"
 )
@@ -45,6 +46,13 @@ func TestParseTeamErrors(t *testing.T) {
 		{"style", head + "[[agent]]\nname = \"v\"\nrole = \"vendor\"\nitem = \"w\"\nlist_price = \"5 USD\"\nfloor = \"4 USD\"\ncapacity = 1\nstyle = \"stubborn\"\n", `parley.toml:13: vendor "v": unknown style "stubborn"`},
 		{"price not money", head + "[[agent]]\nname = \"v\"\nrole = \"vendor\"\nlist_price = \"cheap\"\n", `parley.toml:9: not an amount: "cheap" is not a plain decimal number`},
 		{"no agents", "version = 1\n", "parley.toml: the team has no agents"},
+		{"ollama without a model", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\n", `parley.toml:9: agent "f": brain = "ollama" needs a model`},
+		{"llm mode", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\nllm = \"dream\"\n", `parley.toml:11: agent "f": unknown llm mode "dream"`},
+		{"fallback", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\nfallback = \"pray\"\n", `parley.toml:11: agent "f": unknown fallback "pray"`},
+		{"temperature", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\ntemperature = 7.5\n", `parley.toml:11: agent "f": temperature 7.5 is out of range`},
+		{"host", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\nhost = \"ftp://x\"\n", `parley.toml:11: agent "f": host "ftp://x" is not host:port or an http URL`},
+		{"model without ollama", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nmodel = \"m\"\n", `parley.toml:7: agent "f" has model settings but brain = "rules"`},
+		{"a human with a model", "version = 1\nhuman = \"human\"\n[[agent]]\nname = \"human\"\nrole = \"human\"\nbrain = \"ollama\"\nmodel = \"m\"\n", `parley.toml:6: agent "human" is the human; it has no brain to run`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +65,29 @@ func TestParseTeamErrors(t *testing.T) {
 				t.Errorf("ParseTeam err =\n  %s\nwant\n  %s", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestOllamaBrainDefaults(t *testing.T) {
+	team, err := ParseTeam("parley.toml", []byte("version = 1\nhuman = \"h\"\n[[agent]]\nname = \"h\"\nrole = \"human\"\n"+
+		"[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"qwen2.5:7b\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := team.Agent("f")
+	if a.LLM != "narrate" || a.Fallback != "rules" || a.Retries != 1 || a.Timeout.Duration != 60*time.Second || a.MaxTokens != 512 {
+		t.Errorf("defaults = %+v", a)
+	}
+	if got := a.PromptFile("/r"); got != "/r/prompts/finance.md" {
+		t.Errorf("PromptFile = %s", got)
+	}
+	text, err := RolePrompt(t.TempDir(), a)
+	if err != nil || !strings.Contains(text, "You are the finance agent") {
+		t.Errorf("RolePrompt of a root without prompts/ = %q, %v; want the shipped one", text, err)
+	}
+	a.Prompt = "mine.md"
+	if _, err := RolePrompt(t.TempDir(), a); err == nil || !strings.Contains(err.Error(), `remove prompt = "mine.md"`) {
+		t.Errorf("a named prompt file that is missing: %v", err)
 	}
 }
 

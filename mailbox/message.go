@@ -461,9 +461,16 @@ func (m *Message) checkVerbFields() error {
 		"Item": m.Item != "", "Quantity": m.Quantity != 0,
 		"Unit-Price": !m.UnitPrice.IsZero(), "Amount": !m.Amount.IsZero(),
 	}
+	// A quote in words (a person's "we can do $1.2k for the lot") is a
+	// quote: an agent with an Ollama brain reads the price from its text.
+	have["Unit-Price"] = have["Unit-Price"] || (m.Verb == Quote && strings.TrimSpace(m.Body) != "")
 	for _, h := range needs[m.Verb] {
 		if !have[h] {
-			return &ParseError{Line: m.lines["Verb"], Header: h, Msg: fmt.Sprintf("is missing, and a %s needs it", m.Verb), Hint: fieldIndex[strings.ToLower(h)].hint}
+			msg := fmt.Sprintf("is missing, and a %s needs it", m.Verb)
+			if m.Verb == Quote && h == "Unit-Price" {
+				msg += ", or its price in words in the text"
+			}
+			return &ParseError{Line: m.lines["Verb"], Header: h, Msg: msg, Hint: fieldIndex[strings.ToLower(h)].hint}
 		}
 	}
 	if !m.UnitPrice.IsZero() && !m.Amount.IsZero() {

@@ -42,17 +42,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Model == "" {
 		return nil, errors.New("ollama: no model named (set model = \"...\" beside brain = \"ollama\")")
 	}
-	host := envconfig.Host()
-	if cfg.Host != "" {
-		h := cfg.Host
-		if !strings.Contains(h, "://") {
-			h = "http://" + h
-		}
-		u, err := url.Parse(h)
-		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("ollama: host %q is not host:port or a URL", cfg.Host)
-		}
-		host = u
+	host, err := ParseHost(cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("ollama: %w", err)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 60 * time.Second
@@ -61,6 +53,23 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxTokens = 512
 	}
 	return &Client{cfg: cfg, host: host, api: api.NewClient(host, &http.Client{})}, nil
+}
+
+// ParseHost reads a host as parley.toml gives it: host:port or a URL; empty
+// means OLLAMA_HOST, else 127.0.0.1:11434, as Ollama's own tools read it.
+func ParseHost(h string) (*url.URL, error) {
+	orig := h
+	if h == "" {
+		return envconfig.Host(), nil
+	}
+	if !strings.Contains(h, "://") {
+		h = "http://" + h
+	}
+	u, err := url.Parse(h)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("host %q is not host:port or an http URL", orig)
+	}
+	return u, nil
 }
 
 // Host is the server the client asks.
@@ -88,11 +97,24 @@ type Record struct {
 }
 
 // Answer is the model's reply: JSON that parsed as an object, which the
-// caller still validates field by field.
+// caller still validates field by field, and the tape of the call.
 type Answer struct {
 	JSON   json.RawMessage
-	Prompt []byte // the request as sent, for ROOT/NAME/state/llm/
-	Record Record
+	Tape   Tape
+	Played bool // from a tape, not the model
+}
+
+// Tape is one call as it happened, written so a person can read exactly
+// what the model saw and said, and so the call can be played again with no
+// model running (Play).
+type Tape struct {
+	System string          `json:"system"`
+	User   string          `json:"user"`
+	Schema json.RawMessage `json:"schema"`
+	Answer string          `json:"answer"`
+	Error  string          `json:"error,omitempty"`
+	Kind   string          `json:"kind,omitempty"` // how the call failed before an answer: unreachable, timeout, server
+	Record Record          `json:"record"`
 }
 
 // The ways a call fails that a brain handles differently: a truncated or
@@ -102,9 +124,13 @@ var (
 	ErrTruncated   = errors.New("the answer was cut off before its end (raise max_tokens)")
 	ErrNotJSON     = errors.New("the answer is not a JSON object")
 	ErrUnreachable = errors.New("the Ollama server does not answer")
+	ErrTimeout     = errors.New("no answer in time")
+	ErrServer      = errors.New("the Ollama server refused the call")
 )
 
-// Ask makes one chat call. The answer's record is filled in even when the
+var kinds = map[string]error{"unreachable": ErrUnreachable, "timeout": ErrTimeout, "server": ErrServer}
+
+// Ask makes one chat call. The answer's tape is filled in even when the
 // answer is refused, so what a failed call cost is still known.
 func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 	stream := false
@@ -126,7 +152,7 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 	if err != nil {
 		return Answer{}, fmt.Errorf("ollama: encode request: %w", err)
 	}
-	ans := Answer{Prompt: prompt, Record: Record{Model: c.cfg.Model, PromptSHA256: hash(prompt)}}
+	tape := Tape{System: call.System, User: call.User, Schema: call.Schema, Record: Record{Model: c.cfg.Model, PromptSHA256: hash(prompt)}}
 
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -136,36 +162,51 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 		resp = r
 		return nil
 	})
-	ans.Record.Duration = time.Since(start)
+	tape.Record.Duration = time.Since(start)
 	if err != nil {
 		var se api.StatusError
 		switch {
 		case errors.As(err, &se):
-			return ans, fmt.Errorf("ollama %s, model %s: %w", c.host, c.cfg.Model, err)
+			tape.Kind, tape.Error = "server", fmt.Sprintf("ollama %s, model %s: %v", c.host, c.cfg.Model, err)
 		case errors.Is(err, context.DeadlineExceeded):
-			return ans, fmt.Errorf("ollama %s, model %s: no answer within %s: %w", c.host, c.cfg.Model, c.cfg.Timeout, err)
+			tape.Kind, tape.Error = "timeout", fmt.Sprintf("ollama %s, model %s: no answer within %s", c.host, c.cfg.Model, c.cfg.Timeout)
 		case ctx.Err() != nil:
-			return ans, fmt.Errorf("ollama %s: %w", c.host, err)
+			return Answer{Tape: tape}, fmt.Errorf("ollama %s: %w", c.host, err)
 		default:
-			return ans, fmt.Errorf("ollama %s: %w (%v)", c.host, ErrUnreachable, err)
+			tape.Kind, tape.Error = "unreachable", fmt.Sprintf("ollama %s: %v", c.host, err)
 		}
+		return Play(tape)
 	}
-	ans.Record.PromptTokens = resp.PromptEvalCount
-	ans.Record.AnswerTokens = resp.EvalCount
-	ans.Record.DoneReason = resp.DoneReason
-	content := []byte(resp.Message.Content)
-	ans.Record.AnswerSHA256 = hash(content)
-	if resp.DoneReason == "length" {
-		return ans, fmt.Errorf("ollama model %s: %w after %d tokens", c.cfg.Model, ErrTruncated, resp.EvalCount)
+	tape.Record.PromptTokens = resp.PromptEvalCount
+	tape.Record.AnswerTokens = resp.EvalCount
+	tape.Record.DoneReason = resp.DoneReason
+	tape.Answer = resp.Message.Content
+	tape.Record.AnswerSHA256 = hash([]byte(tape.Answer))
+	return Play(tape)
+}
+
+// Play returns what a call with this tape returns: the same answer, or the
+// same error, so a recorded call can stand in for the model.
+func Play(t Tape) (Answer, error) {
+	ans := Answer{Tape: t}
+	if t.Kind != "" {
+		kind, ok := kinds[t.Kind]
+		if !ok {
+			kind = ErrServer
+		}
+		return ans, fmt.Errorf("%w: %s", kind, t.Error)
+	}
+	if t.Record.DoneReason == "length" {
+		return ans, fmt.Errorf("ollama model %s: %w after %d tokens", t.Record.Model, ErrTruncated, t.Record.AnswerTokens)
 	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(content, &obj); err != nil {
-		return ans, fmt.Errorf("ollama model %s: %w: %v", c.cfg.Model, ErrNotJSON, err)
+	if err := json.Unmarshal([]byte(t.Answer), &obj); err != nil {
+		return ans, fmt.Errorf("ollama model %s: %w: %v", t.Record.Model, ErrNotJSON, err)
 	}
 	if obj == nil { // the answer was null
-		return ans, fmt.Errorf("ollama model %s: %w: null", c.cfg.Model, ErrNotJSON)
+		return ans, fmt.Errorf("ollama model %s: %w: null", t.Record.Model, ErrNotJSON)
 	}
-	ans.JSON = content
+	ans.JSON = json.RawMessage(t.Answer)
 	return ans, nil
 }
 

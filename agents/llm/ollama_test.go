@@ -90,12 +90,20 @@ func TestAsk(t *testing.T) {
 			if req.Options["seed"] != float64(7) || req.Options["temperature"] != 0.5 || req.Options["num_predict"] != float64(512) {
 				t.Errorf("options = %v", req.Options)
 			}
-			r := ans.Record
+			r := ans.Tape.Record
 			if r.Model != "tiny" || r.PromptTokens != 36 || r.AnswerTokens != 29 || r.DoneReason != tt.doneReason {
 				t.Errorf("record = %+v", r)
 			}
-			if r.PromptSHA256 != hash(ans.Prompt) || r.AnswerSHA256 != hash([]byte(tt.content)) {
+			if len(r.PromptSHA256) != 64 || r.AnswerSHA256 != hash([]byte(tt.content)) {
 				t.Errorf("record hashes = %s %s", r.PromptSHA256, r.AnswerSHA256)
+			}
+			if ans.Tape.System != "You are a vendor." || ans.Tape.User != "Quote 10 widgets." || ans.Tape.Answer != tt.content {
+				t.Errorf("tape = %+v", ans.Tape)
+			}
+			// Played again from its tape, the call comes out the same.
+			again, perr := Play(ans.Tape)
+			if !errors.Is(perr, tt.wantErr) || string(again.JSON) != string(ans.JSON) {
+				t.Errorf("Play = %s, %v; want %s, %v", again.JSON, perr, ans.JSON, err)
 			}
 			if tt.wantErr == nil && string(ans.JSON) != tt.content {
 				t.Errorf("answer = %s, want %s", ans.JSON, tt.content)
@@ -119,9 +127,12 @@ func TestAskFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Ask(context.Background(), Call{User: "x", Schema: verbSchema})
+		ans, err := c.Ask(context.Background(), Call{User: "x", Schema: verbSchema})
 		if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), addr) {
 			t.Fatalf("err = %v, want ErrUnreachable naming %s", err, addr)
+		}
+		if _, perr := Play(ans.Tape); !errors.Is(perr, ErrUnreachable) || perr.Error() != err.Error() {
+			t.Errorf("Play = %v, want %v", perr, err)
 		}
 	})
 	t.Run("a server slower than the timeout", func(t *testing.T) {
@@ -133,7 +144,7 @@ func TestAskFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = c.Ask(context.Background(), Call{User: "x", Schema: verbSchema})
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no answer within 50ms") {
+		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "no answer within 50ms") {
 			t.Fatalf("err = %v, want the timeout named", err)
 		}
 	})
@@ -147,8 +158,7 @@ func TestAskFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = c.Ask(context.Background(), Call{User: "x", Schema: verbSchema})
-		var se api.StatusError
-		if !errors.As(err, &se) || se.StatusCode != http.StatusNotFound || !strings.Contains(err.Error(), "try pulling it") {
+		if !errors.Is(err, ErrServer) || !strings.Contains(err.Error(), "try pulling it") {
 			t.Fatalf("err = %v, want the server's 404 and its words", err)
 		}
 	})
@@ -165,7 +175,7 @@ func TestNew(t *testing.T) {
 		{Config{Model: "m", Host: "10.0.0.2:11434"}, "http://10.0.0.2:11434", ""},
 		{Config{Model: "m", Host: "https://gpu.lan:8443"}, "https://gpu.lan:8443", ""},
 		{Config{}, "", "no model named"},
-		{Config{Model: "m", Host: "http://"}, "", "not host:port or a URL"},
+		{Config{Model: "m", Host: "http://"}, "", "not host:port or an http URL"},
 	}
 	for _, tt := range tests {
 		c, err := New(tt.cfg)

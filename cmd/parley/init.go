@@ -58,6 +58,23 @@ func initRoot(c *cli.Context) error {
 			kept = append(kept, f.name)
 		}
 	}
+	// The role prompts the Ollama brains read, for a person to edit.
+	if err := os.MkdirAll(filepath.Join(dir, agents.PromptsDir), 0o755); err != nil {
+		return fmt.Errorf("create root: %w", err)
+	}
+	prompts, written := agents.ShippedPrompts(), 0
+	for name, text := range prompts {
+		made, err := createFile(filepath.Join(dir, agents.PromptsDir, name), text)
+		if err != nil {
+			return err
+		}
+		if made {
+			written++
+		}
+	}
+	if written > 0 {
+		created = append(created, fmt.Sprintf("%s/(%d)", agents.PromptsDir, written))
+	}
 	e, err := open(c)
 	if err != nil {
 		return err

@@ -67,6 +67,44 @@ type agentStatus struct {
 	LastAt     time.Time `json:"last_at,omitzero"`
 	Waiting    int       `json:"waiting"`
 	Oldest     time.Time `json:"oldest_waiting,omitzero"`
+	Model      *modelUse `json:"model,omitempty"` // an Ollama brain's use of its model
+}
+
+// modelUse is what an agent's model has cost, from the ledger's llm lines.
+type modelUse struct {
+	Model     string `json:"model"`
+	Mode      string `json:"mode"`
+	Calls     int    `json:"calls"`
+	Tokens    int64  `json:"tokens"`
+	Refused   int    `json:"refused"`   // answers that did not check out
+	Fallbacks int    `json:"fallbacks"` // steps the rules took, or a person was asked to
+}
+
+// modelUses adds up the llm lines of the ledger by agent. A call played
+// from its tape (a step taken again after a restart) cost nothing.
+func modelUses(entries []mailbox.Entry) map[string]*modelUse {
+	uses := map[string]*modelUse{}
+	for _, x := range entries {
+		if x.Event != agents.EventLLM {
+			continue
+		}
+		u := uses[x.Agent]
+		if u == nil {
+			u = &modelUse{}
+			uses[x.Agent] = u
+		}
+		if x.File != "" && !strings.Contains(x.Reason, "played from its tape") {
+			u.Calls++
+			u.Tokens += x.Tokens
+		}
+		switch x.Decision {
+		case agents.Refused:
+			u.Refused++
+		case agents.FellBack, agents.Escalated:
+			u.Fallbacks++
+		}
+	}
+	return uses
 }
 
 type escalation struct {
@@ -115,6 +153,7 @@ func (e *env) status() (*status, error) {
 	for _, x := range entries {
 		last[x.Agent] = x
 	}
+	uses := modelUses(entries)
 	for _, a := range team.Agents {
 		inbox := e.root.Inbox(a.Name)
 		live := agents.Alive(inbox.Path("state", "lock"))
@@ -124,6 +163,13 @@ func (e *env) status() (*status, error) {
 		}
 		if x, ok := last[a.Name]; ok {
 			as.LastAction, as.LastAt = describe(x), x.Time
+		}
+		if a.Brain == "ollama" {
+			as.Model = &modelUse{}
+			if u := uses[a.Name]; u != nil {
+				as.Model = u
+			}
+			as.Model.Model, as.Model.Mode = a.Model, a.LLM
 		}
 		names, _ := inbox.Pending()
 		as.Waiting = len(names)
@@ -261,6 +307,13 @@ func (st *status) print(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Name, a.Role, run, ago(a.LastSeen), a.Waiting, ago(a.Oldest), last)
 	}
 	tw.Flush()
+	for _, a := range st.Agents {
+		if a.Model == nil {
+			continue
+		}
+		u := a.Model
+		fmt.Fprintf(w, "model of %s: %s (%s): %d calls, %d tokens, %d answers refused, %d fallbacks\n", a.Name, u.Model, u.Mode, u.Calls, u.Tokens, u.Refused, u.Fallbacks)
+	}
 	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
 	for _, x := range st.Escalations {
 		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: parley approve %s   or: parley deny %s --reason ...\n", x.Thread, ago(x.Since), x.From, x.Subject, x.Thread, x.Thread)

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ollama/ollama/api"
+	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/fakeollama"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/shopspring/decimal"
+)
+
+// followingModel is a fake model that plays the deal straight: it
+// answers every schema, counters once, then accepts; vendors quote the
+// middle of their range, finance approves.
+func followingModel(req api.ChatRequest) fakeollama.Reply {
+	user := fakeollama.User(req)
+	return fakeollama.Follow(req, func(field string, enum []string) string {
+		switch field {
+		case "action":
+			for _, a := range []string{"APPROVED", "QUOTE"} {
+				if strings.Contains(strings.Join(enum, " "), a) {
+					return a
+				}
+			}
+			if strings.Contains(user, "This is round 1 of") && strings.Contains(strings.Join(enum, " "), "COUNTER") {
+				return "COUNTER"
+			}
+			if strings.Contains(strings.Join(enum, " "), "ACCEPT") {
+				return "ACCEPT"
+			}
+		case "unit_price":
+			return enum[len(enum)/2]
+		case "text", "texts":
+			return "Written by the model."
+		}
+		return ""
+	})
+}
+
+// TestOllamaDeal plays the restock deal with every agent but the human on
+// an Ollama brain, each its own process, in both modes: against a fake
+// server that plays straight, and — when PARLEY_OLLAMA_HOST and
+// PARLEY_OLLAMA_MODEL name one (make e2e-ollama) — against a real server,
+// whose model may answer anything. Either way the deal ends, no limit is
+// passed, every call is in the ledger with its tape, and the deal replays
+// from the tapes with no model running.
+func TestOllamaDeal(t *testing.T) {
+	host, model := os.Getenv("PARLEY_OLLAMA_HOST"), os.Getenv("PARLEY_OLLAMA_MODEL")
+	real := host != "" && model != ""
+	if !real {
+		srv := fakeollama.Start(followingModel, "fake:latest")
+		defer srv.Close()
+		host, model = srv.URL, "fake"
+	}
+	bin := parleyBin(t)
+	for _, mode := range []string{"narrate", "decide"} {
+		t.Run(mode, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "root")
+			if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
+				t.Fatalf("init: %v\n%s", err, out)
+			}
+			team := filepath.Join(root, agents.TeamFile)
+			data, _ := os.ReadFile(team)
+			brain := `brain = "ollama"` + "\nmodel = \"" + model + "\"\nhost = \"" + host + "\"\nllm = \"" + mode + "\"\ntimeout = \"120s\"\nseed = 7"
+			os.WriteFile(team, bytes.ReplaceAll(data, []byte(`brain = "rules"`), []byte(brain)), 0o644)
+			if out, err := exec.Command(bin, "--root", root, "doctor").CombinedOutput(); err != nil {
+				t.Fatalf("doctor: %v\n%s", err, out)
+			}
+
+			names := []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
+			procs := map[string]*exec.Cmd{}
+			logs := &lineLog{}
+			for _, n := range names {
+				procs[n] = startAgent(t, bin, root, n, logs)
+			}
+			defer stopAgents(procs)
+			stock := filepath.Join(root, "inventory", "stock.toml")
+			data, _ = os.ReadFile(stock)
+			os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
+			os.Rename(stock+".tmp", stock)
+
+			// The deal ends when finance has paid, or when the human is told
+			// it could not be made (a random model may walk away).
+			entries := awaitLedger(t, root, func(es []mailbox.Entry) bool {
+				return count(es, "decision", "PAID", "allow") > 0 || countDelivered(es, "human", "NOTIFY") > 0
+			}, logs)
+			stopAgents(procs)
+			r, err := mailbox.OpenRoot(root, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			entries, _ = readLedger(r)
+
+			orders := count(entries, "decision", "ORDER", "allow")
+			if orders > 1 || (!real && orders != 1) || count(entries, "decision", "PAID", "allow") != orders {
+				t.Errorf("%d orders, %d payments allowed", orders, count(entries, "decision", "PAID", "allow"))
+			}
+			limit := decimal.RequireFromString("5000")
+			floor := decimal.RequireFromString("4.50")
+			var thread string
+			calls, fallbacks := 0, 0
+			for _, e := range entries {
+				if e.Event == "decision" && e.Decision == "allow" && e.Amount != "" {
+					if a := decimal.RequireFromString(e.Amount); a.GreaterThan(limit) {
+						t.Errorf("%s of %s %s allowed, above the limit", e.Verb, e.Amount, e.Currency)
+					}
+				}
+				if e.Event == "decision" && e.Verb == "ORDER" && e.Decision == "allow" {
+					thread = e.Thread
+					if unit := decimal.RequireFromString(e.Amount).Div(decimal.NewFromInt(e.Quantity)); unit.LessThan(floor) {
+						t.Errorf("ordered at %s a unit, below every vendor's floor", unit)
+					}
+				}
+				if e.Event == agents.EventLLM {
+					if e.File != "" {
+						calls++
+						if _, err := os.Stat(filepath.Join(root, e.File)); err != nil {
+							t.Errorf("the tape of a call is missing: %v", err)
+						}
+					}
+					if e.Decision == agents.FellBack || e.Decision == agents.Escalated {
+						fallbacks++
+					}
+				}
+			}
+			t.Logf("%s: %d model calls, %d fallbacks, %d orders", mode, calls, fallbacks, orders)
+			if calls == 0 {
+				t.Fatal("no model call is in the ledger")
+			}
+			if !real && fallbacks > 0 {
+				t.Errorf("%d fallbacks with a model that follows every schema:\n%s", fallbacks, logs.String())
+			}
+
+			out, _ := exec.Command(bin, "--root", root, "status", "--json").Output()
+			var st struct{ Agents []agentStatus }
+			if err := json.Unmarshal(out, &st); err != nil {
+				t.Fatalf("status --json: %v\n%s", err, out)
+			}
+			for _, a := range st.Agents {
+				if a.Name == "procurement" && (a.Model == nil || a.Model.Calls == 0 || a.Model.Tokens == 0) {
+					t.Errorf("status shows procurement's model use as %+v", a.Model)
+				}
+			}
+			if thread == "" {
+				return // no deal to replay
+			}
+			for _, n := range []string{"procurement", "finance"} {
+				if out, err := exec.Command(bin, "--root", root, "replay", n, "--thread", thread).CombinedOutput(); err != nil {
+					t.Errorf("replay %s: %v\n%s", n, err, out)
+				}
+			}
+			if !real {
+				// The model's words went out; the numbers are the ones agreed.
+				msgs, _ := filepath.Glob(filepath.Join(root, "vendor-*", "cur", "*"))
+				words := 0
+				for _, f := range msgs {
+					if b, _ := os.ReadFile(f); bytes.Contains(b, []byte("Written by the model.")) {
+						words++
+					}
+				}
+				if words == 0 {
+					t.Error("no message to a vendor carries the model's text")
+				}
+			}
+		})
+	}
+}
