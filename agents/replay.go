@@ -136,4 +136,3 @@ func claimedMessage(root, file string) (*mailbox.Message, error) {
 	}
 	return m, nil
 }
-

@@ -136,4 +136,3 @@ func printChecks(e *env, checks []check) error {
 	}
 	return nil
 }
-
