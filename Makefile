@@ -8,7 +8,7 @@ PARLEY := bin/parley
 ROOT   ?= mailboxes
 export PARLEY_ROOT := $(ROOT)
 
-.PHONY: build demo test bench lint fuzz clean ollama-server ollama-smoke
+.PHONY: build demo test bench lint fuzz clean ollama-server ollama-smoke e2e-ollama
 
 build:
 	$(GO) build -o $(PARLEY) ./cmd/parley
@@ -53,14 +53,21 @@ ollama-server: $(OLLAMA)
 
 $(OLLAMA): go.mod
 	@test -e /usr/include/nlohmann/json.hpp -a -e /usr/include/stb/stb_image.h || \
-		apt-get install -y -qq nlohmann-json3-dev libstb-dev
+		{ apt-get update -qq && apt-get install -y -qq nlohmann-json3-dev libstb-dev; }
 	GOBIN=$(abspath .cache/ollama/bin) CGO_CPPFLAGS="-I$(abspath internal/tinymodel)" \
 		GOFLAGS=-mod=mod $(GO) install github.com/ollama/ollama@$(OLLAMA_VERSION)
 	@touch $@
 
 # The server above, offline, with a tiny random model, answering under a schema.
 ollama-smoke: $(OLLAMA)
-	internal/tinymodel/smoke.sh $(OLLAMA)
+	internal/tinymodel/serve.sh $(OLLAMA)
+
+# A whole deal with every agent but the human on an Ollama brain, each its
+# own process, in both modes, against that real server and its tiny random
+# model: its answers are nonsense, and every one must be handled safely.
+e2e-ollama: $(OLLAMA)
+	internal/tinymodel/serve.sh $(OLLAMA) env GORACE=atexit_sleep_ms=50 \
+		$(GO) test -race -count=1 -run '^TestOllamaDeal$$' -v ./cmd/parley
 
 clean:
 	rm -rf bin .cache

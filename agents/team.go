@@ -57,6 +57,7 @@ type Agent struct {
 	Seed        int             `toml:"seed"`        // the sampling seed
 	Timeout     policy.Duration `toml:"timeout"`     // for one call; default 60s
 	MaxTokens   int             `toml:"max_tokens"`  // the longest answer, in tokens; default 512
+	NumCtx      int             `toml:"num_ctx"`     // the context window, in tokens; default: the server's
 	LLM         string          `toml:"llm"`         // narrate (the default): code picks the numbers; decide: the model does, within bounds
 	Fallback    string          `toml:"fallback"`    // rules (the default) or escalate, when the model fails
 	Retries     int             `toml:"retries"`     // unusable answers asked again in one step; default 1
@@ -247,6 +248,8 @@ func checkModel(file, text string, a *Agent) error {
 		return tomlfile.Errorf(file, at("retries"), "retries is between 0 and 5", "agent %q: retries %d is out of range", a.Name, a.Retries)
 	case a.MaxTokens < 16:
 		return tomlfile.Errorf(file, at("max_tokens"), "max_tokens of 256 or more leaves room for a whole answer", "agent %q: max_tokens %d is too few for an answer", a.Name, a.MaxTokens)
+	case a.NumCtx < 0:
+		return tomlfile.Errorf(file, at("num_ctx"), "num_ctx = 8192, or leave it out for the server's default", "agent %q: num_ctx is negative", a.Name)
 	case a.Timeout.Duration < 0:
 		return tomlfile.Errorf(file, at("timeout"), `timeout = "60s"`, "agent %q: timeout is negative", a.Name)
 	}
@@ -258,5 +261,5 @@ func checkModel(file, text string, a *Agent) error {
 
 // ModelConfig is the agent's settings as the llm client takes them.
 func (a *Agent) ModelConfig() llm.Config {
-	return llm.Config{Model: a.Model, Host: a.Host, Temperature: a.Temperature, Seed: a.Seed, Timeout: a.Timeout.Duration, MaxTokens: a.MaxTokens}
+	return llm.Config{Model: a.Model, Host: a.Host, Temperature: a.Temperature, Seed: a.Seed, Timeout: a.Timeout.Duration, MaxTokens: a.MaxTokens, Context: a.NumCtx}
 }

@@ -120,3 +120,16 @@ func TestRepositoryRootHasDefaultTeam(t *testing.T) {
 		t.Error("mailboxes/parley.toml differs from agents/parley.toml: copy one over the other")
 	}
 }
+
+// ...and the role prompts init writes, which the Ollama brains read.
+func TestRepositoryRootHasShippedPrompts(t *testing.T) {
+	for name, text := range ShippedPrompts() {
+		data, err := os.ReadFile("../mailboxes/prompts/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, text) {
+			t.Errorf("mailboxes/prompts/%s differs from agents/prompts/%s: copy one over the other", name, name)
+		}
+	}
+}

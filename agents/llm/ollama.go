@@ -28,6 +28,7 @@ type Config struct {
 	Seed        int           // sampling seed, so a run can be repeated
 	Timeout     time.Duration // for one call, first token to last; 0 means 60 s
 	MaxTokens   int           // num_predict; 0 means 512
+	Context     int           // num_ctx, the context window in tokens; 0 leaves the server's default
 }
 
 // Client asks one model.
@@ -147,6 +148,9 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 			"seed":        c.cfg.Seed,
 			"num_predict": c.cfg.MaxTokens,
 		},
+	}
+	if c.cfg.Context > 0 {
+		req.Options["num_ctx"] = c.cfg.Context
 	}
 	prompt, err := json.Marshal(req)
 	if err != nil {

@@ -68,7 +68,7 @@ func TestOllamaDeal(t *testing.T) {
 			}
 			team := filepath.Join(root, agents.TeamFile)
 			data, _ := os.ReadFile(team)
-			brain := `brain = "ollama"` + "\nmodel = \"" + model + "\"\nhost = \"" + host + "\"\nllm = \"" + mode + "\"\ntimeout = \"120s\"\nseed = 7"
+			brain := `brain = "ollama"` + "\nmodel = \"" + model + "\"\nhost = \"" + host + "\"\nllm = \"" + mode + "\"\ntimeout = \"120s\"\nseed = 7\nmax_tokens = 1024\nnum_ctx = 8192"
 			os.WriteFile(team, bytes.ReplaceAll(data, []byte(`brain = "rules"`), []byte(brain)), 0o644)
 			if out, err := exec.Command(bin, "--root", root, "doctor").CombinedOutput(); err != nil {
 				t.Fatalf("doctor: %v\n%s", err, out)
@@ -107,6 +107,7 @@ func TestOllamaDeal(t *testing.T) {
 			floor := decimal.RequireFromString("4.50")
 			var thread string
 			calls, fallbacks := 0, 0
+			refusals := map[string]int{} // why answers were refused, for the log
 			for _, e := range entries {
 				if e.Event == "decision" && e.Decision == "allow" && e.Amount != "" {
 					if a := decimal.RequireFromString(e.Amount); a.GreaterThan(limit) {
@@ -129,9 +130,16 @@ func TestOllamaDeal(t *testing.T) {
 					if e.Decision == agents.FellBack || e.Decision == agents.Escalated {
 						fallbacks++
 					}
+					if e.Decision == agents.Refused {
+						_, why, _ := strings.Cut(e.Reason, ": attempt ")
+						refusals[e.Rule+": "+why[min(len(why), 3):min(len(why), 90)]]++
+					}
 				}
 			}
 			t.Logf("%s: %d model calls, %d fallbacks, %d orders", mode, calls, fallbacks, orders)
+			for why, n := range refusals {
+				t.Logf("  refused %d×: %s", n, why)
+			}
 			if calls == 0 {
 				t.Fatal("no model call is in the ledger")
 			}
@@ -169,6 +177,45 @@ func TestOllamaDeal(t *testing.T) {
 				if words == 0 {
 					t.Error("no message to a vendor carries the model's text")
 				}
+			}
+		})
+	}
+}
+
+// TestDoctor: parley doctor says, for each agent with a model, whether its
+// host answers and has the model, and what to run when not.
+func TestDoctor(t *testing.T) {
+	srv := fakeollama.Start(followingModel, "llama3.2:latest")
+	defer srv.Close()
+	bin := parleyBin(t)
+	down := "127.0.0.1:1" // nothing listens on port 1
+	tests := []struct {
+		name, host, model string
+		code              int
+		want              string
+	}{
+		{"all well", srv.URL, "llama3.2", 0, "ok    procurement: model llama3.2 on " + srv.URL},
+		{"not pulled", srv.URL, "qwen2.5:7b", 1, "parley: hint: run: ollama pull qwen2.5:7b"},
+		{"no server", down, "llama3.2", 1, "parley: hint: start it with: ollama serve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "root")
+			if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
+				t.Fatalf("init: %v\n%s", err, out)
+			}
+			team := filepath.Join(root, agents.TeamFile)
+			data, _ := os.ReadFile(team)
+			one := []byte("name = \"procurement\"\nrole = \"procurement\"\nbrain = \"rules\"")
+			with := []byte("name = \"procurement\"\nrole = \"procurement\"\nbrain = \"ollama\"\nmodel = \"" + tt.model + "\"\nhost = \"" + tt.host + "\"")
+			os.WriteFile(team, bytes.Replace(data, one, with, 1), 0o644)
+			out, err := exec.Command(bin, "--root", root, "doctor", "--timeout", "2s").CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != tt.code || !strings.Contains(string(out), tt.want) {
+				t.Errorf("doctor exit %d, output:\n%s\nwant exit %d and %q", code, out, tt.code, tt.want)
 			}
 		})
 	}
