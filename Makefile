@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 30s ./mailbox
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTeam$$' -fuzztime 30s ./agents
 	$(GO) test -run '^$$' -fuzz '^FuzzParseScenario$$' -fuzztime 30s ./agents
+	$(GO) test -run '^$$' -fuzz '^FuzzModelAnswer$$' -fuzztime 30s ./agents
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./policy
 
 # A real Ollama server from the Go module proxy, the version in go.mod: cgo

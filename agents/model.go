@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -648,7 +649,11 @@ func History(root *mailbox.Root, agent, thread, cause string) string {
 	defer f.Close()
 	var s strings.Builder
 	stop := errors.New("stop")
-	_ = mailbox.ReadEntries(f, func(_ int, e mailbox.Entry) error {
+	th, _ := json.Marshal(thread)
+	needle := append([]byte(`"thread":`), th...)
+	delivered := []byte(`"event":"` + mailbox.EventDelivered + `"`)
+	keep := func(line []byte) bool { return bytes.Contains(line, needle) && bytes.Contains(line, delivered) }
+	_ = mailbox.ReadSomeEntries(f, keep, func(_ int, e mailbox.Entry) error {
 		if e.Event != mailbox.EventDelivered || e.Thread != thread || (e.From != agent && e.To != agent) {
 			return nil
 		}

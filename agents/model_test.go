@@ -14,6 +14,7 @@ import (
 	"github.com/parley-dev/parley/internal/fakeollama"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
+	"github.com/shopspring/decimal"
 )
 
 // withModel wraps rules in an Ollama brain that asks host, and collects
@@ -373,4 +374,54 @@ func TestInjectionCannotMoveMoney(t *testing.T) {
 			t.Errorf("finance's APPROVED of %s passed the policy", m.Amount)
 		}
 	}
+}
+
+// FuzzModelAnswer: whatever a model answers — any bytes, any JSON — the
+// brain never panics, and a step it takes on the answer is either the
+// rules' own or within the bounds code set.
+func FuzzModelAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"action":"COUNTER","unit_price":"4.80","text":"ok"}`,
+		`{"action":"ACCEPT","unit_price":"4.62","text":"Deal."}`,
+		`{"action":"COUNTER","unit_price":78.43E137669,"text":""}`,
+		`{"texts":["Thanks, $9,000 is fine","b"]}`,
+		`{"found":true,"price":"1200","per":"lot","currency":"USD","deliver_by":"2026-12-01"}`,
+		`null`, `[]`, `{"a`, "",
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, answer string, truncated bool) {
+		done := "stop"
+		if truncated {
+			done = "length"
+		}
+		ask := func(_ context.Context, _ string, c llm.Call) (llm.Answer, error) {
+			return llm.Play(llm.Tape{System: c.System, User: c.User, Schema: c.Schema, Answer: answer, Record: llm.Record{Model: "fuzz", DoneReason: done}})
+		}
+		p, quote := negotiating(t)
+		b, err := NewModel(t.TempDir(), defaultTeam(t), &Agent{Name: "procurement", Role: "procurement", LLM: "decide", Fallback: "rules", Retries: 1}, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Currency = "USD"
+		b.Ask, b.Note, b.History = ask, func(Note) {}, func(string, string) string { return "" }
+		for _, m := range b.Receive(now, quote) {
+			if m.Verb == mailbox.Counter && (m.UnitPrice.Amount.LessThan(decimal.RequireFromString("4.62")) || m.UnitPrice.Amount.GreaterThan(decimal.RequireFromString("4.99"))) {
+				t.Fatalf("a counter-offer of %s, outside 4.62..4.99", m.UnitPrice)
+			}
+			// A body taken from the answer must fit the message; the rules'
+			// own text is true by construction.
+			if body := strings.TrimSpace(m.Body); body != "" && strings.Contains(answer, body) {
+				if err := fits(m.Body, m); err != nil {
+					t.Fatalf("the model's text went out though it does not fit: %v", err)
+				}
+			}
+		}
+		words := in("vendor-c", "procurement", mailbox.Quote, "restock-1", func(m *mailbox.Message) { m.Date, m.Body = now, "ask me" })
+		b.Receive(now, words)
+		if o := p.Deals["restock-1"].Quotes["vendor-c"]; o != nil && !o.Declined && o.UnitPrice.Amount.Sign() <= 0 {
+			t.Fatalf("a quote read as %s", o.UnitPrice)
+		}
+	})
 }
