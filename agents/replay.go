@@ -31,7 +31,7 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 	if a == nil {
 		return nil, 0, fmt.Errorf("no agent named %q in %s", name, TeamFile)
 	}
-	rules, err := newRole(a, team, root.Inbox(name).Path(StockFile))
+	rules, err := NewRole(a, team, root.Inbox(name).Path(StockFile))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -27,8 +27,9 @@ type Role interface {
 	Denied(now time.Time, m *mailbox.Message, d policy.Decision) []*mailbox.Message
 }
 
-// newRole makes the rule-based brain of an agent.
-func newRole(a *Agent, team *Team, stockFile string) (Role, error) {
+// NewRole makes the rule-based brain of agent a of team (stockFile is the
+// inventory's stock file).
+func NewRole(a *Agent, team *Team, stockFile string) (Role, error) {
 	switch a.Role {
 	case "inventory":
 		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), Human: team.Human, StockFile: stockFile, Needs: map[string]int{}, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
@@ -442,8 +443,9 @@ func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*m
 	t := math.Pow(float64(d.Round)/float64(r.Rounds+1), 1/0.5) // concede slowly, then faster near the end
 	step := theirs.Amount.Sub(anchor).Mul(decimal.NewFromFloat(t).Round(4))
 	price := roundCents(anchor.Add(step))
-	if !r.Ceiling.IsZero() && price.GreaterThan(r.Ceiling.Amount) {
-		price = r.Ceiling.Amount
+	if !r.Ceiling.IsZero() && !price.LessThan(r.Ceiling.Amount) {
+		// Never the ceiling itself: an offer at it would say what it is.
+		price = r.Ceiling.Amount.Sub(decimal.New(1, -2))
 	}
 	return r.offer(now, d, mailbox.Money{Amount: price, Currency: theirs.Currency})
 }
@@ -528,6 +530,7 @@ type Vendor struct {
 	LeadDays  int             `json:"-"`
 	E         float64         `json:"-"`
 	Finance   string          `json:"-"`
+	Pitch     string          `json:"-"` // words added to every quote (a simulated vendor's sales talk)
 	Rounds    map[string]int  // thread: counter-offers received
 	Confirmed map[string]bool // thread: an order confirmed
 }
@@ -599,6 +602,9 @@ func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *
 	q := reply(r.Name, m, mailbox.Quote)
 	q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
 	q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, price, q.DeliverBy.Weekday())
+	if r.Pitch != "" {
+		q.Body = r.Pitch + "\n"
+	}
 	return q
 }
 

@@ -27,7 +27,7 @@ func defaultTeam(t *testing.T) *Team {
 func role(t *testing.T, name string) Role {
 	t.Helper()
 	team := defaultTeam(t)
-	r, err := newRole(team.Agent(name), team, "")
+	r, err := NewRole(team.Agent(name), team, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func dealTo(t *testing.T, order []string) (*Procurement, []*mailbox.Message) {
 	p := role(t, "procurement").(*Procurement)
 	vendors := map[string]Role{}
 	for _, n := range []string{"vendor-a", "vendor-b", "vendor-c"} {
-		r, _ := newRole(team.Agent(n), team, "")
+		r, _ := NewRole(team.Agent(n), team, "")
 		vendors[n] = r
 	}
 	req := in("inventory", "procurement", mailbox.Request, "restock-1", func(m *mailbox.Message) { m.DeliverBy = now.AddDate(0, 0, 8) })

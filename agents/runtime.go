@@ -506,7 +506,7 @@ func MessageID(agent, key string, i int) string {
 // start, and after a step that could not be finished, whose changes to the
 // state in memory must not count.
 func (rt *Runtime) reset() error {
-	role, err := newRole(rt.agent, rt.Team, rt.Root.Inbox(rt.Name).Path(StockFile))
+	role, err := NewRole(rt.agent, rt.Team, rt.Root.Inbox(rt.Name).Path(StockFile))
 	if err != nil {
 		return err
 	}

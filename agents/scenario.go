@@ -26,10 +26,16 @@ type Scenario struct {
 		Quantity          int64  `toml:"quantity"`
 		DeliverWithinDays int    `toml:"deliver_within_days"`
 	} `toml:"need"`
-	Buyer struct {
+	Regime string `toml:"regime"` // the kind of deal it is (parley simulate's regimes); free text
+	Buyer  struct {
 		Rounds       int             `toml:"rounds"`
 		QuoteWindow  policy.Duration `toml:"quote_window"`
 		MaxUnitPrice mailbox.Money   `toml:"max_unit_price"`
+		// What parley simulate scores the deal by (NEGOTIATION.md): the
+		// value of a unit delivered in time, and the penalty per unit per
+		// day late.
+		Value       mailbox.Money `toml:"value"`
+		LatePenalty mailbox.Money `toml:"late_penalty"`
 	} `toml:"buyer"`
 	Policy struct {
 		Budget       mailbox.Money `toml:"budget"`
@@ -55,6 +61,7 @@ type ScenarioVendor struct {
 	LeadDays  int           `toml:"lead_days"`
 	Style     string        `toml:"style"`
 	Silent    bool          `toml:"silent"`
+	Pitch     string        `toml:"pitch"` // words added to each of its quotes (manipulation, in the adversarial regime)
 }
 
 // LoadScenario reads and checks a scenario file.
