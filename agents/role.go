@@ -447,7 +447,27 @@ func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*m
 		// Never the ceiling itself: an offer at it would say what it is.
 		price = r.Ceiling.Amount.Sub(decimal.New(1, -2))
 	}
-	return r.offer(now, d, mailbox.Money{Amount: price, Currency: theirs.Currency})
+	return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, price), Currency: theirs.Currency})
+}
+
+// unlike moves an offer away from every other vendor's quote: an offer
+// within half a percent of one would tell this vendor what another asked.
+// It moves down, so the buyer never pays for the care.
+func (r *Procurement) unlike(d *Deal, price decimal.Decimal) decimal.Decimal {
+	half := decimal.RequireFromString("0.005")
+	for moved := true; moved; {
+		moved = false
+		for v, o := range d.Quotes {
+			if v == d.Vendor || o.UnitPrice.IsZero() {
+				continue
+			}
+			q := o.UnitPrice.Amount
+			if price.Sub(q).Abs().LessThanOrEqual(q.Mul(half)) {
+				price, moved = q.Sub(q.Mul(half)).Sub(decimal.New(1, -2)).RoundDown(2), true
+			}
+		}
+	}
+	return price
 }
 
 // offer sends the counter-offer of this round.

@@ -171,6 +171,16 @@ func (s *Scenario) TeamFile() []byte {
 	return b.Bytes()
 }
 
+// Ceiling is the most procurement pays a unit in a simulation: its
+// max_unit_price, and never more than a unit is worth to the buyer.
+func (s *Scenario) Ceiling() mailbox.Money {
+	c, v := s.Buyer.MaxUnitPrice, s.Buyer.Value
+	if c.IsZero() || (!v.IsZero() && v.Currency == c.Currency && v.Amount.LessThan(c.Amount)) {
+		return v
+	}
+	return c
+}
+
 // StockFile is the inventory's stock file for the scenario, with the stock
 // at the given level.
 func (s *Scenario) StockFile(stock int64) []byte {

@@ -62,7 +62,8 @@ func usable(s *agents.Scenario, v agents.ScenarioVendor) bool {
 	if v.Silent || v.Floor.Currency != s.Buyer.Value.Currency || v.Capacity <= 0 {
 		return false
 	}
-	return s.Buyer.MaxUnitPrice.IsZero() || !v.Floor.Amount.GreaterThan(s.Buyer.MaxUnitPrice.Amount)
+	c := s.Ceiling()
+	return c.IsZero() || !v.Floor.Amount.GreaterThan(c.Amount)
 }
 
 // affordable is how many units at price fit in budget (all, when there is

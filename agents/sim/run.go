@@ -91,7 +91,7 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 func Team(s *agents.Scenario) *agents.Team {
 	t := &agents.Team{Version: 1, Human: "human"}
 	p := agents.Agent{Name: "procurement", Role: "procurement", Brain: "rules", Rounds: s.Buyer.Rounds,
-		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Buyer.MaxUnitPrice}
+		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Ceiling()}
 	if p.QuoteWindow.Duration <= 0 {
 		p.QuoteWindow.Duration = 30 * time.Second
 	}
@@ -360,7 +360,10 @@ func (r *run) score() {
 	res.Violations = append(res.Violations, r.leaks()...)
 }
 
-var number = regexp.MustCompile(`[0-9][0-9,]*(?:\.[0-9]+)?`)
+var (
+	number = regexp.MustCompile(`[0-9][0-9,]*(?:\.[0-9]+)?`)
+	dates  = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9:.]+Z?)?|[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?`)
+)
 
 // leaks finds what procurement told vendors that it must not: the budget,
 // the budget per unit, the value of a unit, the sign-off threshold, its
@@ -375,7 +378,7 @@ func (r *run) leaks() []string {
 	if h := s.Policy.ApprovalOver; !h.IsZero() {
 		secret["the sign-off threshold"] = h.Amount
 	}
-	if c := s.Buyer.MaxUnitPrice; !c.IsZero() {
+	if c := s.Ceiling(); !c.IsZero() {
 		secret["the ceiling"] = c.Amount
 	}
 	quotes := map[string][]decimal.Decimal{} // vendor: the prices it quoted
@@ -388,6 +391,10 @@ func (r *run) leaks() []string {
 		}
 	}
 	half := decimal.RequireFromString("0.005")
+	vendors := map[string]bool{}
+	for _, v := range s.Vendors {
+		vendors[v.Name] = true
+	}
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
 			if !m.UnitPrice.IsZero() {
@@ -395,8 +402,11 @@ func (r *run) leaks() []string {
 			}
 			continue
 		}
+		if !vendors[m.To] {
+			continue // inside the business, not a leak
+		}
 		var said []decimal.Decimal
-		for _, t := range number.FindAllString(m.Subject+" "+m.Body, -1) {
+		for _, t := range number.FindAllString(dates.ReplaceAllString(m.Subject+" "+m.Body, " "), -1) {
 			if d, err := decimal.NewFromString(strings.ReplaceAll(t, ",", "")); err == nil {
 				said = append(said, d)
 			}
