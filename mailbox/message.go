@@ -198,6 +198,9 @@ var fieldIndex = func() map[string]*field {
 	return idx
 }()
 
+// verbHint says what a Verb may be; made once, as Validate runs often.
+var verbHint = "Verb: one of " + verbList()
+
 func verbList() string {
 	s := make([]string, len(Verbs))
 	for i, v := range Verbs {
@@ -438,7 +441,7 @@ func (m *Message) Validate() error {
 		{m.From != "", "From", "From: the sending agent's name"},
 		{m.To != "", "To", "To: the receiving agent's name"},
 		{m.Thread != "", "Thread", "let parley send fill it in, or name the deal"},
-		{m.Verb != "", "Verb", "Verb: one of " + verbList()},
+		{m.Verb != "", "Verb", verbHint},
 	} {
 		if !need.ok {
 			return &ParseError{Header: need.name, Msg: "is missing", Hint: need.hint}

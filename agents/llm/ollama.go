@@ -129,6 +129,10 @@ var (
 	ErrServer      = errors.New("the Ollama server refused the call")
 )
 
+// notDone is the done reason recorded for an answer the server ended
+// without done = true.
+const notDone = "not done"
+
 var kinds = map[string]error{"unreachable": ErrUnreachable, "timeout": ErrTimeout, "server": ErrServer}
 
 // Ask makes one chat call. The answer's tape is filled in even when the
@@ -184,6 +188,11 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 	tape.Record.PromptTokens = resp.PromptEvalCount
 	tape.Record.AnswerTokens = resp.EvalCount
 	tape.Record.DoneReason = resp.DoneReason
+	if !resp.Done {
+		// The server ended the answer without saying it was done (seen
+		// when its runner stops mid-answer): what came is not whole.
+		tape.Record.DoneReason = notDone
+	}
 	tape.Answer = resp.Message.Content
 	tape.Record.AnswerSHA256 = hash([]byte(tape.Answer))
 	return Play(tape)
@@ -200,8 +209,11 @@ func Play(t Tape) (Answer, error) {
 		}
 		return ans, fmt.Errorf("%w: %s", kind, t.Error)
 	}
-	if t.Record.DoneReason == "length" {
+	switch t.Record.DoneReason {
+	case "length":
 		return ans, fmt.Errorf("ollama model %s: %w after %d tokens", t.Record.Model, ErrTruncated, t.Record.AnswerTokens)
+	case notDone:
+		return ans, fmt.Errorf("ollama model %s: %w: the server stopped before the answer was done", t.Record.Model, ErrTruncated)
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(t.Answer), &obj); err != nil {

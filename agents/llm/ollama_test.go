@@ -148,6 +148,23 @@ func TestAskFailures(t *testing.T) {
 			t.Fatalf("err = %v, want the timeout named", err)
 		}
 	})
+	t.Run("an answer the server ends without done", func(t *testing.T) {
+		// What a real server sent when its runner stopped mid-answer.
+		srv, _ := fakeOllama(t, func(w http.ResponseWriter, _ *http.Request, req api.ChatRequest) {
+			w.Write([]byte(`{"model":"tiny","message":{"role":"assistant","content":"{ \"texts\"\n : [\n\"bhhh"},"done":false}`))
+		})
+		c, err := New(Config{Model: "tiny", Host: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans, err := c.Ask(context.Background(), Call{User: "x", Schema: verbSchema})
+		if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "stopped before the answer was done") {
+			t.Fatalf("err = %v, want ErrTruncated", err)
+		}
+		if _, perr := Play(ans.Tape); !errors.Is(perr, ErrTruncated) {
+			t.Errorf("Play = %v", perr)
+		}
+	})
 	t.Run("a model without think, or not pulled", func(t *testing.T) {
 		srv, _ := fakeOllama(t, func(w http.ResponseWriter, _ *http.Request, req api.ChatRequest) {
 			w.WriteHeader(http.StatusNotFound)

@@ -1,14 +1,15 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/agents/llm"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/shopspring/decimal"
@@ -23,9 +24,12 @@ type Options struct {
 	// Seed), instead of the order they were sent in.
 	Shuffle bool
 	Seed    uint64
-	// Brain, when set, wraps each agent's rules before the run (an Ollama
-	// brain); nil plays the rules.
-	Brain func(a *agents.Agent, rules agents.Role) (agents.Role, error)
+	// Ask, when set, gives procurement, the vendors and finance an Ollama
+	// brain in mode LLM ("narrate" or "decide") that asks through it; their
+	// role prompts are read from Root (the shipped ones when it has none).
+	Ask  func(ctx context.Context, key string, c llm.Call) (llm.Answer, error)
+	LLM  string
+	Root string
 	// Keep, when set, receives every message delivered and every policy
 	// decision, in order, as the ledger would (parley simulate --keep).
 	Keep func(e mailbox.Entry, m *mailbox.Message)
@@ -42,6 +46,7 @@ type Order struct {
 
 // Result is one scenario played.
 type Result struct {
+	Type       string          `json:"type"` // "scenario"
 	Scenario   string          `json:"id"`
 	Regime     string          `json:"regime"`
 	Seed       uint64          `json:"seed"`
@@ -57,6 +62,8 @@ type Result struct {
 	Rounds     int             `json:"rounds"`
 	Messages   int             `json:"messages"`
 	HumanTold  bool            `json:"human_told"` // the human heard how it ended
+	Calls      int             `json:"model_calls,omitempty"`
+	Tokens     int             `json:"model_tokens,omitempty"`
 	Violations []string        `json:"violations"`
 }
 
@@ -123,6 +130,7 @@ type run struct {
 	thread string
 	said   []*mailbox.Message // procurement's messages to others and the quotes it got, in order: for the leak check
 	human  bool               // the human approved something on the thread
+	log    []*mailbox.Message // what was delivered, for a model's history of the thread
 }
 
 // Run plays one scenario to its end and scores it.
@@ -137,7 +145,7 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 	team := Team(s)
 	r := &run{s: s, opt: opt, pol: pol, state: policy.NewState(), roles: map[string]agents.Role{}, now: Start,
 		thread: "sim-" + s.Name, rng: rand.New(rand.NewPCG(opt.Seed, 7)),
-		res: &Result{Scenario: s.Name, Regime: s.Regime, Seed: opt.Seed, Buyer: "parley", Oracle: Solve(s), Orders: []Order{}, Violations: []string{}}}
+		res: &Result{Type: "scenario", Scenario: s.Name, Regime: s.Regime, Seed: opt.Seed, Buyer: "parley", Oracle: Solve(s), Orders: []Order{}, Violations: []string{}}}
 	for i := range team.Agents {
 		a := &team.Agents[i]
 		if a.Role == "human" || a.Role == "inventory" || s.Silent(a.Name) {
@@ -157,8 +165,8 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 				}
 			}
 		}
-		if opt.Brain != nil {
-			if role, err = opt.Brain(a, role); err != nil {
+		if opt.Ask != nil {
+			if role, err = r.model(team, a, role); err != nil {
 				return nil, err
 			}
 		}
@@ -171,6 +179,37 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 	r.loop()
 	r.score()
 	return r.res, nil
+}
+
+// model gives agent a an Ollama brain over its rules, whose calls count
+// towards the result.
+func (r *run) model(team *agents.Team, a *agents.Agent, rules agents.Role) (agents.Role, error) {
+	c := *a
+	c.Brain, c.LLM, c.Fallback, c.Retries = "ollama", r.opt.LLM, "rules", 1
+	b, err := agents.NewModel(r.opt.Root, team, &c, rules, r.pol)
+	if err != nil {
+		return nil, err
+	}
+	b.Ask = r.opt.Ask
+	b.Note = func(n agents.Note) {
+		if n.Tape != nil {
+			r.res.Calls++
+			r.res.Tokens += n.Tape.Record.PromptTokens + n.Tape.Record.AnswerTokens
+		}
+	}
+	b.History = func(thread, cause string) string {
+		var h strings.Builder
+		for _, m := range r.log {
+			if m.Thread == thread && (m.From == a.Name || m.To == a.Name) {
+				fmt.Fprintf(&h, "%s %s → %s %s: %s\n", m.Date.UTC().Format("2006-01-02 15:04"), m.From, m.To, m.Verb, m.Subject)
+				if m.ID == cause {
+					break
+				}
+			}
+		}
+		return h.String()
+	}
+	return b, nil
 }
 
 // loop delivers messages until none is in flight, then moves the clock on
@@ -212,11 +251,16 @@ func (r *run) over() bool {
 }
 
 func procurement(role agents.Role) *agents.Procurement {
-	if m, ok := role.(*agents.Model); ok {
-		role = m.Rules
-	}
-	p, _ := role.(*agents.Procurement)
+	p, _ := rules(role).(*agents.Procurement)
 	return p
+}
+
+// rules is the rule-based brain under a role.
+func rules(role agents.Role) agents.Role {
+	if m, ok := role.(*agents.Model); ok {
+		return m.Rules
+	}
+	return role
 }
 
 func sortedNames(m map[string]agents.Role) []string {
@@ -236,6 +280,9 @@ func sortedNames(m map[string]agents.Role) []string {
 // deliver hands m to its recipient and sends what it answers.
 func (r *run) deliver(m *mailbox.Message) {
 	r.res.Messages++
+	if r.opt.Ask != nil {
+		r.log = append(r.log, m)
+	}
 	r.record(mailbox.MessageEntry(m.From, mailbox.EventDelivered, m), m)
 	switch {
 	case m.To == "human":
@@ -258,7 +305,7 @@ func (r *run) deliver(m *mailbox.Message) {
 		return // a silent vendor
 	}
 	r.send(m.To, role.Receive(r.now, m))
-	if f, ok := role.(*agents.Finance); ok && len(f.Release) > 0 {
+	if f, ok := rules(role).(*agents.Finance); ok && len(f.Release) > 0 {
 		for _, th := range f.Release {
 			r.record(mailbox.Entry{Time: r.now, Agent: m.To, Event: policy.EventReleased, Thread: th}, nil)
 		}
@@ -360,10 +407,38 @@ func (r *run) score() {
 	res.Violations = append(res.Violations, r.leaks()...)
 }
 
-var (
-	number = regexp.MustCompile(`[0-9][0-9,]*(?:\.[0-9]+)?`)
-	dates  = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9:.]+Z?)?|[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?`)
-)
+// numbers are the numbers a text states, but the parts of dates and times
+// (2026-12-03, 10:00): a run of digits, commas and points, not next to a
+// hyphen or a colon.
+func numbers(text string) []decimal.Decimal {
+	var out []decimal.Decimal
+	isNum := func(c byte) bool { return c >= '0' && c <= '9' || c == '.' || c == ',' }
+	for i := 0; i < len(text); {
+		if text[i] < '0' || text[i] > '9' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && isNum(text[j]) {
+			j++
+		}
+		run := strings.TrimRight(text[i:j], ".,")
+		before, after := byte(' '), byte(' ')
+		if i > 0 {
+			before = text[i-1]
+		}
+		if i+len(run) < len(text) {
+			after = text[i+len(run)]
+		}
+		if before != '-' && before != ':' && after != '-' && after != ':' {
+			if d, err := decimal.NewFromString(strings.ReplaceAll(run, ",", "")); err == nil {
+				out = append(out, d)
+			}
+		}
+		i = j
+	}
+	return out
+}
 
 // leaks finds what procurement told vendors that it must not: the budget,
 // the budget per unit, the value of a unit, the sign-off threshold, its
@@ -405,32 +480,35 @@ func (r *run) leaks() []string {
 		if !vendors[m.To] {
 			continue // inside the business, not a leak
 		}
-		var said []decimal.Decimal
-		for _, t := range number.FindAllString(dates.ReplaceAllString(m.Subject+" "+m.Body, " "), -1) {
-			if d, err := decimal.NewFromString(strings.ReplaceAll(t, ",", "")); err == nil {
-				said = append(said, d)
-			}
-		}
+		said := numbers(m.Subject + " " + m.Body)
 		if !m.UnitPrice.IsZero() {
 			said = append(said, m.UnitPrice.Amount)
 		}
 		for _, d := range said {
+			if echoes(d, quotes[m.To], half) {
+				continue // the recipient's own price, said back to it
+			}
 			for what, v := range secret {
 				if d.Equal(v) && !d.Equal(m.Total().Amount) && !(m.Verb != mailbox.Counter && d.Equal(m.UnitPrice.Amount)) {
 					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, what, d))
 				}
 			}
 			for vendor, qs := range quotes {
-				if vendor == m.To {
-					continue
-				}
-				for _, q := range qs {
-					if d.Sub(q).Abs().LessThanOrEqual(q.Mul(half)) && !d.Equal(decimal.NewFromInt(s.Need.Quantity)) {
-						leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, d))
-					}
+				if vendor != m.To && echoes(d, qs, half) && !d.Equal(decimal.NewFromInt(s.Need.Quantity)) {
+					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, d))
 				}
 			}
 		}
 	}
 	return out
+}
+
+// echoes reports whether d is within a fraction tol of one of the prices.
+func echoes(d decimal.Decimal, prices []decimal.Decimal, tol decimal.Decimal) bool {
+	for _, q := range prices {
+		if d.Sub(q).Abs().LessThanOrEqual(q.Mul(tol)) {
+			return true
+		}
+	}
+	return false
 }

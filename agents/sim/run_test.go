@@ -1,11 +1,16 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/ollama/ollama/api"
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/agents/llm"
+	"github.com/parley-dev/parley/internal/fakeollama"
 )
 
 func load(t testing.TB, path string) *agents.Scenario {
@@ -105,5 +110,84 @@ func TestGeneratedSuite(t *testing.T) {
 	j2, _ := json.Marshal(r2)
 	if string(j1) != string(j2) {
 		t.Errorf("the same run twice came out differently:\n%s\n%s", j1, j2)
+	}
+}
+
+// TestSimulateWithAModel: the same suite with Ollama brains against a fake
+// server that plays straight: the model is asked, its calls and tokens are
+// counted, and the invariants hold as with the rules.
+func TestSimulateWithAModel(t *testing.T) {
+	srv := fakeollama.Start(func(req api.ChatRequest) fakeollama.Reply {
+		return fakeollama.Follow(req, func(field string, enum []string) string {
+			switch field {
+			case "action":
+				for _, a := range []string{"APPROVED", "QUOTE", "ACCEPT"} {
+					if slices.Contains(enum, a) {
+						return a
+					}
+				}
+			case "unit_price":
+				return enum[len(enum)/2]
+			}
+			return ""
+		})
+	})
+	defer srv.Close()
+	client, err := llm.New(llm.Config{Model: "fake", Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(ctx context.Context, _ string, c llm.Call) (llm.Answer, error) { return client.Ask(ctx, c) }
+	for _, mode := range []string{"narrate", "decide"} {
+		var rs []*Result
+		for i := range 12 {
+			res, err := Run(Generate(5, i), Options{Ask: ask, LLM: mode, Root: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Violations) > 0 {
+				t.Errorf("%s %s: %v", mode, res.Scenario, res.Violations)
+			}
+			rs = append(rs, res)
+		}
+		s := Summarize("parley+"+mode, "", rs, 1, 0)
+		if s.Calls == 0 || s.Tokens == 0 || s.Deals == 0 {
+			t.Errorf("%s: %+v, want deals, and calls and tokens per deal", mode, s)
+		}
+		t.Logf("%s: %d deals of %d, %.1f calls and %.0f tokens per deal, agreement %.2f, BSS %.2f", mode, s.Deals, s.Scenarios, s.Calls, s.Tokens, s.AgreementRate, s.BSS)
+	}
+}
+
+// BenchmarkSimulate plays generated deals, one after another, as parley
+// simulate does.
+func BenchmarkSimulate(b *testing.B) {
+	i := 0
+	for b.Loop() {
+		if _, err := Run(Generate(1, i), Options{Seed: uint64(i)}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deals/s")
+}
+
+func TestNumbers(t *testing.T) {
+	tests := []struct {
+		text string
+		want []string
+	}{
+		{"QUOTE: 500 widget at 5.10 USD each, delivered by 2026-12-03", []string{"500", "5.1"}},
+		{"at 10:00, we can do $1,200.50.", []string{"1200.5"}},
+		{"Expires 2026-11-26T12:00:00Z; 9,000 USD", []string{"9000"}},
+		{"no numbers", nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, d := range numbers(tt.text) {
+			got = append(got, d.String())
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("numbers(%q) = %v, want %v", tt.text, got, tt.want)
+		}
 	}
 }

@@ -86,7 +86,7 @@ func TestCrashes(t *testing.T) {
 				procs[victim].Wait()
 				procs[victim] = startAgent(t, bin, root, victim, logs)
 			}
-			entries := awaitLedger(t, root, func(es []mailbox.Entry) bool {
+			entries := awaitLedger(t, root, time.Minute, func(es []mailbox.Entry) bool {
 				return count(es, "decision", "PAID", "allow") > 0 && countDelivered(es, "human", "NOTIFY") > 0
 			}, logs)
 			t.Logf("recovered: %d, torn: %d", strings.Count(logs.String(), "handling again"), count(entries, "repaired", "", ""))
@@ -124,10 +124,10 @@ func awaitLines(root, agent string, k int, limit time.Duration) {
 	}
 }
 
-// awaitLedger reads the ledger until done says so, for at most 60 s.
-func awaitLedger(t *testing.T, root string, done func([]mailbox.Entry) bool, logs *lineLog) []mailbox.Entry {
+// awaitLedger reads the ledger until done says so, for at most limit.
+func awaitLedger(t *testing.T, root string, limit time.Duration, done func([]mailbox.Entry) bool, logs *lineLog) []mailbox.Entry {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		r, err := mailbox.OpenRoot(root, nil)
 		if err != nil {
@@ -141,7 +141,7 @@ func awaitLedger(t *testing.T, root string, done func([]mailbox.Entry) bool, log
 			return es
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the deal did not complete in 60 s; the agents said:\n%s", logs.String())
+			t.Fatalf("the deal did not complete in %s; the agents said:\n%s", limit, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -54,7 +54,7 @@ func write(path string, seed uint64) error {
 		"general.name":                           "parley-tiny",
 		"general.file_type":                      uint32(0), // all F32
 		"llama.block_count":                      uint32(nLayer),
-		"llama.context_length":                   uint32(2048),
+		"llama.context_length":                   uint32(16384),
 		"llama.embedding_length":                 uint32(nEmbd),
 		"llama.feed_forward_length":              uint32(nFF),
 		"llama.attention.head_count":             uint32(nHead),

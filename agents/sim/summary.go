@@ -1,0 +1,124 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Summary aggregates the results of one buyer strategy (NEGOTIATION.md's
+// metrics). Rates and shares are fractions; each interval is a 95%
+// bootstrap interval of the mean.
+type Summary struct {
+	Type           string     `json:"type"` // "summary"
+	Buyer          string     `json:"buyer"`
+	Regime         string     `json:"regime,omitempty"` // empty: every scenario
+	Scenarios      int        `json:"scenarios"`
+	Feasible       int        `json:"feasible"`
+	Deals          int        `json:"deals"`
+	AgreementRate  float64    `json:"agreement_rate"` // deals on feasible scenarios
+	AgreementCI    [2]float64 `json:"agreement_ci"`
+	WalkawayRate   float64    `json:"walkaway_rate"` // no deal and the human told, on infeasible ones
+	BSS            float64    `json:"buyer_surplus_share"`
+	BSSCI          [2]float64 `json:"buyer_surplus_share_ci"`
+	VCGRatio       float64    `json:"vcg_ratio"`  // Σ U_b / Σ U_b^VCG where two or more vendors are capable
+	Efficiency     float64    `json:"efficiency"` // mean over feasible scenarios
+	Violations     int        `json:"violations"`
+	Rounds         float64    `json:"rounds_per_deal"`
+	Messages       float64    `json:"messages_per_deal"`
+	Calls          float64    `json:"model_calls_per_deal,omitempty"`
+	Tokens         float64    `json:"model_tokens_per_deal,omitempty"`
+	DealsPerSecond float64    `json:"deals_per_second,omitempty"`
+}
+
+// Summarize aggregates results; seed draws the bootstrap resamples.
+func Summarize(buyer, regime string, rs []*Result, seed uint64, elapsed time.Duration) Summary {
+	s := Summary{Type: "summary", Buyer: buyer, Regime: regime, Scenarios: len(rs)}
+	var agreed, bss, eff []float64
+	var infeasible, walked int
+	var rounds, messages, calls, tokens int
+	ub, vcg := decimal.Zero, decimal.Zero
+	for _, r := range rs {
+		s.Violations += len(r.Violations)
+		if r.Deal {
+			s.Deals++
+			rounds += r.Rounds
+			messages += r.Messages
+		}
+		calls += r.Calls
+		tokens += r.Tokens
+		if !r.Feasible {
+			infeasible++
+			if !r.Deal && r.HumanTold {
+				walked++
+			}
+			continue
+		}
+		s.Feasible++
+		agreed = append(agreed, b2f(r.Deal))
+		bss = append(bss, r.BSS)
+		eff = append(eff, r.Efficiency)
+		if r.Oracle.Capable >= 2 {
+			ub, vcg = ub.Add(r.UB), vcg.Add(r.Oracle.VCG)
+		}
+	}
+	s.AgreementRate, s.AgreementCI = mean(agreed), bootstrap(agreed, seed)
+	s.BSS, s.BSSCI = mean(bss), bootstrap(bss, seed+1)
+	s.Efficiency = mean(eff)
+	if infeasible > 0 {
+		s.WalkawayRate = float64(walked) / float64(infeasible)
+	}
+	if vcg.Sign() > 0 {
+		s.VCGRatio = ub.Div(vcg).InexactFloat64()
+	}
+	if s.Deals > 0 {
+		s.Rounds = float64(rounds) / float64(s.Deals)
+		s.Messages = float64(messages) / float64(s.Deals)
+		s.Calls = float64(calls) / float64(s.Deals)
+		s.Tokens = float64(tokens) / float64(s.Deals)
+	}
+	if elapsed > 0 {
+		s.DealsPerSecond = float64(len(rs)) / elapsed.Seconds()
+	}
+	return s
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
+}
+
+// bootstrap is the 95% percentile interval of the mean of xs over 1,000
+// resamples drawn with seed.
+func bootstrap(xs []float64, seed uint64) [2]float64 {
+	if len(xs) == 0 {
+		return [2]float64{}
+	}
+	rng := rand.New(rand.NewPCG(seed, 1998))
+	const n = 1000
+	means := make([]float64, n)
+	for i := range means {
+		sum := 0.0
+		for range xs {
+			sum += xs[rng.IntN(len(xs))]
+		}
+		means[i] = sum / float64(len(xs))
+	}
+	slices.Sort(means)
+	return [2]float64{means[n*25/1000], means[n*975/1000-1]}
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/agents/llm"
+	"github.com/parley-dev/parley/agents/sim"
+	"github.com/urfave/cli/v2"
+)
+
+func simulateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "simulate",
+		Usage:     "play many deals in one process, with mock data, and score them",
+		ArgsUsage: " ",
+		Description: `Plays procurement deals in one process over an in-memory mailbox with a
+simulated clock, through the same roles and the same policy checks as a live
+run, and scores each against the exact optimum: whether a deal was made when
+one was possible, how much of the surplus the buyer kept, and that no hard
+rule was broken (docs/SIMULATION.md).
+
+The deals are generated (--generate N --seed S, every regime in turn: easy,
+split, tight, infeasible, over-threshold, adversarial) or read from scenario
+files (--scenarios DIR). The same seed plays the same deals.
+
+With --brain ollama, procurement, the vendors and finance run on a model
+(--model, --host, --llm): every call is counted, and the summary gives calls
+and tokens per deal.
+
+Example:
+   parley simulate --generate 10000 --seed 1
+   parley simulate --scenarios testdata/scenarios --json
+   parley simulate --generate 60 --brain ollama --model llama3.2 --llm decide`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "generate", Usage: "play N generated scenarios"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "the seed of the generated scenarios and of --order shuffle"},
+			&cli.StringFlag{Name: "scenarios", Usage: "play the scenario files (*.toml) in `DIR`"},
+			&cli.StringFlag{Name: "order", Value: "arrival", Usage: "the order messages in flight are delivered in: arrival or shuffle"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per scenario, then the summaries"},
+			&cli.StringFlag{Name: "brain", Value: "rules", Usage: "rules, or ollama"},
+			&cli.StringFlag{Name: "model", Usage: "with --brain ollama: the model"},
+			&cli.StringFlag{Name: "host", Usage: "with --brain ollama: host:port (default OLLAMA_HOST, else 127.0.0.1:11434)"},
+			&cli.StringFlag{Name: "llm", Value: "narrate", Usage: "with --brain ollama: narrate or decide"},
+			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "with --brain ollama: for one call"},
+		},
+		// No root is needed: the deals are played in memory. The root's
+		// prompts/ are read by --brain ollama when there are any.
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			e := &env{stdout: c.App.Writer, stderr: c.App.ErrWriter}
+			scenarios, err := simScenarios(c)
+			if err != nil {
+				return err
+			}
+			opt := sim.Options{Shuffle: c.String("order") == "shuffle", Root: c.String("root")}
+			if o := c.String("order"); o != "arrival" && o != "shuffle" {
+				return usageError{fmt.Errorf("--order is arrival or shuffle, not %q", o)}
+			}
+			switch c.String("brain") {
+			case "rules":
+			case "ollama":
+				if c.String("llm") != "narrate" && c.String("llm") != "decide" {
+					return usageError{fmt.Errorf("--llm is narrate or decide, not %q", c.String("llm"))}
+				}
+				client, err := llm.New(llm.Config{Model: c.String("model"), Host: c.String("host"), Timeout: c.Duration("timeout"), MaxTokens: 512})
+				if err != nil {
+					return withHint(err, "give --model, one that ollama list shows (parley doctor checks the agents' own)")
+				}
+				opt.Ask = func(ctx context.Context, _ string, call llm.Call) (llm.Answer, error) { return client.Ask(ctx, call) }
+				opt.LLM = c.String("llm")
+			default:
+				return usageError{fmt.Errorf("--brain is rules or ollama, not %q", c.String("brain"))}
+			}
+			return simulate(c, e, scenarios, opt)
+		},
+	}
+}
+
+// simScenarios are the scenarios to play: generated, or from files.
+func simScenarios(c *cli.Context) ([]*agents.Scenario, error) {
+	n, dir := c.Int("generate"), c.String("scenarios")
+	switch {
+	case n > 0 && dir != "":
+		return nil, usageError{fmt.Errorf("give --generate or --scenarios, not both")}
+	case n > 0:
+		out := make([]*agents.Scenario, n)
+		for i := range out {
+			out[i] = sim.Generate(c.Uint64("seed"), i)
+		}
+		return out, nil
+	case dir != "":
+		files, err := filepath.Glob(filepath.Join(dir, "*.toml"))
+		if err != nil || len(files) == 0 {
+			return nil, withHint(fmt.Errorf("no scenario files (*.toml) in %s", dir), "testdata/scenarios has examples; docs/SCENARIOS.md describes the file")
+		}
+		var out []*agents.Scenario
+		for _, f := range files {
+			s, err := agents.LoadScenario(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, usageError{fmt.Errorf("say what to play: --generate N, or --scenarios DIR")}
+}
+
+func simulate(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options) error {
+	progress := len(scenarios) >= 1000 && isTerminal(e.stderr)
+	results := make([]*sim.Result, 0, len(scenarios))
+	start := time.Now()
+	for i, s := range scenarios {
+		if err := c.Context.Err(); err != nil {
+			return err
+		}
+		opt.Seed = c.Uint64("seed") + uint64(i)
+		r, err := sim.Run(s, opt)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+		if c.Bool("json") {
+			if err := printJSON(e.stdout, r); err != nil {
+				return err
+			}
+		}
+		if progress && (i+1)%500 == 0 {
+			fmt.Fprintf(e.stderr, "\rplayed %d of %d", i+1, len(scenarios))
+		}
+	}
+	elapsed := time.Since(start)
+	if progress {
+		fmt.Fprintf(e.stderr, "\r%30s\r", "")
+	}
+	buyer := "parley"
+	if opt.Ask != nil {
+		buyer += "+" + opt.LLM
+	}
+	all := sim.Summarize(buyer, "", results, c.Uint64("seed"), elapsed)
+	byRegime := map[string][]*sim.Result{}
+	for _, r := range results {
+		byRegime[r.Regime] = append(byRegime[r.Regime], r)
+	}
+	var regimes []string
+	for r := range byRegime {
+		regimes = append(regimes, r)
+	}
+	sort.Strings(regimes)
+	if c.Bool("json") {
+		for _, r := range regimes {
+			if r != "" {
+				if err := printJSON(e.stdout, sim.Summarize(buyer, r, byRegime[r], c.Uint64("seed"), 0)); err != nil {
+					return err
+				}
+			}
+		}
+		return printJSON(e.stdout, all)
+	}
+	if len(scenarios) <= 20 {
+		printResults(e.stdout, results)
+	}
+	printSummaries(e.stdout, buyer, regimes, byRegime, all, c.Uint64("seed"))
+	if all.Violations > 0 {
+		return fmt.Errorf("%d hard invariants broken (run with --json to see which)", all.Violations)
+	}
+	return nil
+}
+
+func printResults(w io.Writer, results []*sim.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tREGIME\tFEASIBLE\tDEAL\tU_B\tW*\tBSS\tROUNDS\tVIOLATIONS")
+	for _, r := range results {
+		deal := "no"
+		if r.Deal {
+			o := r.Orders[0]
+			deal = fmt.Sprintf("%d from %s at %s", o.Quantity, o.Vendor, o.UnitPrice)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%.3f\t%d\t%d\n", r.Scenario, r.Regime, r.Feasible, deal, r.UB.StringFixed(2), r.Oracle.WStar.StringFixed(2), r.BSS, r.Rounds, len(r.Violations))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+}
+
+func printSummaries(w io.Writer, buyer string, regimes []string, by map[string][]*sim.Result, all sim.Summary, seed uint64) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGIME\tSCENARIOS\tFEASIBLE\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tROUNDS\tVIOLATIONS")
+	row := func(name string, s sim.Summary) {
+		walk := "-"
+		if s.Scenarios > s.Feasible {
+			walk = fmt.Sprintf("%.3f", s.WalkawayRate)
+		}
+		agree, bss, vcg := "-", "-", "-"
+		if s.Feasible > 0 {
+			agree, bss = fmt.Sprintf("%.3f", s.AgreementRate), fmt.Sprintf("%.3f", s.BSS)
+		}
+		if s.VCGRatio > 0 {
+			vcg = fmt.Sprintf("%.3f", s.VCGRatio)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%.3f\t%.1f\t%d\n", name, s.Scenarios, s.Feasible, agree, walk, bss, vcg, s.Efficiency, s.Rounds, s.Violations)
+	}
+	for _, r := range regimes {
+		if r != "" {
+			row(r, sim.Summarize(buyer, r, by[r], seed, 0))
+		}
+	}
+	row("all", all)
+	tw.Flush()
+	fmt.Fprintf(w, "\nbuyer %s: agreement %.3f [%.3f, %.3f], buyer surplus share %.3f [%.3f, %.3f] (95%% bootstrap), %.0f deals/s\n",
+		buyer, all.AgreementRate, all.AgreementCI[0], all.AgreementCI[1], all.BSS, all.BSSCI[0], all.BSSCI[1], all.DealsPerSecond)
+	if all.Calls > 0 {
+		fmt.Fprintf(w, "model: %.1f calls and %.0f tokens per deal\n", all.Calls, all.Tokens)
+	}
+}
