@@ -87,8 +87,10 @@ func TestOllamaDeal(t *testing.T) {
 			os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
 			os.Rename(stock+".tmp", stock)
 
-			// The deal ends when finance has paid, or when the human is told
-			// it could not be made (a random model may walk away).
+			// The deal ends when finance has paid, when the human is told it
+			// could not be made (a random model may walk away), or when it
+			// waits for the human (a random model may agree to a total above
+			// the sign-off threshold).
 			// A real model on a CPU answers in a second or so, and the
 			// agents' calls queue on one server: a deal takes minutes.
 			wait := time.Minute
@@ -96,7 +98,7 @@ func TestOllamaDeal(t *testing.T) {
 				wait = 8 * time.Minute
 			}
 			entries := awaitLedger(t, root, wait, func(es []mailbox.Entry) bool {
-				return count(es, "decision", "PAID", "allow") > 0 || countDelivered(es, "human", "NOTIFY") > 0
+				return count(es, "decision", "PAID", "allow") > 0 || countDelivered(es, "human", "NOTIFY") > 0 || countDelivered(es, "human", "ESCALATE") > 0
 			}, logs)
 			stopAgents(procs)
 			r, err := mailbox.OpenRoot(root, nil)
