@@ -639,8 +639,10 @@ func NoteEntry(agent string, n Note) mailbox.Entry {
 }
 
 // History is the thread so far as agent saw it, from the ledger: one line
-// a message it sent or got, oldest first, up to the delivery of the
-// message cause — so a replay builds the same prompt as the live call.
+// a message it claimed or sent, oldest first, up to its claim of the
+// message cause. Only the agent's own lines count — written by itself, in
+// order, before it acts — so a replay builds the same prompt as the live
+// call, whatever other agents wrote meanwhile.
 func History(root *mailbox.Root, agent, thread, cause string) string {
 	f, err := os.Open(filepath.Join(root.Dir, mailbox.LedgerFile))
 	if err != nil {
@@ -651,14 +653,18 @@ func History(root *mailbox.Root, agent, thread, cause string) string {
 	stop := errors.New("stop")
 	th, _ := json.Marshal(thread)
 	needle := append([]byte(`"thread":`), th...)
+	claimed := []byte(`"event":"` + mailbox.EventClaimed + `"`)
 	delivered := []byte(`"event":"` + mailbox.EventDelivered + `"`)
-	keep := func(line []byte) bool { return bytes.Contains(line, needle) && bytes.Contains(line, delivered) }
+	keep := func(line []byte) bool {
+		return bytes.Contains(line, needle) && (bytes.Contains(line, claimed) || bytes.Contains(line, delivered))
+	}
 	_ = mailbox.ReadSomeEntries(f, keep, func(_ int, e mailbox.Entry) error {
-		if e.Event != mailbox.EventDelivered || e.Thread != thread || (e.From != agent && e.To != agent) {
+		mine := (e.Event == mailbox.EventClaimed && e.Agent == agent) || (e.Event == mailbox.EventDelivered && e.From == agent)
+		if !mine || e.Thread != thread {
 			return nil
 		}
 		fmt.Fprintf(&s, "%s %s → %s %s: %s\n", e.Time.UTC().Format("2006-01-02 15:04"), e.From, e.To, e.Verb, e.Subject)
-		if e.MsgID == cause {
+		if e.Event == mailbox.EventClaimed && e.MsgID == cause {
 			return stop
 		}
 		return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -182,6 +183,14 @@ type Offer struct {
 	Why       string
 }
 
+// price is the offer's unit price; nothing for no offer.
+func (o *Offer) price() mailbox.Money {
+	if o == nil {
+		return mailbox.Money{}
+	}
+	return o.UnitPrice
+}
+
 // Deal is one need procurement works on, from request to delivery.
 type Deal struct {
 	Thread    string
@@ -195,6 +204,8 @@ type Deal struct {
 	Vendor    string    // the one negotiated with, then ordered from
 	Round     int
 	Offered   mailbox.Money // procurement's last counter-offer
+	Anchor    mailbox.Money // a baseline tactic's first offer
+	Last      mailbox.Money // the vendor's quote before its latest (tit-for-tat)
 	Agreed    mailbox.Money // the unit price agreed
 	Why       string        // why the winner won
 	// The message an answer is awaited to, by when, and whether it was
@@ -223,7 +234,10 @@ type Procurement struct {
 	// Limit is the policy's per_transaction limit: no total above it is
 	// ever offered or accepted by a model's choice.
 	Limit mailbox.Money `json:"-"`
-	Deals map[string]*Deal
+	// Tactic is how it negotiates: "" is parley's own; the others are
+	// NEGOTIATION.md's baselines, played by parley simulate --buyer.
+	Tactic string `json:"-"`
+	Deals  map[string]*Deal
 }
 
 // await notes that out (the message just sent in deal d) needs an answer.
@@ -276,6 +290,10 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 		}
 		if d.Phase == "quoting" {
 			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy}
+			if r.Tactic == "first" && slices.Contains(r.ranked(d), m.From) && r.within(m.UnitPrice) {
+				d.Vendor, d.Why = m.From, "the first acceptable quote"
+				return r.accept(now, d, m.UnitPrice)
+			}
 			if r.allAnswered(d) {
 				return r.compare(now, d)
 			}
@@ -393,7 +411,7 @@ func (r *Procurement) ranked(d *Deal) []string {
 		if o.Declined || o.UnitPrice.IsZero() || (!d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy)) {
 			continue
 		}
-		if !r.Ceiling.IsZero() && o.UnitPrice.Currency == r.Ceiling.Currency && o.UnitPrice.Amount.GreaterThan(r.Ceiling.Amount) && r.Rounds == 0 {
+		if !r.within(o.UnitPrice) && (r.Rounds == 0 || r.Tactic == "posted") {
 			continue
 		}
 		vs = append(vs, v)
@@ -427,7 +445,7 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 	} else {
 		d.Why += " and the only usable quote"
 	}
-	if r.Rounds == 0 {
+	if r.Rounds == 0 || r.Tactic == "posted" {
 		return r.accept(now, d, o.UnitPrice)
 	}
 	d.Phase = "negotiating"
@@ -439,15 +457,50 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 // the private ceiling, and never naming it or another vendor's price.
 func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*mailbox.Message {
 	d.Round++
-	anchor := theirs.Amount.Mul(decimal.RequireFromString("0.90"))
-	t := math.Pow(float64(d.Round)/float64(r.Rounds+1), 1/0.5) // concede slowly, then faster near the end
-	step := theirs.Amount.Sub(anchor).Mul(decimal.NewFromFloat(t).Round(4))
-	price := roundCents(anchor.Add(step))
+	if d.Anchor.IsZero() {
+		d.Anchor = mailbox.Money{Amount: roundCents(theirs.Amount.Mul(decimal.RequireFromString("0.90"))), Currency: theirs.Currency}
+	}
+	price := r.target(d, theirs, d.Round)
 	if !r.Ceiling.IsZero() && !price.LessThan(r.Ceiling.Amount) {
 		// Never the ceiling itself: an offer at it would say what it is.
 		price = r.Ceiling.Amount.Sub(decimal.New(1, -2))
 	}
 	return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, price), Currency: theirs.Currency})
+}
+
+// tactics are the time-dependent baselines' concession exponents
+// (NEGOTIATION.md: Boulware e = 0.2, linear e = 1, conceder e = 2).
+var tactics = map[string]float64{"boulware": 0.2, "linear": 1, "conceder": 2}
+
+// target is the offer of round k against the vendor's quote theirs.
+func (r *Procurement) target(d *Deal, theirs mailbox.Money, k int) decimal.Decimal {
+	if e, ok := tactics[r.Tactic]; ok {
+		// p(t) = a + (c − a)·t^(1/e), from the anchor to the ceiling (or
+		// their quote, with no ceiling) over the rounds.
+		a, c := d.Anchor.Amount, theirs.Amount
+		if !r.Ceiling.IsZero() {
+			c = r.Ceiling.Amount
+		}
+		t := math.Pow(math.Min(float64(k)/float64(r.Rounds), 1), 1/e)
+		return roundCents(a.Add(c.Sub(a).Mul(decimal.NewFromFloat(t).Round(4))))
+	}
+	if r.Tactic == "tft" {
+		// Tit for tat: concede as much as the vendor did last.
+		if k == 1 || d.Last.IsZero() {
+			return d.Anchor.Amount
+		}
+		return d.Offered.Amount.Add(decimal.Max(d.Last.Amount.Sub(theirs.Amount), decimal.Zero))
+	}
+	// parley's: from 10% under their quote towards it, slowly at first and
+	// faster near the end.
+	anchor := theirs.Amount.Mul(decimal.RequireFromString("0.90"))
+	t := math.Pow(float64(k)/float64(r.Rounds+1), 1/0.5)
+	return roundCents(anchor.Add(theirs.Amount.Sub(anchor).Mul(decimal.NewFromFloat(t).Round(4))))
+}
+
+// within reports whether a unit price is at most the ceiling.
+func (r *Procurement) within(p mailbox.Money) bool {
+	return r.Ceiling.IsZero() || p.Currency != r.Ceiling.Currency || !p.Amount.GreaterThan(r.Ceiling.Amount)
 }
 
 // unlike moves an offer away from every other vendor's quote: an offer
@@ -484,9 +537,13 @@ func (r *Procurement) offer(now time.Time, d *Deal, price mailbox.Money) []*mail
 // and under the ceiling.
 func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*mailbox.Message {
 	theirs := m.UnitPrice
+	d.Last = d.Quotes[d.Vendor].UnitPrice
 	d.Quotes[d.Vendor].UnitPrice = theirs
 	if !theirs.Amount.GreaterThan(d.Offered.Amount) {
 		return r.accept(now, d, theirs)
+	}
+	if _, timed := tactics[r.Tactic]; timed && d.Round < r.Rounds && r.within(theirs) && !theirs.Amount.GreaterThan(r.target(d, theirs, d.Round+1)) {
+		return r.accept(now, d, theirs) // as good as our next offer would be
 	}
 	if d.Round < r.Rounds {
 		return r.counter(now, d, theirs)

@@ -407,3 +407,37 @@ func TestInventoryBadStockFile(t *testing.T) {
 		t.Fatalf("after the fix: %v, Bad %q", summary(out), inv.Bad)
 	}
 }
+
+// TestProcurementTactics: each strategy's counter-offers over three rounds
+// against a vendor quoting 10.00, then 9.50, then 9.20, with a ceiling of
+// 12.00, worked out by hand. The baselines go from the anchor (9.00, 10%
+// under the first quote) towards the ceiling: p = a + (c − a)·(k/3)^(1/e),
+// never the ceiling itself; tit for tat adds the vendor's last concession;
+// parley's own starts 10% under each quote and concedes (k/4)² of the gap.
+func TestProcurementTactics(t *testing.T) {
+	tests := []struct {
+		tactic string
+		want   []string // the offers of rounds 1, 2, 3
+	}{
+		{"", []string{"9.06", "8.79", "8.80"}},
+		{"boulware", []string{"9.01", "9.40", "11.99"}},
+		{"linear", []string{"10.00", "11.00", "11.99"}},
+		{"conceder", []string{"10.73", "11.45", "11.99"}},
+		{"tft", []string{"9.00", "9.50", "9.80"}},
+	}
+	for _, tt := range tests {
+		p := &Procurement{Rounds: 3, Ceiling: mailbox.MustMoney("12.00 USD"), Tactic: tt.tactic}
+		d := &Deal{Quotes: map[string]*Offer{}, Vendor: "v"}
+		var got []string
+		for _, q := range []string{"10.00 USD", "9.50 USD", "9.20 USD"} {
+			theirs := mailbox.MustMoney(q)
+			d.Last = d.Quotes["v"].price()
+			d.Quotes["v"] = &Offer{UnitPrice: theirs}
+			out := p.counter(now, d, theirs)
+			got = append(got, out[0].UnitPrice.Amount.StringFixed(2))
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("tactic %q offers %v, want %v", tt.tactic, got, tt.want)
+		}
+	}
+}

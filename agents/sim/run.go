@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,8 @@ var Start = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 
 // Options say how to play a scenario.
 type Options struct {
+	// Buyer is procurement's tactic: one of Buyers; "" is "parley".
+	Buyer string
 	// Shuffle delivers the messages in flight in a random order (seeded by
 	// Seed), instead of the order they were sent in.
 	Shuffle bool
@@ -34,6 +37,12 @@ type Options struct {
 	// decision, in order, as the ledger would (parley simulate --keep).
 	Keep func(e mailbox.Entry, m *mailbox.Message)
 }
+
+// Buyers are the buyer strategies: parley's own, then NEGOTIATION.md's
+// baselines — take the best first quote (posted price), accept the first
+// acceptable quote, the time-dependent tactics (Boulware, linear,
+// conceder) and tit for tat.
+var Buyers = []string{"parley", "posted", "first", "boulware", "linear", "conceder", "tft"}
 
 // Order is one order a vendor confirmed.
 type Order struct {
@@ -142,10 +151,17 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	buyer := opt.Buyer
+	if buyer == "" {
+		buyer = "parley"
+	}
+	if !slices.Contains(Buyers, buyer) {
+		return nil, fmt.Errorf("no buyer strategy %q: it is one of %v", buyer, Buyers)
+	}
 	team := Team(s)
 	r := &run{s: s, opt: opt, pol: pol, state: policy.NewState(), roles: map[string]agents.Role{}, now: Start,
 		thread: "sim-" + s.Name, rng: rand.New(rand.NewPCG(opt.Seed, 7)),
-		res: &Result{Type: "scenario", Scenario: s.Name, Regime: s.Regime, Seed: opt.Seed, Buyer: "parley", Oracle: Solve(s), Orders: []Order{}, Violations: []string{}}}
+		res: &Result{Type: "scenario", Scenario: s.Name, Regime: s.Regime, Seed: opt.Seed, Buyer: buyer, Oracle: Solve(s), Orders: []Order{}, Violations: []string{}}}
 	for i := range team.Agents {
 		a := &team.Agents[i]
 		if a.Role == "human" || a.Role == "inventory" || s.Silent(a.Name) {
@@ -158,6 +174,9 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 		switch x := role.(type) {
 		case *agents.Procurement:
 			x.ReplyWithin, x.Limit = pol.Negotiation.ReplyWithin.Duration, pol.Limits.PerTransaction
+			if buyer != "parley" {
+				x.Tactic = buyer
+			}
 		case *agents.Vendor:
 			for _, v := range s.Vendors {
 				if v.Name == a.Name {

@@ -122,3 +122,28 @@ func bootstrap(xs []float64, seed uint64) [2]float64 {
 	slices.Sort(means)
 	return [2]float64{means[n*25/1000], means[n*975/1000-1]}
 }
+
+// Paired is the mean of the per-scenario difference a.U_b − b.U_b over
+// the same scenarios, with its 95% bootstrap interval: how much more a
+// strategy keeps than another, deal for deal.
+func Paired(a, b []*Result, seed uint64) (float64, [2]float64) {
+	d := make([]float64, 0, len(a))
+	for i := range a {
+		if i < len(b) {
+			d = append(d, a[i].UB.Sub(b[i].UB).InexactFloat64())
+		}
+	}
+	return mean(d), bootstrap(d, seed)
+}
+
+// MeanUB is the mean buyer utility over all scenarios.
+func MeanUB(rs []*Result) float64 {
+	sum := decimal.Zero
+	for _, r := range rs {
+		sum = sum.Add(r.UB)
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	return sum.Div(decimal.NewFromInt(int64(len(rs)))).InexactFloat64()
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -43,6 +45,8 @@ Example:
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "the seed of the generated scenarios and of --order shuffle"},
 			&cli.StringFlag{Name: "scenarios", Usage: "play the scenario files (*.toml) in `DIR`"},
 			&cli.StringFlag{Name: "order", Value: "arrival", Usage: "the order messages in flight are delivered in: arrival or shuffle"},
+			&cli.StringFlag{Name: "buyer", Value: "parley", Usage: "procurement's strategy: " + strings.Join(sim.Buyers, ", ")},
+			&cli.BoolFlag{Name: "compare", Usage: "play every buyer strategy on the same deals, and compare them"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per scenario, then the summaries"},
 			&cli.StringFlag{Name: "brain", Value: "rules", Usage: "rules, or ollama"},
 			&cli.StringFlag{Name: "model", Usage: "with --brain ollama: the model"},
@@ -61,7 +65,10 @@ Example:
 			if err != nil {
 				return err
 			}
-			opt := sim.Options{Shuffle: c.String("order") == "shuffle", Root: c.String("root")}
+			opt := sim.Options{Shuffle: c.String("order") == "shuffle", Root: c.String("root"), Buyer: c.String("buyer")}
+			if !slices.Contains(sim.Buyers, opt.Buyer) {
+				return usageError{fmt.Errorf("--buyer is one of %s, not %q", strings.Join(sim.Buyers, ", "), opt.Buyer)}
+			}
 			if o := c.String("order"); o != "arrival" && o != "shuffle" {
 				return usageError{fmt.Errorf("--order is arrival or shuffle, not %q", o)}
 			}
@@ -115,36 +122,50 @@ func simScenarios(c *cli.Context) ([]*agents.Scenario, error) {
 	return nil, usageError{fmt.Errorf("say what to play: --generate N, or --scenarios DIR")}
 }
 
-func simulate(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options) error {
+// play runs every scenario with opt, seeded by its place in the list, and
+// prints each result with --json.
+func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options, label string) ([]*sim.Result, time.Duration, error) {
 	progress := len(scenarios) >= 1000 && isTerminal(e.stderr)
 	results := make([]*sim.Result, 0, len(scenarios))
 	start := time.Now()
 	for i, s := range scenarios {
 		if err := c.Context.Err(); err != nil {
-			return err
+			return nil, 0, err
 		}
 		opt.Seed = c.Uint64("seed") + uint64(i)
 		r, err := sim.Run(s, opt)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
+		r.Buyer = label
 		results = append(results, r)
 		if c.Bool("json") {
 			if err := printJSON(e.stdout, r); err != nil {
-				return err
+				return nil, 0, err
 			}
 		}
 		if progress && (i+1)%500 == 0 {
-			fmt.Fprintf(e.stderr, "\rplayed %d of %d", i+1, len(scenarios))
+			fmt.Fprintf(e.stderr, "\r%s: played %d of %d", label, i+1, len(scenarios))
 		}
 	}
 	elapsed := time.Since(start)
 	if progress {
-		fmt.Fprintf(e.stderr, "\r%30s\r", "")
+		fmt.Fprintf(e.stderr, "\r%40s\r", "")
 	}
-	buyer := "parley"
+	return results, elapsed, nil
+}
+
+func simulate(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options) error {
+	if c.Bool("compare") {
+		return compare(c, e, scenarios, opt)
+	}
+	buyer := opt.Buyer
 	if opt.Ask != nil {
 		buyer += "+" + opt.LLM
+	}
+	results, elapsed, err := play(c, e, scenarios, opt, buyer)
+	if err != nil {
+		return err
 	}
 	all := sim.Summarize(buyer, "", results, c.Uint64("seed"), elapsed)
 	byRegime := map[string][]*sim.Result{}
@@ -220,4 +241,46 @@ func printSummaries(w io.Writer, buyer string, regimes []string, by map[string][
 	if all.Calls > 0 {
 		fmt.Fprintf(w, "model: %.1f calls and %.0f tokens per deal\n", all.Calls, all.Tokens)
 	}
+}
+
+// compare plays every buyer strategy on the same scenarios and seeds, and
+// prints one table, each strategy paired with parley's on buyer utility.
+func compare(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options) error {
+	runs := map[string][]*sim.Result{}
+	sums := map[string]sim.Summary{}
+	violations := 0
+	for _, b := range sim.Buyers {
+		opt.Buyer = b
+		results, elapsed, err := play(c, e, scenarios, opt, b)
+		if err != nil {
+			return err
+		}
+		runs[b] = results
+		sums[b] = sim.Summarize(b, "", results, c.Uint64("seed"), elapsed)
+		violations += sums[b].Violations
+		if c.Bool("json") {
+			if err := printJSON(e.stdout, sums[b]); err != nil {
+				return err
+			}
+		}
+	}
+	if !c.Bool("json") {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BUYER\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tMEAN U_B\tPARLEY'S U_B MINUS THIS [95%]\tROUNDS\tVIOLATIONS")
+		for _, b := range sim.Buyers {
+			s := sums[b]
+			d, ci := sim.Paired(runs["parley"], runs[b], c.Uint64("seed"))
+			paired := fmt.Sprintf("%+.2f [%+.2f, %+.2f]", d, ci[0], ci[1])
+			if b == "parley" {
+				paired = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%s\t%.1f\t%d\n", b, s.AgreementRate, s.WalkawayRate, s.BSS, s.VCGRatio, s.Efficiency, sim.MeanUB(runs[b]), paired, s.Rounds, s.Violations)
+		}
+		tw.Flush()
+		fmt.Fprintf(e.stdout, "\n%d scenarios, every buyer on the same deals and seeds (--seed %d, --order %s)\n", len(scenarios), c.Uint64("seed"), c.String("order"))
+	}
+	if violations > 0 {
+		return fmt.Errorf("%d hard invariants broken (run with --json to see which)", violations)
+	}
+	return nil
 }
