@@ -188,11 +188,17 @@ func (s *Scenario) StockFile(stock int64) []byte {
 		s.Need.Item, stock, s.Need.ReorderPoint, s.Need.Quantity, s.Need.DeliverWithinDays))
 }
 
-// PolicyFile is the default policy with the scenario's numbers.
+// PolicyFile is the default policy with the scenario's numbers: its budget
+// is also its only money limit (per transaction, per agent, and the
+// thread's spend fuse), and its sign-off threshold.
 func (s *Scenario) PolicyFile() []byte {
 	text := string(policy.Default)
-	if !s.Policy.Budget.IsZero() {
-		text = strings.Replace(text, `amount = "100000.00 USD"`, fmt.Sprintf("amount = %q", s.Policy.Budget), 1)
+	if b := s.Policy.Budget; !b.IsZero() {
+		text = strings.Replace(text, `amount = "100000.00 USD"`, fmt.Sprintf("amount = %q", b), 1)
+		for _, key := range []string{`per_transaction = "5000.00 USD"`, `per_agent_per_day = "50000.00 USD"`, `per_agent_per_month = "250000.00 USD"`, `max_spend = "10000.00 USD"`} {
+			name, _, _ := strings.Cut(key, " =")
+			text = strings.Replace(text, key, fmt.Sprintf("%s = %q", name, b), 1)
+		}
 	}
 	if !s.Policy.ApprovalOver.IsZero() {
 		text = strings.Replace(text, `approval_over = "2500.00 USD"`, fmt.Sprintf("approval_over = %q", s.Policy.ApprovalOver), 1)

@@ -3,7 +3,9 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -11,6 +13,8 @@ import (
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/agents/llm"
 	"github.com/parley-dev/parley/internal/fakeollama"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 )
 
 func load(t testing.TB, path string) *agents.Scenario {
@@ -189,5 +193,59 @@ func TestNumbers(t *testing.T) {
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("numbers(%q) = %v, want %v", tt.text, got, tt.want)
 		}
+	}
+}
+
+// TestPolicyForIsThePolicyFile: the policy a scenario is simulated under is
+// the one its live run reads.
+func TestPolicyForIsThePolicyFile(t *testing.T) {
+	for i := range 12 {
+		s := Generate(3, i)
+		got, err := PolicyFor(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := policy.Parse("policy.toml", s.PolicyFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Hash, want.Hash = "", ""
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: simulated under\n%+v\nlive\n%+v", s.Name, got, want)
+		}
+	}
+}
+
+// TestKeep: a kept run is a real root: its ledger verifies, and it holds
+// every message of the deal, handled.
+func TestKeep(t *testing.T) {
+	s := load(t, "../../testdata/scenarios/restock-widget.toml")
+	dir := filepath.Join(t.TempDir(), "kept")
+	k, err := Keep(dir, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(s, Options{Keep: k.Record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, mailbox.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, err := mailbox.Verify(f)
+	if err != nil {
+		t.Fatalf("the kept ledger: %v", err)
+	}
+	done, _ := filepath.Glob(filepath.Join(dir, "vendor-b", "cur", "*:2,*S*"))
+	if len(done) == 0 || v.Lines < res.Messages*3 {
+		t.Errorf("%d handled messages in vendor-b/cur, %d ledger lines for %d messages", len(done), v.Lines, res.Messages)
+	}
+	if _, err := Keep(dir, s); err == nil {
+		t.Error("keeping into an existing folder was not refused")
 	}
 }

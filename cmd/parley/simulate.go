@@ -39,7 +39,10 @@ and tokens per deal.
 Example:
    parley simulate --generate 10000 --seed 1
    parley simulate --scenarios testdata/scenarios --json
-   parley simulate --generate 60 --brain ollama --model llama3.2 --llm decide`,
+   parley simulate --generate 60 --brain ollama --model llama3.2 --llm decide
+   parley simulate --generate 10000 --compare
+   parley simulate --generate 10000 --only gen-1-1202 --keep /tmp/sim
+   parley --root /tmp/sim/gen-1-1202 thread sim-gen-1-1202`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "generate", Usage: "play N generated scenarios"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "the seed of the generated scenarios and of --order shuffle"},
@@ -47,6 +50,8 @@ Example:
 			&cli.StringFlag{Name: "order", Value: "arrival", Usage: "the order messages in flight are delivered in: arrival or shuffle"},
 			&cli.StringFlag{Name: "buyer", Value: "parley", Usage: "procurement's strategy: " + strings.Join(sim.Buyers, ", ")},
 			&cli.BoolFlag{Name: "compare", Usage: "play every buyer strategy on the same deals, and compare them"},
+			&cli.StringFlag{Name: "only", Usage: "play only the scenario with this `ID` (as the table or --json names it)"},
+			&cli.StringFlag{Name: "keep", Usage: "write each scenario's run as a real root under `DIR` (DIR/ID/), for parley status, thread, why"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per scenario, then the summaries"},
 			&cli.StringFlag{Name: "brain", Value: "rules", Usage: "rules, or ollama"},
 			&cli.StringFlag{Name: "model", Usage: "with --brain ollama: the model"},
@@ -92,8 +97,22 @@ Example:
 	}
 }
 
-// simScenarios are the scenarios to play: generated, or from files.
+// simScenarios are the scenarios to play: generated, or from files, or
+// the one --only names.
 func simScenarios(c *cli.Context) ([]*agents.Scenario, error) {
+	all, err := allScenarios(c)
+	if err != nil || c.String("only") == "" {
+		return all, err
+	}
+	for i, s := range all {
+		if s.Name == c.String("only") {
+			return all[i : i+1], nil
+		}
+	}
+	return nil, withHint(fmt.Errorf("no scenario %s among those played", c.String("only")), "the ids are in the table and in --json; a generated one needs the same --generate and --seed")
+}
+
+func allScenarios(c *cli.Context) ([]*agents.Scenario, error) {
 	n, dir := c.Int("generate"), c.String("scenarios")
 	switch {
 	case n > 0 && dir != "":
@@ -127,13 +146,34 @@ func simScenarios(c *cli.Context) ([]*agents.Scenario, error) {
 func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options, label string) ([]*sim.Result, time.Duration, error) {
 	progress := len(scenarios) >= 1000 && isTerminal(e.stderr)
 	results := make([]*sim.Result, 0, len(scenarios))
+	keep := c.String("keep")
+	if keep != "" && len(scenarios) > 100 {
+		return nil, 0, withHint(fmt.Errorf("--keep writes a root for each of the %d scenarios", len(scenarios)), "pick one with --only ID, or play at most 100")
+	}
 	start := time.Now()
 	for i, s := range scenarios {
 		if err := c.Context.Err(); err != nil {
 			return nil, 0, err
 		}
 		opt.Seed = c.Uint64("seed") + uint64(i)
+		var k *sim.Keeper
+		if keep != "" {
+			dir := filepath.Join(keep, s.Name)
+			if c.Bool("compare") {
+				dir = filepath.Join(keep, label, s.Name)
+			}
+			var err error
+			if k, err = sim.Keep(dir, s); err != nil {
+				return nil, 0, err
+			}
+			opt.Keep = k.Record
+		}
 		r, err := sim.Run(s, opt)
+		if k != nil {
+			if cerr := k.Close(); err == nil {
+				err = cerr
+			}
+		}
 		if err != nil {
 			return nil, 0, err
 		}
@@ -151,6 +191,9 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 	elapsed := time.Since(start)
 	if progress {
 		fmt.Fprintf(e.stderr, "\r%40s\r", "")
+	}
+	if keep != "" && !c.Bool("json") {
+		fmt.Fprintf(e.stderr, "kept %d run(s) under %s: parley --root %s status\n", len(results), keep, filepath.Join(keep, scenarios[0].Name))
 	}
 	return results, elapsed, nil
 }
