@@ -178,7 +178,13 @@ func (e *Engine) State() (*State, *Policy, error) {
 // needed: the deal fell through. It is idempotent.
 func (e *Engine) Release(agent, thread, reason string) error {
 	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
-		if _, held := e.state.approvals[thread]; !held {
+		held := false
+		for k := range e.state.approvals {
+			if th, _, _ := strings.Cut(k, "|"); th == thread {
+				held = true
+			}
+		}
+		if !held {
 			return nil, nil
 		}
 		return []mailbox.Entry{{Time: e.root.Now(), Agent: agent, Event: EventReleased, Thread: thread, Reason: reason}}, nil

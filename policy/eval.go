@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ type State struct {
 	agentMonth map[string]decimal.Decimal // agent|2026-11
 	paid       map[string]decimal.Decimal // 2026-11-26 and 2026-11: paid in all
 	itemDay    map[string]decimal.Decimal // item|to|2026-11-26: ordered
-	approvals  map[string]approval        // thread: an approval holding money
+	approvals  map[string]approval        // thread|vendor: an approval holding money (vendor "" when it names none)
 	threads    map[string]*thread
 	sent       map[string][]time.Time // agent: recent sends, for the rate limit
 	trouble    []time.Time            // errors and denials since the last resume
@@ -97,7 +98,7 @@ type thread struct {
 	stopped   string         // the fuse that stopped it
 	escalated time.Time      // when the human was first asked, if unanswered
 	answers   []answer       // APPROVED and DENIED, in order
-	vendor    string         // who the thread's order went to: who may be paid
+	vendors   map[string]bool // whom the thread ordered from: who may be paid
 }
 
 type answer struct {
@@ -189,7 +190,11 @@ func (s *State) Apply(e mailbox.Entry) {
 			s.applySpend(e, t, amount)
 		}
 	case EventReleased:
-		delete(s.approvals, e.Thread)
+		for k := range s.approvals {
+			if th, _, _ := strings.Cut(k, "|"); th == e.Thread {
+				delete(s.approvals, k)
+			}
+		}
 	case mailbox.EventRejected, mailbox.EventFailed, mailbox.EventBounced, "error":
 		s.trouble = append(s.trouble, e.Time)
 	case EventResumed:
@@ -200,13 +205,17 @@ func (s *State) Apply(e mailbox.Entry) {
 func (s *State) applySpend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 	switch mailbox.Verb(e.Verb) {
 	case mailbox.Approved:
-		s.approvals[e.Thread] = approval{amount: amount, at: e.Time, vendor: e.Vendor, item: e.Item, quantity: e.Quantity}
+		s.approvals[approvalKey(e.Thread, e.Vendor)] = approval{amount: amount, at: e.Time, vendor: e.Vendor, item: e.Item, quantity: e.Quantity}
 	case mailbox.Order:
-		if a, ok := s.approvals[e.Thread]; ok {
+		if k, ok := s.approvalFor(e.Thread, e.To); ok {
+			a := s.approvals[k]
 			a.ordered = a.ordered.Add(amount)
-			s.approvals[e.Thread] = a
+			s.approvals[k] = a
 		}
-		t.vendor = e.To
+		if t.vendors == nil {
+			t.vendors = map[string]bool{}
+		}
+		t.vendors[e.To] = true
 		s.agentDay[e.Agent+"|"+day(e.Time)] = s.agentDay[e.Agent+"|"+day(e.Time)].Add(amount)
 		s.agentMonth[e.Agent+"|"+month(e.Time)] = s.agentMonth[e.Agent+"|"+month(e.Time)].Add(amount)
 		s.itemDay[e.Item+"|"+e.To+"|"+day(e.Time)] = s.itemDay[e.Item+"|"+e.To+"|"+day(e.Time)].Add(amount)
@@ -216,11 +225,40 @@ func (s *State) applySpend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 		s.agentMonth[e.Agent+"|"+month(e.Time)] = s.agentMonth[e.Agent+"|"+month(e.Time)].Add(amount)
 		s.paid[day(e.Time)] = s.paid[day(e.Time)].Add(amount)
 		s.paid[month(e.Time)] = s.paid[month(e.Time)].Add(amount)
-		delete(s.approvals, e.Thread) // the money held is now spent
+		if k, ok := s.approvalFor(e.Thread, e.To); ok {
+			delete(s.approvals, k) // the money held is now spent
+		}
 	}
 	if !t.escalated.IsZero() && mailbox.Verb(e.Verb) != mailbox.Escalate {
 		t.escalated = time.Time{} // decided: nobody waits any more
 	}
+}
+
+// approvalKey is where an approval is kept: by thread and the vendor it
+// names, so that one need split between vendors holds one approval each.
+func approvalKey(thread, vendor string) string { return thread + "|" + vendor }
+
+// approvalFor finds the approval an order to (or a payment of) vendor on
+// thread draws on: the one for that vendor, else one that names none.
+func (s *State) approvalFor(thread, vendor string) (string, bool) {
+	for _, k := range []string{approvalKey(thread, vendor), approvalKey(thread, "")} {
+		if _, ok := s.approvals[k]; ok {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// approvedVendors are the vendors the thread's approvals name, sorted.
+func (s *State) approvedVendors(thread string) []string {
+	var out []string
+	for k := range s.approvals {
+		if th, v, _ := strings.Cut(k, "|"); th == thread && v != "" {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func isFuse(rule string) bool { return strings.HasPrefix(rule, "fuses.") }
@@ -351,7 +389,8 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 	switch m.Verb {
 	case mailbox.Approved:
 		if lim := p.Budget.Amount; !lim.IsZero() {
-			used := s.budgetUsed(p, now, m.Thread)
+			vendor, _ := m.Get("Vendor")
+			used := s.budgetUsed(p, now, approvalKey(m.Thread, vendor))
 			if used.Add(amt).GreaterThan(lim.Amount) {
 				return deny("budget", "%s with %s already spent or held this %s makes %s, above the budget of %s",
 					total, p.money(used), p.Budget.Period, p.money(used.Add(amt)), lim)
@@ -366,7 +405,11 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 		}
 		if !isHuman {
 			rule := strings.ToLower(string(m.Verb)) + ".unapproved"
-			held, ok := s.approvals[m.Thread]
+			k, ok := s.approvalFor(m.Thread, m.To)
+			held := s.approvals[k]
+			if others := s.approvedVendors(m.Thread); !ok && m.Verb == mailbox.Order && len(others) > 0 {
+				return deny("order.vendor", "thread %s's approval is for %s, not %s", m.Thread, strings.Join(others, " and "), m.To)
+			}
 			if !ok || !held.inForce(p, now) {
 				return deny(rule, "thread %s has no approval in force for a %s", m.Thread, m.Verb)
 			}
@@ -386,7 +429,7 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 			if amt.GreaterThan(held.amount) {
 				return deny(rule, "%s is above the %s approved on thread %s", total, p.money(held.amount), m.Thread)
 			}
-			if m.Verb == mailbox.Paid && m.To != t.vendor {
+			if m.Verb == mailbox.Paid && !t.vendors[m.To] {
 				return deny("paid.unordered", "thread %s ordered nothing from %s", m.Thread, m.To)
 			}
 			if m.Verb == mailbox.Paid && amt.GreaterThan(held.ordered) {
@@ -431,15 +474,15 @@ func (s *State) recentSends(agent string, now time.Time) int {
 }
 
 // budgetUsed is what was paid this period plus the approvals still holding
-// money, but for thread's own (an approval replaces the thread's last).
-func (s *State) budgetUsed(p *Policy, now time.Time, thread string) decimal.Decimal {
-	key := month(now)
+// money, but for the one under key (a new approval replaces it).
+func (s *State) budgetUsed(p *Policy, now time.Time, key string) decimal.Decimal {
+	period := month(now)
 	if p.Budget.Period == "day" {
-		key = day(now)
+		period = day(now)
 	}
-	used := s.paid[key]
-	for th, a := range s.approvals {
-		if th != thread && a.inForce(p, now) {
+	used := s.paid[period]
+	for k, a := range s.approvals {
+		if k != key && a.inForce(p, now) {
 			used = used.Add(a.amount)
 		}
 	}

@@ -239,3 +239,50 @@ func TestSpendFuse(t *testing.T) {
 		t.Fatalf("Evaluate = %s by %s (%s), want escalate by fuses.max_spend", d.Outcome, d.Rule, d.Reason)
 	}
 }
+
+// TestOneNeedTwoVendors: a need split between two vendors on one thread
+// holds one approval for each: each order draws on its own, each payment
+// goes to a vendor ordered from, and paying one does not free the other's.
+func TestOneNeedTwoVendors(t *testing.T) {
+	p := defaultPolicy(t)
+	s := NewState()
+	approve := func(vendor, amount string) {
+		m := msg("finance", "procurement", mailbox.Approved, "t", amount)
+		m.Extra = []mailbox.Header{{Name: "Vendor", Value: vendor}}
+		d := s.Evaluate(p, Action{Agent: "finance", Message: m}, now)
+		if d.Outcome != Allow {
+			t.Fatalf("approving %s for %s: %s by %s (%s)", amount, vendor, d.Outcome, d.Rule, d.Reason)
+		}
+		s.Apply(decisionEntry(m, Allow, d.Rule, now))
+	}
+	act := func(agent, to string, verb mailbox.Verb, amount string) Decision {
+		m := msg(agent, to, verb, "t", amount)
+		d := s.Evaluate(p, Action{Agent: agent, Message: m}, now)
+		if d.Outcome == Allow {
+			s.Apply(decisionEntry(m, Allow, d.Rule, now))
+		}
+		return d
+	}
+	approve("vendor-a", "1200.00 USD")
+	approve("vendor-b", "800.00 USD")
+	for _, step := range []struct {
+		agent, to string
+		verb      mailbox.Verb
+		amount    string
+		want      Outcome
+		rule      string
+	}{
+		{"procurement", "vendor-c", mailbox.Order, "100.00 USD", Deny, "order.vendor"},
+		{"procurement", "vendor-b", mailbox.Order, "900.00 USD", Deny, "order.unapproved"},
+		{"procurement", "vendor-a", mailbox.Order, "1200.00 USD", Allow, "allow.2"},
+		{"procurement", "vendor-b", mailbox.Order, "800.00 USD", Allow, "allow.2"},
+		{"finance", "vendor-a", mailbox.Paid, "1200.00 USD", Allow, "allow.4"},
+		{"finance", "vendor-b", mailbox.Paid, "800.00 USD", Allow, "allow.4"},
+		{"finance", "vendor-c", mailbox.Paid, "100.00 USD", Deny, "paid.unapproved"},
+	} {
+		d := act(step.agent, step.to, step.verb, step.amount)
+		if d.Outcome != step.want || d.Rule != step.rule {
+			t.Errorf("%s %s %s to %s = %s by %s (%s), want %s by %s", step.agent, step.verb, step.amount, step.to, d.Outcome, d.Rule, d.Reason, step.want, step.rule)
+		}
+	}
+}
