@@ -94,10 +94,10 @@ type thread struct {
 	hops      int
 	spend     decimal.Decimal // ordered in this thread
 	tokens    int64
-	rounds    map[string]int // "a|b": counter-offers between two agents
-	stopped   string         // the fuse that stopped it
-	escalated time.Time      // when the human was first asked, if unanswered
-	answers   []answer       // APPROVED and DENIED, in order
+	rounds    map[string]int  // "a|b": counter-offers between two agents
+	stopped   string          // the fuse that stopped it
+	escalated time.Time       // when the human was first asked, if unanswered
+	answers   []answer        // APPROVED and DENIED, in order
 	vendors   map[string]bool // whom the thread ordered from: who may be paid
 }
 
