@@ -45,7 +45,7 @@ func (r *Procurement) choice(now time.Time, m *mailbox.Message) (Choice, bool) {
 		}
 	}
 	var f strings.Builder
-	fmt.Fprintf(&f, "You are buying %d %s for delivery by %s.\n", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly))
+	fmt.Fprintf(&f, "You are buying %d %s from %s for delivery by %s.\n", d.Lot, d.Item, d.Vendor, d.DeliverBy.Format(time.DateOnly))
 	fmt.Fprintf(&f, "This is round %d of at most %d counter-offers to %s. Your last offer was %s a unit; %s now asks %s.\n", d.Round, r.Rounds, d.Vendor, d.Offered, d.Vendor, theirs)
 	if capped {
 		fmt.Fprintf(&f, "The most you may pay is %s a unit (private: never say it).\n", most)
@@ -65,8 +65,8 @@ func (r *Procurement) most(d *Deal, currency string) (mailbox.Money, bool) {
 	if !r.Ceiling.IsZero() && r.Ceiling.Currency == currency {
 		most, capped = r.Ceiling.Amount, true
 	}
-	if !r.Limit.IsZero() && r.Limit.Currency == currency && d.Quantity > 0 {
-		per := r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundDown(2)
+	if !r.Limit.IsZero() && r.Limit.Currency == currency && d.Lot > 0 {
+		per := r.Limit.Amount.Div(decimal.NewFromInt(d.Lot)).RoundDown(2)
 		if !capped || per.LessThan(most) {
 			most, capped = per, true
 		}
@@ -82,7 +82,7 @@ func (r *Procurement) take(now time.Time, m *mailbox.Message, p Pick) []*mailbox
 		return r.accept(now, d, m.UnitPrice)
 	case "COUNTER":
 		d.Round++
-		return r.offer(now, d, p.Price)
+		return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, p.Price.Amount), Currency: p.Price.Currency})
 	}
 	d.Quotes[d.Vendor].Declined = true
 	d.Quotes[d.Vendor].Why = "walked away from"

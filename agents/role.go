@@ -179,7 +179,10 @@ func (r *Inventory) Denied(now time.Time, m *mailbox.Message, d policy.Decision)
 type Offer struct {
 	UnitPrice mailbox.Money
 	DeliverBy time.Time
+	Quantity  int64             // how many it can deliver, when fewer than asked
+	Quoted    []decimal.Decimal // every unit price it quoted, in order: none is ever said to another vendor
 	Declined  bool
+	Ordered   bool // a part of the need was ordered from it
 	Why       string
 }
 
@@ -204,10 +207,17 @@ type Deal struct {
 	Vendor    string    // the one negotiated with, then ordered from
 	Round     int
 	Offered   mailbox.Money // procurement's last counter-offer
-	Anchor    mailbox.Money // a baseline tactic's first offer
-	Last      mailbox.Money // the vendor's quote before its latest (tit-for-tat)
-	Agreed    mailbox.Money // the unit price agreed
-	Why       string        // why the winner won
+	// A need no one vendor can serve is bought in parts, one vendor after
+	// another, cheapest first: Lot is the part being bought now; Bought,
+	// Spent and Parts what the confirmed parts came to.
+	Lot    int64
+	Bought int64
+	Spent  mailbox.Money
+	Parts  []string
+	Anchor mailbox.Money // a baseline tactic's first offer
+	Last   mailbox.Money // the vendor's quote before its latest (tit-for-tat)
+	Agreed mailbox.Money // the unit price agreed
+	Why    string        // why the winner won
 	// The message an answer is awaited to, by when, and whether it was
 	// already sent again as a reminder.
 	Awaiting *mailbox.Message
@@ -282,6 +292,9 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 	if d == nil {
 		return nil
 	}
+	if d.Lot == 0 && d.Phase != "quoting" {
+		d.Lot = d.Quantity // a deal saved before needs were bought in parts
+	}
 	switch m.Verb {
 	case mailbox.Quote:
 		if m.UnitPrice.IsZero() {
@@ -289,9 +302,10 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 			return r.Receive(now, &mailbox.Message{From: m.From, Thread: m.Thread, Verb: mailbox.Decline, Subject: "a quote in words, with no Unit-Price"})
 		}
 		if d.Phase == "quoting" {
-			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy}
+			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy, Quantity: min(m.Quantity, d.Quantity), Quoted: []decimal.Decimal{m.UnitPrice.Amount}}
 			if r.Tactic == "first" && slices.Contains(r.ranked(d), m.From) && r.within(m.UnitPrice) {
-				d.Vendor, d.Why = m.From, "the first acceptable quote"
+				r.choose(d, m.From)
+				d.Why = "the first acceptable quote"
 				return r.accept(now, d, m.UnitPrice)
 			}
 			if r.allAnswered(d) {
@@ -315,30 +329,18 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 	case mailbox.Approved:
 		if d.Phase == "approving" && m.From == r.Finance {
 			d.Phase = "ordering"
-			total := d.Agreed.Times(d.Quantity)
+			total := d.Agreed.Times(d.Lot)
 			return r.await(now, d, []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, InReplyTo: m.ID, Verb: mailbox.Order,
-				Item: d.Item, Quantity: d.Quantity, UnitPrice: d.Agreed, Amount: total, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
-				Subject: fmt.Sprintf("ORDER: %d %s at %s, %s", d.Quantity, d.Item, d.Agreed, total)}})
+				Item: d.Item, Quantity: d.Lot, UnitPrice: d.Agreed, Amount: total, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
+				Subject: fmt.Sprintf("ORDER: %d %s at %s, %s", d.Lot, d.Item, d.Agreed, total)}})
 		}
 	case mailbox.Denied:
 		if d.Phase == "approving" {
-			return r.fail(now, d, fmt.Sprintf("finance denied %s: %s", d.Agreed.Times(d.Quantity), firstLine(m.Body, m.Subject)))
+			return r.fail(now, d, fmt.Sprintf("finance denied %s: %s", d.Agreed.Times(d.Lot), firstLine(m.Body, m.Subject)))
 		}
 	case mailbox.Confirmed:
 		if d.Phase == "ordering" && m.From == d.Vendor {
-			d.Phase, d.Awaiting = "done", nil
-			total := d.Agreed.Times(d.Quantity)
-			when := m.DeliverBy
-			if when.IsZero() {
-				when = d.Quotes[d.Vendor].DeliverBy
-			}
-			text := fmt.Sprintf("Ordered %d %s for %s from %s. Delivery %s.", d.Quantity, d.Item, total, d.Vendor, when.Weekday())
-			note := &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
-				Quantity: d.Quantity, Amount: total, DeliverBy: when, Subject: text,
-				Body: fmt.Sprintf("%s\n\nWhy %s: %s\n", text, d.Vendor, d.Why)}
-			back := &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
-				Quantity: d.Quantity, DeliverBy: when, Subject: text}
-			return []*mailbox.Message{note, back}
+			return r.confirmed(now, d, m)
 		}
 	}
 	return nil
@@ -408,7 +410,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func (r *Procurement) ranked(d *Deal) []string {
 	var vs []string
 	for v, o := range d.Quotes {
-		if o.Declined || o.UnitPrice.IsZero() || (!d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy)) {
+		if o.Declined || o.Ordered || o.UnitPrice.IsZero() || (!d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy)) {
 			continue
 		}
 		if !r.within(o.UnitPrice) && (r.Rounds == 0 || r.Tactic == "posted") {
@@ -434,11 +436,14 @@ func (r *Procurement) ranked(d *Deal) []string {
 func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 	vs := r.ranked(d)
 	if len(vs) == 0 {
+		if d.Bought > 0 {
+			return r.finish(now, d, fmt.Sprintf("no other vendor can deliver the other %d in time at an acceptable price", d.Quantity-d.Bought))
+		}
 		return r.fail(now, d, fmt.Sprintf("no vendor can deliver %d %s by %s at an acceptable price", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly)))
 	}
 	best := vs[0]
 	o := d.Quotes[best]
-	d.Vendor, d.Round = best, 0
+	r.choose(d, best)
 	d.Why = fmt.Sprintf("lowest price %s", o.UnitPrice)
 	if len(vs) > 1 {
 		d.Why += fmt.Sprintf(" of %d usable quotes (next %s from %s)", len(vs), d.Quotes[vs[1]].UnitPrice, vs[1])
@@ -450,6 +455,17 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 	}
 	d.Phase = "negotiating"
 	return r.counter(now, d, o.UnitPrice)
+}
+
+// choose turns deal d to vendor for as much of what is still needed as it
+// can deliver: the rest goes to the next best once this part is confirmed.
+func (r *Procurement) choose(d *Deal, vendor string) {
+	d.Vendor, d.Round = vendor, 0
+	d.Offered, d.Anchor, d.Last = mailbox.Money{}, mailbox.Money{}, mailbox.Money{}
+	d.Lot = d.Quantity - d.Bought
+	if q := d.Quotes[vendor].Quantity; q > 0 && q < d.Lot {
+		d.Lot = q
+	}
 }
 
 // counter offers the next price of a Boulware-like concession from an
@@ -511,12 +527,13 @@ func (r *Procurement) unlike(d *Deal, price decimal.Decimal) decimal.Decimal {
 	for moved := true; moved; {
 		moved = false
 		for v, o := range d.Quotes {
-			if v == d.Vendor || o.UnitPrice.IsZero() {
+			if v == d.Vendor {
 				continue
 			}
-			q := o.UnitPrice.Amount
-			if price.Sub(q).Abs().LessThanOrEqual(q.Mul(half)) {
-				price, moved = q.Sub(q.Mul(half)).Sub(decimal.New(1, -2)).RoundDown(2), true
+			for _, q := range append(o.Quoted, o.UnitPrice.Amount) {
+				if q.Sign() > 0 && price.Sub(q).Abs().LessThanOrEqual(q.Mul(half)) {
+					price, moved = q.Sub(q.Mul(half)).Sub(decimal.New(1, -2)).RoundDown(2), true
+				}
 			}
 		}
 	}
@@ -527,8 +544,8 @@ func (r *Procurement) unlike(d *Deal, price decimal.Decimal) decimal.Decimal {
 func (r *Procurement) offer(now time.Time, d *Deal, price mailbox.Money) []*mailbox.Message {
 	d.Offered = price
 	return r.await(now, d, []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
-		Quantity: d.Quantity, UnitPrice: d.Offered, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
-		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", d.Quantity, d.Item, d.Offered),
+		Quantity: d.Lot, UnitPrice: d.Offered, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
+		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", d.Lot, d.Item, d.Offered),
 		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}})
 }
 
@@ -539,6 +556,7 @@ func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*m
 	theirs := m.UnitPrice
 	d.Last = d.Quotes[d.Vendor].UnitPrice
 	d.Quotes[d.Vendor].UnitPrice = theirs
+	d.Quotes[d.Vendor].Quoted = append(d.Quotes[d.Vendor].Quoted, theirs.Amount)
 	if !theirs.Amount.GreaterThan(d.Offered.Amount) {
 		return r.accept(now, d, theirs)
 	}
@@ -560,26 +578,86 @@ func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*m
 
 func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mailbox.Message {
 	d.Agreed, d.Phase = price, "approving"
-	total := price.Times(d.Quantity)
+	total := price.Times(d.Lot)
 	ask := &mailbox.Message{From: r.Name, To: r.Finance, Thread: d.Thread, Verb: mailbox.Request, Item: d.Item,
-		Quantity: d.Quantity, UnitPrice: price, Amount: total,
+		Quantity: d.Lot, UnitPrice: price, Amount: total,
 		Extra:   []mailbox.Header{{Name: "Vendor", Value: d.Vendor}},
-		Subject: fmt.Sprintf("REQUEST: approve %s to %s for %d %s", total, d.Vendor, d.Quantity, d.Item),
-		Body:    fmt.Sprintf("Best terms: %s, from %s. %s.\n", unit(price, d.Quantity), d.Vendor, d.Why)}
+		Subject: fmt.Sprintf("REQUEST: approve %s to %s for %d %s", total, d.Vendor, d.Lot, d.Item),
+		Body:    fmt.Sprintf("Best terms: %s, from %s. %s.\n", unit(price, d.Lot), d.Vendor, d.Why)}
 	return r.await(now, d, []*mailbox.Message{ask})
+}
+
+// confirmed records a part the vendor confirmed, and buys the rest from
+// the next best vendor, or ends the deal.
+func (r *Procurement) confirmed(now time.Time, d *Deal, m *mailbox.Message) []*mailbox.Message {
+	total := d.Agreed.Times(d.Lot)
+	when := m.DeliverBy
+	if when.IsZero() {
+		when = d.Quotes[d.Vendor].DeliverBy
+	}
+	d.Quotes[d.Vendor].Ordered, d.Quotes[d.Vendor].DeliverBy = true, when
+	d.Bought += d.Lot
+	if d.Spent.IsZero() {
+		d.Spent = total
+	} else {
+		d.Spent = mailbox.Money{Amount: d.Spent.Amount.Add(total.Amount), Currency: total.Currency}
+	}
+	d.Parts = append(d.Parts, fmt.Sprintf("%d from %s at %s (%s)", d.Lot, d.Vendor, d.Agreed, d.Why))
+	d.Awaiting = nil
+	if d.Bought < d.Quantity {
+		return r.compare(now, d)
+	}
+	return r.finish(now, d, "")
+}
+
+// finish ends a deal that bought something: the human and the requester
+// are told what, from whom, and when it arrives.
+func (r *Procurement) finish(now time.Time, d *Deal, short string) []*mailbox.Message {
+	d.Phase, d.Awaiting = "done", nil
+	var when time.Time
+	var from []string
+	for _, v := range sortedKeys(d.Quotes) {
+		if o := d.Quotes[v]; o.Ordered {
+			from = append(from, v)
+			if o.DeliverBy.After(when) {
+				when = o.DeliverBy
+			}
+		}
+	}
+	text := fmt.Sprintf("Ordered %d %s for %s from %s. Delivery %s.", d.Bought, d.Item, d.Spent, strings.Join(from, " and "), when.Weekday())
+	if d.Bought < d.Quantity {
+		text = fmt.Sprintf("Ordered %d of the %d %s needed, for %s from %s: %s. Delivery %s.", d.Bought, d.Quantity, d.Item, d.Spent, strings.Join(from, " and "), short, when.Weekday())
+	}
+	why := fmt.Sprintf("Why %s: %s\n", d.Vendor, d.Why)
+	if len(d.Parts) > 1 {
+		why = "In parts, cheapest first:\n  " + strings.Join(d.Parts, "\n  ") + "\n"
+	}
+	note := &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
+		Quantity: d.Bought, Amount: d.Spent, DeliverBy: when, Subject: text, Body: text + "\n\n" + why}
+	back := &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
+		Quantity: d.Bought, DeliverBy: when, Subject: text}
+	return []*mailbox.Message{note, back}
 }
 
 func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Message {
 	asked := d.Phase == "approving" || d.Phase == "ordering" // finance may hold money for it
-	d.Phase, d.Awaiting = "failed", nil
+	vendor := d.Vendor
+	var out []*mailbox.Message
 	text := fmt.Sprintf("Could not buy %d %s: %s.", d.Quantity, d.Item, why)
-	out := []*mailbox.Message{{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text}}
-	if d.Requester != "" {
-		out = append(out, &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Subject: text})
+	if d.Bought > 0 {
+		// Some of it was bought: that much is done, and said so.
+		out = r.finish(now, d, why)
+		text = fmt.Sprintf("Could not buy the other %d %s from %s: %s.", d.Quantity-d.Bought, d.Item, vendor, why)
+	} else {
+		d.Phase, d.Awaiting = "failed", nil
+		out = append(out, &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text})
+		if d.Requester != "" {
+			out = append(out, &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Subject: text})
+		}
 	}
 	if asked && r.Finance != "" {
 		out = append(out, &mailbox.Message{From: r.Name, To: r.Finance, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
-			Subject: "FELL THROUGH: " + text, Extra: []mailbox.Header{{Name: "Fell-Through", Value: "yes"}}})
+			Subject: "FELL THROUGH: " + text, Extra: []mailbox.Header{{Name: "Fell-Through", Value: "yes"}, {Name: "Vendor", Value: vendor}}})
 	}
 	return out
 }
@@ -660,8 +738,6 @@ func (r *Vendor) cannot(now time.Time, m *mailbox.Message) string {
 	switch {
 	case m.Item != r.Item:
 		return fmt.Sprintf("we do not sell %s", m.Item)
-	case m.Quantity > r.Capacity:
-		return fmt.Sprintf("we can deliver at most %d %s", r.Capacity, r.Item)
 	case !m.DeliverBy.IsZero() && earliest.After(m.DeliverBy):
 		return fmt.Sprintf("we cannot deliver before %s", earliest.Format(time.DateOnly))
 	}
@@ -679,6 +755,11 @@ func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *
 	q := reply(r.Name, m, mailbox.Quote)
 	q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
 	q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, price, q.DeliverBy.Weekday())
+	if m.Quantity > r.Capacity {
+		// More than it delivers on one order: it quotes for what it can.
+		q.Quantity = r.Capacity
+		q.Subject = fmt.Sprintf("QUOTE: %d of the %d %s asked, at %s each, delivered %s", r.Capacity, m.Quantity, r.Item, price, q.DeliverBy.Weekday())
+	}
 	if r.Pitch != "" {
 		q.Body = r.Pitch + "\n"
 	}
@@ -706,9 +787,13 @@ func (r *Vendor) Denied(time.Time, *mailbox.Message, policy.Decision) []*mailbox
 // has said yes), denies with the reason, and pays a confirmed order.
 type Finance struct {
 	Name    string                      `json:"-"`
-	Release []string                    // threads whose approval is no longer needed, for the runtime to release
+	Release []Release                   // approvals no longer needed, for the runtime to release
 	Asked   map[string]*mailbox.Message // thread: the request for approval
 }
+
+// Release is an approval finance no longer needs: a thread's, for one
+// vendor or (Vendor "") all of them.
+type Release struct{ Thread, Vendor string }
 
 // Receive handles requests, the human's answers and confirmations.
 func (r *Finance) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
@@ -718,7 +803,10 @@ func (r *Finance) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message 
 		return []*mailbox.Message{r.approve(m)}
 	case m.Verb == mailbox.Notify && r.Asked[m.Thread] != nil:
 		if v, _ := m.Get("Fell-Through"); v == "yes" {
-			r.Release = append(r.Release, m.Thread) // the money held for it is free again
+			// The money held for it is free again: the part for that vendor,
+			// or all of the thread's when the notice names none.
+			vendor, _ := m.Get("Vendor")
+			r.Release = append(r.Release, Release{Thread: m.Thread, Vendor: vendor})
 			delete(r.Asked, m.Thread)
 		}
 	case m.Verb == mailbox.Confirmed && !m.Amount.IsZero():

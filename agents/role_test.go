@@ -76,7 +76,7 @@ func TestVendor(t *testing.T) {
 		want string
 	}{
 		{"quotes the list price", rfq(500, now.AddDate(0, 0, 7)), "procurement QUOTE 5.10 USD"},
-		{"declines what it cannot make", rfq(900, now.AddDate(0, 0, 7)), "procurement DECLINE"},
+		{"quotes for what it can make", rfq(900, now.AddDate(0, 0, 7)), "procurement QUOTE 5.10 USD"},
 		{"declines what it cannot deliver in time", rfq(500, now.AddDate(0, 0, 1)), "procurement DECLINE"},
 		{"declines another item", in("procurement", "vendor-b", mailbox.Request, "t", func(m *mailbox.Message) { m.Item = "gadget" }), "procurement DECLINE"},
 		{"confirms an order to buyer and finance", in("procurement", "vendor-b", mailbox.Order, "t", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") }),
@@ -88,6 +88,10 @@ func TestVendor(t *testing.T) {
 				t.Errorf("Receive = %q, want %q", got, tt.want)
 			}
 		})
+	}
+	part := v.Receive(now, rfq(900, now.AddDate(0, 0, 7)))[0]
+	if part.Quantity != 800 || !strings.HasPrefix(part.Subject, "QUOTE: 800 of the 900 widget asked") {
+		t.Errorf("a request above capacity: quantity %d, %q; want a quote for its 800", part.Quantity, part.Subject)
 	}
 	order := in("procurement", "vendor-b", mailbox.Order, "t2", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") })
 	if out := v.Receive(now, order); len(out) != 2 {
@@ -297,10 +301,10 @@ func TestFinance(t *testing.T) {
 		t.Fatalf("denied by policy: %v %q", got, denied[0].Subject)
 	}
 	f.Receive(now, in("procurement", "finance", mailbox.Notify, "t", func(m *mailbox.Message) {
-		m.Extra = []mailbox.Header{{Name: "Fell-Through", Value: "yes"}}
+		m.Extra = []mailbox.Header{{Name: "Fell-Through", Value: "yes"}, {Name: "Vendor", Value: "vendor-b"}}
 	}))
-	if !slices.Equal(f.Release, []string{"t"}) {
-		t.Errorf("a deal that fell through: Release = %v, want [t]", f.Release)
+	if !slices.Equal(f.Release, []Release{{"t", "vendor-b"}}) {
+		t.Errorf("a deal that fell through: Release = %v, want vendor-b's approval on t", f.Release)
 	}
 	paid := f.Receive(now, in("vendor-b", "finance", mailbox.Confirmed, "t", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("2400.00 USD") }))
 	if got := summary(paid); !slices.Equal(got, []string{"vendor-b PAID = 2400.00 USD"}) {
@@ -439,5 +443,41 @@ func TestProcurementTactics(t *testing.T) {
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("tactic %q offers %v, want %v", tt.tactic, got, tt.want)
 		}
+	}
+}
+
+// TestProcurementBuysInParts: a need no one vendor can serve is bought in
+// parts, cheapest first, each approved, ordered and confirmed on its own;
+// the human hears of the whole once every part is confirmed.
+func TestProcurementBuysInParts(t *testing.T) {
+	p := role(t, "procurement").(*Procurement)
+	p.Rounds = 0 // take each quote as it is: the parts are what is tested here
+	step := func(m *mailbox.Message) []string { return summary(p.Receive(now, m)) }
+	step(in("inventory", "procurement", mailbox.Request, "t", func(m *mailbox.Message) { m.Quantity = 1000 }))
+	step(in("vendor-b", "procurement", mailbox.Quote, "t", func(m *mailbox.Message) { m.Quantity, m.UnitPrice = 600, mailbox.MustMoney("7.00 USD") }))
+	step(in("vendor-c", "procurement", mailbox.Decline, "t", nil))
+	got := step(in("vendor-a", "procurement", mailbox.Quote, "t", func(m *mailbox.Message) { m.Quantity, m.UnitPrice = 600, mailbox.MustMoney("6.00 USD") }))
+	want := [][]string{
+		{"finance REQUEST 6.00 USD = 3600.00 USD"},
+		{"vendor-a ORDER 6.00 USD = 3600.00 USD"},
+		{"finance REQUEST 7.00 USD = 2800.00 USD"},
+		{"vendor-b ORDER 7.00 USD = 2800.00 USD"},
+		{"human NOTIFY = 6400.00 USD", "inventory NOTIFY"},
+	}
+	for i, w := range want {
+		if !slices.Equal(got, w) {
+			t.Fatalf("step %d: %v, want %v", i, got, w)
+		}
+		switch i {
+		case 0, 2:
+			got = step(in("finance", "procurement", mailbox.Approved, "t", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney("1.00 USD") }))
+		case 1, 3:
+			vendor := []string{"", "vendor-a", "", "vendor-b"}[i]
+			got = step(in(vendor, "procurement", mailbox.Confirmed, "t", func(m *mailbox.Message) { m.DeliverBy = now.AddDate(0, 0, 2+i) }))
+		}
+	}
+	d := p.Deals["t"]
+	if d.Phase != "done" || d.Bought != 1000 || len(d.Parts) != 2 {
+		t.Errorf("deal: phase %s, bought %d, parts %v", d.Phase, d.Bought, d.Parts)
 	}
 }

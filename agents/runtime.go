@@ -379,11 +379,11 @@ func (rt *Runtime) release() error {
 	if !ok {
 		return nil
 	}
-	for _, th := range f.Release {
-		if err := rt.engine.Release(rt.Name, th, "the deal fell through"); err != nil {
+	for _, x := range f.Release {
+		if err := rt.engine.Release(rt.Name, x.Thread, x.Vendor, "the deal fell through"); err != nil {
 			return err
 		}
-		rt.Log("released the approval held for " + th)
+		rt.Log("released the approval held for " + x.Thread)
 	}
 	f.Release = nil
 	return nil

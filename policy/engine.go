@@ -174,20 +174,15 @@ func (e *Engine) State() (*State, *Policy, error) {
 	return e.state, p, perr
 }
 
-// Release records that the money an approval holds on thread is no longer
-// needed: the deal fell through. It is idempotent.
-func (e *Engine) Release(agent, thread, reason string) error {
+// Release records that the money an approval holds on thread — the one for
+// vendor, or with vendor "" all of them — is no longer needed: the deal
+// fell through. It is idempotent.
+func (e *Engine) Release(agent, thread, vendor, reason string) error {
 	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
-		held := false
-		for k := range e.state.approvals {
-			if th, _, _ := strings.Cut(k, "|"); th == thread {
-				held = true
-			}
-		}
-		if !held {
+		if len(e.state.held(thread, vendor)) == 0 {
 			return nil, nil
 		}
-		return []mailbox.Entry{{Time: e.root.Now(), Agent: agent, Event: EventReleased, Thread: thread, Reason: reason}}, nil
+		return []mailbox.Entry{{Time: e.root.Now(), Agent: agent, Event: EventReleased, Thread: thread, Vendor: vendor, Reason: reason}}, nil
 	})
 	return err
 }

@@ -190,10 +190,8 @@ func (s *State) Apply(e mailbox.Entry) {
 			s.applySpend(e, t, amount)
 		}
 	case EventReleased:
-		for k := range s.approvals {
-			if th, _, _ := strings.Cut(k, "|"); th == e.Thread {
-				delete(s.approvals, k)
-			}
+		for _, k := range s.held(e.Thread, e.Vendor) {
+			delete(s.approvals, k)
 		}
 	case mailbox.EventRejected, mailbox.EventFailed, mailbox.EventBounced, "error":
 		s.trouble = append(s.trouble, e.Time)
@@ -247,6 +245,19 @@ func (s *State) approvalFor(thread, vendor string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// held are the keys of thread's approvals: the one for vendor (and one
+// that names none), or with vendor "" all of them.
+func (s *State) held(thread, vendor string) []string {
+	var out []string
+	for k := range s.approvals {
+		th, v, _ := strings.Cut(k, "|")
+		if th == thread && (vendor == "" || v == vendor || v == "") {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // approvedVendors are the vendors the thread's approvals name, sorted.

@@ -325,8 +325,8 @@ func (r *run) deliver(m *mailbox.Message) {
 	}
 	r.send(m.To, role.Receive(r.now, m))
 	if f, ok := rules(role).(*agents.Finance); ok && len(f.Release) > 0 {
-		for _, th := range f.Release {
-			r.record(mailbox.Entry{Time: r.now, Agent: m.To, Event: policy.EventReleased, Thread: th}, nil)
+		for _, x := range f.Release {
+			r.record(mailbox.Entry{Time: r.now, Agent: m.To, Event: policy.EventReleased, Thread: x.Thread, Vendor: x.Vendor}, nil)
 		}
 		f.Release = nil
 	}
@@ -513,7 +513,8 @@ func (r *run) leaks() []string {
 				}
 			}
 			for vendor, qs := range quotes {
-				if vendor != m.To && echoes(d, qs, half) && !d.Equal(decimal.NewFromInt(s.Need.Quantity)) {
+				quantity := d.Equal(decimal.NewFromInt(s.Need.Quantity)) || d.Equal(decimal.NewFromInt(m.Quantity))
+				if vendor != m.To && echoes(d, qs, half) && !quantity {
 					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, d))
 				}
 			}
