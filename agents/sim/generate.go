@@ -39,7 +39,7 @@ func Generate(seed uint64, i int) *agents.Scenario {
 	s.Need.DeliverWithinDays = 4 + rng.IntN(10)
 	value := cents(800 + rng.IntN(801)) // 8.00 to 16.00 a unit
 	s.Buyer.Value = usd(value)
-	s.Buyer.Rounds = 3
+	s.Buyer.Rounds = 4
 	s.Buyer.QuoteWindow = policy.Duration{Duration: 30 * time.Second}
 	s.Human.Answer = "approve"
 	n := s.Need.Quantity
