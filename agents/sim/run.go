@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-dev/parley/agents"
@@ -475,7 +476,7 @@ func (r *run) leaks() []string {
 	if c := s.Ceiling(); !c.IsZero() {
 		secret["the ceiling"] = c.Amount
 	}
-	quotes := map[string][]decimal.Decimal{} // vendor: the prices it quoted
+	quotes := map[string][]band{} // vendor: the prices it quoted, each ±0.5%
 	var out []string
 	seen := map[string]bool{}
 	leak := func(line string) {
@@ -492,7 +493,8 @@ func (r *run) leaks() []string {
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
 			if !m.UnitPrice.IsZero() {
-				quotes[m.From] = append(quotes[m.From], m.UnitPrice.Amount)
+				q := m.UnitPrice.Amount
+				quotes[m.From] = append(quotes[m.From], band{q.Sub(q.Mul(half)), q.Add(q.Mul(half))})
 			}
 			continue
 		}
@@ -504,7 +506,7 @@ func (r *run) leaks() []string {
 			said = append(said, m.UnitPrice.Amount)
 		}
 		for _, d := range said {
-			if echoes(d, quotes[m.To], half) {
+			if echoes(d, quotes[m.To]) {
 				continue // the recipient's own price, said back to it
 			}
 			for what, v := range secret {
@@ -514,7 +516,7 @@ func (r *run) leaks() []string {
 			}
 			for vendor, qs := range quotes {
 				quantity := d.Equal(decimal.NewFromInt(s.Need.Quantity)) || d.Equal(decimal.NewFromInt(m.Quantity))
-				if vendor != m.To && echoes(d, qs, half) && !quantity {
+				if vendor != m.To && echoes(d, qs) && !quantity {
 					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, d))
 				}
 			}
@@ -523,12 +525,61 @@ func (r *run) leaks() []string {
 	return out
 }
 
-// echoes reports whether d is within a fraction tol of one of the prices.
-func echoes(d decimal.Decimal, prices []decimal.Decimal, tol decimal.Decimal) bool {
-	for _, q := range prices {
-		if d.Sub(q).Abs().LessThanOrEqual(q.Mul(tol)) {
+// band is a price and the room around it that still says it.
+type band struct{ lo, hi decimal.Decimal }
+
+// echoes reports whether d lies in one of the bands.
+func echoes(d decimal.Decimal, bands []band) bool {
+	for _, b := range bands {
+		if !d.LessThan(b.lo) && !d.GreaterThan(b.hi) {
 			return true
 		}
 	}
 	return false
+}
+
+// RunAll plays every scenario, on workers goroutines at once (the runs
+// share nothing), scenario i with seed base+i, and hands each result to
+// done in the scenarios' order, from the calling goroutine. It stops at the
+// first error.
+func RunAll(ss []*agents.Scenario, opt Options, base uint64, workers int, done func(i int, r *Result) error) error {
+	workers = max(1, min(workers, len(ss)))
+	results := make([]*Result, len(ss))
+	errs := make([]error, len(ss))
+	ready := make([]chan struct{}, len(ss))
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
+	var next atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	for range workers {
+		go func() {
+			o := opt
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ss) {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				o.Seed = base + uint64(i)
+				results[i], errs[i] = Run(ss[i], o)
+				close(ready[i])
+			}
+		}()
+	}
+	for i := range ss {
+		<-ready[i]
+		if errs[i] != nil {
+			return errs[i]
+		}
+		if err := done(i, results[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -162,8 +163,8 @@ func TestSimulateWithAModel(t *testing.T) {
 	}
 }
 
-// BenchmarkSimulate plays generated deals, one after another, as parley
-// simulate does.
+// BenchmarkSimulate plays generated deals, one after another, each
+// generated first.
 func BenchmarkSimulate(b *testing.B) {
 	i := 0
 	for b.Loop() {
@@ -173,6 +174,48 @@ func BenchmarkSimulate(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deals/s")
+}
+
+// BenchmarkSimulateAll plays generated deals on every core, as parley
+// simulate does.
+func BenchmarkSimulateAll(b *testing.B) {
+	ss := make([]*agents.Scenario, b.N)
+	for i := range ss {
+		ss[i] = Generate(1, i)
+	}
+	b.ResetTimer()
+	err := RunAll(ss, Options{}, 0, runtime.GOMAXPROCS(0), func(int, *Result) error { return nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deals/s")
+}
+
+// TestRunAllIsRunInOrder: played on every core, the results are the same,
+// in the same order, as played one by one.
+func TestRunAllIsRunInOrder(t *testing.T) {
+	ss := make([]*agents.Scenario, 60)
+	for i := range ss {
+		ss[i] = Generate(11, i)
+	}
+	var got []string
+	err := RunAll(ss, Options{Shuffle: true}, 5, 4, func(i int, r *Result) error {
+		j, _ := json.Marshal(r)
+		got = append(got, string(j))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range ss {
+		r, err := Run(s, Options{Shuffle: true, Seed: 5 + uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j, _ := json.Marshal(r); string(j) != got[i] {
+			t.Fatalf("scenario %d differs:\n%s\n%s", i, j, got[i])
+		}
+	}
 }
 
 func TestNumbers(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -150,7 +151,28 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 	if keep != "" && len(scenarios) > 100 {
 		return nil, 0, withHint(fmt.Errorf("--keep writes a root for each of the %d scenarios", len(scenarios)), "pick one with --only ID, or play at most 100")
 	}
+	each := func(i int, r *sim.Result) error {
+		r.Buyer = label
+		results = append(results, r)
+		if c.Bool("json") {
+			if err := printJSON(e.stdout, r); err != nil {
+				return err
+			}
+		}
+		if progress && (i+1)%500 == 0 {
+			fmt.Fprintf(e.stderr, "\r%s: played %d of %d", label, i+1, len(scenarios))
+		}
+		return c.Context.Err()
+	}
 	start := time.Now()
+	if keep == "" && opt.Ask == nil {
+		// The runs share nothing: every core plays. (A model on one
+		// server answers one call at a time; those runs go one by one.)
+		if err := sim.RunAll(scenarios, opt, c.Uint64("seed"), runtime.GOMAXPROCS(0), each); err != nil {
+			return nil, 0, err
+		}
+		scenarios = nil
+	}
 	for i, s := range scenarios {
 		if err := c.Context.Err(); err != nil {
 			return nil, 0, err
@@ -177,15 +199,8 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 		if err != nil {
 			return nil, 0, err
 		}
-		r.Buyer = label
-		results = append(results, r)
-		if c.Bool("json") {
-			if err := printJSON(e.stdout, r); err != nil {
-				return nil, 0, err
-			}
-		}
-		if progress && (i+1)%500 == 0 {
-			fmt.Fprintf(e.stderr, "\r%s: played %d of %d", label, i+1, len(scenarios))
+		if err := each(i, r); err != nil {
+			return nil, 0, err
 		}
 	}
 	elapsed := time.Since(start)
@@ -193,7 +208,7 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 		fmt.Fprintf(e.stderr, "\r%40s\r", "")
 	}
 	if keep != "" && !c.Bool("json") {
-		fmt.Fprintf(e.stderr, "kept %d run(s) under %s: parley --root %s status\n", len(results), keep, filepath.Join(keep, scenarios[0].Name))
+		fmt.Fprintf(e.stderr, "kept %d run(s) under %s: parley --root %s status\n", len(results), keep, filepath.Join(keep, results[0].Scenario))
 	}
 	return results, elapsed, nil
 }
