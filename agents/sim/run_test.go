@@ -102,19 +102,40 @@ func TestGeneratedSuite(t *testing.T) {
 	if walked != infeasible {
 		t.Errorf("walked away correctly on %d of %d infeasible scenarios", walked, infeasible)
 	}
-	t.Logf("feasible %d: agreement %.3f, mean BSS %.3f; infeasible %d, walked away %d", feasible, float64(deals)/float64(feasible), bss/float64(feasible), infeasible, walked)
+	agreement, share := float64(deals)/float64(feasible), bss/float64(feasible)
+	t.Logf("feasible %d: agreement %.3f, mean BSS %.3f; infeasible %d, walked away %d", feasible, agreement, share, infeasible, walked)
+	// Issue 8's bars that parley's strategy reaches: a regression fails.
+	if agreement < 0.98 || share < 0.70 {
+		t.Errorf("agreement %.3f (want at least 0.98), buyer surplus share %.3f (want at least 0.70)", agreement, share)
+	}
 
 	a, _ := json.Marshal(Generate(7, 3))
 	b, _ := json.Marshal(Generate(7, 3))
 	if string(a) != string(b) {
 		t.Error("the same seed and index made two scenarios")
 	}
-	r1, _ := Run(Generate(7, 3), Options{Shuffle: true, Seed: 9})
-	r2, _ := Run(Generate(7, 3), Options{Shuffle: true, Seed: 9})
-	j1, _ := json.Marshal(r1)
-	j2, _ := json.Marshal(r2)
-	if string(j1) != string(j2) {
-		t.Errorf("the same run twice came out differently:\n%s\n%s", j1, j2)
+	// The same run twice: the same transcript, message for message, and
+	// the same result.
+	transcript := func() (string, string) {
+		var lines []byte
+		keep := func(e mailbox.Entry, m *mailbox.Message) {
+			j, _ := json.Marshal(e)
+			lines = append(append(lines, j...), '\n')
+			if m != nil {
+				lines = append(lines, m.Marshal()...)
+			}
+		}
+		r, err := Run(Generate(7, 1), Options{Shuffle: true, Seed: 9, Keep: keep}) // a split: the longest deals
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ := json.Marshal(r)
+		return string(lines), string(j)
+	}
+	t1, r1 := transcript()
+	t2, r2 := transcript()
+	if t1 != t2 || r1 != r2 || len(t1) < 1000 {
+		t.Errorf("the same run twice came out differently (%d and %d bytes of transcript):\n%s\n%s", len(t1), len(t2), r1, r2)
 	}
 }
 
