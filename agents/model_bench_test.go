@@ -31,7 +31,7 @@ func BenchmarkModelDecide(b *testing.B) {
 	}
 }
 
-// BenchmarkHistory reads the thread so far from a ledger of 10,000 lines,
+// BenchmarkHistory reads the thread so far from a ledger of 20,000 lines,
 // as each model call does.
 func BenchmarkHistory(b *testing.B) {
 	r, err := mailbox.OpenRoot(b.TempDir(), func() time.Time { return now })
@@ -45,8 +45,13 @@ func BenchmarkHistory(b *testing.B) {
 	}
 	var batch []mailbox.Entry
 	for i := range 10000 {
-		batch = append(batch, mailbox.Entry{Agent: "vendor-b", Event: mailbox.EventDelivered, Thread: fmt.Sprintf("t-%d", i%500),
-			MsgID: fmt.Sprintf("<%d@b>", i), From: "vendor-b", To: "procurement", Verb: "QUOTE", Subject: "QUOTE: 500 widget at 5.10 USD each"})
+		// A vendor's quote as the ledger has it: delivered by the vendor,
+		// then claimed by procurement (the line a history keeps).
+		e := mailbox.Entry{Agent: "vendor-b", Event: mailbox.EventDelivered, Thread: fmt.Sprintf("t-%d", i%500),
+			MsgID: fmt.Sprintf("<%d@b>", i), From: "vendor-b", To: "procurement", Verb: "QUOTE", Subject: "QUOTE: 500 widget at 5.10 USD each"}
+		c := e
+		c.Agent, c.Event = "procurement", mailbox.EventClaimed
+		batch = append(batch, e, c)
 	}
 	if _, err := l.Append(batch...); err != nil {
 		b.Fatal(err)
