@@ -24,7 +24,10 @@ host="127.0.0.1:$port"
 # HOME, and with it Go's caches.
 server() { HOME="$tmp/home" OLLAMA_MODELS="$tmp/models" OLLAMA_HOST="$host" "$ollama" "$@"; }
 mkdir -p "$tmp/home" "$tmp/models"
-server serve >"$tmp/serve.log" 2>&1 &
+# Started directly, not through the function, so that $! is the server
+# itself and the trap stops it (a function in the background is a subshell,
+# and killing that would leave the server running).
+HOME="$tmp/home" OLLAMA_MODELS="$tmp/models" OLLAMA_HOST="$host" "$ollama" serve >"$tmp/serve.log" 2>&1 &
 pid=$!
 up() { curl -sf "http://$host/api/version" >/dev/null; }
 for _ in $(seq 100); do
