@@ -22,6 +22,9 @@ func (r *Procurement) choice(now time.Time, m *mailbox.Message) (Choice, bool) {
 	if d == nil || m.Verb != mailbox.Quote || d.Phase != "negotiating" || m.From != d.Vendor || m.UnitPrice.IsZero() || m.UnitPrice.Currency != d.Offered.Currency {
 		return Choice{}, false
 	}
+	if d.Lot == 0 {
+		d.Lot = d.Quantity // a deal saved before needs were bought in parts
+	}
 	theirs := m.UnitPrice
 	most, capped := r.most(d, theirs.Currency)
 	c := Choice{Actions: []string{"DECLINE"}, Means: map[string]string{
@@ -35,8 +38,8 @@ func (r *Procurement) choice(now time.Time, m *mailbox.Message) (Choice, bool) {
 	if d.Round < r.Rounds {
 		lo := d.Offered.Amount
 		hi := theirs.Amount.Sub(decimal.New(1, -2))
-		if capped && most.Amount.LessThan(hi) {
-			hi = most.Amount
+		if ceiling := most.Amount.Sub(decimal.New(1, -2)); capped && ceiling.LessThan(hi) {
+			hi = ceiling // never an offer at the ceiling itself: it would say what it is
 		}
 		if !hi.LessThan(lo) {
 			c.Actions = append(c.Actions, "COUNTER")
@@ -76,7 +79,8 @@ func (r *Procurement) most(d *Deal, currency string) (mailbox.Money, bool) {
 
 func (r *Procurement) take(now time.Time, m *mailbox.Message, p Pick) []*mailbox.Message {
 	d := r.Deals[m.Thread]
-	d.Quotes[d.Vendor].UnitPrice = m.UnitPrice
+	o := d.Quotes[d.Vendor]
+	d.Last, o.UnitPrice, o.Quoted = o.UnitPrice, m.UnitPrice, append(o.Quoted, m.UnitPrice.Amount) // as negotiate records it
 	switch p.Action {
 	case "ACCEPT":
 		return r.accept(now, d, m.UnitPrice)

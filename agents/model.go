@@ -165,7 +165,11 @@ func (b *Model) ask(now time.Time, n Note, call llm.Call, check func(json.RawMes
 		var ans llm.Answer
 		ans, err = b.Ask(ctx, key, call)
 		if ctx.Err() != nil {
-			return err // the agent is stopping: the call did not happen
+			// The agent is stopping: whatever came back is not an answer.
+			if err == nil {
+				err = ctx.Err()
+			}
+			return err
 		}
 		if err == nil {
 			if err = check(ans.JSON); err != nil {

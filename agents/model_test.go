@@ -425,3 +425,54 @@ func FuzzModelAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestModelStoppingMidCall: an answer that arrives as the agent stops is
+// not taken for one: the step is the rules', and nothing panics.
+func TestModelStoppingMidCall(t *testing.T) {
+	p := role(t, "procurement").(*Procurement)
+	b, notes := withModel(t, "procurement", "127.0.0.1:1", p, func(a *Agent) { a.LLM = "narrate" })
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Ctx = ctx
+	b.Ask = func(context.Context, string, llm.Call) (llm.Answer, error) {
+		cancel() // the agent is told to stop while the model answers
+		return llm.Play(llm.Tape{Answer: `{"found":true,"price":"1200","per":"lot","currency":"USD","deliver_by":""}`, Record: llm.Record{DoneReason: "stop"}})
+	}
+	b.Receive(now, in("inventory", "procurement", mailbox.Request, "t", nil))
+	b.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "t", func(m *mailbox.Message) { m.Date, m.Body = now, "1.2k for the lot" }))
+	if o := p.Deals["t"].Quotes["vendor-b"]; o == nil || !o.Declined {
+		t.Errorf("offer = %+v, want the quote in words left unread", o)
+	}
+	for _, n := range *notes {
+		if n.Outcome == Answered {
+			t.Errorf("a call cut short by the stop was taken as answered: %+v", n)
+		}
+	}
+}
+
+// TestChoiceNeverTheCeiling: in decide mode the model may not counter at
+// the ceiling itself, which would say what it is.
+func TestChoiceNeverTheCeiling(t *testing.T) {
+	p, quote := negotiating(t)
+	p.Ceiling = mailbox.MustMoney("4.90 USD")
+	c, ok := p.choice(now, quote)
+	if !ok || c.Max.String() != "4.89 USD" {
+		t.Errorf("choice = %+v, %v; want counter-offers up to 4.89 USD", c, ok)
+	}
+}
+
+// TestTapesKeepOnlyAnswers: a call the server never answered is not taped:
+// the step taken again asks the model again.
+func TestTapesKeepOnlyAnswers(t *testing.T) {
+	tapes := Tapes{Dir: t.TempDir()}
+	for _, kind := range []string{"unreachable", "timeout", ""} {
+		ask := tapes.Recording(func(context.Context, llm.Call) (llm.Answer, error) {
+			return llm.Answer{Tape: llm.Tape{Kind: kind, Answer: "{}"}}, nil
+		})
+		key := "k-" + kind
+		ask(context.Background(), key, llm.Call{})
+		_, ok, err := tapes.Load(key)
+		if err != nil || ok != (kind == "") {
+			t.Errorf("kind %q: taped %v (%v)", kind, ok, err)
+		}
+	}
+}

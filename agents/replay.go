@@ -35,7 +35,10 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 	if err != nil {
 		return nil, 0, err
 	}
-	pol, _ := policy.Load(filepath.Join(root.Dir, policy.File))
+	pol, err := policy.Load(filepath.Join(root.Dir, policy.File))
+	if err != nil {
+		return nil, 0, fmt.Errorf("replay: %w", err)
+	}
 	if p, ok := rules.(*Procurement); ok && pol != nil {
 		p.ReplyWithin, p.Limit = pol.Negotiation.ReplyWithin.Duration, pol.Limits.PerTransaction
 	}

@@ -297,6 +297,12 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 	}
 	switch m.Verb {
 	case mailbox.Quote:
+		if _, seen := d.Quotes[m.From]; !seen && d.Phase != "quoting" && d.Phase != "done" && d.Phase != "failed" && !m.UnitPrice.IsZero() {
+			// A quote that came after the deal moved on (the first
+			// acceptable one was taken): kept, for the rest of the need.
+			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy, Quantity: min(m.Quantity, d.Quantity), Quoted: []decimal.Decimal{m.UnitPrice.Amount}}
+			return nil
+		}
 		if m.UnitPrice.IsZero() {
 			// A quote in words no one read into a price: not an offer to take.
 			return r.Receive(now, &mailbox.Message{From: m.From, Thread: m.Thread, Verb: mailbox.Decline, Subject: "a quote in words, with no Unit-Price"})

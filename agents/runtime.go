@@ -441,7 +441,9 @@ func (rt *Runtime) sendTick(out []*mailbox.Message, now time.Time) error {
 	for _, m := range out {
 		if m.ID == "" {
 			c := *m
-			c.ID, c.Date, c.Version, c.From = "", time.Time{}, "", rt.Name
+			// Not the text: a model may word the same step differently
+			// when it is taken again.
+			c.ID, c.Date, c.Version, c.From, c.Body = "", time.Time{}, "", rt.Name, ""
 			sum := sha256.Sum256(c.Marshal())
 			m.ID = "<" + hex.EncodeToString(sum[:12]) + "." + rt.Name + "@parley>"
 		}

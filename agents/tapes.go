@@ -61,7 +61,15 @@ func (t Tapes) Recording(ask func(context.Context, llm.Call) (llm.Answer, error)
 		}
 		ans, err := ask(ctx, c)
 		if ctx.Err() != nil {
+			if err == nil {
+				err = ctx.Err()
+			}
 			return ans, err // stopped: the call did not really happen
+		}
+		if ans.Tape.Kind == "unreachable" || ans.Tape.Kind == "timeout" {
+			// Not an answer of the model's: the same step taken again, once
+			// the server is back, asks it again.
+			return ans, err
 		}
 		if serr := t.Save(key, ans.Tape); serr != nil {
 			return ans, serr

@@ -237,8 +237,13 @@ func (e *Engine) Resume(who, reason string) error {
 func Escalation(p *Policy, a Action, d Decision, now time.Time) *mailbox.Message {
 	m := a.Message
 	ask := fmt.Sprintf("%s wants to send %s %s", a.Agent, m.To, m.Verb)
-	if total := m.Total(); !total.IsZero() {
-		ask += " for " + total.String()
+	amount := m.Total()
+	if !amount.IsZero() {
+		ask += " for " + amount.String()
+	}
+	if !d.Covers.IsZero() && !d.Covers.Amount.Equal(amount.Amount) {
+		amount = d.Covers // what an approval must cover: the thread's orders with this one
+		ask += fmt.Sprintf(", %s in all on the thread", amount)
 	}
 	if m.Item != "" {
 		ask += fmt.Sprintf(" (%d %s)", m.Quantity, m.Item)
@@ -259,7 +264,7 @@ or write the message in an editor: parley compose --to %s --verb APPROVED --repl
 	e := &mailbox.Message{
 		Version: mailbox.Version, ID: mailbox.NewMessageID(now, a.Agent), Date: now,
 		From: a.Agent, To: p.Human.Agent, Thread: m.Thread, InReplyTo: m.ID,
-		Verb: mailbox.Escalate, Item: m.Item, Quantity: m.Quantity, Amount: m.Total(),
+		Verb: mailbox.Escalate, Item: m.Item, Quantity: m.Quantity, Amount: amount,
 		Subject: "ESCALATE: " + ask + "?", Body: body,
 	}
 	if p.Human.DecisionTimeout.Duration > 0 {

@@ -27,6 +27,10 @@ type Decision struct {
 	Rule    string  `json:"rule"`
 	Reason  string  `json:"reason"`
 	Policy  string  `json:"policy"` // SHA-256 of the policy file
+	// Covers is, for an escalation, what the human's APPROVED must cover:
+	// the action's amount, or with a split order all that the thread
+	// orders with it.
+	Covers mailbox.Money `json:"covers,omitzero"`
 }
 
 // Action is what an agent is about to do: send Message. The message says
@@ -204,6 +208,11 @@ func (s *State) applySpend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 	switch mailbox.Verb(e.Verb) {
 	case mailbox.Approved:
 		s.approvals[approvalKey(e.Thread, e.Vendor)] = approval{amount: amount, at: e.Time, vendor: e.Vendor, item: e.Item, quantity: e.Quantity}
+		if e.Vendor != "" {
+			// An approval for a vendor replaces one for none on the thread
+			// (the human's, given before finance's held approval went out).
+			delete(s.approvals, approvalKey(e.Thread, ""))
+		}
 	case mailbox.Order:
 		if k, ok := s.approvalFor(e.Thread, e.To); ok {
 			a := s.approvals[k]
@@ -392,7 +401,7 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 			case !t.escalated.IsZero() && p.Human.DecisionTimeout.Duration > 0 && now.Sub(t.escalated) > p.Human.DecisionTimeout.Duration && p.Human.OnTimeout == "deny":
 				return deny("human.timeout", "%s did not answer within %v (asked at %s)", p.Human.Agent, p.Human.DecisionTimeout.Duration, t.escalated.Format(time.RFC3339))
 			default:
-				return Decision{Outcome: Escalate, Rule: rule, Reason: why}
+				return Decision{Outcome: Escalate, Rule: rule, Reason: why, Covers: p.money(cumulative(m.Verb, t, amt))}
 			}
 		}
 	}
@@ -401,7 +410,7 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 	case mailbox.Approved:
 		if lim := p.Budget.Amount; !lim.IsZero() {
 			vendor, _ := m.Get("Vendor")
-			used := s.budgetUsed(p, now, approvalKey(m.Thread, vendor))
+			used := s.budgetUsed(p, now, m.Thread, vendor)
 			if used.Add(amt).GreaterThan(lim.Amount) {
 				return deny("budget", "%s with %s already spent or held this %s makes %s, above the budget of %s",
 					total, p.money(used), p.Budget.Period, p.money(used.Add(amt)), lim)
@@ -485,15 +494,17 @@ func (s *State) recentSends(agent string, now time.Time) int {
 }
 
 // budgetUsed is what was paid this period plus the approvals still holding
-// money, but for the one under key (a new approval replaces it).
-func (s *State) budgetUsed(p *Policy, now time.Time, key string) decimal.Decimal {
+// money, but for those a new approval for vendor on thread replaces: the
+// thread's for that vendor, and the thread's for none.
+func (s *State) budgetUsed(p *Policy, now time.Time, thread, vendor string) decimal.Decimal {
 	period := month(now)
 	if p.Budget.Period == "day" {
 		period = day(now)
 	}
 	used := s.paid[period]
 	for k, a := range s.approvals {
-		if k != key && a.inForce(p, now) {
+		replaced := thread != "" && (k == approvalKey(thread, vendor) || k == approvalKey(thread, ""))
+		if !replaced && a.inForce(p, now) {
 			used = used.Add(a.amount)
 		}
 	}
@@ -548,4 +559,6 @@ func (s *State) Spent(agent string, now time.Time) (today, thisMonth decimal.Dec
 }
 
 // BudgetUsed is what was paid this budget period plus what approvals hold.
-func (s *State) BudgetUsed(p *Policy, now time.Time) decimal.Decimal { return s.budgetUsed(p, now, "") }
+func (s *State) BudgetUsed(p *Policy, now time.Time) decimal.Decimal {
+	return s.budgetUsed(p, now, "", "")
+}

@@ -286,3 +286,68 @@ func TestOneNeedTwoVendors(t *testing.T) {
 		}
 	}
 }
+
+// TestHumanThenFinanceApproval: finance's approval above the threshold
+// waits for the human; the human approves (naming no vendor); finance's
+// approval then goes out for its vendor. It replaces the human's hold
+// rather than counting twice against the budget, and no other vendor can
+// be ordered from or paid on the strength of the human's answer.
+func TestHumanThenFinanceApproval(t *testing.T) {
+	p := defaultPolicy(t)
+	p.Budget.Amount = mailbox.MustMoney("5000.00 USD")
+	s := NewState()
+	apply := func(agent string, m *mailbox.Message) Decision {
+		d := s.Evaluate(p, Action{Agent: agent, Message: m}, now)
+		s.Apply(decisionEntry(m, d.Outcome, d.Rule, now))
+		if d.Outcome == Allow {
+			s.Apply(delivered(m, now))
+		}
+		return d
+	}
+	approved := msg("finance", "procurement", mailbox.Approved, "t", "3000.00 USD")
+	approved.Extra = []mailbox.Header{{Name: "Vendor", Value: "vendor-b"}}
+	if d := apply("finance", approved); d.Outcome != Escalate || d.Covers.String() != "3000.00 USD" {
+		t.Fatalf("finance's approval above the threshold: %s by %s, covers %s", d.Outcome, d.Rule, d.Covers)
+	}
+	if d := apply("human", msg("human", "finance", mailbox.Approved, "t", "3000.00 USD")); d.Outcome != Allow {
+		t.Fatalf("the human's approval: %s by %s", d.Outcome, d.Rule)
+	}
+	if d := apply("finance", approved); d.Outcome != Allow {
+		t.Fatalf("finance's approval after the human's: %s by %s (%s)", d.Outcome, d.Rule, d.Reason)
+	}
+	if used := s.BudgetUsed(p, now); used.String() != "3000" {
+		t.Errorf("budget used %s, want 3000: one approval, held once", used)
+	}
+	if d := apply("procurement", msg("procurement", "vendor-c", mailbox.Order, "t", "2000.00 USD")); d.Outcome != Deny || d.Rule != "order.vendor" {
+		t.Errorf("an order to vendor-c: %s by %s, want deny by order.vendor", d.Outcome, d.Rule)
+	}
+	if d := apply("procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "3000.00 USD")); d.Outcome != Allow {
+		t.Errorf("the order to vendor-b: %s by %s (%s)", d.Outcome, d.Rule, d.Reason)
+	}
+}
+
+// TestSplitEscalationAsksForTheWhole: an order that takes the thread past
+// the threshold asks the human to cover the thread's total, so that
+// approving what the ESCALATE says lets the order go.
+func TestSplitEscalationAsksForTheWhole(t *testing.T) {
+	p := defaultPolicy(t) // the human signs off above 2500.00 USD
+	s := NewState()
+	for _, e := range join(approvedOn("t", "2000.00 USD", now), orderedOn("t", "vendor-b", "2000.00 USD", now)) {
+		s.Apply(e)
+	}
+	a := Action{Agent: "procurement", Message: msg("procurement", "vendor-a", mailbox.Order, "t", "1500.00 USD")}
+	d := s.Evaluate(p, a, now)
+	if d.Outcome != Escalate || d.Rule != "human.split" || d.Covers.String() != "3500.00 USD" {
+		t.Fatalf("Evaluate = %s by %s, covers %s; want escalate by human.split covering 3500.00 USD", d.Outcome, d.Rule, d.Covers)
+	}
+	e := Escalation(p, a, d, now)
+	if e.Amount.String() != "3500.00 USD" || !strings.Contains(e.Subject, "for 1500.00 USD, 3500.00 USD in all on the thread") {
+		t.Errorf("ESCALATE amount %s, subject %q", e.Amount, e.Subject)
+	}
+	human := msg("human", "procurement", mailbox.Approved, "t", e.Amount.String())
+	s.Apply(decisionEntry(human, Allow, "allow.5", now))
+	s.Apply(delivered(human, now))
+	if d := s.Evaluate(p, a, now); d.Outcome == Escalate {
+		t.Errorf("after the human approved what was asked, the order is still escalated: %s", d.Reason)
+	}
+}

@@ -120,6 +120,9 @@ func Solve(s *agents.Scenario) Oracle {
 		}
 		q := min(c.v.Capacity, left)
 		if budget.Sign() > 0 {
+			if spend.Sign() <= 0 {
+				break // the budget is spent
+			}
 			q = affordable(spend, c.v.Floor.Amount, q)
 			spend = spend.Sub(c.v.Floor.Amount.Mul(decimal.NewFromInt(q)))
 		}

@@ -1,6 +1,10 @@
 package sim
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/shopspring/decimal"
+)
 
 // TestOracleByHand: the oracle of small scenarios, against the values
 // worked out by hand in their files' comments and in docs/SIMULATION.md.
@@ -22,5 +26,15 @@ func TestOracleByHand(t *testing.T) {
 			t.Errorf("%s: W* %s, VCG %s, posted %s, capable %d, feasible %v; want %s, %s, %s, %d, %v",
 				tt.file, o.WStar, o.VCG, o.Posted, o.Capable, o.Feasible(), tt.wStar, tt.vcg, tt.posted, tt.capable, tt.feasible)
 		}
+	}
+}
+
+// TestOracleBudgetSpent: a budget spent to the cent by the first vendor
+// leaves nothing for the next.
+func TestOracleBudgetSpent(t *testing.T) {
+	s := load(t, "../../testdata/sim/budget-binds.toml")
+	s.Policy.Budget.Amount = decimal.RequireFromString("3600") // x's 600 at 6.00, exactly
+	if o := Solve(s); o.WStar.String() != "2400" {
+		t.Errorf("W* = %s, want 2400 (x's 600 and nothing more)", o.WStar)
 	}
 }

@@ -354,9 +354,15 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 		}
 		d := r.decide(agent, m)
 		if d.Outcome == policy.Escalate && r.s.Human.Answer == "approve" {
-			// The human approves at once: the policy finds the answer.
+			// The human approves at once what the escalation asks to cover:
+			// the policy finds the answer.
+			covers := m.Total()
+			if !d.Covers.IsZero() {
+				covers = d.Covers
+			}
 			ok := &mailbox.Message{Version: mailbox.Version, ID: fmt.Sprintf("<%d.human@sim>", r.ids), Date: r.now, From: "human", To: agent,
-				Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Approved, Amount: m.Total(), Subject: "APPROVED"}
+				Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Approved, Amount: covers, Subject: "APPROVED"}
+			r.decide("human", ok) // as a live human's answer, it passes the policy first
 			r.record(mailbox.MessageEntry("human", mailbox.EventDelivered, ok), ok)
 			r.human = true
 			d = r.decide(agent, m)

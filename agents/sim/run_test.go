@@ -313,3 +313,39 @@ func TestKeep(t *testing.T) {
 		t.Error("keeping into an existing folder was not refused")
 	}
 }
+
+// TestHumanCoversASplitNeed: a need bought in parts whose total passes the
+// threshold is approved by the human once, for the whole, and all of it is
+// bought.
+func TestHumanCoversASplitNeed(t *testing.T) {
+	s := load(t, "../../testdata/sim/two-vendors-split.toml")
+	s.Policy.ApprovalOver = mailbox.MustMoney("5000.00 USD")
+	res, err := Run(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	units := int64(0)
+	for _, o := range res.Orders {
+		units += o.Quantity
+	}
+	if units != 1000 || len(res.Violations) > 0 {
+		t.Errorf("bought %d of 1000 (%+v), violations %v", units, res.Orders, res.Violations)
+	}
+}
+
+// TestFirstBuyerBuysInParts: the first-acceptable baseline takes the first
+// quote, and the rest of a need no one vendor serves from those that came
+// after.
+func TestFirstBuyerBuysInParts(t *testing.T) {
+	res, err := Run(load(t, "../../testdata/sim/two-vendors-split.toml"), Options{Buyer: "first", Shuffle: true, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	units := int64(0)
+	for _, o := range res.Orders {
+		units += o.Quantity
+	}
+	if units != 1000 {
+		t.Errorf("bought %d of 1000: %+v", units, res.Orders)
+	}
+}
