@@ -294,8 +294,8 @@ func printSummaries(w io.Writer, buyer string, regimes []string, by map[string][
 	}
 	row("all", all)
 	tw.Flush()
-	fmt.Fprintf(w, "\nbuyer %s: agreement %.3f [%.3f, %.3f], buyer surplus share %.3f [%.3f, %.3f] (95%% bootstrap), %.0f deals/s\n",
-		buyer, all.AgreementRate, all.AgreementCI[0], all.AgreementCI[1], all.BSS, all.BSSCI[0], all.BSSCI[1], all.DealsPerSecond)
+	fmt.Fprintf(w, "\nbuyer %s: agreement %.3f [%.3f, %.3f], buyer surplus share %.3f [%.3f, %.3f] (95%% bootstrap), %s deals/s\n",
+		buyer, all.AgreementRate, all.AgreementCI[0], all.AgreementCI[1], all.BSS, all.BSSCI[0], all.BSSCI[1], rate(all.DealsPerSecond))
 	if all.Calls > 0 {
 		fmt.Fprintf(w, "model: %.1f calls and %.0f tokens per deal\n", all.Calls, all.Tokens)
 	}
@@ -341,4 +341,13 @@ func compare(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Optio
 		return fmt.Errorf("%d hard invariants broken (run with --json to see which)", violations)
 	}
 	return nil
+}
+
+// rate writes deals per second: whole above a hundred, else with decimals
+// (a model's deals take seconds each).
+func rate(r float64) string {
+	if r >= 100 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.2f", r)
 }
