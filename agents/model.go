@@ -597,6 +597,9 @@ func NewModel(root string, team *Team, a *Agent, rules Role, pol *policy.Policy)
 		return nil, err
 	}
 	b := &Model{Rules: rules, Agent: a, Human: team.Human, System: strings.TrimSpace(prompt) + "\n"}
+	if p, ok := rules.(*Procurement); ok && a.LLM == "decide" {
+		p.Serial = true // the model chooses on one vendor's quote at a time
+	}
 	if pol != nil {
 		b.Currency = pol.Currency
 		b.System += "\n## What binds you\n" + binds(pol, a.Name)

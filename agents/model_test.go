@@ -55,6 +55,7 @@ func withModel(t *testing.T, name, host string, rules Role, set func(a *Agent)) 
 func negotiating(t *testing.T) (*Procurement, *mailbox.Message) {
 	t.Helper()
 	p := role(t, "procurement").(*Procurement)
+	p.Serial = true // as under a model that decides: one vendor at a time
 	p.Receive(now, in("inventory", "procurement", mailbox.Request, "restock-1", func(m *mailbox.Message) { m.DeliverBy = now.AddDate(0, 0, 8) }))
 	p.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "restock-1", price("5.40 USD")))
 	p.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "restock-1", nil))

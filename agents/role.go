@@ -181,6 +181,9 @@ type Offer struct {
 	DeliverBy time.Time
 	Quantity  int64             // how many it can deliver, when fewer than asked
 	Quoted    []decimal.Decimal // every unit price it quoted, in order: none is ever said to another vendor
+	Offered   mailbox.Money     // our last counter-offer to it, when pressed with others
+	Rounds    int               // counter-offers sent to it on the thread
+	Pressed   bool              // a counter-offer to it awaits its answer
 	Declined  bool
 	Ordered   bool // a part of the need was ordered from it
 	Why       string
@@ -214,10 +217,13 @@ type Deal struct {
 	Bought int64
 	Spent  mailbox.Money
 	Parts  []string
-	Anchor mailbox.Money // a baseline tactic's first offer
-	Last   mailbox.Money // the vendor's quote before its latest (tit-for-tat)
-	Agreed mailbox.Money // the unit price agreed
-	Why    string        // why the winner won
+	// Pressing are the best few vendors, pressed with counter-offers all
+	// at once, round by round (phase "pressing").
+	Pressing []string
+	Anchor   mailbox.Money // a baseline tactic's first offer
+	Last     mailbox.Money // the vendor's quote before its latest (tit-for-tat)
+	Agreed   mailbox.Money // the unit price agreed
+	Why      string        // why the winner won
 	// The message an answer is awaited to, by when, and whether it was
 	// already sent again as a reminder.
 	Awaiting *mailbox.Message
@@ -247,6 +253,9 @@ type Procurement struct {
 	// Tactic is how it negotiates: "" is parley's own; the others are
 	// NEGOTIATION.md's baselines, played by parley simulate --buyer.
 	Tactic string `json:"-"`
+	// Serial negotiates with one vendor at a time (a model that decides
+	// chooses on one vendor's quote at a time).
+	Serial bool `json:"-"`
 	Deals  map[string]*Deal
 }
 
@@ -321,7 +330,16 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 		if d.Phase == "negotiating" && m.From == d.Vendor {
 			return r.negotiate(now, d, m)
 		}
+		if o := d.Quotes[m.From]; d.Phase == "pressing" && o != nil && o.Pressed {
+			o.UnitPrice, o.DeliverBy, o.Pressed = m.UnitPrice, m.DeliverBy, false
+			o.Quoted = append(o.Quoted, m.UnitPrice.Amount)
+			return r.round(now, d)
+		}
 	case mailbox.Decline:
+		if o := d.Quotes[m.From]; d.Phase == "pressing" && o != nil && o.Pressed {
+			o.Declined, o.Pressed, o.Why = true, false, strings.TrimSpace(m.Subject)
+			return r.round(now, d)
+		}
 		if d.Phase == "quoting" {
 			d.Quotes[m.From] = &Offer{Declined: true, Why: strings.TrimSpace(m.Subject)}
 			if r.allAnswered(d) {
@@ -395,6 +413,15 @@ func (r *Procurement) Tick(now time.Time) []*mailbox.Message {
 		switch {
 		case d.Phase == "quoting" && !now.Before(d.Closes):
 			out = append(out, r.compare(now, d)...)
+		case d.Phase == "pressing" && !d.Due.IsZero() && now.After(d.Due):
+			// Who has not answered this round is out of it; the others' quotes
+			// decide it.
+			for _, v := range d.Pressing {
+				if o := d.Quotes[v]; o.Pressed {
+					o.Declined, o.Pressed, o.Why = true, false, "did not answer"
+				}
+			}
+			out = append(out, r.round(now, d)...)
 		case d.Awaiting != nil && now.After(d.Due) && d.Phase != "done" && d.Phase != "failed":
 			out = append(out, r.overdue(now, d)...)
 		}
@@ -447,6 +474,9 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 		}
 		return r.fail(now, d, fmt.Sprintf("no vendor can deliver %d %s by %s at an acceptable price", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly)))
 	}
+	if r.Rounds > 0 && r.Tactic == "" && !r.Serial && len(vs) > 1 && r.covers(d, vs[0]) && d.Bought == 0 {
+		return r.press(now, d, vs)
+	}
 	best := vs[0]
 	o := d.Quotes[best]
 	r.choose(d, best)
@@ -487,7 +517,124 @@ func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*m
 		// Never the ceiling itself: an offer at it would say what it is.
 		price = r.Ceiling.Amount.Sub(decimal.New(1, -2))
 	}
-	return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, price), Currency: theirs.Currency})
+	return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, d.Vendor, price), Currency: theirs.Currency})
+}
+
+// pressed is how many vendors parley presses at once: the best few quotes.
+const pressed = 2
+
+// press puts the best few quotes in competition: each vendor gets a
+// counter-offer every round, and the lowest that meets ours takes the need
+// (or as much of it as it can deliver). Who answers first does not matter:
+// a round is decided when every vendor in it has answered, or its time is
+// up.
+func (r *Procurement) press(now time.Time, d *Deal, vs []string) []*mailbox.Message {
+	d.Phase, d.Round, d.Pressing = "pressing", 0, vs[:min(pressed, len(vs))]
+	return r.round(now, d)
+}
+
+// round decides the round that just ended — a vendor that met our offer
+// wins, the lowest first — or presses again while rounds remain, or takes
+// the best quote standing.
+func (r *Procurement) round(now time.Time, d *Deal) []*mailbox.Message {
+	var open, met []string
+	for _, v := range d.Pressing {
+		o := d.Quotes[v]
+		if o.Pressed {
+			return nil // the round is still on
+		}
+		if o.Declined {
+			continue
+		}
+		open = append(open, v)
+		if !o.Offered.IsZero() && !o.UnitPrice.Amount.GreaterThan(o.Offered.Amount) {
+			met = append(met, v)
+		}
+	}
+	if len(met) > 0 {
+		return r.win(now, d, r.cheapest(d, met), "met our offer")
+	}
+	if d.Round < r.Rounds {
+		if out := r.counterAll(now, d, open); len(out) > 0 {
+			return out
+		}
+	}
+	var within []string
+	for _, v := range open {
+		if r.within(d.Quotes[v].UnitPrice) {
+			within = append(within, v)
+		}
+	}
+	if len(within) > 0 {
+		return r.win(now, d, r.cheapest(d, within), "the best quote standing")
+	}
+	for _, v := range open {
+		d.Quotes[v].Declined, d.Quotes[v].Why = true, "above what we can pay"
+	}
+	return r.compare(now, d) // the vendors not pressed yet, or the end
+}
+
+// counterAll sends this round's counter-offer to each vendor that may
+// still get one.
+func (r *Procurement) counterAll(now time.Time, d *Deal, open []string) []*mailbox.Message {
+	d.Round++
+	// One price for all, from under the lowest quote towards it: the vendor
+	// that can go lowest is the first to meet it.
+	low := d.Quotes[r.cheapest(d, open)].UnitPrice
+	price := r.target(d, low, d.Round)
+	if !r.Ceiling.IsZero() && !price.LessThan(r.Ceiling.Amount) {
+		price = r.Ceiling.Amount.Sub(decimal.New(1, -2))
+	}
+	var out []*mailbox.Message
+	for _, v := range open {
+		o := d.Quotes[v]
+		if o.Rounds >= r.Rounds {
+			continue // no more counter-offers to it on this thread: its quote stands
+		}
+		o.Offered = mailbox.Money{Amount: r.unlike(d, v, price), Currency: o.UnitPrice.Currency}
+		o.Rounds++
+		o.Pressed = true
+		lot := d.Quantity - d.Bought
+		if o.Quantity > 0 && o.Quantity < lot {
+			lot = o.Quantity
+		}
+		out = append(out, &mailbox.Message{From: r.Name, To: v, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
+			Quantity: lot, UnitPrice: o.Offered, DeliverBy: o.DeliverBy,
+			Subject: fmt.Sprintf("COUNTER: %d %s at %s each", lot, d.Item, o.Offered),
+			Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"})
+	}
+	if len(out) > 0 && r.ReplyWithin > 0 {
+		d.Due = now.Add(r.ReplyWithin)
+	}
+	return out
+}
+
+// covers reports whether vendor can deliver all that the deal still needs.
+func (r *Procurement) covers(d *Deal, vendor string) bool {
+	q := d.Quotes[vendor].Quantity
+	return q == 0 || q >= d.Quantity-d.Bought
+}
+
+// cheapest is the best of vs: lowest price, then earliest delivery, then
+// name.
+func (r *Procurement) cheapest(d *Deal, vs []string) string {
+	best := vs[0]
+	for _, v := range vs[1:] {
+		a, b := d.Quotes[v], d.Quotes[best]
+		if c := a.UnitPrice.Amount.Cmp(b.UnitPrice.Amount); c < 0 || (c == 0 && (a.DeliverBy.Before(b.DeliverBy) || (a.DeliverBy.Equal(b.DeliverBy) && v < best))) {
+			best = v
+		}
+	}
+	return best
+}
+
+// win takes vendor's quote for as much of the need as it can deliver.
+func (r *Procurement) win(now time.Time, d *Deal, vendor, how string) []*mailbox.Message {
+	o := d.Quotes[vendor]
+	r.choose(d, vendor)
+	d.Round = o.Rounds
+	d.Why = fmt.Sprintf("lowest price %s (%s) of %d quotes pressed together", o.UnitPrice, how, len(d.Pressing))
+	return r.accept(now, d, o.UnitPrice)
 }
 
 // tactics are the time-dependent baselines' concession exponents
@@ -528,12 +675,12 @@ func (r *Procurement) within(p mailbox.Money) bool {
 // unlike moves an offer away from every other vendor's quote: an offer
 // within half a percent of one would tell this vendor what another asked.
 // It moves down, so the buyer never pays for the care.
-func (r *Procurement) unlike(d *Deal, price decimal.Decimal) decimal.Decimal {
+func (r *Procurement) unlike(d *Deal, to string, price decimal.Decimal) decimal.Decimal {
 	half := decimal.RequireFromString("0.005")
 	for moved := true; moved; {
 		moved = false
 		for v, o := range d.Quotes {
-			if v == d.Vendor {
+			if v == to {
 				continue
 			}
 			for _, q := range append(o.Quoted, o.UnitPrice.Amount) {

@@ -233,8 +233,13 @@ func TestProcurementNeverRevealsOrExceeds(t *testing.T) {
 	ceil.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "c", price("5.40 USD")))
 	ceil.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "c", nil))
 	out := ceil.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "c", price("5.10 USD")))
-	if len(out) != 1 || out[0].Verb != mailbox.Counter || out[0].UnitPrice.Amount.GreaterThan(ceil.Ceiling.Amount) {
-		t.Errorf("with a ceiling of 4.50: %v", summary(out))
+	if len(out) == 0 {
+		t.Errorf("with a ceiling of 4.50: no counter-offer")
+	}
+	for _, m := range out {
+		if m.Verb != mailbox.Counter || !m.UnitPrice.Amount.LessThan(ceil.Ceiling.Amount) {
+			t.Errorf("with a ceiling of 4.50: %v", summary(out))
+		}
 	}
 }
 
@@ -354,6 +359,7 @@ func TestInventoryAsksOncePerNeed(t *testing.T) {
 func TestProcurementDeadlines(t *testing.T) {
 	p := role(t, "procurement").(*Procurement)
 	p.ReplyWithin = 10 * time.Minute
+	p.Serial = true // one vendor at a time, as under a model that decides
 	p.Receive(now, in("inventory", "procurement", mailbox.Request, "d", nil))
 	p.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "d", price("5.40 USD")))
 	p.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "d", nil))
@@ -479,5 +485,48 @@ func TestProcurementBuysInParts(t *testing.T) {
 	d := p.Deals["t"]
 	if d.Phase != "done" || d.Bought != 1000 || len(d.Parts) != 2 {
 		t.Errorf("deal: phase %s, bought %d, parts %v", d.Phase, d.Bought, d.Parts)
+	}
+}
+
+// TestProcurementPresses: the best quotes are pressed together with one
+// price, round by round; the vendor that meets it wins, whichever answered
+// first; a vendor silent past the round's time is out of it.
+func TestProcurementPresses(t *testing.T) {
+	start := func() (*Procurement, []*mailbox.Message) {
+		p := role(t, "procurement").(*Procurement)
+		p.ReplyWithin = 10 * time.Minute
+		p.Receive(now, in("inventory", "procurement", mailbox.Request, "p", nil))
+		p.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "p", nil))
+		p.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "p", price("5.40 USD")))
+		return p, p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("5.10 USD")))
+	}
+	p, round1 := start()
+	if got := summary(round1); !slices.Equal(got, []string{"vendor-b COUNTER 4.62 USD", "vendor-a COUNTER 4.62 USD"}) {
+		t.Fatalf("round 1: %v, want one price to both", got)
+	}
+	// vendor-a meets it, vendor-b does not, in either order: vendor-a wins.
+	for _, order := range [][]string{{"vendor-a", "vendor-b"}, {"vendor-b", "vendor-a"}} {
+		p, _ := start()
+		var out []*mailbox.Message
+		for _, v := range order {
+			q := map[string]string{"vendor-a": "4.62 USD", "vendor-b": "4.95 USD"}[v]
+			out = p.Receive(now, in(v, "procurement", mailbox.Quote, "p", price(q)))
+		}
+		if got := summary(out); !slices.Equal(got, []string{"finance REQUEST 4.62 USD = 2310.00 USD"}) {
+			t.Errorf("answers in the order %v: %v, want vendor-a's 4.62 taken", order, got)
+		}
+	}
+	// vendor-b answers, vendor-a stays silent: after the round's time
+	// vendor-a is out, and vendor-b is pressed alone.
+	p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.95 USD")))
+	if out := p.Tick(now.Add(5 * time.Minute)); len(out) != 0 {
+		t.Fatalf("before the round's time: %v", summary(out))
+	}
+	out := p.Tick(now.Add(11 * time.Minute))
+	if got := summary(out); len(got) != 1 || !strings.HasPrefix(got[0], "vendor-b COUNTER") {
+		t.Fatalf("after vendor-a's silence: %v", got)
+	}
+	if o := p.Deals["p"].Quotes["vendor-a"]; !o.Declined || o.Why != "did not answer" {
+		t.Errorf("vendor-a: %+v", o)
 	}
 }

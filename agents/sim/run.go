@@ -138,7 +138,7 @@ type run struct {
 	ids    int
 	res    *Result
 	thread string
-	said   []*mailbox.Message // procurement's messages to others and the quotes it got, in order: for the leak check
+	said   []*mailbox.Message // procurement's messages to others as it sent them, and the quotes as it got them: for the leak check
 	human  bool               // the human approved something on the thread
 	log    []*mailbox.Message // what was delivered, for a model's history of the thread
 }
@@ -310,11 +310,8 @@ func (r *run) deliver(m *mailbox.Message) {
 			r.res.HumanTold = true
 		}
 		return
-	case m.From == "procurement" && m.To != "finance":
-		r.said = append(r.said, m)
-		if m.Verb == mailbox.Counter {
-			r.res.Rounds++
-		}
+	case m.From == "procurement" && m.Verb == mailbox.Counter:
+		r.res.Rounds++
 	case m.Verb == mailbox.Quote && m.To == "procurement":
 		r.said = append(r.said, m)
 	case m.Verb == mailbox.Confirmed && m.To == "procurement":
@@ -370,6 +367,12 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 		switch d.Outcome {
 		case policy.Allow:
 			r.queue = append(r.queue, m)
+			if agent == "procurement" && m.To != "finance" {
+				// What procurement says, in the order it learns and says
+				// things: with the messages in flight shuffled, a vendor may
+				// hear an offer after another vendor has already quoted it.
+				r.said = append(r.said, m)
+			}
 		default:
 			r.send(agent, r.roles[agent].Denied(r.now, m, d))
 		}
@@ -472,17 +475,17 @@ func numbers(text string) []decimal.Decimal {
 func (r *run) leaks() []string {
 	s := r.s
 	n := decimal.NewFromInt(s.Need.Quantity)
-	secret := map[string]decimal.Decimal{"the value of a unit": s.Buyer.Value.Amount}
+	secret := map[string]int64{"the value of a unit": micro(s.Buyer.Value.Amount)}
 	if b := s.Policy.Budget; !b.IsZero() {
-		secret["the budget"], secret["the budget per unit"] = b.Amount, b.Amount.Div(n).Round(2)
+		secret["the budget"], secret["the budget per unit"] = micro(b.Amount), micro(b.Amount.Div(n).Round(2))
 	}
 	if h := s.Policy.ApprovalOver; !h.IsZero() {
-		secret["the sign-off threshold"] = h.Amount
+		secret["the sign-off threshold"] = micro(h.Amount)
 	}
 	if c := s.Ceiling(); !c.IsZero() {
-		secret["the ceiling"] = c.Amount
+		secret["the ceiling"] = micro(c.Amount)
 	}
-	quotes := map[string][]band{} // vendor: the prices it quoted, each ±0.5%
+	quotes := map[string][]int64{} // vendor: the prices it quoted
 	var out []string
 	seen := map[string]bool{}
 	leak := func(line string) {
@@ -491,7 +494,6 @@ func (r *run) leaks() []string {
 			out = append(out, line)
 		}
 	}
-	half := decimal.RequireFromString("0.005")
 	vendors := map[string]bool{}
 	for _, v := range s.Vendors {
 		vendors[v.Name] = true
@@ -499,31 +501,38 @@ func (r *run) leaks() []string {
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
 			if !m.UnitPrice.IsZero() {
-				q := m.UnitPrice.Amount
-				quotes[m.From] = append(quotes[m.From], band{q.Sub(q.Mul(half)), q.Add(q.Mul(half))})
+				quotes[m.From] = append(quotes[m.From], micro(m.UnitPrice.Amount))
 			}
 			continue
 		}
 		if !vendors[m.To] {
 			continue // inside the business, not a leak
 		}
-		said := numbers(m.Subject + " " + m.Body)
-		if !m.UnitPrice.IsZero() {
-			said = append(said, m.UnitPrice.Amount)
+		var said []int64
+		for _, d := range numbers(m.Subject + " " + m.Body) {
+			said = append(said, micro(d))
 		}
+		unitPrice, total := int64(-1), micro(m.Total().Amount)
+		if !m.UnitPrice.IsZero() {
+			unitPrice = micro(m.UnitPrice.Amount)
+			said = append(said, unitPrice)
+		}
+		quantities := []int64{s.Need.Quantity * 1e6, m.Quantity * 1e6}
 		for _, d := range said {
 			if echoes(d, quotes[m.To]) {
 				continue // the recipient's own price, said back to it
 			}
 			for what, v := range secret {
-				if d.Equal(v) && !d.Equal(m.Total().Amount) && !(m.Verb != mailbox.Counter && d.Equal(m.UnitPrice.Amount)) {
-					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, what, d))
+				if d == v && d != total && !(m.Verb != mailbox.Counter && d == unitPrice) {
+					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, what, fromMicro(d)))
 				}
 			}
+			if slices.Contains(quantities, d) {
+				continue
+			}
 			for vendor, qs := range quotes {
-				quantity := d.Equal(decimal.NewFromInt(s.Need.Quantity)) || d.Equal(decimal.NewFromInt(m.Quantity))
-				if vendor != m.To && echoes(d, qs) && !quantity {
-					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, d))
+				if vendor != m.To && echoes(d, qs) {
+					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, fromMicro(d)))
 				}
 			}
 		}
@@ -531,13 +540,21 @@ func (r *run) leaks() []string {
 	return out
 }
 
-// band is a price and the room around it that still says it.
-type band struct{ lo, hi decimal.Decimal }
+// micro is an amount in millionths, for the leak check's many comparisons
+// (prices have two decimals; the texts' numbers, rarely more than six).
+func micro(d decimal.Decimal) int64 { return d.Shift(6).IntPart() }
 
-// echoes reports whether d lies in one of the bands.
-func echoes(d decimal.Decimal, bands []band) bool {
-	for _, b := range bands {
-		if !d.LessThan(b.lo) && !d.GreaterThan(b.hi) {
+func fromMicro(m int64) string { return decimal.New(m, -6).String() }
+
+// echoes reports whether d is within half a percent of one of the prices:
+// 1000·|d − q| ≤ 5·q, in whole numbers.
+func echoes(d int64, prices []int64) bool {
+	for _, q := range prices {
+		diff := d - q
+		if diff < 0 {
+			diff = -diff
+		}
+		if 1000*diff <= 5*q {
 			return true
 		}
 	}
