@@ -450,25 +450,34 @@ func (m *Message) Validate() error {
 	return m.checkVerbFields()
 }
 
+// verbNeeds are the fields each verb must carry.
+var verbNeeds = map[Verb][]string{
+	Quote:    {"Item", "Quantity", "Unit-Price"},
+	Counter:  {"Item", "Quantity", "Unit-Price"},
+	Order:    {"Item", "Quantity", "Amount"},
+	Approved: {"Amount"},
+	Paid:     {"Amount"},
+}
+
 // checkVerbFields holds the rules that tie fields to verbs: money comes with
 // what it buys, and amounts agree with their unit price.
 func (m *Message) checkVerbFields() error {
-	needs := map[Verb][]string{
-		Quote:    {"Item", "Quantity", "Unit-Price"},
-		Counter:  {"Item", "Quantity", "Unit-Price"},
-		Order:    {"Item", "Quantity", "Amount"},
-		Approved: {"Amount"},
-		Paid:     {"Amount"},
+	have := func(h string) bool {
+		switch h {
+		case "Item":
+			return m.Item != ""
+		case "Quantity":
+			return m.Quantity != 0
+		case "Unit-Price":
+			// A quote in words (a person's "we can do $1.2k for the lot")
+			// is a quote: an agent with an Ollama brain reads the price
+			// from its text.
+			return !m.UnitPrice.IsZero() || (m.Verb == Quote && strings.TrimSpace(m.Body) != "")
+		}
+		return !m.Amount.IsZero()
 	}
-	have := map[string]bool{
-		"Item": m.Item != "", "Quantity": m.Quantity != 0,
-		"Unit-Price": !m.UnitPrice.IsZero(), "Amount": !m.Amount.IsZero(),
-	}
-	// A quote in words (a person's "we can do $1.2k for the lot") is a
-	// quote: an agent with an Ollama brain reads the price from its text.
-	have["Unit-Price"] = have["Unit-Price"] || (m.Verb == Quote && strings.TrimSpace(m.Body) != "")
-	for _, h := range needs[m.Verb] {
-		if !have[h] {
+	for _, h := range verbNeeds[m.Verb] {
+		if !have(h) {
 			msg := fmt.Sprintf("is missing, and a %s needs it", m.Verb)
 			if m.Verb == Quote && h == "Unit-Price" {
 				msg += ", or its price in words in the text"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -343,7 +344,7 @@ func (r *run) record(e mailbox.Entry, m *mailbox.Message) {
 func (r *run) send(agent string, out []*mailbox.Message) {
 	for _, m := range out {
 		r.ids++
-		m.ID = fmt.Sprintf("<%d.%s@sim>", r.ids, agent)
+		m.ID = "<" + strconv.Itoa(r.ids) + "." + agent + "@sim>"
 		m.Version, m.Date, m.From = mailbox.Version, r.now, agent
 		if err := m.Validate(); err != nil {
 			r.res.Violations = append(r.res.Violations, fmt.Sprintf("%s sent an invalid %s: %v", agent, m.Verb, err))
