@@ -554,6 +554,9 @@ func (r *Procurement) round(now time.Time, d *Deal) []*mailbox.Message {
 	if len(met) > 0 {
 		return r.win(now, d, r.cheapest(d, met), "met our offer")
 	}
+	if len(open) == 0 {
+		return r.compare(now, d) // every vendor pressed declined: the others, or the end
+	}
 	if d.Round < r.Rounds {
 		if out := r.counterAll(now, d, open); len(out) > 0 {
 			return out

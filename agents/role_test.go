@@ -516,13 +516,20 @@ func TestProcurementPresses(t *testing.T) {
 			t.Errorf("answers in the order %v: %v, want vendor-a's 4.62 taken", order, got)
 		}
 	}
+	// Both decline: the deal is not made, and the human is told.
+	both, _ := start()
+	both.Receive(now, in("vendor-a", "procurement", mailbox.Decline, "p", nil))
+	out := both.Receive(now, in("vendor-b", "procurement", mailbox.Decline, "p", nil))
+	if got := summary(out); len(got) == 0 || got[0] != "human NOTIFY" || both.Deals["p"].Phase != "failed" {
+		t.Errorf("both declined: %v, phase %s", got, both.Deals["p"].Phase)
+	}
 	// vendor-b answers, vendor-a stays silent: after the round's time
 	// vendor-a is out, and vendor-b is pressed alone.
 	p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.95 USD")))
 	if out := p.Tick(now.Add(5 * time.Minute)); len(out) != 0 {
 		t.Fatalf("before the round's time: %v", summary(out))
 	}
-	out := p.Tick(now.Add(11 * time.Minute))
+	out = p.Tick(now.Add(11 * time.Minute))
 	if got := summary(out); len(got) != 1 || !strings.HasPrefix(got[0], "vendor-b COUNTER") {
 		t.Fatalf("after vendor-a's silence: %v", got)
 	}
