@@ -422,12 +422,10 @@ func (b *Model) narrate(now time.Time, cause string, out []*mailbox.Message) []*
 	return out
 }
 
-// mentions finds the money a text names: a number with a currency sign
-// or code beside it, or with decimals.
-var mentions = regexp.MustCompile(`(?i)[$€£]\s?([0-9][0-9,]*(?:\.[0-9]+)?)(k?)|([0-9][0-9,]*(?:\.[0-9]+)?)(k?)\s?(?:usd|eur|gbp|chf|dollars?|euros?)\b|\b([0-9][0-9,]*\.[0-9]+)\b`)
-
-// fits says whether a model's text may go out as m's text: not empty,
-// and naming no money but what m's fields carry.
+// fits says whether a model's text may go out as m's text: not empty, not
+// too long, and stating no number but those m's fields carry (its quantity,
+// unit price, amount) and the parts of dates — a price in words is a price
+// said, and a model must not say one the code did not choose.
 func fits(text string, m *mailbox.Message) error {
 	text = strings.TrimSpace(text)
 	if text == "" {
@@ -436,26 +434,51 @@ func fits(text string, m *mailbox.Message) error {
 	if n := utf8.RuneCountInString(text); n > maxText {
 		return fmt.Errorf("the text is %d characters long, more than %d", n, maxText)
 	}
-	var known []decimal.Decimal
+	known := []decimal.Decimal{decimal.NewFromInt(m.Quantity)}
 	for _, v := range []mailbox.Money{m.UnitPrice, m.Amount, m.Total()} {
 		if !v.IsZero() {
 			known = append(known, v.Amount)
 		}
 	}
-	for _, g := range mentions.FindAllStringSubmatch(text, -1) {
-		num, k := g[1]+g[3]+g[5], g[2]+g[4]
-		d, err := decimal.NewFromString(strings.ReplaceAll(num, ",", ""))
-		if err != nil {
-			continue
-		}
-		if k != "" {
-			d = d.Mul(decimal.NewFromInt(1000))
-		}
+	for _, d := range Numbers(text) {
 		if !slices.ContainsFunc(known, d.Equal) {
-			return fmt.Errorf("the text names %s, which the message does not carry", strings.TrimSpace(g[0]))
+			return fmt.Errorf("the text states %s, which the message does not carry", d)
 		}
 	}
 	return nil
+}
+
+// Numbers are the numbers a text states, but the parts of dates and times
+// (2026-12-03, 10:00): a run of digits, commas and points, not next to a
+// hyphen or a colon.
+func Numbers(text string) []decimal.Decimal {
+	var out []decimal.Decimal
+	isNum := func(c byte) bool { return c >= '0' && c <= '9' || c == '.' || c == ',' }
+	for i := 0; i < len(text); {
+		if text[i] < '0' || text[i] > '9' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && isNum(text[j]) {
+			j++
+		}
+		run := strings.TrimRight(text[i:j], ".,")
+		before, after := byte(' '), byte(' ')
+		if i > 0 {
+			before = text[i-1]
+		}
+		if i+len(run) < len(text) {
+			after = text[i+len(run)]
+		}
+		if before != '-' && before != ':' && after != '-' && after != ':' {
+			if d, err := decimal.NewFromString(strings.ReplaceAll(run, ",", "")); err == nil {
+				out = append(out, d)
+			}
+		}
+		i = j
+	}
+	return out
 }
 
 // decide lets the model choose the step among the role's choices, checks

@@ -291,7 +291,7 @@ func TestModelNarrates(t *testing.T) {
 		}
 		if strings.Contains(tt.text, "9,000") {
 			last := (*notes)[len(*notes)-1]
-			if last.Outcome != FellBack || !strings.Contains(last.Reason, "names $9,000") {
+			if last.Outcome != FellBack || !strings.Contains(last.Reason, "states 9000") {
 				t.Errorf("last note = %+v", last)
 			}
 		}
@@ -474,6 +474,27 @@ func TestTapesKeepOnlyAnswers(t *testing.T) {
 		_, ok, err := tapes.Load(key)
 		if err != nil || ok != (kind == "") {
 			t.Errorf("kind %q: taped %v (%v)", kind, ok, err)
+		}
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	tests := []struct {
+		text string
+		want []string
+	}{
+		{"QUOTE: 500 widget at 5.10 USD each, delivered by 2026-12-03", []string{"500", "5.1"}},
+		{"at 10:00, we can do $1,200.50.", []string{"1200.5"}},
+		{"Expires 2026-11-26T12:00:00Z; 9,000 USD", []string{"9000"}},
+		{"no numbers", nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, d := range Numbers(tt.text) {
+			got = append(got, d.String())
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("Numbers(%q) = %v, want %v", tt.text, got, tt.want)
 		}
 	}
 }

@@ -243,27 +243,6 @@ func TestRunAllIsRunInOrder(t *testing.T) {
 	}
 }
 
-func TestNumbers(t *testing.T) {
-	tests := []struct {
-		text string
-		want []string
-	}{
-		{"QUOTE: 500 widget at 5.10 USD each, delivered by 2026-12-03", []string{"500", "5.1"}},
-		{"at 10:00, we can do $1,200.50.", []string{"1200.5"}},
-		{"Expires 2026-11-26T12:00:00Z; 9,000 USD", []string{"9000"}},
-		{"no numbers", nil},
-	}
-	for _, tt := range tests {
-		var got []string
-		for _, d := range numbers(tt.text) {
-			got = append(got, d.String())
-		}
-		if !slices.Equal(got, tt.want) {
-			t.Errorf("numbers(%q) = %v, want %v", tt.text, got, tt.want)
-		}
-	}
-}
-
 // TestPolicyForIsThePolicyFile: the policy a scenario is simulated under is
 // the one its live run reads.
 func TestPolicyForIsThePolicyFile(t *testing.T) {
