@@ -601,10 +601,7 @@ func (r *Procurement) counterAll(now time.Time, d *Deal, open []string) []*mailb
 		if o.Quantity > 0 && o.Quantity < lot {
 			lot = o.Quantity
 		}
-		out = append(out, &mailbox.Message{From: r.Name, To: v, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
-			Quantity: lot, UnitPrice: o.Offered, DeliverBy: o.DeliverBy,
-			Subject: fmt.Sprintf("COUNTER: %d %s at %s each", lot, d.Item, o.Offered),
-			Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"})
+		out = append(out, r.counterTo(d, v, lot, o.Offered))
 	}
 	if len(out) > 0 && r.ReplyWithin > 0 {
 		d.Due = now.Add(r.ReplyWithin)
@@ -699,10 +696,15 @@ func (r *Procurement) unlike(d *Deal, to string, price decimal.Decimal) decimal.
 // offer sends the counter-offer of this round.
 func (r *Procurement) offer(now time.Time, d *Deal, price mailbox.Money) []*mailbox.Message {
 	d.Offered = price
-	return r.await(now, d, []*mailbox.Message{{From: r.Name, To: d.Vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
-		Quantity: d.Lot, UnitPrice: d.Offered, DeliverBy: d.Quotes[d.Vendor].DeliverBy,
-		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", d.Lot, d.Item, d.Offered),
-		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}})
+	return r.await(now, d, []*mailbox.Message{r.counterTo(d, d.Vendor, d.Lot, price)})
+}
+
+// counterTo is a counter-offer to vendor for lot units at price.
+func (r *Procurement) counterTo(d *Deal, vendor string, lot int64, price mailbox.Money) *mailbox.Message {
+	return &mailbox.Message{From: r.Name, To: vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
+		Quantity: lot, UnitPrice: price, DeliverBy: d.Quotes[vendor].DeliverBy,
+		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", lot, d.Item, price),
+		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}
 }
 
 // negotiate answers the vendor's new quote: take it if it meets our offer,
