@@ -97,7 +97,7 @@ func TestOllamaDeal(t *testing.T) {
 			if real {
 				wait = 8 * time.Minute
 			}
-			entries := awaitLedger(t, root, wait, func(es []mailbox.Entry) bool {
+			awaitLedger(t, root, wait, func(es []mailbox.Entry) bool {
 				return count(es, "decision", "PAID", "allow") > 0 || countDelivered(es, "human", "NOTIFY") > 0 || countDelivered(es, "human", "ESCALATE") > 0
 			}, logs)
 			stopAgents(procs)
@@ -106,7 +106,10 @@ func TestOllamaDeal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			entries, _ = readLedger(r)
+			entries, err := readLedger(r) // all of it, now that every agent has stopped
+			if err != nil {
+				t.Fatal(err)
+			}
 
 			orders := count(entries, "decision", "ORDER", "allow")
 			if orders > 1 || (!real && orders != 1) || count(entries, "decision", "PAID", "allow") != orders {
