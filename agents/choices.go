@@ -86,6 +86,7 @@ func (r *Procurement) take(now time.Time, m *mailbox.Message, p Pick) []*mailbox
 		return r.accept(now, d, m.UnitPrice)
 	case "COUNTER":
 		d.Round++
+		o.Rounds++
 		return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, d.Vendor, p.Price.Amount), Currency: p.Price.Currency})
 	}
 	d.Quotes[d.Vendor].Declined = true

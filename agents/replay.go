@@ -39,8 +39,8 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 	if err != nil {
 		return nil, 0, fmt.Errorf("replay: %w", err)
 	}
-	if p, ok := rules.(*Procurement); ok && pol != nil {
-		p.ReplyWithin, p.Limit = pol.Negotiation.ReplyWithin.Duration, pol.Limits.PerTransaction
+	if p, ok := rules.(*Procurement); ok {
+		p.Bind(pol)
 	}
 	brain := rules
 	var uses []string

@@ -220,10 +220,14 @@ type Deal struct {
 	// Pressing are the best few vendors, pressed with counter-offers all
 	// at once, round by round (phase "pressing").
 	Pressing []string
-	Anchor   mailbox.Money // a baseline tactic's first offer
-	Last     mailbox.Money // the vendor's quote before its latest (tit-for-tat)
-	Agreed   mailbox.Money // the unit price agreed
-	Why      string        // why the winner won
+	// Hops counts the thread's messages procurement sent and got, and Parts
+	// the confirmations and payments it did not see: against the policy's
+	// message fuse.
+	Hops   int
+	Anchor mailbox.Money // a baseline tactic's first offer
+	Last   mailbox.Money // the vendor's quote before its latest (tit-for-tat)
+	Agreed mailbox.Money // the unit price agreed
+	Why    string        // why the winner won
 	// The message an answer is awaited to, by when, and whether it was
 	// already sent again as a reminder.
 	Awaiting *mailbox.Message
@@ -256,7 +260,11 @@ type Procurement struct {
 	// Serial negotiates with one vendor at a time (a model that decides
 	// chooses on one vendor's quote at a time).
 	Serial bool `json:"-"`
-	Deals  map[string]*Deal
+	// MaxHops is the policy's fuses.max_hops: the messages a thread may
+	// carry. A counter-offer that would leave too few to close the deal is
+	// not sent; the quote standing is taken or left.
+	MaxHops int `json:"-"`
+	Deals   map[string]*Deal
 }
 
 // await notes that out (the message just sent in deal d) needs an answer.
@@ -294,6 +302,65 @@ func (r *Procurement) overdue(now time.Time, d *Deal) []*mailbox.Message {
 
 // Receive moves a deal on.
 func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	if d := r.Deals[m.Thread]; d != nil {
+		d.Hops++
+	}
+	return r.counted(r.receive(now, m))
+}
+
+// Bind takes what procurement must know of the policy: how long an answer
+// is awaited, the per-transaction limit, and the thread's message fuse.
+func (r *Procurement) Bind(p *policy.Policy) {
+	if p != nil {
+		r.ReplyWithin, r.Limit, r.MaxHops = p.Negotiation.ReplyWithin.Duration, p.Limits.PerTransaction, p.Fuses.MaxHops
+	}
+}
+
+// counted adds what procurement sends to its deals' message counts.
+func (r *Procurement) counted(out []*mailbox.Message) []*mailbox.Message {
+	for _, m := range out {
+		if d := r.Deals[m.Thread]; d != nil {
+			d.Hops++
+		}
+	}
+	return out
+}
+
+// A part, once its price is agreed, takes six more messages: the request
+// to finance and its answer, the order, the confirmations to procurement
+// and finance, the payment. The deal ends with four more at most: the
+// notices, and an escalation to the human and the answer.
+const (
+	perPart = 6
+	ending  = 4
+)
+
+// roomFor reports whether the thread can carry n more messages (a
+// counter-offer and its answer, to one vendor or to those pressed) and
+// still close every part it will take, by the quotes on the table.
+func (r *Procurement) roomFor(d *Deal, n int) bool {
+	return r.MaxHops == 0 || d.Hops+n+perPart*r.partsLeft(d)+ending <= r.MaxHops
+}
+
+// partsLeft is how many parts the rest of the need will take, cheapest
+// quotes first: one, when a vendor can deliver it all.
+func (r *Procurement) partsLeft(d *Deal) int {
+	left, parts := d.Quantity-d.Bought, 0
+	for _, v := range r.ranked(d) {
+		if left <= 0 {
+			break
+		}
+		q := d.Quotes[v].Quantity
+		if q == 0 || q > left {
+			q = left
+		}
+		left -= q
+		parts++
+	}
+	return max(parts, 1)
+}
+
+func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 	if m.Verb == mailbox.Request && m.Quantity > 0 && m.Item != "" {
 		return r.open(now, m)
 	}
@@ -331,8 +398,14 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 			return r.negotiate(now, d, m)
 		}
 		if o := d.Quotes[m.From]; d.Phase == "pressing" && o != nil && o.Pressed {
-			o.UnitPrice, o.DeliverBy, o.Pressed = m.UnitPrice, m.DeliverBy, false
+			o.UnitPrice, o.Pressed = m.UnitPrice, false
 			o.Quoted = append(o.Quoted, m.UnitPrice.Amount)
+			if !m.DeliverBy.IsZero() {
+				o.DeliverBy = m.DeliverBy
+			}
+			if !d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy) {
+				o.Declined, o.Why = true, "can no longer deliver in time"
+			}
 			return r.round(now, d)
 		}
 	case mailbox.Decline:
@@ -407,6 +480,10 @@ func (r *Procurement) allAnswered(d *Deal) bool { return len(d.Quotes) == len(r.
 // Tick closes the quote windows that are due: a vendor that never answers
 // does not stop a deal.
 func (r *Procurement) Tick(now time.Time) []*mailbox.Message {
+	return r.counted(r.tick(now))
+}
+
+func (r *Procurement) tick(now time.Time) []*mailbox.Message {
 	var out []*mailbox.Message
 	for _, th := range sortedKeys(r.Deals) {
 		d := r.Deals[th]
@@ -474,8 +551,16 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 		}
 		return r.fail(now, d, fmt.Sprintf("no vendor can deliver %d %s by %s at an acceptable price", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly)))
 	}
-	if r.Rounds > 0 && r.Tactic == "" && !r.Serial && len(vs) > 1 && r.covers(d, vs[0]) && d.Bought == 0 {
-		return r.press(now, d, vs)
+	if r.Rounds > 0 && r.Tactic == "" && !r.Serial && d.Bought == 0 && r.covers(d, vs[0]) {
+		var whole []string // only vendors that can deliver all of it are pressed
+		for _, v := range vs {
+			if r.covers(d, v) && d.Quotes[v].Rounds < r.Rounds {
+				whole = append(whole, v)
+			}
+		}
+		if len(whole) > 1 {
+			return r.press(now, d, whole)
+		}
 	}
 	best := vs[0]
 	o := d.Quotes[best]
@@ -489,6 +574,16 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 	if r.Rounds == 0 || r.Tactic == "posted" {
 		return r.accept(now, d, o.UnitPrice)
 	}
+	if o.Rounds >= r.Rounds || !r.roomFor(d, 2) {
+		// It had all the counter-offers the policy allows on this thread,
+		// or the thread has no room for more: its quote stands, to take
+		// or to leave.
+		if r.within(o.UnitPrice) {
+			return r.accept(now, d, o.UnitPrice)
+		}
+		o.Declined, o.Why = true, "above what we can pay, after every round"
+		return r.compare(now, d)
+	}
 	d.Phase = "negotiating"
 	return r.counter(now, d, o.UnitPrice)
 }
@@ -496,7 +591,7 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 // choose turns deal d to vendor for as much of what is still needed as it
 // can deliver: the rest goes to the next best once this part is confirmed.
 func (r *Procurement) choose(d *Deal, vendor string) {
-	d.Vendor, d.Round = vendor, 0
+	d.Vendor, d.Round = vendor, d.Quotes[vendor].Rounds // the policy counts every counter-offer to it on the thread
 	d.Offered, d.Anchor, d.Last = mailbox.Money{}, mailbox.Money{}, mailbox.Money{}
 	d.Lot = d.Quantity - d.Bought
 	if q := d.Quotes[vendor].Quantity; q > 0 && q < d.Lot {
@@ -509,6 +604,7 @@ func (r *Procurement) choose(d *Deal, vendor string) {
 // the private ceiling, and never naming it or another vendor's price.
 func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*mailbox.Message {
 	d.Round++
+	d.Quotes[d.Vendor].Rounds++
 	if d.Anchor.IsZero() {
 		d.Anchor = mailbox.Money{Amount: roundCents(theirs.Amount.Mul(decimal.RequireFromString("0.90"))), Currency: theirs.Currency}
 	}
@@ -557,7 +653,7 @@ func (r *Procurement) round(now time.Time, d *Deal) []*mailbox.Message {
 	if len(open) == 0 {
 		return r.compare(now, d) // every vendor pressed declined: the others, or the end
 	}
-	if d.Round < r.Rounds {
+	if d.Round < r.Rounds && r.roomFor(d, 2*len(open)) {
 		if out := r.counterAll(now, d, open); len(out) > 0 {
 			return out
 		}
@@ -721,7 +817,7 @@ func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*m
 	if _, timed := tactics[r.Tactic]; timed && d.Round < r.Rounds && r.within(theirs) && !theirs.Amount.GreaterThan(r.target(d, theirs, d.Round+1)) {
 		return r.accept(now, d, theirs) // as good as our next offer would be
 	}
-	if d.Round < r.Rounds {
+	if d.Round < r.Rounds && r.roomFor(d, 2) {
 		return r.counter(now, d, theirs)
 	}
 	if !r.Ceiling.IsZero() && theirs.Amount.GreaterThan(r.Ceiling.Amount) {
@@ -755,6 +851,7 @@ func (r *Procurement) confirmed(now time.Time, d *Deal, m *mailbox.Message) []*m
 	}
 	d.Quotes[d.Vendor].Ordered, d.Quotes[d.Vendor].DeliverBy = true, when
 	d.Bought += d.Lot
+	d.Hops += 2 // the vendor's confirmation to finance, and finance's payment
 	if d.Spent.IsZero() {
 		d.Spent = total
 	} else {
@@ -823,9 +920,22 @@ func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Messag
 // Denied turns a refused step into the next best thing: a deal whose
 // request or order the policy refuses is reported to the human.
 func (r *Procurement) Denied(now time.Time, m *mailbox.Message, dec policy.Decision) []*mailbox.Message {
+	if d := r.Deals[m.Thread]; d != nil {
+		d.Hops-- // counted as sent, and it was not
+	}
+	return r.counted(r.denied(now, m, dec))
+}
+
+func (r *Procurement) denied(now time.Time, m *mailbox.Message, dec policy.Decision) []*mailbox.Message {
 	d := r.Deals[m.Thread]
 	if d == nil || d.Phase == "failed" || m.Verb == mailbox.Notify {
 		return nil
+	}
+	if o := d.Quotes[m.To]; d.Phase == "pressing" && m.Verb == mailbox.Counter && o != nil && o.Pressed {
+		// One vendor's counter-offer refused: that vendor is out of the
+		// round, the other's answer still counts.
+		o.Declined, o.Pressed, o.Why = true, false, "the policy refused our counter-offer ("+dec.Rule+")"
+		return r.round(now, d)
 	}
 	return r.fail(now, d, fmt.Sprintf("the policy refused %s to %s (%s: %s)", m.Verb, m.To, dec.Rule, dec.Reason))
 }

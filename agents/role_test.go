@@ -523,6 +523,18 @@ func TestProcurementPresses(t *testing.T) {
 	if got := summary(out); len(got) == 0 || got[0] != "human NOTIFY" || both.Deals["p"].Phase != "failed" {
 		t.Errorf("both declined: %v, phase %s", got, both.Deals["p"].Phase)
 	}
+	// The policy refuses the counter-offer to vendor-a: vendor-a is out of
+	// the round, and vendor-b's answer decides it.
+	refused, round1b := start()
+	for _, m := range round1b {
+		if m.To == "vendor-a" {
+			refused.Denied(now, m, policy.Decision{Outcome: policy.Deny, Rule: "negotiation.max_rounds"})
+		}
+	}
+	got := summary(refused.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.62 USD"))))
+	if !slices.Equal(got, []string{"finance REQUEST 4.62 USD = 2310.00 USD"}) || refused.Deals["p"].Phase == "failed" {
+		t.Errorf("after the policy refused vendor-a's counter: %v, phase %s", got, refused.Deals["p"].Phase)
+	}
 	// vendor-b answers, vendor-a stays silent: after the round's time
 	// vendor-a is out, and vendor-b is pressed alone.
 	p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.95 USD")))

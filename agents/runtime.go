@@ -513,9 +513,8 @@ func (rt *Runtime) reset() error {
 		return err
 	}
 	pol, _ := rt.engine.Policy() // nil when it cannot be read: then nothing is sent anyway
-	if p, ok := role.(*Procurement); ok && pol != nil {
-		p.ReplyWithin = pol.Negotiation.ReplyWithin.Duration
-		p.Limit = pol.Limits.PerTransaction
+	if p, ok := role.(*Procurement); ok {
+		p.Bind(pol)
 	}
 	if rt.agent.Brain == "ollama" {
 		if role, err = rt.brain(role, pol); err != nil {

@@ -502,9 +502,19 @@ func (s *State) budgetUsed(p *Policy, now time.Time, thread, vendor string) deci
 		period = day(now)
 	}
 	used := s.paid[period]
+	named := map[string]bool{} // threads whose approvals name their vendors
+	for k := range s.approvals {
+		if th, v, _ := strings.Cut(k, "|"); v != "" {
+			named[th] = true
+		}
+	}
 	for k, a := range s.approvals {
+		th, v, _ := strings.Cut(k, "|")
 		replaced := thread != "" && (k == approvalKey(thread, vendor) || k == approvalKey(thread, ""))
-		if !replaced && a.inForce(p, now) {
+		// A human's answer on a thread whose money finance's approvals
+		// already hold, vendor by vendor, holds nothing more.
+		covered := v == "" && named[th]
+		if !replaced && !covered && a.inForce(p, now) {
 			used = used.Add(a.amount)
 		}
 	}

@@ -351,3 +351,36 @@ func TestSplitEscalationAsksForTheWhole(t *testing.T) {
 		t.Errorf("after the human approved what was asked, the order is still escalated: %s", d.Reason)
 	}
 }
+
+// TestHumanSplitApprovalHoldsNothingMore: the human's approval of a split
+// order's thread total holds no money of its own: finance's approvals for
+// each vendor already hold it.
+func TestHumanSplitApprovalHoldsNothingMore(t *testing.T) {
+	p := defaultPolicy(t)
+	s := NewState()
+	step := func(agent string, m *mailbox.Message, vendor string) Decision {
+		if vendor != "" {
+			m.Extra = []mailbox.Header{{Name: "Vendor", Value: vendor}}
+		}
+		d := s.Evaluate(p, Action{Agent: agent, Message: m}, now)
+		s.Apply(decisionEntry(m, d.Outcome, d.Rule, now))
+		if d.Outcome == Allow {
+			s.Apply(delivered(m, now))
+		}
+		return d
+	}
+	step("finance", msg("finance", "procurement", mailbox.Approved, "t", "2000.00 USD"), "vendor-a")
+	step("procurement", msg("procurement", "vendor-a", mailbox.Order, "t", "2000.00 USD"), "")
+	step("finance", msg("finance", "procurement", mailbox.Approved, "t", "1500.00 USD"), "vendor-b")
+	order := msg("procurement", "vendor-b", mailbox.Order, "t", "1500.00 USD")
+	if d := step("procurement", order, ""); d.Outcome != Escalate || d.Covers.String() != "3500.00 USD" {
+		t.Fatalf("the second part: %s by %s covering %s", d.Outcome, d.Rule, d.Covers)
+	}
+	step("human", msg("human", "procurement", mailbox.Approved, "t", "3500.00 USD"), "")
+	if d := step("procurement", order, ""); d.Outcome != Allow {
+		t.Fatalf("after the human: %s by %s (%s)", d.Outcome, d.Rule, d.Reason)
+	}
+	if used := s.BudgetUsed(p, now); used.String() != "3500" {
+		t.Errorf("budget used %s, want 3500: what finance approved, once", used)
+	}
+}

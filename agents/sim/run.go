@@ -175,7 +175,7 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 		}
 		switch x := role.(type) {
 		case *agents.Procurement:
-			x.ReplyWithin, x.Limit = pol.Negotiation.ReplyWithin.Duration, pol.Limits.PerTransaction
+			x.Bind(pol)
 			if buyer != "parley" {
 				x.Tactic = buyer
 			}
@@ -360,10 +360,11 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 			}
 			ok := &mailbox.Message{Version: mailbox.Version, ID: fmt.Sprintf("<%d.human@sim>", r.ids), Date: r.now, From: "human", To: agent,
 				Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Approved, Amount: covers, Subject: "APPROVED"}
-			r.decide("human", ok) // as a live human's answer, it passes the policy first
-			r.record(mailbox.MessageEntry("human", mailbox.EventDelivered, ok), ok)
-			r.human = true
-			d = r.decide(agent, m)
+			if hd := r.decide("human", ok); hd.Outcome == policy.Allow { // as a live human's answer, it passes the policy first
+				r.record(mailbox.MessageEntry("human", mailbox.EventDelivered, ok), ok)
+				r.human = true
+				d = r.decide(agent, m)
+			}
 		}
 		switch d.Outcome {
 		case policy.Allow:
@@ -510,7 +511,12 @@ func (r *run) leaks() []string {
 
 // micro is an amount in millionths, for the leak check's many comparisons
 // (prices have two decimals; the texts' numbers, rarely more than six).
-func micro(d decimal.Decimal) int64 { return d.Shift(6).IntPart() }
+func micro(d decimal.Decimal) int64 {
+	if d.Abs().GreaterThan(decimal.New(1, 12)) {
+		return -1 // no price is that large: a phone number, a reference
+	}
+	return d.Shift(6).IntPart()
+}
 
 func fromMicro(m int64) string { return decimal.New(m, -6).String() }
 
@@ -521,6 +527,9 @@ func echoes(d int64, prices []int64) bool {
 		diff := d - q
 		if diff < 0 {
 			diff = -diff
+		}
+		if diff > q {
+			continue // far off (and 1000·diff could overflow)
 		}
 		if 1000*diff <= 5*q {
 			return true

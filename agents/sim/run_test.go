@@ -363,3 +363,34 @@ func TestParleyBeatsTheBaselinesInAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestNoCounterPastThePolicy: parley never sends a vendor more
+// counter-offers on a thread than the policy allows — pressing, buying in
+// parts, or one vendor at a time after the others — and no message of its
+// is refused by the policy.
+func TestNoCounterPastThePolicy(t *testing.T) {
+	// The best quote can serve all; the second only part, and goes lower.
+	s := load(t, "../../testdata/sim/two-vendors-split.toml")
+	s.Vendors[0].Capacity, s.Vendors[0].ListPrice, s.Vendors[0].Floor = 1000, mailbox.MustMoney("5.00 USD"), mailbox.MustMoney("4.00 USD")
+	s.Vendors[1].ListPrice, s.Vendors[1].Floor = mailbox.MustMoney("5.20 USD"), mailbox.MustMoney("3.50 USD")
+	s.Buyer.Rounds = 4
+	scenarios := []*agents.Scenario{s}
+	for i := range 300 {
+		scenarios = append(scenarios, Generate(21, i))
+	}
+	for _, sc := range scenarios {
+		var refused []string
+		keep := func(e mailbox.Entry, _ *mailbox.Message) {
+			if e.Event == policy.EventDecision && e.Agent == "procurement" && e.Decision == string(policy.Deny) {
+				refused = append(refused, e.Verb+" to "+e.To+": "+e.Rule)
+			}
+		}
+		res, err := Run(sc, Options{Keep: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(refused) > 0 || (res.Feasible && !res.Deal) {
+			t.Errorf("%s (%s): refused %v, deal %v", sc.Name, sc.Regime, refused, res.Deal)
+		}
+	}
+}
