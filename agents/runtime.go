@@ -222,7 +222,11 @@ func (rt *Runtime) tick() error {
 		}
 	}
 	now = rt.Root.Now()
-	err := rt.sendTick(rt.role.Tick(now), now)
+	out := rt.role.Tick(now)
+	if err := rt.failed("tick"); err != nil {
+		return err
+	}
+	err := rt.sendTick(out, now)
 	if errors.Is(err, errLater) {
 		return rt.reset()
 	}
@@ -321,7 +325,20 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	now := rt.Root.Now()
 	err := rt.answered(m, now)
 	if err == nil {
-		err = rt.send(rt.role.Receive(now, m), m.ID, now)
+		out := rt.role.Receive(now, m)
+		if f, ok := rt.role.(failer); ok {
+			if ferr := f.failure(); ferr != nil {
+				// The brain could not take the step: the message is set aside
+				// as failed, with why, for a person; the agent goes on.
+				rt.Log(fmt.Sprintf("✗ %s %s from %s failed: %v", m.Verb, m.ID, m.From, ferr))
+				rt.state.Handled[m.ID] = true
+				if err := rt.save(); err != nil {
+					return err
+				}
+				return rt.Root.Finish(c, mailbox.FlagFailed, ferr.Error())
+			}
+		}
+		err = rt.send(out, m.ID, now)
 	}
 	if errors.Is(err, errLater) {
 		// The message stays claimed and unfinished; the state goes back to
@@ -486,7 +503,11 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 			rt.state.Escalated[m.Thread] = append(rt.state.Escalated[m.Thread], m)
 		case errors.Is(err, policy.ErrDenied):
 			rt.Log(fmt.Sprintf("✗ %s to %s denied by %s: %s", m.Verb, m.To, d.Rule, d.Reason))
-			if err := rt.send(rt.role.Denied(now, m, d), key+"|denied|"+m.ID, now); err != nil {
+			next := rt.role.Denied(now, m, d)
+			if err := rt.failed("denied " + m.ID); err != nil {
+				return err
+			}
+			if err := rt.send(next, key+"|denied|"+m.ID, now); err != nil {
 				return err
 			}
 		default:
@@ -504,10 +525,35 @@ func MessageID(agent, key string, i int) string {
 	return "<" + hex.EncodeToString(sum[:12]) + "." + agent + "@parley>"
 }
 
+// failed records a step of the brain that failed outside a message (a
+// tick, a refusal): a line in the ledger, which the breaker counts.
+func (rt *Runtime) failed(step string) error {
+	f, ok := rt.role.(failer)
+	if !ok {
+		return nil
+	}
+	ferr := f.failure()
+	if ferr == nil {
+		return nil
+	}
+	rt.Log(fmt.Sprintf("✗ %s: %v", step, ferr))
+	l, err := rt.Root.Ledger()
+	if err != nil {
+		return err
+	}
+	_, err = l.Append(mailbox.Entry{Agent: rt.Name, Event: "error", Reason: step + ": " + ferr.Error()})
+	return err
+}
+
 // reset makes the role afresh from its terms and its saved state: at the
 // start, and after a step that could not be finished, whose changes to the
 // state in memory must not count.
 func (rt *Runtime) reset() error {
+	if rt.agent.Brain == "exec" {
+		// A program of the user's: no rules underneath, its state its own.
+		rt.role, rt.written = &Exec{Agent: rt.agent, Dir: rt.Root.Dir, Ctx: rt.ctx}, nil
+		return rt.load()
+	}
 	role, err := NewRole(rt.agent, rt.Team, rt.Root.Inbox(rt.Name).Path(StockFile))
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ const TeamFile = "parley.toml"
 var Roles = []string{"inventory", "procurement", "vendor", "finance", "human"}
 
 // Brains are what can make an agent's decisions.
-var Brains = []string{"rules", "ollama"}
+var Brains = []string{"rules", "ollama", "exec"}
 
 // Agent is one member of the team, with the terms of its role.
 type Agent struct {
@@ -62,6 +62,12 @@ type Agent struct {
 	Fallback    string          `toml:"fallback"`    // rules (the default) or escalate, when the model fails
 	Retries     int             `toml:"retries"`     // unusable answers asked again in one step; default 1
 	Prompt      string          `toml:"prompt"`      // the role prompt, relative to the root; default prompts/ROLE.md
+
+	// An exec brain's settings (brain = "exec"; docs/EXEC.md): the program
+	// and its arguments, run in the root, and how often it is woken with a
+	// tick (never, unless set). timeout above bounds one run (10s).
+	Command []string        `toml:"command"`
+	Every   policy.Duration `toml:"every"`
 }
 
 // Modes of an Ollama brain, and what it does when the model fails.
@@ -128,8 +134,10 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 			return nil, tomlfile.Errorf(name, at("name", a.Name), "choose another name", "agent name %q is parley's own", a.Name)
 		case seen[a.Name]:
 			return nil, tomlfile.Errorf(name, at("name", a.Name), "give each agent its own name", "agent %q appears twice", a.Name)
-		case !slices.Contains(Roles, a.Role):
-			return nil, tomlfile.Errorf(name, at("role", a.Role), fmt.Sprintf("role is one of %v", Roles), "agent %q: unknown role %q", a.Name, a.Role)
+		case !slices.Contains(Roles, a.Role) && a.Brain != "exec":
+			return nil, tomlfile.Errorf(name, at("role", a.Role), fmt.Sprintf(`role is one of %v, or a role of your own with brain = "exec"`, Roles), "agent %q: unknown role %q", a.Name, a.Role)
+		case !mailbox.ValidName(a.Role):
+			return nil, tomlfile.Errorf(name, at("role", a.Role), "a role's name is lower-case letters, digits and hyphens, such as editor", "agent %q: role %q is not a role name", a.Name, a.Role)
 		case !slices.Contains(Brains, a.Brain):
 			return nil, tomlfile.Errorf(name, at("brain", a.Brain), fmt.Sprintf("brain is one of %v", Brains), "agent %q: unknown brain %q", a.Name, a.Brain)
 		}
@@ -137,6 +145,9 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 			return nil, err
 		}
 		if err := checkModel(name, text, a); err != nil {
+			return nil, err
+		}
+		if err := checkExec(name, text, a); err != nil {
 			return nil, err
 		}
 		seen[a.Name] = true
@@ -262,4 +273,27 @@ func checkModel(file, text string, a *Agent) error {
 // ModelConfig is the agent's settings as the llm client takes them.
 func (a *Agent) ModelConfig() llm.Config {
 	return llm.Config{Model: a.Model, Host: a.Host, Temperature: a.Temperature, Seed: a.Seed, Timeout: a.Timeout.Duration, MaxTokens: a.MaxTokens, Context: a.NumCtx}
+}
+
+// checkExec checks an exec brain's settings, and fills in defaults.
+func checkExec(file, text string, a *Agent) error {
+	at := func(key string) int { return tomlfile.Find(text, key, "") }
+	if a.Brain != "exec" {
+		if len(a.Command) > 0 || a.Every.Duration != 0 {
+			return tomlfile.Errorf(file, at("command"), `add brain = "exec", or remove command and every`, "agent %q has a command but brain = %q", a.Name, a.Brain)
+		}
+		return nil
+	}
+	switch {
+	case len(a.Command) == 0 || a.Command[0] == "":
+		return tomlfile.Errorf(file, tomlfile.Find(text, "brain", "exec"), `add command = ["python3", "brains/editor.py"]: the program and its arguments`, "agent %q: brain = \"exec\" needs a command", a.Name)
+	case a.Role == "human":
+		return tomlfile.Errorf(file, tomlfile.Find(text, "brain", "exec"), "remove the brain line: a person answers the human's inbox", "agent %q is the human; it has no brain to run", a.Name)
+	case a.Every.Duration < 0 || a.Timeout.Duration < 0:
+		return tomlfile.Errorf(file, at("every"), `every = "1m", timeout = "10s"`, "agent %q: every and timeout are not negative", a.Name)
+	}
+	if a.Timeout.Duration == 0 {
+		a.Timeout.Duration = 10 * time.Second
+	}
+	return nil
 }

@@ -52,6 +52,10 @@ func TestParseTeamErrors(t *testing.T) {
 		{"temperature", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\ntemperature = 7.5\n", `parley.toml:11: agent "f": temperature 7.5 is out of range`},
 		{"host", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\nhost = \"ftp://x\"\n", `parley.toml:11: agent "f": host "ftp://x" is not host:port or an http URL`},
 		{"model without ollama", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nmodel = \"m\"\n", `parley.toml:7: agent "f" has model settings but brain = "rules"`},
+		{"a role of one's own needs exec", head + "[[agent]]\nname = \"w\"\nrole = \"writer\"\n", `parley.toml:8: agent "w": unknown role "writer"`},
+		{"exec without a command", head + "[[agent]]\nname = \"w\"\nrole = \"writer\"\nbrain = \"exec\"\n", `parley.toml:9: agent "w": brain = "exec" needs a command`},
+		{"a command without exec", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\ncommand = [\"true\"]\n", `parley.toml:9: agent "f" has a command but brain = "rules"`},
+		{"a role name that is none", head + "[[agent]]\nname = \"w\"\nrole = \"Chief Writer\"\nbrain = \"exec\"\ncommand = [\"true\"]\n", `parley.toml:8: agent "w": role "Chief Writer" is not a role name`},
 		{"a human with a model", "version = 1\nhuman = \"human\"\n[[agent]]\nname = \"human\"\nrole = \"human\"\nbrain = \"ollama\"\nmodel = \"m\"\n", `parley.toml:6: agent "human" is the human; it has no brain to run`},
 	}
 	for _, tt := range tests {

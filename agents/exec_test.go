@@ -1,0 +1,164 @@
+package agents
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
+)
+
+func execBrain(t *testing.T, command ...string) *Exec {
+	t.Helper()
+	dir, err := filepath.Abs("../testdata/exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{Name: "finance", Role: "finance", Brain: "exec", Command: command}
+	a.Timeout.Duration = 5 * time.Second
+	return &Exec{Agent: a, Dir: dir}
+}
+
+// TestExecBrain: the Python example approves, keeps its state from one
+// step to the next, and answers the policy's refusal.
+func TestExecBrain(t *testing.T) {
+	b := execBrain(t, "python3", "approver.py")
+	req := func(amount string) *mailbox.Message {
+		return in("procurement", "finance", mailbox.Request, "t", func(m *mailbox.Message) { m.Amount = mailbox.MustMoney(amount) })
+	}
+	first := req("100.00 USD")
+	out := b.Receive(now, first)
+	if err := b.failure(); err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(out); !slices.Equal(got, []string{"procurement APPROVED = 100.00 USD"}) || out[0].InReplyTo != first.ID || out[0].Thread != "t" {
+		t.Fatalf("out = %v (in reply to %q)", got, out[0].InReplyTo)
+	}
+	b.Receive(now, req("250.50 USD"))
+	if string(b.State) != `{"approved": "350.50", "refused": 0}` {
+		t.Errorf("state = %s, want the tally of both", b.State)
+	}
+	out = b.Denied(now, out[0], policy.Decision{Outcome: policy.Deny, Rule: "limits.per_transaction", Reason: "above the limit"})
+	if got := summary(out); !slices.Equal(got, []string{"procurement DENIED = 100.00 USD"}) || !strings.Contains(out[0].Subject, "above the limit") {
+		t.Errorf("after a refusal: %v %q", got, out[0].Subject)
+	}
+	if !strings.Contains(string(b.State), `"refused": 1`) {
+		t.Errorf("state = %s", b.State)
+	}
+}
+
+// TestExecBrainFailures: whatever the program does wrong, the step sends
+// nothing, keeps the state as it was, and says why.
+func TestExecBrainFailures(t *testing.T) {
+	tests := []struct {
+		name, script, why string
+	}{
+		{"it crashes", `echo "division by zero" >&2; exit 3`, "exit status 3: division by zero"},
+		{"it hangs", `sleep 5`, "no answer within 300ms"},
+		{"it prints garbage", `echo hello`, `its output is not {"send": [...], "state": ...}`},
+		{"it prints a field parley does not know", `echo '{"send": [], "state": null, "mood": "happy"}'`, `unknown field "mood"`},
+		{"a verb that is none", `echo '{"send": [{"to": "procurement", "verb": "SHOUT"}], "state": 1}'`, `send[0].verb "SHOUT" is not a verb`},
+		{"money as a float", `echo '{"send": [{"to": "procurement", "verb": "APPROVED", "amount": "1e3 USD"}], "state": 1}'`, "send[0].amount"},
+		{"a message missing a field", `echo '{"send": [{"to": "procurement", "verb": "ORDER", "item": "widget", "quantity": 5}], "state": 1}'`, "send[0]: Amount: is missing"},
+		{"no such agent name", `echo '{"send": [{"to": "Procurement Dept", "verb": "NOTIFY"}], "state": 1}'`, `send[0].to "Procurement Dept" is not an agent's name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := execBrain(t, "sh", "-c", tt.script)
+			b.Agent.Timeout.Duration = 300 * time.Millisecond
+			b.State = []byte(`{"kept": true}`)
+			start := time.Now()
+			out := b.Receive(now, in("procurement", "finance", mailbox.Request, "t", nil))
+			err := b.failure()
+			if len(out) != 0 || err == nil || !strings.Contains(err.Error(), tt.why) {
+				t.Fatalf("out %v, err %v; want nothing sent and %q", summary(out), err, tt.why)
+			}
+			if string(b.State) != `{"kept": true}` {
+				t.Errorf("state = %s, want it as it was", b.State)
+			}
+			if time.Since(start) > 3*time.Second {
+				t.Errorf("the step took %s: a hung program is not waited on", time.Since(start))
+			}
+			if b.failure() != nil {
+				t.Error("the failure was reported twice")
+			}
+		})
+	}
+}
+
+// TestExecAgent: an exec brain in a running agent. A request is approved
+// through the policy; one the policy refuses comes back to the program,
+// which denies it; a step the program fails is set aside as failed, and
+// the agent goes on with the next message.
+func TestExecAgent(t *testing.T) {
+	r, team := newTeamRoot(t)
+	dir, _ := filepath.Abs("../testdata/exec")
+	fin := team.Agent("finance")
+	fin.Brain, fin.Command = "exec", []string{"python3", filepath.Join(dir, "approver.py")}
+	fin.Timeout.Duration = 10 * time.Second
+	priv, err := r.PrivateKey("procurement")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range []struct{ amount, subject string }{{"100.00 USD", "approve"}, {"6000.00 USD", "approve"}, {"50.00 USD", "crash"}, {"70.00 USD", "approve"}} {
+		m := &mailbox.Message{Version: "1", ID: "<req" + string(rune('a'+i)) + "@test>", Date: time.Now(), From: "procurement", To: "finance",
+			Thread: "t" + string(rune('a'+i)), Verb: mailbox.Request, Item: "widget", Quantity: 5, Amount: mailbox.MustMoney(x.amount), Subject: x.subject}
+		mailbox.Sign(m, priv)
+		if _, err := r.Inbox("finance").Deliver(m.Marshal(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := runUntil(t, r, team, "finance", "→ procurement APPROVED: APPROVED: 70.00 USD")
+	log := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"→ procurement APPROVED: APPROVED: 100.00 USD",
+		"✗ APPROVED to procurement denied by limits.per_transaction",
+		"→ procurement DENIED: DENIED: 6000.00 USD is above the per-transaction limit",
+		"✗ REQUEST <reqc@test> from procurement failed: exec brain python3",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no %q in the log:\n%s", want, log)
+		}
+	}
+	failed, _ := filepath.Glob(r.Inbox("finance").Path("cur", "*:2,*F*"))
+	if len(failed) != 1 {
+		t.Errorf("%d messages set aside as failed, want the one the program crashed on", len(failed))
+	}
+	state, _ := os.ReadFile(r.Inbox("finance").Path("state", "state.json"))
+	// The program's own state, kept by the runtime: what it approved (the
+	// policy refused one of them) and how many refusals it heard of.
+	if !strings.Contains(string(state), `"approved": "6170.00"`) || !strings.Contains(string(state), `"refused": 1`) {
+		t.Errorf("state.json = %s, want the program's tally", state)
+	}
+}
+
+// TestExecShellBrain: the shell example answers each message and counts
+// them; with every set, it is woken with ticks, no more often than that.
+func TestExecShellBrain(t *testing.T) {
+	b := execBrain(t, "sh", "ack.sh")
+	b.Agent.Name, b.Agent.Role = "clerk", "clerk"
+	for i, want := range []string{"Got your NOTIFY; that makes 1.", "Got your REQUEST; that makes 2."} {
+		verb := []mailbox.Verb{mailbox.Notify, mailbox.Request}[i]
+		out := b.Receive(now, in("human", "clerk", verb, "t", nil))
+		if err := b.failure(); err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 1 || out[0].To != "human" || out[0].Verb != mailbox.Notify || out[0].Subject != want {
+			t.Fatalf("step %d: %v %q", i+1, summary(out), out[0].Subject)
+		}
+	}
+	b.Agent.Every.Duration = time.Minute
+	for _, step := range []struct {
+		after time.Duration
+		seen  string
+	}{{0, `"seen": 3`}, {30 * time.Second, `"seen": 3`}, {61 * time.Second, `"seen": 4`}} {
+		b.Tick(now.Add(step.after))
+		if !strings.Contains(string(b.State), step.seen) {
+			t.Errorf("after %s: state %s, want %s", step.after, b.State, step.seen)
+		}
+	}
+}
