@@ -132,6 +132,8 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 				"agent %d: name %q is not an agent name", i+1, a.Name)
 		case a.Name == mailbox.System:
 			return nil, tomlfile.Errorf(name, at("name", a.Name), "choose another name", "agent name %q is parley's own", a.Name)
+		case a.Name == "add" || a.Name == "remove":
+			return nil, tomlfile.Errorf(name, at("name", a.Name), "choose another name", "agent name %q is a command of parley agent", a.Name)
 		case seen[a.Name]:
 			return nil, tomlfile.Errorf(name, at("name", a.Name), "give each agent its own name", "agent %q appears twice", a.Name)
 		case !slices.Contains(Roles, a.Role) && a.Brain != "exec":
