@@ -2,6 +2,7 @@ package agents
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -476,7 +477,7 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 		if m.ID == "" {
 			m.ID = MessageID(rt.Name, key, i)
 		}
-		m.Version, m.Date, m.From = mailbox.Version, now, rt.Name
+		m.Version, m.Date, m.From = cmp.Or(rt.agent.Protocol, mailbox.Version), now, rt.Name
 		if err := m.Validate(); err != nil {
 			// A brain's mistake: recorded, counted by the breaker, not sent.
 			rt.Log(fmt.Sprintf("not sent: %s to %s is not a valid message: %v", m.Verb, m.To, err))

@@ -249,3 +249,45 @@ func TestReplayedApprovalDoesNothing(t *testing.T) {
 		t.Errorf("procurement finished %d of the 2 copies, want both (one acted on, one as already handled)", done)
 	}
 }
+
+// TestProtocolVersions: an agent that speaks protocol 1.1 writes it, one
+// that speaks 1.0 reads it and answers; a message of protocol 2 is not
+// acted on, and its sender gets an ERROR saying which version is spoken.
+func TestProtocolVersions(t *testing.T) {
+	r, team := newTeamRoot(t)
+	team.Agent("finance").Protocol = "1.1"
+	priv, err := r.PrivateKey("procurement")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In this order, so that the rejection of the last one says all were handled.
+	for _, x := range []struct{ id, version string }{{"v10", "1"}, {"v13", "1.3"}, {"v2", "2.0"}} {
+		m := &mailbox.Message{Version: x.version, ID: "<" + x.id + "@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t-" + x.id,
+			Verb: mailbox.Request, Item: "widget", Quantity: 5, Amount: mailbox.MustMoney("100.00 USD")}
+		mailbox.Sign(m, priv)
+		if _, err := r.Inbox("finance").Deliver(m.Marshal(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runUntil(t, r, team, "finance", "rejected")
+	// What finance sent, and the ERROR parley sent for it.
+	answers := map[string]*mailbox.Message{}
+	procurement := r.Inbox("procurement")
+	names, _ := procurement.Pending()
+	for _, n := range names {
+		data, _ := os.ReadFile(procurement.Path("new", n))
+		m, err := mailbox.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers[m.Thread] = m
+	}
+	for _, th := range []string{"t-v10", "t-v13"} {
+		if a := answers[th]; a == nil || a.Verb != mailbox.Approved || a.Version != "1.1" {
+			t.Errorf("the answer on %s: %+v, want an APPROVED written in protocol 1.1", th, a)
+		}
+	}
+	if e := answers["t-v2"]; e == nil || e.Verb != mailbox.Error || !strings.Contains(e.Body+e.Subject, "Parley 2.0 (this parley speaks 1)") {
+		t.Errorf("the answer to protocol 2: %+v", e)
+	}
+}

@@ -68,6 +68,10 @@ type Agent struct {
 	// tick (never, unless set). timeout above bounds one run (10s).
 	Command []string        `toml:"command"`
 	Every   policy.Duration `toml:"every"`
+
+	// Protocol is the version of the message protocol it speaks and writes
+	// (Parley: 1.1); the team's, unless set.
+	Protocol string `toml:"protocol"`
 }
 
 // Modes of an Ollama brain, and what it does when the model fails.
@@ -84,6 +88,10 @@ var Styles = map[string]float64{"boulware": 0.2, "linear": 1, "conceder": 2}
 type Team struct {
 	Version int    `toml:"version"`
 	Human   string `toml:"human"`
+	// Protocol is the version of the message protocol the team's agents
+	// speak, unless an agent says its own (docs/PROTOCOL.md): "1" unless
+	// set. An agent reads any minor version of its major one.
+	Protocol string `toml:"protocol"`
 	// NotifyCommand runs (with sh -c) for each message that lands in the
 	// human's inbox, with the message on standard input and its fields in
 	// PARLEY_* variables: notify-send, a chat webhook, mail.
@@ -120,9 +128,20 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 	if len(t.Agents) == 0 {
 		return nil, tomlfile.Errorf(name, 0, `add [[agent]] tables with name, role and brain (parley init writes an example)`, "the team has no agents")
 	}
+	if t.Protocol == "" {
+		t.Protocol = mailbox.Version
+	}
+	if err := mailbox.CheckVersion(t.Protocol); err != nil {
+		return nil, tomlfile.Errorf(name, at("protocol", ""), `protocol = "1.1": this parley speaks 1 and its minor versions`, "%v", err)
+	}
 	seen := map[string]bool{}
 	for i := range t.Agents {
 		a := &t.Agents[i]
+		if a.Protocol == "" {
+			a.Protocol = t.Protocol
+		} else if err := mailbox.CheckVersion(a.Protocol); err != nil {
+			return nil, tomlfile.Errorf(name, at("protocol", a.Protocol), `protocol = "1.1": this parley speaks 1 and its minor versions`, "agent %q: %v", a.Name, err)
+		}
 		if a.Brain == "" {
 			a.Brain = "rules"
 		}

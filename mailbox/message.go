@@ -236,6 +236,19 @@ func setMoney(dst *Money, v string) error {
 	return nil
 }
 
+// CheckVersion says whether this parley speaks protocol version v
+// ("MAJOR" or "MAJOR.MINOR"): major 1, any minor.
+func CheckVersion(v string) error {
+	major, _, err := parseVersion(v)
+	if err != nil {
+		return fmt.Errorf("protocol %q %w (write it as 1.1)", v, err)
+	}
+	if major != 1 {
+		return fmt.Errorf("%w: %s (this parley speaks %s)", ErrVersion, v, Version)
+	}
+	return nil
+}
+
 // parseVersion reads "MAJOR" or "MAJOR.MINOR".
 func parseVersion(v string) (major, minor int, err error) {
 	maj, min, hasMinor := strings.Cut(v, ".")
