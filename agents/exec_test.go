@@ -162,3 +162,86 @@ func TestExecShellBrain(t *testing.T) {
 		}
 	}
 }
+
+// TestDeclaredRole: an agent of a role declared in parley.toml acts only
+// on the verbs its role handles (any other is set aside, its sender told)
+// and sends only what its role may send, to whom it may.
+func TestDeclaredRole(t *testing.T) {
+	dir, _ := filepath.Abs("../testdata/exec")
+	text := `version = 1
+human = "human"
+
+[[role]]
+name = "clerk"
+sends = ["NOTIFY"]
+to = ["human"]
+handles = ["NOTIFY"]
+brain = "exec"
+command = ["sh", "` + filepath.Join(dir, "ack.sh") + `"]
+
+[[agent]]
+name = "clerk"
+role = "clerk"
+
+[[agent]]
+name = "procurement"
+role = "procurement"
+
+[[agent]]
+name = "human"
+role = "human"
+`
+	team, err := ParseTeam("parley.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := team.Agent("clerk"); a.Brain != "exec" || len(a.Command) != 2 || a.Timeout.Duration != 10*time.Second {
+		t.Fatalf("the clerk did not take its role's brain: %+v", a)
+	}
+	r, err := mailbox.OpenRoot(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, a := range team.Agents {
+		r.Inbox(a.Name).Create()
+		r.NewKey(a.Name)
+	}
+	pol := string(policy.Default) + "\n[[allow]]\nfrom = \"clerk\"\nverbs = [\"NOTIFY\"]\nto = [\"human\", \"procurement\"]\n"
+	if err := os.WriteFile(filepath.Join(r.Dir, policy.File), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	send := func(from string, verb mailbox.Verb, id string) {
+		priv, _ := r.PrivateKey(from)
+		m := &mailbox.Message{Version: "1", ID: "<" + id + "@test>", Date: time.Now(), From: from, To: "clerk", Thread: "t-" + id, Verb: verb,
+			Item: "widget", Quantity: 1, Amount: mailbox.MustMoney("1.00 USD"), Subject: id}
+		mailbox.Sign(m, priv)
+		if _, err := r.Inbox("clerk").Deliver(m.Marshal(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("human", mailbox.Request, "a")      // not a verb the clerk acts on
+	send("procurement", mailbox.Notify, "b") // acted on; its answer would go where the role may not send
+	send("human", mailbox.Notify, "c")       // acted on, answered
+	lines := strings.Join(runUntil(t, r, team, "clerk", "→ human NOTIFY"), "\n")
+	for _, want := range []string{
+		"refused REQUEST <a@test> from human: clerk (clerk) acts only on NOTIFY, not REQUEST",
+		"not sent: NOTIFY to procurement: the clerk role sends only to human",
+		"→ human NOTIFY: Got your NOTIFY",
+	} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("no %q in:\n%s", want, lines)
+		}
+	}
+	errs, _ := r.Inbox("human").Pending()
+	found := false
+	for _, n := range errs {
+		data, _ := os.ReadFile(r.Inbox("human").Path("new", n))
+		if strings.Contains(string(data), "Verb: ERROR") && strings.Contains(string(data), "acts only on NOTIFY") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the human was not told why its REQUEST was set aside")
+	}
+}

@@ -322,6 +322,12 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
 		return rt.Root.Reject(rt.Name, rt.Root.Inbox(rt.Name).Path("cur", c.Name), m, err)
 	}
+	if spec := rt.Team.Spec(rt.agent); spec != nil && !spec.Acts(m.Verb) {
+		// Not a verb its role acts on: set aside, and the sender told.
+		why := fmt.Errorf("%s (%s) acts only on %s, not %s (parley.toml [[role]] %s)", rt.Name, spec.Name, strings.Join(spec.Handles, ", "), m.Verb, spec.Name)
+		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, why))
+		return rt.Root.Reject(rt.Name, rt.Root.Inbox(rt.Name).Path("cur", c.Name), m, why)
+	}
 	rt.Log(fmt.Sprintf("← %s from %s: %s", m.Verb, m.From, subject(m)))
 	now := rt.Root.Now()
 	err := rt.answered(m, now)
@@ -478,9 +484,13 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 			m.ID = MessageID(rt.Name, key, i)
 		}
 		m.Version, m.Date, m.From = cmp.Or(rt.agent.Protocol, mailbox.Version), now, rt.Name
-		if err := m.Validate(); err != nil {
+		err := m.Validate()
+		if spec := rt.Team.Spec(rt.agent); err == nil && spec != nil {
+			err = spec.May(m.Verb, m.To)
+		}
+		if err != nil {
 			// A brain's mistake: recorded, counted by the breaker, not sent.
-			rt.Log(fmt.Sprintf("not sent: %s to %s is not a valid message: %v", m.Verb, m.To, err))
+			rt.Log(fmt.Sprintf("not sent: %s to %s: %v", m.Verb, m.To, err))
 			e := mailbox.MessageEntry(rt.Name, "error", m)
 			e.Reason = err.Error()
 			if l, lerr := rt.Root.Ledger(); lerr == nil {

@@ -8,10 +8,13 @@
 package agents
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"os"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/parley-dev/parley/agents/llm"
@@ -95,8 +98,54 @@ type Team struct {
 	// NotifyCommand runs (with sh -c) for each message that lands in the
 	// human's inbox, with the message on standard input and its fields in
 	// PARLEY_* variables: notify-send, a chat webhook, mail.
-	NotifyCommand string  `toml:"notify_command"`
-	Agents        []Agent `toml:"agent"`
+	NotifyCommand string     `toml:"notify_command"`
+	Roles         []RoleSpec `toml:"role"`
+	Agents        []Agent    `toml:"agent"`
+}
+
+// RoleSpec is a role of the team's own, declared in parley.toml: the
+// verbs its agents may send and to whom, the verbs they act on, and their
+// brain (docs/AGENTS.md). The policy still decides every message; a role
+// only narrows what its agents may even try.
+type RoleSpec struct {
+	Name    string   `toml:"name"`
+	Sends   []string `toml:"sends"`   // the verbs it may send
+	To      []string `toml:"to"`      // to whom: agents' names, or globs such as "vendor-*"
+	Handles []string `toml:"handles"` // the verbs it acts on; any other is refused with an ERROR to its sender
+	// Its agents' brain, unless an agent says its own: exec (a role of
+	// one's own has no rules to run).
+	Brain    string          `toml:"brain"`
+	Command  []string        `toml:"command"`
+	Every    policy.Duration `toml:"every"`
+	Timeout  policy.Duration `toml:"timeout"`
+	Protocol string          `toml:"protocol"`
+}
+
+// Spec is the declared role of agent a, or nil (a built-in role).
+func (t *Team) Spec(a *Agent) *RoleSpec {
+	for i := range t.Roles {
+		if t.Roles[i].Name == a.Role {
+			return &t.Roles[i]
+		}
+	}
+	return nil
+}
+
+// May reports whether the role lets its agent send verb to to, and says
+// why not.
+func (r *RoleSpec) May(verb mailbox.Verb, to string) error {
+	if len(r.Sends) > 0 && !slices.Contains(r.Sends, string(verb)) {
+		return fmt.Errorf("the %s role sends only %s (parley.toml [[role]] %s)", r.Name, strings.Join(r.Sends, ", "), r.Name)
+	}
+	if len(r.To) > 0 && !slices.ContainsFunc(r.To, func(g string) bool { ok, _ := path.Match(g, to); return ok }) {
+		return fmt.Errorf("the %s role sends only to %s (parley.toml [[role]] %s)", r.Name, strings.Join(r.To, ", "), r.Name)
+	}
+	return nil
+}
+
+// Acts reports whether the role acts on verb.
+func (r *RoleSpec) Acts(verb mailbox.Verb) bool {
+	return len(r.Handles) == 0 || slices.Contains(r.Handles, string(verb))
 }
 
 // DefaultTeam is the text of the procurement team that parley init writes.
@@ -131,12 +180,26 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 	if t.Protocol == "" {
 		t.Protocol = mailbox.Version
 	}
+	if err := checkRoles(name, text, &t); err != nil {
+		return nil, err
+	}
 	if err := mailbox.CheckVersion(t.Protocol); err != nil {
 		return nil, tomlfile.Errorf(name, at("protocol", ""), `protocol = "1.1": this parley speaks 1 and its minor versions`, "%v", err)
 	}
 	seen := map[string]bool{}
 	for i := range t.Agents {
 		a := &t.Agents[i]
+		if r := t.Spec(a); r != nil {
+			// An agent of a declared role takes its brain and settings,
+			// unless it says its own.
+			a.Brain = cmp.Or(a.Brain, r.Brain)
+			if len(a.Command) == 0 {
+				a.Command = r.Command
+			}
+			a.Every.Duration = cmp.Or(a.Every.Duration, r.Every.Duration)
+			a.Timeout.Duration = cmp.Or(a.Timeout.Duration, r.Timeout.Duration)
+			a.Protocol = cmp.Or(a.Protocol, r.Protocol)
+		}
 		if a.Protocol == "" {
 			a.Protocol = t.Protocol
 		} else if err := mailbox.CheckVersion(a.Protocol); err != nil {
@@ -315,6 +378,44 @@ func checkExec(file, text string, a *Agent) error {
 	}
 	if a.Timeout.Duration == 0 {
 		a.Timeout.Duration = 10 * time.Second
+	}
+	return nil
+}
+
+// checkRoles checks the team's declared roles.
+func checkRoles(file, text string, t *Team) error {
+	seen := map[string]bool{}
+	for i := range t.Roles {
+		r := &t.Roles[i]
+		at := tomlfile.Find(text, "name", r.Name)
+		switch {
+		case !mailbox.ValidName(r.Name):
+			return tomlfile.Errorf(file, at, "a role's name is lower-case letters, digits and hyphens, such as editor", "role %d: %q is not a role name", i+1, r.Name)
+		case slices.Contains(Roles, r.Name):
+			return tomlfile.Errorf(file, at, "a built-in role is not declared again: give yours another name", "role %q is built in", r.Name)
+		case seen[r.Name]:
+			return tomlfile.Errorf(file, at, "declare each role once", "role %q is declared twice", r.Name)
+		case r.Brain != "" && r.Brain != "exec":
+			return tomlfile.Errorf(file, tomlfile.Find(text, "brain", r.Brain), `brain = "exec", with its command: a role of your own has no rules for another brain to work on`, "role %q: brain %q", r.Name, r.Brain)
+		}
+		for _, list := range [][]string{r.Sends, r.Handles} {
+			for _, v := range list {
+				if !isVerb(mailbox.Verb(v)) {
+					return tomlfile.Errorf(file, tomlfile.Line(text, `"`+v+`"`), "verbs are written in capitals: "+verbNames(), "role %q: %q is not a verb", r.Name, v)
+				}
+			}
+		}
+		for _, g := range r.To {
+			if _, err := path.Match(g, ""); err != nil {
+				return tomlfile.Errorf(file, tomlfile.Line(text, `"`+g+`"`), `to = ["writer", "vendor-*"]`, "role %q: %q is not a name or a glob", r.Name, g)
+			}
+		}
+		if r.Protocol != "" {
+			if err := mailbox.CheckVersion(r.Protocol); err != nil {
+				return tomlfile.Errorf(file, tomlfile.Find(text, "protocol", r.Protocol), `protocol = "1.1"`, "role %q: %v", r.Name, err)
+			}
+		}
+		seen[r.Name] = true
 	}
 	return nil
 }

@@ -58,6 +58,9 @@ func TestParseTeamErrors(t *testing.T) {
 		{"a role name that is none", head + "[[agent]]\nname = \"w\"\nrole = \"Chief Writer\"\nbrain = \"exec\"\ncommand = [\"true\"]\n", `parley.toml:8: agent "w": role "Chief Writer" is not a role name`},
 		{"a protocol this parley does not speak", strings.Replace(head, "version = 1", "version = 1\nprotocol = \"2.0\"", 1), `parley.toml:2: unsupported protocol version: 2.0 (this parley speaks 1)`},
 		{"an agent's protocol that is none", head + "[[agent]]\nname = \"f\"\nrole = \"finance\"\nprotocol = \"one\"\n", `parley.toml:9: agent "f": protocol "one" is not a version (write it as 1.1)`},
+		{"a built-in role declared", head + "[[role]]\nname = \"vendor\"\n", `parley.toml:7: role "vendor" is built in`},
+		{"a declared role with rules", head + "[[role]]\nname = \"clerk\"\nbrain = \"rules\"\n", `parley.toml:8: role "clerk": brain "rules"`},
+		{"a declared role with a verb that is none", head + "[[role]]\nname = \"clerk\"\nsends = [\"SHOUT\"]\n", `parley.toml:8: role "clerk": "SHOUT" is not a verb`},
 		{"a human with a model", "version = 1\nhuman = \"human\"\n[[agent]]\nname = \"human\"\nrole = \"human\"\nbrain = \"ollama\"\nmodel = \"m\"\n", `parley.toml:6: agent "human" is the human; it has no brain to run`},
 	}
 	for _, tt := range tests {

@@ -94,3 +94,14 @@ func Find(data, key, value string) int {
 	}
 	return 0
 }
+
+// Line returns the first line of data that holds s, or 0: for a value
+// inside an array, which Find cannot point at.
+func Line(data, s string) int {
+	for i, line := range strings.Split(data, "\n") {
+		if strings.Contains(line, s) {
+			return i + 1
+		}
+	}
+	return 0
+}

@@ -49,3 +49,12 @@ func TestDecodeErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLine(t *testing.T) {
+	data := "[[role]]\nname = \"clerk\"\nsends = [\"NOTIFY\", \"SHOUT\"]\n"
+	for s, want := range map[string]int{`"SHOUT"`: 3, `"clerk"`: 2, `"nothing"`: 0} {
+		if got := Line(data, s); got != want {
+			t.Errorf("Line(%s) = %d, want %d", s, got, want)
+		}
+	}
+}
