@@ -26,9 +26,18 @@ parley.toml and the ledger. Whatever exists is kept: init never overwrites a
 file, so it is safe to run again, for instance after adding an agent to
 parley.toml.
 
+--template starts from another team: minimal (a helper and its human: the
+place to start), content (writer, editor, publisher), sales (qualifier,
+proposal writer, scheduler) or ops (monitor, responder, reporter). Their
+brains are small programs in brains/ (python3); docs/TEMPLATES.md.
+
 Example:
    parley init
-   parley --root /srv/parley init`,
+   parley --root /srv/parley init
+   parley --root content init --template content`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "template", Value: "procurement", Usage: "the team to start with: " + strings.Join(agents.Templates(), ", ")},
+		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 0, 0, "no arguments"); err != nil {
 				return err
@@ -43,11 +52,27 @@ func initRoot(c *cli.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create root: %w", err)
 	}
+	tpl, err := agents.LoadTemplate(c.String("template"))
+	if err != nil {
+		return usageError{err}
+	}
 	var created, kept []string
-	for _, f := range []struct {
+	files := []struct {
 		name string
 		data []byte
-	}{{agents.TeamFile, agents.DefaultTeam}, {policy.File, policy.Default}} {
+	}{{agents.TeamFile, tpl.Team}, {policy.File, tpl.Policy}}
+	for name, data := range tpl.Brains {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{filepath.Join("brains", name), data})
+	}
+	if len(tpl.Brains) > 0 {
+		if err := os.MkdirAll(filepath.Join(dir, "brains"), 0o755); err != nil {
+			return fmt.Errorf("create root: %w", err)
+		}
+	}
+	for _, f := range files {
 		made, err := createFile(filepath.Join(dir, f.name), f.data)
 		if err != nil {
 			return err
