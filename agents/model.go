@@ -493,6 +493,9 @@ func (b *Model) decide(now time.Time, m *mailbox.Message, d decider, c Choice) (
 	if len(prices) > 0 {
 		props["unit_price"] = map[string]any{"enum": prices}
 	}
+	if len(c.To) > 0 {
+		props["to"] = map[string]any{"enum": c.To}
+	}
 	var task strings.Builder
 	fmt.Fprintf(&task, "Choose what to answer to the message above. Your choices: %s.\n", strings.Join(c.Actions, ", "))
 	for _, a := range c.Actions {
@@ -502,7 +505,11 @@ func (b *Model) decide(now time.Time, m *mailbox.Message, d decider, c Choice) (
 		fmt.Fprintf(&task, "unit_price, for %s, is one of the prices allowed, from %s to %s %s; for any other action it is ignored.\n",
 			strings.Join(c.Priced, " or "), prices[0], prices[len(prices)-1], c.Min.Currency)
 	}
-	task.WriteString("text is what you write to " + m.From + ": a few plain sentences that name no price but the one you choose, and never a limit of yours.\n")
+	if len(c.To) > 0 {
+		fmt.Fprintf(&task, "to is whom it goes to: one of %s. text is the message: its first line is its subject.\n", strings.Join(c.To, ", "))
+	} else {
+		task.WriteString("text is what you write to " + m.From + ": a few plain sentences that name no price but the one you choose, and never a limit of yours.\n")
+	}
 	task.WriteString(dataRule)
 	call := llm.Call{
 		System: b.System,
@@ -514,6 +521,7 @@ func (b *Model) decide(now time.Time, m *mailbox.Message, d decider, c Choice) (
 		var a struct {
 			Action    string `json:"action"`
 			UnitPrice string `json:"unit_price"`
+			To        string `json:"to"`
 			Text      string `json:"text"`
 		}
 		if err := json.Unmarshal(raw, &a); err != nil {
@@ -523,6 +531,12 @@ func (b *Model) decide(now time.Time, m *mailbox.Message, d decider, c Choice) (
 		if err != nil {
 			return err
 		}
+		if len(c.To) > 0 {
+			if !slices.Contains(c.To, a.To) {
+				return fmt.Errorf("to %q is not one of %s", clip(a.To, 40), strings.Join(c.To, ", "))
+			}
+			p.To = a.To
+		}
 		p.Text = strings.TrimSpace(a.Text)
 		pick = p
 		return nil
@@ -531,7 +545,7 @@ func (b *Model) decide(now time.Time, m *mailbox.Message, d decider, c Choice) (
 		return nil, err
 	}
 	out := d.take(now, m, pick)
-	if len(out) > 0 && out[0].To == m.From {
+	if len(c.To) == 0 && len(out) > 0 && out[0].To == m.From {
 		if err := fits(pick.Text, out[0]); err == nil {
 			out[0].Body = pick.Text + "\n"
 		} else {
@@ -550,10 +564,15 @@ type Choice struct {
 	Priced   []string          // the actions that carry a unit price
 	Min, Max mailbox.Money
 	Facts    string // what the agent knows that the choice turns on
+	// To, when set, are the agents the model chooses among for whom the
+	// message goes to (a declared role's); the text is then the message
+	// itself, and carries no money.
+	To []string
 }
 
 // Pick is the model's choice, checked.
 type Pick struct {
+	To     string
 	Action string
 	Price  mailbox.Money
 	Text   string
@@ -622,6 +641,11 @@ func NewModel(root string, team *Team, a *Agent, rules Role, pol *policy.Policy)
 	b := &Model{Rules: rules, Agent: a, Human: team.Human, System: strings.TrimSpace(prompt) + "\n"}
 	if p, ok := rules.(*Procurement); ok && a.LLM == "decide" {
 		p.Serial = true // the model chooses on one vendor's quote at a time
+	}
+	if _, ok := rules.(*Declared); ok {
+		c := *a
+		c.LLM = "decide" // a declared role has no rules to narrate: the model takes every step
+		b.Agent = &c
 	}
 	if pol != nil {
 		b.Currency = pol.Currency

@@ -498,3 +498,53 @@ func TestNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestDeclaredRoleOnAModel: an agent of a role declared in parley.toml, on
+// an Ollama brain, takes each step the model chooses among what its role
+// allows — the verb, and whom to send to — with the model's words.
+func TestDeclaredRoleOnAModel(t *testing.T) {
+	var asked []fakeollama.Schema
+	srv := fakeollama.Start(func(req api.ChatRequest) fakeollama.Reply {
+		var s fakeollama.Schema
+		json.Unmarshal(req.Format, &s)
+		asked = append(asked, s)
+		data, _ := json.Marshal(map[string]string{"action": "REQUEST", "to": "editor", "text": "Draft: spring launch\nFour friendly paragraphs."})
+		return fakeollama.Reply{Content: string(data)}
+	})
+	defer srv.Close()
+	tpl, err := LoadTemplate("content")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The one line that switches the writer to a model (the team names it).
+	text := strings.Replace(string(tpl.Team), "protocol = \"1.1\"\n", "protocol = \"1.1\"\nmodel = \"fake\"\n", 1)
+	text = strings.Replace(text, "[[agent]]\nname = \"writer\"\nrole = \"writer\"\n", "[[agent]]\nname = \"writer\"\nrole = \"writer\"\nbrain = \"ollama\"\nhost = \""+srv.URL+"\"\n", 1)
+	team, err := ParseTeam("parley.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := team.Agent("writer")
+	rules, err := NewRole(a, team, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, _ := policy.Parse("policy.toml", tpl.Policy)
+	b, err := NewModel(t.TempDir(), team, a, rules, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := llm.New(a.ModelConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Ask = func(ctx context.Context, _ string, call llm.Call) (llm.Answer, error) { return c.Ask(ctx, call) }
+	b.Note, b.History = func(Note) {}, func(string, string) string { return "" }
+	req := in("human", "writer", mailbox.Request, "t", func(m *mailbox.Message) { m.Subject = "spring launch" })
+	out := b.Receive(now, req)
+	if len(out) != 1 || out[0].To != "editor" || out[0].Verb != mailbox.Request || out[0].Subject != "Draft: spring launch" || !strings.Contains(out[0].Body, "Four friendly paragraphs") {
+		t.Fatalf("out = %v %+v", summary(out), out)
+	}
+	if len(asked) != 1 || !slices.Equal(asked[0].Properties["to"].Enum, []string{"editor"}) || !slices.Contains(asked[0].Properties["action"].Enum, "NOTHING") {
+		t.Errorf("the schema offered %+v", asked)
+	}
+}

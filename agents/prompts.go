@@ -52,6 +52,11 @@ func RolePrompt(root string, a *Agent) (string, error) {
 	if errors.Is(err, fs.ErrNotExist) && a.Prompt == "" {
 		data, err = shipped.ReadFile("prompts/" + a.Role + ".md")
 		if err != nil {
+			// A role of the team's own: the prompt of any agent, which the
+			// role's facts (what it sends, to whom) complete.
+			data, err = shipped.ReadFile("prompts/agent.md")
+		}
+		if err != nil {
 			return "", fmt.Errorf("agent %s: the %s role has no shipped prompt; write %s", a.Name, a.Role, path)
 		}
 		return string(data), nil

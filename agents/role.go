@@ -43,6 +43,9 @@ func NewRole(a *Agent, team *Team, stockFile string) (Role, error) {
 	case "finance":
 		return &Finance{Name: a.Name, Asked: map[string]*mailbox.Message{}}, nil
 	}
+	if spec := team.Spec(a); spec != nil {
+		return &Declared{Name: a.Name, Spec: spec, Team: team}, nil
+	}
 	return nil, fmt.Errorf("agent %s: the %s role has no brain to run; a person reads its inbox", a.Name, a.Role)
 }
 

@@ -95,6 +95,9 @@ type Team struct {
 	// speak, unless an agent says its own (docs/PROTOCOL.md): "1" unless
 	// set. An agent reads any minor version of its major one.
 	Protocol string `toml:"protocol"`
+	// Model is the local model of every agent with brain = "ollama" that
+	// names none: with it, one line switches an agent to a model.
+	Model string `toml:"model"`
 	// NotifyCommand runs (with sh -c) for each message that lands in the
 	// human's inbox, with the message on standard input and its fields in
 	// PARLEY_* variables: notify-send, a chat webhook, mail.
@@ -193,12 +196,17 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 			// An agent of a declared role takes its brain and settings,
 			// unless it says its own.
 			a.Brain = cmp.Or(a.Brain, r.Brain)
-			if len(a.Command) == 0 {
-				a.Command = r.Command
+			if a.Brain == "exec" { // the role's program, for an agent that runs one
+				if len(a.Command) == 0 {
+					a.Command = r.Command
+				}
+				a.Every.Duration = cmp.Or(a.Every.Duration, r.Every.Duration)
 			}
-			a.Every.Duration = cmp.Or(a.Every.Duration, r.Every.Duration)
 			a.Timeout.Duration = cmp.Or(a.Timeout.Duration, r.Timeout.Duration)
 			a.Protocol = cmp.Or(a.Protocol, r.Protocol)
+		}
+		if a.Brain == "ollama" {
+			a.Model = cmp.Or(a.Model, t.Model)
 		}
 		if a.Protocol == "" {
 			a.Protocol = t.Protocol
@@ -218,8 +226,8 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 			return nil, tomlfile.Errorf(name, at("name", a.Name), "choose another name", "agent name %q is a command of parley agent", a.Name)
 		case seen[a.Name]:
 			return nil, tomlfile.Errorf(name, at("name", a.Name), "give each agent its own name", "agent %q appears twice", a.Name)
-		case !slices.Contains(Roles, a.Role) && a.Brain != "exec":
-			return nil, tomlfile.Errorf(name, at("role", a.Role), fmt.Sprintf(`role is one of %v, or a role of your own with brain = "exec"`, Roles), "agent %q: unknown role %q", a.Name, a.Role)
+		case !slices.Contains(Roles, a.Role) && a.Brain != "exec" && (a.Brain != "ollama" || t.Spec(a) == nil):
+			return nil, tomlfile.Errorf(name, at("role", a.Role), fmt.Sprintf(`role is one of %v, or a role of your own with brain = "exec" (or "ollama", when its [[role]] is declared)`, Roles), "agent %q: unknown role %q", a.Name, a.Role)
 		case !mailbox.ValidName(a.Role):
 			return nil, tomlfile.Errorf(name, at("role", a.Role), "a role's name is lower-case letters, digits and hyphens, such as editor", "agent %q: role %q is not a role name", a.Name, a.Role)
 		case !slices.Contains(Brains, a.Brain):
@@ -395,8 +403,8 @@ func checkRoles(file, text string, t *Team) error {
 			return tomlfile.Errorf(file, at, "a built-in role is not declared again: give yours another name", "role %q is built in", r.Name)
 		case seen[r.Name]:
 			return tomlfile.Errorf(file, at, "declare each role once", "role %q is declared twice", r.Name)
-		case r.Brain != "" && r.Brain != "exec":
-			return tomlfile.Errorf(file, tomlfile.Find(text, "brain", r.Brain), `brain = "exec", with its command: a role of your own has no rules for another brain to work on`, "role %q: brain %q", r.Name, r.Brain)
+		case r.Brain != "" && r.Brain != "exec" && r.Brain != "ollama":
+			return tomlfile.Errorf(file, tomlfile.Find(text, "brain", r.Brain), `brain = "exec" with its command, or "ollama": a role of your own has no rules`, "role %q: brain %q", r.Name, r.Brain)
 		}
 		for _, list := range [][]string{r.Sends, r.Handles} {
 			for _, v := range list {
