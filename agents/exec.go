@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/parley-dev/parley/mailbox"
@@ -105,6 +107,7 @@ func (b *Exec) failure() error {
 // step runs the program once and turns its answer into messages; on any
 // failure it sends nothing, keeps the state, and says why.
 func (b *Exec) step(now time.Time, in ExecInput, cause *mailbox.Message) []*mailbox.Message {
+	b.failed = nil
 	in.Parley, in.Now, in.Agent, in.Role, in.State = 1, now.UTC(), b.Agent.Name, b.Agent.Role, b.State
 	if len(in.State) == 0 {
 		in.State = json.RawMessage("null")
@@ -113,11 +116,23 @@ func (b *Exec) step(now time.Time, in ExecInput, cause *mailbox.Message) []*mail
 	if err == nil {
 		var msgs []*mailbox.Message
 		if msgs, err = b.messages(out, cause); err == nil {
-			if len(out.State) > 0 {
+			if in.Event == "tick" {
+				// Ids from the tick's time and the state it began from: two
+				// ticks that send the same words are two messages.
+				key := "tick|" + now.UTC().Format(time.RFC3339Nano) + "|" + string(in.State)
+				for i, m := range msgs {
+					m.ID = MessageID(b.Agent.Name, key, i)
+				}
+			}
+			if st := bytes.TrimSpace(out.State); len(st) > 0 && !bytes.Equal(st, []byte("null")) {
 				b.State = out.State
 			}
 			return msgs
 		}
+	}
+	if errors.Is(err, ErrStopped) {
+		b.failed = err
+		return nil
 	}
 	b.failed = fmt.Errorf("exec brain %s: %w", strings.Join(b.Agent.Command, " "), err)
 	return nil
@@ -139,23 +154,37 @@ func (b *Exec) run(in ExecInput) (ExecOutput, error) {
 	cmd := exec.CommandContext(ctx, b.Agent.Command[0], b.Agent.Command[1:]...)
 	cmd.Dir = b.Dir
 	cmd.Stdin = bytes.NewReader(append(data, '\n'))
-	cmd.WaitDelay = time.Second // a child that keeps the pipes open is not waited on for ever
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// The program and whatever it starts are one process group, stopped
+	// together; a child that keeps the pipes open is not waited on for ever.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	stdout, stderr := &capped{max: maxOutput}, &capped{max: 64 << 10}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err = cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		err = nil // it answered and exited; a child it left behind held the pipe
+	}
 	switch {
+	case b.Ctx != nil && b.Ctx.Err() != nil:
+		return out, ErrStopped
 	case ctx.Err() == context.DeadlineExceeded:
 		return out, fmt.Errorf("no answer within %s", b.Agent.Timeout.Duration)
 	case err != nil:
-		if why := lastLine(stderr.String()); why != "" {
+		if why := lastLine(stderr.buf.String()); why != "" {
 			return out, fmt.Errorf("%w: %s", err, why)
 		}
 		return out, err
+	case stdout.over:
+		return out, fmt.Errorf("it printed more than %d bytes", maxOutput)
 	}
-	dec := json.NewDecoder(&stdout)
+	dec := json.NewDecoder(bytes.NewReader(stdout.buf.Bytes()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
-		return out, fmt.Errorf(`its output is not {"send": [...], "state": ...}: %w (it printed %q)`, err, clip(stdout.String(), 120))
+		return out, fmt.Errorf(`its output is not {"send": [...], "state": ...}: %w (it printed %q)`, err, clip(string(stdout.buf.Bytes()[:min(stdout.buf.Len(), 200)]), 120))
+	}
+	if dec.More() {
+		return out, errors.New(`it printed more after its {"send": [...], "state": ...}`)
 	}
 	return out, nil
 }
@@ -264,4 +293,27 @@ var _ failer = (*Exec)(nil)
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// ErrStopped says an exec brain's step did not happen: the agent is
+// stopping. The message is handled again when it starts.
+var ErrStopped = errors.New("the agent stopped during the step")
+
+// maxOutput is the most an exec brain may print in one step.
+const maxOutput = 1 << 20
+
+// capped keeps at most max bytes, and says whether there were more.
+type capped struct {
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.buf.Len(); room < len(p) {
+		c.over = true
+		c.buf.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return c.buf.Write(p)
 }

@@ -1,6 +1,8 @@
 package agents
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -243,5 +245,57 @@ role = "human"
 	}
 	if !found {
 		t.Error("the human was not told why its REQUEST was set aside")
+	}
+}
+
+// TestExecBrainEdges: what a program prints is read with care — a null
+// state keeps the state, text after the answer is refused, so is an answer
+// too long — and a program's own children neither hold the agent nor
+// outlive a stop.
+func TestExecBrainEdges(t *testing.T) {
+	step := func(script string, timeout time.Duration) (*Exec, []*mailbox.Message, error) {
+		b := execBrain(t, "sh", "-c", script)
+		b.Agent.Timeout.Duration = timeout
+		b.State = []byte(`{"kept": true}`)
+		out := b.Receive(now, in("procurement", "finance", mailbox.Request, "t", nil))
+		return b, out, b.failure()
+	}
+	if b, _, err := step(`echo '{"send": [], "state": null}'`, time.Second); err != nil || string(b.State) != `{"kept": true}` {
+		t.Errorf("a null state: %v, state %s", err, b.State)
+	}
+	if _, _, err := step(`echo '{"send": [], "state": 1} and more'`, time.Second); err == nil || !strings.Contains(err.Error(), "printed more after") {
+		t.Errorf("text after the answer: %v", err)
+	}
+	if _, _, err := step(`head -c 2000000 /dev/zero | tr '\0' 'x'`, 5*time.Second); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes") {
+		t.Errorf("a flood: %v", err)
+	}
+	// It answers and exits, leaving a child that holds its output: the
+	// answer counts.
+	start := time.Now()
+	if _, out, err := step(`sleep 3 & echo '{"send": [{"to": "procurement", "verb": "NOTIFY"}], "state": 2}'`, 5*time.Second); err != nil || len(out) != 1 {
+		t.Errorf("an answer with a child left behind: %v, %v", err, summary(out))
+	}
+	if time.Since(start) > 2500*time.Millisecond {
+		t.Errorf("waited %s for the child", time.Since(start))
+	}
+	// Stopped during the step: the step did not happen.
+	ctx, cancel := context.WithCancel(context.Background())
+	b := execBrain(t, "sh", "-c", "sleep 3")
+	b.Ctx = ctx
+	time.AfterFunc(100*time.Millisecond, cancel)
+	b.Receive(now, in("procurement", "finance", mailbox.Request, "t", nil))
+	if err := b.failure(); !errors.Is(err, ErrStopped) {
+		t.Errorf("stopped mid-step: %v", err)
+	}
+}
+
+// TestExecTickIds: two ticks that send the same words send two messages.
+func TestExecTickIds(t *testing.T) {
+	b := execBrain(t, "sh", "-c", `cat >/dev/null; echo '{"send": [{"to": "human", "verb": "NOTIFY", "thread": "status", "subject": "all well"}], "state": null}'`)
+	b.Agent.Every.Duration = time.Second
+	first := b.Tick(now)
+	second := b.Tick(now.Add(2 * time.Second))
+	if len(first) != 1 || len(second) != 1 || first[0].ID == "" || first[0].ID == second[0].ID {
+		t.Errorf("ids %v and %v", first, second)
 	}
 }

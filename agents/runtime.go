@@ -322,7 +322,8 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
 		return rt.Root.Reject(rt.Name, rt.Root.Inbox(rt.Name).Path("cur", c.Name), m, err)
 	}
-	if spec := rt.Team.Spec(rt.agent); spec != nil && !spec.Acts(m.Verb) {
+	answer := m.From == rt.Team.Human && (m.Verb == mailbox.Approved || m.Verb == mailbox.Denied) && len(rt.state.Escalated[m.Thread]) > 0
+	if spec := rt.Team.Spec(rt.agent); spec != nil && !spec.Acts(m.Verb) && !answer && m.From != mailbox.System {
 		// Not a verb its role acts on: set aside, and the sender told.
 		why := fmt.Errorf("%s (%s) acts only on %s, not %s (parley.toml [[role]] %s)", rt.Name, spec.Name, strings.Join(spec.Handles, ", "), m.Verb, spec.Name)
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, why))
@@ -334,15 +335,17 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	if err == nil {
 		out := rt.role.Receive(now, m)
 		if f, ok := rt.role.(failer); ok {
-			if ferr := f.failure(); ferr != nil {
+			if ferr := f.failure(); errors.Is(ferr, ErrStopped) {
+				return nil // not taken: the message stays claimed, and is handled again at the next start
+			} else if ferr != nil {
 				// The brain could not take the step: the message is set aside
 				// as failed, with why, for a person; the agent goes on.
 				rt.Log(fmt.Sprintf("✗ %s %s from %s failed: %v", m.Verb, m.ID, m.From, ferr))
-				rt.state.Handled[m.ID] = true
-				if err := rt.save(); err != nil {
+				if err := rt.Root.Finish(c, mailbox.FlagFailed, ferr.Error()); err != nil {
 					return err
 				}
-				return rt.Root.Finish(c, mailbox.FlagFailed, ferr.Error())
+				rt.state.Handled[m.ID] = true
+				return rt.save()
 			}
 		}
 		err = rt.send(out, m.ID, now)
@@ -443,7 +446,11 @@ func (rt *Runtime) answered(m *mailbox.Message, now time.Time) error {
 	}
 	for _, h := range held {
 		d := policy.Decision{Outcome: policy.Deny, Rule: "human.denied", Reason: rt.Team.Human + " denied it: " + firstLine(m.Body, m.Subject)}
-		if err := rt.send(rt.role.Denied(now, h, d), m.ID+"|denied|"+h.ID, now); err != nil {
+		next := rt.role.Denied(now, h, d)
+		if err := rt.failed("denied " + h.ID); err != nil {
+			return err
+		}
+		if err := rt.send(next, m.ID+"|denied|"+h.ID, now); err != nil {
 			return err
 		}
 	}
@@ -544,7 +551,7 @@ func (rt *Runtime) failed(step string) error {
 		return nil
 	}
 	ferr := f.failure()
-	if ferr == nil {
+	if ferr == nil || errors.Is(ferr, ErrStopped) {
 		return nil
 	}
 	rt.Log(fmt.Sprintf("✗ %s: %v", step, ferr))

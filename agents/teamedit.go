@@ -2,6 +2,7 @@ package agents
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -19,6 +20,11 @@ func AddAgent(file string, text []byte, name, role, brain string, settings map[s
 	team, err := ParseTeam(file, text)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, k := range []string{"name", "role", "brain"} {
+		if _, ok := settings[k]; ok {
+			return nil, nil, fmt.Errorf("%s is said by its own argument or flag, not as a setting", k)
+		}
 	}
 	if team.Agent(name) != nil {
 		return nil, nil, tomlfile.Errorf(file, tomlfile.Find(string(text), "name", name), "choose another name, or edit the table that is there", "agent %q is already in the team", name)
@@ -48,18 +54,25 @@ func AddAgent(file string, text []byte, name, role, brain string, settings map[s
 	out := b.Bytes()
 	team, err = ParseTeam(file, out)
 	if err != nil {
+		// Its line would be one of a file not written yet: the table is named
+		// instead.
+		var te *tomlfile.Error
+		if errors.As(err, &te) {
+			return nil, nil, tomlfile.Errorf(file, 0, te.Hint, "the new [[agent]] table for %s: %s", name, te.Msg)
+		}
 		return nil, nil, err
 	}
 	return out, team, nil
 }
 
-// agentTable finds an [[agent]] table header, with what comes before it
-// on its line.
-var agentTable = regexp.MustCompile(`(?m)^[ \t]*\[\[agent\]\]`)
+// tableHeader is a line that starts a table of any kind: [x] or [[x]].
+var tableHeader = regexp.MustCompile(`^[ \t]*\[`)
 
 // RemoveAgent returns the team file's text without the [[agent]] table of
-// name (and the comment lines just above it, which are its own), the rest
-// kept as it was.
+// name — from its header to the next table, but for the comment and blank
+// lines just above that next table, which are its — together with the
+// comment lines just above its own header. The rest is kept as it was,
+// CRLF line endings included.
 func RemoveAgent(file string, text []byte, name string) ([]byte, *Team, error) {
 	team, err := ParseTeam(file, text)
 	if err != nil {
@@ -72,33 +85,39 @@ func RemoveAgent(file string, text []byte, name string) ([]byte, *Team, error) {
 	if a.Name == team.Human {
 		return nil, nil, fmt.Errorf("%s is the team's human: name another agent as human = \"...\" first", name)
 	}
-	s := string(text)
-	starts := agentTable.FindAllStringIndex(s, -1)
-	for i, at := range starts {
-		end := len(s)
-		if i+1 < len(starts) {
-			end = starts[i+1][0]
-		}
-		// A table ends where another table of any kind begins.
-		if j := strings.Index(s[at[1]:end], "\n["); j >= 0 {
-			end = at[1] + j + 1
-		}
-		probe := Team{}
-		if _, err := toml.Decode("[[agent]]"+s[at[1]:end], &probe); err != nil || len(probe.Agents) != 1 || probe.Agents[0].Name != name {
+	crlf := bytes.Contains(text, []byte("\r\n"))
+	lines := strings.Split(strings.ReplaceAll(string(text), "\r\n", "\n"), "\n")
+	isComment := func(l string) bool { t := strings.TrimSpace(l); return t == "" || strings.HasPrefix(t, "#") }
+	for start := range lines {
+		if strings.TrimSpace(lines[start]) != "[[agent]]" {
 			continue
 		}
-		begin := at[0]
-		// The comment lines right above the table go with it.
-		for begin > 0 {
-			prev := strings.LastIndex(s[:begin-1], "\n") + 1
-			if !strings.HasPrefix(strings.TrimSpace(s[prev:begin]), "#") {
-				break
-			}
-			begin = prev
+		end := start + 1
+		for end < len(lines) && !tableHeader.MatchString(lines[end]) {
+			end++
 		}
-		out := strings.TrimRight(s[:begin], "\n") + "\n"
-		if rest := strings.TrimLeft(s[end:], "\n"); rest != "" {
-			out += "\n" + rest
+		body := strings.Join(lines[start:end], "\n")
+		var probe Team
+		if _, err := toml.Decode(body, &probe); err != nil || len(probe.Agents) != 1 || probe.Agents[0].Name != name {
+			continue
+		}
+		// Comment and blank lines before the next table are the next
+		// table's; those right above this header are this one's.
+		for end > start+1 && end < len(lines) && isComment(lines[end-1]) {
+			end--
+		}
+		begin := start
+		for begin > 0 && strings.HasPrefix(strings.TrimSpace(lines[begin-1]), "#") {
+			begin--
+		}
+		kept := append(append([]string{}, lines[:begin]...), lines[end:]...)
+		// One blank line where the table was, not two.
+		if begin > 0 && begin < len(kept) && strings.TrimSpace(kept[begin-1]) == "" && strings.TrimSpace(kept[begin]) == "" {
+			kept = append(kept[:begin], kept[begin+1:]...)
+		}
+		out := strings.Join(kept, "\n")
+		if crlf {
+			out = strings.ReplaceAll(out, "\n", "\r\n")
 		}
 		team, err := ParseTeam(file, []byte(out))
 		if err != nil {

@@ -67,3 +67,39 @@ func TestRemoveAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveAgentKeepsTheRest: the comments of the next table stay with
+// it, a table header that is indented still ends the agent's table, and a
+// file written with CRLF keeps them.
+func TestRemoveAgentKeepsTheRest(t *testing.T) {
+	text := "version = 1\nhuman = \"h\"\n\n# the clerk, for now\n[[agent]]\nname = \"c\"\nrole = \"clerk\"\nbrain = \"exec\"\ncommand = [\"true\"]\n\n" +
+		"# a role of our own\n  [[role]]\n  name = \"clerk\"\n  sends = [\"NOTIFY\"]\n\n[[agent]]\nname = \"d\"\nrole = \"clerk\"\nbrain = \"exec\"\ncommand = [\"true\"]\n\n[[agent]]\nname = \"h\"\nrole = \"human\"\n"
+	want := "version = 1\nhuman = \"h\"\n\n# a role of our own\n  [[role]]\n  name = \"clerk\"\n  sends = [\"NOTIFY\"]\n\n[[agent]]\nname = \"d\"\nrole = \"clerk\"\nbrain = \"exec\"\ncommand = [\"true\"]\n\n[[agent]]\nname = \"h\"\nrole = \"human\"\n"
+	out, team, err := RemoveAgent("parley.toml", []byte(text), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+	if len(team.Roles) != 1 || len(team.Roles[0].Sends) != 1 {
+		t.Errorf("the role after the removed agent was touched: %+v", team.Roles)
+	}
+	crlf := strings.ReplaceAll(text, "\n", "\r\n")
+	out, _, err = RemoveAgent("parley.toml", []byte(crlf), "c")
+	if err != nil || string(out) != strings.ReplaceAll(want, "\n", "\r\n") {
+		t.Errorf("with CRLF: %v\n%q", err, out)
+	}
+}
+
+func TestAddAgentRefusesToRename(t *testing.T) {
+	for _, k := range []string{"name", "role", "brain"} {
+		if _, _, err := AddAgent("parley.toml", DefaultTeam, "bot", "editor", "exec", map[string]any{k: "other", "command": []string{"true"}}); err == nil || !strings.Contains(err.Error(), k+" is said by its own") {
+			t.Errorf("--set %s: %v", k, err)
+		}
+	}
+	_, _, err := AddAgent("parley.toml", DefaultTeam, "vendor-e", "vendor", "", nil)
+	if err == nil || err.Error() != `parley.toml: the new [[agent]] table for vendor-e: vendor "vendor-e" has no item` {
+		t.Errorf("a missing term: %v", err)
+	}
+}
