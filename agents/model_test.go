@@ -35,7 +35,18 @@ func withModel(t *testing.T, name, host string, rules Role, set func(a *Agent)) 
 	if p, ok := rules.(*Procurement); ok {
 		p.Limit = pol.Limits.PerTransaction
 	}
-	b, err := NewModel(t.TempDir(), team, &a, rules, pol)
+	b := modelOver(t, team, &a, rules, pol)
+	var notes []Note
+	b.Note = func(n Note) { notes = append(notes, n) }
+	b.History = func(string, string) string { return "" }
+	return b, &notes
+}
+
+// modelOver is agent a's Ollama brain over rules, asking the model a
+// names through ollama's client, with no ledger and no history.
+func modelOver(t *testing.T, team *Team, a *Agent, rules Role, pol *policy.Policy) *Model {
+	t.Helper()
+	b, err := NewModel(t.TempDir(), team, a, rules, pol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,10 +55,8 @@ func withModel(t *testing.T, name, host string, rules Role, set func(a *Agent)) 
 		t.Fatal(err)
 	}
 	b.Ask = func(ctx context.Context, _ string, call llm.Call) (llm.Answer, error) { return c.Ask(ctx, call) }
-	var notes []Note
-	b.Note = func(n Note) { notes = append(notes, n) }
-	b.History = func(string, string) string { return "" }
-	return b, &notes
+	b.Note, b.History = func(Note) {}, func(string, string) string { return "" }
+	return b
 }
 
 // negotiating returns procurement countering vendor-b's 5.10 (vendor-a
@@ -529,16 +538,7 @@ func TestDeclaredRoleOnAModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	pol, _ := policy.Parse("policy.toml", tpl.Policy)
-	b, err := NewModel(t.TempDir(), team, a, rules, pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := llm.New(a.ModelConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Ask = func(ctx context.Context, _ string, call llm.Call) (llm.Answer, error) { return c.Ask(ctx, call) }
-	b.Note, b.History = func(Note) {}, func(string, string) string { return "" }
+	b := modelOver(t, team, a, rules, pol)
 	req := in("human", "writer", mailbox.Request, "t", func(m *mailbox.Message) { m.Subject = "spring launch" })
 	out := b.Receive(now, req)
 	if len(out) != 1 || out[0].To != "editor" || out[0].Verb != mailbox.Request || out[0].Subject != "Draft: spring launch" || !strings.Contains(out[0].Body, "Four friendly paragraphs") {
