@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -297,5 +298,47 @@ func TestExecTickIds(t *testing.T) {
 	second := b.Tick(now.Add(2 * time.Second))
 	if len(first) != 1 || len(second) != 1 || first[0].ID == "" || first[0].ID == second[0].ID {
 		t.Errorf("ids %v and %v", first, second)
+	}
+}
+
+// TestDeclaredRoleHearsTheHuman: a role's handles do not keep out the
+// human's answer to what the agent escalated: the held message goes.
+func TestDeclaredRoleHearsTheHuman(t *testing.T) {
+	dir, _ := filepath.Abs("../testdata/exec")
+	text := "version = 1\nhuman = \"human\"\n\n[[role]]\nname = \"clerk\"\nhandles = [\"NOTIFY\"]\nbrain = \"exec\"\ncommand = [\"sh\", \"" + filepath.Join(dir, "ack.sh") + "\"]\n\n" +
+		"[[agent]]\nname = \"clerk\"\nrole = \"clerk\"\n\n[[agent]]\nname = \"human\"\nrole = \"human\"\n"
+	team, err := ParseTeam("parley.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mailbox.OpenRoot(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, a := range team.Agents {
+		r.Inbox(a.Name).Create()
+		r.NewKey(a.Name)
+	}
+	pol := string(policy.Default) + "\n[[allow]]\nfrom = \"clerk\"\nverbs = [\"NOTIFY\"]\nto = [\"human\"]\n"
+	if err := os.WriteFile(filepath.Join(r.Dir, policy.File), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The clerk escalated a message on thread t-x, and holds it.
+	held := &mailbox.Message{ID: "<held@clerk>", To: "human", Thread: "t-x", Verb: mailbox.Notify, Subject: "the held one"}
+	data, _ := json.Marshal(saved{Handled: map[string]bool{}, Escalated: map[string][]*mailbox.Message{"t-x": {held}}})
+	if err := os.WriteFile(r.Inbox("clerk").Path("state", "state.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := r.PrivateKey("human")
+	yes := &mailbox.Message{Version: "1", ID: "<yes@test>", Date: time.Now(), From: "human", To: "clerk", Thread: "t-x", Verb: mailbox.Approved,
+		Amount: mailbox.MustMoney("1.00 USD"), Subject: "yes"}
+	mailbox.Sign(yes, priv)
+	if _, err := r.Inbox("clerk").Deliver(yes.Marshal(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Join(runUntil(t, r, team, "clerk", "→ human NOTIFY: the held one"), "\n")
+	if strings.Contains(lines, "refused APPROVED") {
+		t.Errorf("the human's answer was refused:\n%s", lines)
 	}
 }
