@@ -192,24 +192,14 @@ func (l *Ledger) Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, erro
 // write appends entries under the lock, in one write: with O_APPEND the
 // lines land whole and in order, or (after a crash) as a torn tail.
 func (l *Ledger) write(entries []Entry) ([]Entry, error) {
-	out := make([]Entry, len(entries))
-	var buf []byte
-	seq, prev := l.lastSeq, l.lastHash
-	for i, e := range entries {
-		seq++
-		e.Seq, e.Prev, e.Hash = seq, prev, ""
-		if e.Time.IsZero() {
-			e.Time = l.now()
-		}
-		e.Time = e.Time.UTC()
-		line, hash, err := encodeEntry(e)
-		if err != nil {
-			return nil, err
-		}
-		e.Hash, prev = hash, hash
-		buf = append(buf, line...)
-		out[i] = e
+	if len(entries) == 0 {
+		return nil, nil
 	}
+	buf, out, err := Chain(l.lastSeq, l.lastHash, entries, l.now)
+	if err != nil {
+		return nil, err
+	}
+	seq, prev := out[len(out)-1].Seq, out[len(out)-1].Hash
 	if _, err := l.f.Write(buf); err != nil {
 		l.size = -1
 		return nil, fmt.Errorf("append to ledger: %w", err)
@@ -218,6 +208,38 @@ func (l *Ledger) write(entries []Entry) ([]Entry, error) {
 	l.lastSeq, l.lastHash = seq, prev
 	return out, nil
 }
+
+// Chain fills in the seq, time (when zero), prev and hash of entries that
+// follow the line of seq and hash (0 and "" for none yet), and returns
+// their lines as the ledger holds them: the one encoding, whatever stores
+// the lines (a file, a JetStream stream).
+func Chain(seq uint64, prev string, entries []Entry, now func() time.Time) ([]byte, []Entry, error) {
+	if prev == "" {
+		prev = genesis
+	}
+	out := make([]Entry, len(entries))
+	var buf []byte
+	for i, e := range entries {
+		seq++
+		e.Seq, e.Prev, e.Hash = seq, prev, ""
+		if e.Time.IsZero() {
+			e.Time = now()
+		}
+		e.Time = e.Time.UTC()
+		line, hash, err := encodeEntry(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.Hash, prev = hash, hash
+		buf = append(buf, line...)
+		out[i] = e
+	}
+	return buf, out, nil
+}
+
+// Head reads the seq and hash of a ledger line, as the next line chains to
+// them.
+func Head(line []byte) (seq uint64, hash string, err error) { return lineHead(line) }
 
 func encodeEntry(e Entry) (line []byte, hash string, err error) {
 	e.Hash = ""

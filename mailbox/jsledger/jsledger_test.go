@@ -1,0 +1,120 @@
+package jsledger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parley-dev/parley/mailbox"
+)
+
+// embedded starts a NATS server with JetStream in the test process, on a
+// free loopback port, its store in a temporary folder.
+func embedded(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the embedded NATS server did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func connect(t testing.TB, s *server.Server) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestNoFork: writers on their own connections (as separate processes or
+// hosts would be) append at once; the stream holds one chain, every line
+// once, and exported it verifies as a ledger file.
+func TestNoFork(t *testing.T) {
+	s := embedded(t)
+	ctx := context.Background()
+	const writers, each = 4, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		l, err := Open(ctx, connect(t, s), "PARLEY", 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Two lines at a time, as a decision and its delivery are.
+				batch := []mailbox.Entry{
+					{Agent: fmt.Sprintf("agent-%d", w), Event: "decision", Reason: fmt.Sprint(i)},
+					{Agent: fmt.Sprintf("agent-%d", w), Event: "delivered", Reason: fmt.Sprint(i)},
+				}
+				got, err := l.Append(ctx, batch...)
+				if err != nil {
+					errs <- err
+					return
+				}
+				// In order; another writer's lines may come between them.
+				if len(got) != 2 || got[1].Seq <= got[0].Seq {
+					errs <- fmt.Errorf("a batch came back %+v", got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, connect(t, s), "PARLEY", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file bytes.Buffer
+	n, err := l.Export(ctx, &file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := mailbox.Verify(&file)
+	if err != nil {
+		t.Fatalf("the exported ledger: %v", err)
+	}
+	if n != writers*each*2 || res.Lines != n {
+		t.Errorf("%d lines exported, %d verified; want %d", n, res.Lines, writers*each*2)
+	}
+}
+
+// BenchmarkAppend is one writer appending one line at a time to an
+// embedded server, file storage.
+func BenchmarkAppend(b *testing.B) {
+	s := embedded(b)
+	l, err := Open(context.Background(), connect(b, s), "PARLEY", 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := l.Append(context.Background(), mailbox.Entry{Agent: "bench", Event: "decision"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
