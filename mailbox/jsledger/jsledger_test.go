@@ -6,55 +6,22 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parley-dev/parley/internal/natstest"
 	"github.com/parley-dev/parley/mailbox"
 )
-
-// embedded starts a NATS server with JetStream in the test process, on a
-// free loopback port, its store in a temporary folder.
-func embedded(t testing.TB) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("the embedded NATS server did not start")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-func connect(t testing.TB, s *server.Server) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // TestNoFork: writers on their own connections (as separate processes or
 // hosts would be) append at once; the stream holds one chain, every line
 // once, and exported it verifies as a ledger file.
 func TestNoFork(t *testing.T) {
-	s := embedded(t)
+	s := natstest.Start(t)
 	ctx := context.Background()
 	const writers, each = 4, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
-		l, err := Open(ctx, connect(t, s), "PARLEY", 1, nil)
+		l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +52,7 @@ func TestNoFork(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	l, err := Open(ctx, connect(t, s), "PARLEY", 1, nil)
+	l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +73,8 @@ func TestNoFork(t *testing.T) {
 // BenchmarkAppend is one writer appending one line at a time to an
 // embedded server, file storage.
 func BenchmarkAppend(b *testing.B) {
-	s := embedded(b)
-	l, err := Open(context.Background(), connect(b, s), "PARLEY", 1, nil)
+	s := natstest.Start(b)
+	l, err := Open(context.Background(), natstest.Connect(b, s), "PARLEY", 1, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

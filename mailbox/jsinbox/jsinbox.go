@@ -1,0 +1,139 @@
+// Package jsinbox keeps the agents' inboxes in NATS JetStream (issue 10, a
+// part): a message to NAME is published on parley.inbox.NAME with its
+// Message-ID as the Nats-Msg-Id, so a repeat within the duplicate window is
+// stored once; each agent's inbox is a durable pull consumer on its subject
+// with explicit acks. A claim lasts the consumer's ack wait (renewed with
+// Working); a claim never finished — the agent crashed — is delivered
+// again; a finished one is acknowledged and gone. The same guarantees as
+// the Maildir's rename, across machines.
+package jsinbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parley-dev/parley/mailbox"
+)
+
+// Subjects of the inboxes: parley.inbox.NAME.
+const prefix = "parley.inbox."
+
+// Inboxes are the inboxes of a team in one stream.
+type Inboxes struct {
+	js      jetstream.JetStream
+	stream  string
+	ackWait time.Duration
+
+	mu        sync.Mutex
+	consumers map[string]jetstream.Consumer // agent: its inbox's consumer, made once
+}
+
+// Open opens (or creates) the stream called name that holds the inboxes.
+// ackWait is how long a claim lasts unless renewed; dedupe is the window in
+// which a message delivered again under the same id is stored once.
+func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int, ackWait, dedupe time.Duration) (*Inboxes, error) {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{prefix + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		Retention:  jetstream.WorkQueuePolicy, // a message acknowledged is done with
+		Duplicates: dedupe,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open inboxes %s: %w", name, err)
+	}
+	return &Inboxes{js: js, stream: name, ackWait: ackWait, consumers: map[string]jetstream.Consumer{}}, nil
+}
+
+// Deliver puts m in its recipient's inbox, once: delivered again under the
+// same Message-ID within the window, it is not stored twice (dup is true).
+func (in *Inboxes) Deliver(ctx context.Context, m *mailbox.Message) (dup bool, err error) {
+	if err := m.Validate(); err != nil {
+		return false, fmt.Errorf("deliver %s: %w", m.ID, err)
+	}
+	ack, err := in.js.Publish(ctx, prefix+m.To, m.Marshal(), jetstream.WithMsgID(m.ID))
+	if err != nil {
+		return false, fmt.Errorf("deliver %s to %s: %w", m.ID, m.To, err)
+	}
+	return ack.Duplicate, nil
+}
+
+// Claimed is a message taken from an inbox, until it is finished.
+type Claimed struct {
+	Message    *mailbox.Message
+	Deliveries uint64 // 1 the first time; more when a claim before it was never finished
+	msg        jetstream.Msg
+}
+
+// ErrEmpty says no message waited in the inbox.
+var ErrEmpty = errors.New("the inbox is empty")
+
+// ErrRejected wraps a message that could not be read: it is taken out of
+// the inbox for good (terminated), with the reason.
+var ErrRejected = errors.New("rejected")
+
+// Claim takes the next message for agent, waiting for one up to wait. No
+// other claim gets it while the claim lasts.
+func (in *Inboxes) Claim(ctx context.Context, agent string, wait time.Duration) (*Claimed, error) {
+	cons, err := in.consumer(ctx, agent)
+	if err != nil {
+		return nil, err
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return nil, fmt.Errorf("claim from %s: %w", agent, err)
+	}
+	for msg := range batch.Messages() {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("claim from %s: %w", agent, err)
+		}
+		m, err := mailbox.Parse(msg.Data())
+		if err == nil {
+			err = m.Validate()
+		}
+		if err != nil {
+			if terr := msg.TermWithReason(err.Error()); terr != nil {
+				return nil, fmt.Errorf("claim from %s: %w", agent, terr)
+			}
+			return nil, fmt.Errorf("claim from %s: %w: %w", agent, ErrRejected, err)
+		}
+		return &Claimed{Message: m, Deliveries: meta.NumDelivered, msg: msg}, nil
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("claim from %s: %w", agent, err)
+	}
+	return nil, ErrEmpty
+}
+
+// consumer is agent's inbox: a durable consumer, made once.
+func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consumer, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c, ok := in.consumers[agent]; ok {
+		return c, nil
+	}
+	c, err := in.js.CreateOrUpdateConsumer(ctx, in.stream, jetstream.ConsumerConfig{
+		Durable: "inbox-" + agent, FilterSubject: prefix + agent,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: in.ackWait, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", agent, err)
+	}
+	in.consumers[agent] = c
+	return c, nil
+}
+
+// Working renews the claim: the handler is still at it.
+func (c *Claimed) Working() error { return c.msg.InProgress() }
+
+// Finish ends the claim: the message is done with, and the server has said
+// so before Finish returns.
+func (c *Claimed) Finish(ctx context.Context) error {
+	if err := c.msg.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("finish %s: %w", c.Message.ID, err)
+	}
+	return nil
+}

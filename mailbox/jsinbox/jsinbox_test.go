@@ -1,0 +1,160 @@
+package jsinbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/internal/natstest"
+	"github.com/parley-dev/parley/mailbox"
+)
+
+var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func msg(i int) *mailbox.Message {
+	return &mailbox.Message{Version: "1", ID: fmt.Sprintf("<%d@test>", i), Date: t0, From: "procurement", To: "finance",
+		Thread: "t", Verb: mailbox.Notify, Subject: fmt.Sprint(i)}
+}
+
+func open(t *testing.T, ackWait time.Duration) (*Inboxes, func() *Inboxes) {
+	t.Helper()
+	s := natstest.Start(t)
+	again := func() *Inboxes {
+		in, err := Open(context.Background(), natstest.Connect(t, s), "INBOXES", 1, ackWait, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	return again(), again
+}
+
+// TestOnceEach: claimers on their own connections take from one inbox at
+// once; each message is claimed and finished exactly once, and a message
+// delivered twice under one id is stored once.
+func TestOnceEach(t *testing.T) {
+	in, another := open(t, 30*time.Second)
+	ctx := context.Background()
+	const n = 100
+	for i := range n {
+		if dup, err := in.Deliver(ctx, msg(i)); err != nil || dup {
+			t.Fatalf("deliver %d: %v, dup %v", i, err, dup)
+		}
+	}
+	if dup, err := in.Deliver(ctx, msg(7)); err != nil || !dup {
+		t.Fatalf("the same message again: %v, dup %v; want it recognised", err, dup)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 3 {
+		claimer := another()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := claimer.Claim(ctx, "finance", 200*time.Millisecond)
+				if errors.Is(err, ErrEmpty) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				seen[c.Message.ID]++
+				mu.Unlock()
+				if err := c.Finish(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("%d messages claimed, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("%s claimed %d times", id, k)
+		}
+	}
+}
+
+// TestCrashRedelivers: a claim never finished — the claimer died — is
+// claimed again once it lapses, and says it is a second delivery; a
+// finished one is gone.
+func TestCrashRedelivers(t *testing.T) {
+	in, another := open(t, 300*time.Millisecond)
+	ctx := context.Background()
+	if _, err := in.Deliver(ctx, msg(1)); err != nil {
+		t.Fatal(err)
+	}
+	first, err := another().Claim(ctx, "finance", time.Second)
+	if err != nil || first.Deliveries != 1 {
+		t.Fatalf("first claim: %v, %+v", err, first)
+	}
+	// The claimer is gone without finishing. The next claim waits for the
+	// lapse rather than sleeping through it.
+	again, err := in.Claim(ctx, "finance", 5*time.Second)
+	if err != nil || again.Message.ID != "<1@test>" || again.Deliveries != 2 {
+		t.Fatalf("after the crash: %v, %+v", err, again)
+	}
+	if err := again.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := in.Claim(ctx, "finance", 700*time.Millisecond); !errors.Is(err, ErrEmpty) {
+		t.Errorf("after finishing: %+v, %v; want the inbox empty", c, err)
+	}
+}
+
+// TestBadMessageSetAside: what is not a message is taken out for good,
+// with the reason, and the next message is claimed.
+func TestBadMessageSetAside(t *testing.T) {
+	in, _ := open(t, 30*time.Second)
+	ctx := context.Background()
+	if _, err := in.js.Publish(ctx, prefix+"finance", []byte("Verb: NONSENSE\n\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Deliver(ctx, msg(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Claim(ctx, "finance", time.Second); !errors.Is(err, ErrRejected) {
+		t.Fatalf("a bad message: %v, want ErrRejected", err)
+	}
+	c, err := in.Claim(ctx, "finance", time.Second)
+	if err != nil || c.Message.ID != "<2@test>" {
+		t.Fatalf("the next: %v, %+v", err, c)
+	}
+}
+
+// BenchmarkDeliverClaimFinish is one message through an inbox: delivered,
+// claimed, finished — the JetStream counterpart of the Maildir's
+// deliver+claim+finish.
+func BenchmarkDeliverClaimFinish(b *testing.B) {
+	s := natstest.Start(b)
+	in, err := Open(context.Background(), natstest.Connect(b, s), "INBOXES", 1, 30*time.Second, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := in.Deliver(ctx, msg(i)); err != nil {
+			b.Fatal(err)
+		}
+		c, err := in.Claim(ctx, "finance", time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Finish(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
