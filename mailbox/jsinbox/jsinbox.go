@@ -85,27 +85,28 @@ func (in *Inboxes) Claim(ctx context.Context, agent string, wait time.Duration) 
 	if err != nil {
 		return nil, fmt.Errorf("claim from %s: %w", agent, err)
 	}
-	for msg := range batch.Messages() {
-		meta, err := msg.Metadata()
-		if err != nil {
+	msg, ok := <-batch.Messages()
+	if !ok {
+		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("claim from %s: %w", agent, err)
 		}
-		m, err := mailbox.Parse(msg.Data())
-		if err == nil {
-			err = m.Validate()
-		}
-		if err != nil {
-			if terr := msg.TermWithReason(err.Error()); terr != nil {
-				return nil, fmt.Errorf("claim from %s: %w", agent, terr)
-			}
-			return nil, fmt.Errorf("claim from %s: %w: %w", agent, ErrRejected, err)
-		}
-		return &Claimed{Message: m, Deliveries: meta.NumDelivered, msg: msg}, nil
+		return nil, ErrEmpty
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	meta, err := msg.Metadata()
+	if err != nil {
 		return nil, fmt.Errorf("claim from %s: %w", agent, err)
 	}
-	return nil, ErrEmpty
+	m, err := mailbox.Parse(msg.Data())
+	if err == nil {
+		err = m.Validate()
+	}
+	if err != nil {
+		if terr := msg.TermWithReason(err.Error()); terr != nil {
+			return nil, fmt.Errorf("claim from %s: %w", agent, terr)
+		}
+		return nil, fmt.Errorf("claim from %s: %w: %w", agent, ErrRejected, err)
+	}
+	return &Claimed{Message: m, Deliveries: meta.NumDelivered, msg: msg}, nil
 }
 
 // consumer is agent's inbox: a durable consumer, made once.
