@@ -36,11 +36,17 @@ type Inboxes struct {
 // ackWait is how long a claim lasts unless renewed; dedupe is the window in
 // which a message delivered again under the same id is stored once.
 func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int, ackWait, dedupe time.Duration) (*Inboxes, error) {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name: name, Subjects: []string{prefix + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		Retention:  jetstream.WorkQueuePolicy, // a message acknowledged is done with
 		Duplicates: dedupe,
-	})
+	}
+	// Created, or found as it is: a stream is updated only when its
+	// settings differ, never under the processes already using it.
+	_, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = js.UpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open inboxes %s: %w", name, err)
 	}
@@ -116,10 +122,14 @@ func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consum
 	if c, ok := in.consumers[agent]; ok {
 		return c, nil
 	}
-	c, err := in.js.CreateOrUpdateConsumer(ctx, in.stream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable: "inbox-" + agent, FilterSubject: prefix + agent,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: in.ackWait, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	c, err := in.js.CreateConsumer(ctx, in.stream, cfg) // as Open: updated only when it differs
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		c, err = in.js.UpdateConsumer(ctx, in.stream, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: %w", agent, err)
 	}

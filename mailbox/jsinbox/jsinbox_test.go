@@ -158,3 +158,23 @@ func BenchmarkDeliverClaimFinish(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// TestOpenAgain: opening the stream again with its settings leaves it be;
+// with other settings, it takes them.
+func TestOpenAgain(t *testing.T) {
+	s := natstest.Start(t)
+	ctx := context.Background()
+	for _, dedupe := range []time.Duration{time.Hour, time.Hour, 2 * time.Hour} {
+		in, err := Open(ctx, natstest.Connect(t, s), "INBOXES", 1, time.Minute, dedupe)
+		if err != nil {
+			t.Fatalf("open with dedupe %v: %v", dedupe, err)
+		}
+		st, err := in.js.Stream(ctx, "INBOXES")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.CachedInfo().Config.Duplicates; got != dedupe {
+			t.Errorf("opened with dedupe %v, the stream has %v", dedupe, got)
+		}
+	}
+}

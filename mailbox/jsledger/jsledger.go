@@ -34,10 +34,16 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int
 	if now == nil {
 		now = time.Now
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name: name, Subjects: []string{Subject}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		Discard: jetstream.DiscardNew, // a ledger never drops its oldest lines
-	})
+	}
+	// Created, or found as it is: updated only when its settings differ,
+	// never under the processes already appending to it.
+	s, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = js.UpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open ledger stream %s: %w", name, err)
 	}
