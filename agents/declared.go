@@ -3,6 +3,7 @@ package agents
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +43,7 @@ func (r *Declared) choice(now time.Time, m *mailbox.Message) (Choice, bool) {
 	}
 	c := Choice{Actions: []string{"NOTHING"}, Means: map[string]string{"NOTHING": "send nothing"}}
 	for _, v := range talk {
-		if len(r.Spec.Sends) == 0 || strings.Contains(","+strings.Join(r.Spec.Sends, ",")+",", ","+string(v)+",") {
+		if len(r.Spec.Sends) == 0 || slices.Contains(r.Spec.Sends, string(v)) {
 			c.Actions = append(c.Actions, string(v))
 			c.Means[string(v)] = "send a " + string(v)
 		}

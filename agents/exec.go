@@ -228,8 +228,8 @@ func (b *Exec) messages(out ExecOutput, cause *mailbox.Message) ([]*mailbox.Mess
 		if !mailbox.ValidName(m.To) {
 			return nil, fmt.Errorf("%s.to %q is not an agent's name", where, x.To)
 		}
-		if !isVerb(m.Verb) {
-			return nil, fmt.Errorf("%s.verb %q is not a verb (%s)", where, x.Verb, verbNames())
+		if !m.Verb.Valid() {
+			return nil, fmt.Errorf("%s.verb %q is not a verb (%s)", where, x.Verb, mailbox.VerbList())
 		}
 		if m.Thread == "" {
 			return nil, fmt.Errorf("%s has no thread (a tick's messages name theirs)", where)
@@ -243,23 +243,6 @@ func (b *Exec) messages(out ExecOutput, cause *mailbox.Message) ([]*mailbox.Mess
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
-}
-
-func isVerb(v mailbox.Verb) bool {
-	for _, x := range mailbox.Verbs {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func verbNames() string {
-	names := make([]string, len(mailbox.Verbs))
-	for i, v := range mailbox.Verbs {
-		names[i] = string(v)
-	}
-	return strings.Join(names, ", ")
 }
 
 // execMessage is m as the program reads it.

@@ -103,17 +103,10 @@ func TestExecAgent(t *testing.T) {
 	fin := team.Agent("finance")
 	fin.Brain, fin.Command = "exec", []string{"python3", filepath.Join(dir, "approver.py")}
 	fin.Timeout.Duration = 10 * time.Second
-	priv, err := r.PrivateKey("procurement")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i, x := range []struct{ amount, subject string }{{"100.00 USD", "approve"}, {"6000.00 USD", "approve"}, {"50.00 USD", "crash"}, {"70.00 USD", "approve"}} {
 		m := &mailbox.Message{Version: "1", ID: "<req" + string(rune('a'+i)) + "@test>", Date: time.Now(), From: "procurement", To: "finance",
 			Thread: "t" + string(rune('a'+i)), Verb: mailbox.Request, Item: "widget", Quantity: 5, Amount: mailbox.MustMoney(x.amount), Subject: x.subject}
-		mailbox.Sign(m, priv)
-		if _, err := r.Inbox("finance").Deliver(m.Marshal(), time.Now()); err != nil {
-			t.Fatal(err)
-		}
+		post(t, r, m)
 	}
 	lines := runUntil(t, r, team, "finance", "→ procurement APPROVED: APPROVED: 70.00 USD")
 	log := strings.Join(lines, "\n")
@@ -201,27 +194,10 @@ role = "human"
 	if a := team.Agent("clerk"); a.Brain != "exec" || len(a.Command) != 2 || a.Timeout.Duration != 10*time.Second {
 		t.Fatalf("the clerk did not take its role's brain: %+v", a)
 	}
-	r, err := mailbox.OpenRoot(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for _, a := range team.Agents {
-		r.Inbox(a.Name).Create()
-		r.NewKey(a.Name)
-	}
-	pol := string(policy.Default) + "\n[[allow]]\nfrom = \"clerk\"\nverbs = [\"NOTIFY\"]\nto = [\"human\", \"procurement\"]\n"
-	if err := os.WriteFile(filepath.Join(r.Dir, policy.File), []byte(pol), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r := rootFor(t, team, "\n[[allow]]\nfrom = \"clerk\"\nverbs = [\"NOTIFY\"]\nto = [\"human\", \"procurement\"]\n")
 	send := func(from string, verb mailbox.Verb, id string) {
-		priv, _ := r.PrivateKey(from)
-		m := &mailbox.Message{Version: "1", ID: "<" + id + "@test>", Date: time.Now(), From: from, To: "clerk", Thread: "t-" + id, Verb: verb,
-			Item: "widget", Quantity: 1, Amount: mailbox.MustMoney("1.00 USD"), Subject: id}
-		mailbox.Sign(m, priv)
-		if _, err := r.Inbox("clerk").Deliver(m.Marshal(), time.Now()); err != nil {
-			t.Fatal(err)
-		}
+		post(t, r, &mailbox.Message{Version: "1", ID: "<" + id + "@test>", Date: time.Now(), From: from, To: "clerk", Thread: "t-" + id, Verb: verb,
+			Item: "widget", Quantity: 1, Amount: mailbox.MustMoney("1.00 USD"), Subject: id})
 	}
 	send("human", mailbox.Request, "a")      // not a verb the clerk acts on
 	send("procurement", mailbox.Notify, "b") // acted on; its answer would go where the role may not send
@@ -311,32 +287,15 @@ func TestDeclaredRoleHearsTheHuman(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := mailbox.OpenRoot(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for _, a := range team.Agents {
-		r.Inbox(a.Name).Create()
-		r.NewKey(a.Name)
-	}
-	pol := string(policy.Default) + "\n[[allow]]\nfrom = \"clerk\"\nverbs = [\"NOTIFY\"]\nto = [\"human\"]\n"
-	if err := os.WriteFile(filepath.Join(r.Dir, policy.File), []byte(pol), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r := rootFor(t, team, "\n[[allow]]\nfrom = \"clerk\"\nverbs = [\"NOTIFY\"]\nto = [\"human\"]\n")
 	// The clerk escalated a message on thread t-x, and holds it.
 	held := &mailbox.Message{ID: "<held@clerk>", To: "human", Thread: "t-x", Verb: mailbox.Notify, Subject: "the held one"}
 	data, _ := json.Marshal(saved{Handled: map[string]bool{}, Escalated: map[string][]*mailbox.Message{"t-x": {held}}})
 	if err := os.WriteFile(r.Inbox("clerk").Path("state", "state.json"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	priv, _ := r.PrivateKey("human")
-	yes := &mailbox.Message{Version: "1", ID: "<yes@test>", Date: time.Now(), From: "human", To: "clerk", Thread: "t-x", Verb: mailbox.Approved,
-		Amount: mailbox.MustMoney("1.00 USD"), Subject: "yes"}
-	mailbox.Sign(yes, priv)
-	if _, err := r.Inbox("clerk").Deliver(yes.Marshal(), time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	post(t, r, &mailbox.Message{Version: "1", ID: "<yes@test>", Date: time.Now(), From: "human", To: "clerk", Thread: "t-x", Verb: mailbox.Approved,
+		Amount: mailbox.MustMoney("1.00 USD"), Subject: "yes"})
 	lines := strings.Join(runUntil(t, r, team, "clerk", "→ human NOTIFY: the held one"), "\n")
 	if strings.Contains(lines, "refused APPROVED") {
 		t.Errorf("the human's answer was refused:\n%s", lines)

@@ -31,6 +31,9 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 	if a == nil {
 		return nil, 0, fmt.Errorf("no agent named %q in %s", name, TeamFile)
 	}
+	if a.Brain == "exec" {
+		return nil, 0, fmt.Errorf("%s's brain is a program (exec): nothing is taped to replay; run it again on a message by hand (docs/EXEC.md)", name)
+	}
 	rules, err := NewRole(a, team, root.Inbox(name).Path(StockFile))
 	if err != nil {
 		return nil, 0, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,12 +43,19 @@ func runUntil(t *testing.T, r *mailbox.Root, team *Team, name, stop string) []st
 
 func newTeamRoot(t *testing.T) (*mailbox.Root, *Team) {
 	t.Helper()
+	team := defaultTeam(t)
+	return rootFor(t, team, ""), team
+}
+
+// rootFor makes a root for team: an inbox and keys for every agent, and
+// the default policy with the allow rules given added.
+func rootFor(t *testing.T, team *Team, allow string) *mailbox.Root {
+	t.Helper()
 	r, err := mailbox.OpenRoot(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	team := defaultTeam(t)
 	for _, a := range team.Agents {
 		if err := r.Inbox(a.Name).Create(); err != nil {
 			t.Fatal(err)
@@ -56,10 +64,24 @@ func newTeamRoot(t *testing.T) (*mailbox.Root, *Team) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(r.Dir+"/"+policy.File, policy.Default, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(r.Dir, policy.File), []byte(string(policy.Default)+allow), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return r, team
+	return r
+}
+
+// post signs m with its sender's key and delivers it to its addressee's
+// inbox, as the sender's agent would.
+func post(t *testing.T, r *mailbox.Root, m *mailbox.Message) {
+	t.Helper()
+	priv, err := r.PrivateKey(m.From)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailbox.Sign(m, priv)
+	if _, err := r.Inbox(m.To).Deliver(m.Marshal(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRecoverRejectsABadClaimedFile: a file claimed and then left in cur/
@@ -100,16 +122,8 @@ func TestSecondCopyRefuses(t *testing.T) {
 // again, whole, once.
 func TestUnreadablePolicyMidStepLosesNothing(t *testing.T) {
 	r, team := newTeamRoot(t)
-	req := &mailbox.Message{Version: "1", ID: "<ask@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t",
-		Verb: mailbox.Request, Item: "widget", Quantity: 500, Amount: mailbox.MustMoney("2365.00 USD")}
-	priv, err := r.PrivateKey("procurement")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mailbox.Sign(req, priv)
-	if _, err := r.Inbox("finance").Deliver(req.Marshal(), time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	post(t, r, &mailbox.Message{Version: "1", ID: "<ask@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t",
+		Verb: mailbox.Request, Item: "widget", Quantity: 500, Amount: mailbox.MustMoney("2365.00 USD")})
 	pol := r.Dir + "/" + policy.File
 	if err := os.WriteFile(pol, []byte("version = [\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -256,18 +270,10 @@ func TestReplayedApprovalDoesNothing(t *testing.T) {
 func TestProtocolVersions(t *testing.T) {
 	r, team := newTeamRoot(t)
 	team.Agent("finance").Protocol = "1.1"
-	priv, err := r.PrivateKey("procurement")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// In this order, so that the rejection of the last one says all were handled.
 	for _, x := range []struct{ id, version string }{{"v10", "1"}, {"v13", "1.3"}, {"v2", "2.0"}} {
-		m := &mailbox.Message{Version: x.version, ID: "<" + x.id + "@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t-" + x.id,
-			Verb: mailbox.Request, Item: "widget", Quantity: 5, Amount: mailbox.MustMoney("100.00 USD")}
-		mailbox.Sign(m, priv)
-		if _, err := r.Inbox("finance").Deliver(m.Marshal(), time.Now()); err != nil {
-			t.Fatal(err)
-		}
+		post(t, r, &mailbox.Message{Version: x.version, ID: "<" + x.id + "@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t-" + x.id,
+			Verb: mailbox.Request, Item: "widget", Quantity: 5, Amount: mailbox.MustMoney("100.00 USD")})
 	}
 	runUntil(t, r, team, "finance", "rejected")
 	// What finance sent, and the ERROR parley sent for it.

@@ -379,8 +379,6 @@ func checkExec(file, text string, a *Agent) error {
 	switch {
 	case len(a.Command) == 0 || a.Command[0] == "":
 		return tomlfile.Errorf(file, tomlfile.Find(text, "brain", "exec"), `add command = ["python3", "brains/editor.py"]: the program and its arguments`, "agent %q: brain = \"exec\" needs a command", a.Name)
-	case a.Role == "human":
-		return tomlfile.Errorf(file, tomlfile.Find(text, "brain", "exec"), "remove the brain line: a person answers the human's inbox", "agent %q is the human; it has no brain to run", a.Name)
 	case a.Every.Duration < 0 || a.Timeout.Duration < 0:
 		return tomlfile.Errorf(file, at("every"), `every = "1m", timeout = "10s"`, "agent %q: every and timeout are not negative", a.Name)
 	}
@@ -408,8 +406,8 @@ func checkRoles(file, text string, t *Team) error {
 		}
 		for _, list := range [][]string{r.Sends, r.Handles} {
 			for _, v := range list {
-				if !isVerb(mailbox.Verb(v)) {
-					return tomlfile.Errorf(file, tomlfile.Line(text, `"`+v+`"`), "verbs are written in capitals: "+verbNames(), "role %q: %q is not a verb", r.Name, v)
+				if !mailbox.Verb(v).Valid() {
+					return tomlfile.Errorf(file, tomlfile.Line(text, `"`+v+`"`), "verbs are written in capitals: "+mailbox.VerbList(), "role %q: %q is not a verb", r.Name, v)
 				}
 			}
 		}

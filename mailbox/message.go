@@ -147,7 +147,7 @@ var fields = []field{
 		}
 		m.Verb = Verb(v)
 		return nil
-	}, func(m *Message) string { return string(m.Verb) }, "Verb: one of " + verbList()},
+	}, func(m *Message) string { return string(m.Verb) }, "Verb: one of " + VerbList()},
 	{"Item", func(m *Message, v string) error { m.Item = v; return nil },
 		func(m *Message) string { return m.Item }, "Item: widget"},
 	{"Quantity", func(m *Message, v string) error {
@@ -199,9 +199,10 @@ var fieldIndex = func() map[string]*field {
 }()
 
 // verbHint says what a Verb may be; made once, as Validate runs often.
-var verbHint = "Verb: one of " + verbList()
+var verbHint = "Verb: one of " + VerbList()
 
-func verbList() string {
+// VerbList names the verbs, in order: "REQUEST, QUOTE, ...".
+func VerbList() string {
 	s := make([]string, len(Verbs))
 	for i, v := range Verbs {
 		s[i] = string(v)

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -285,17 +286,7 @@ func rules(role agents.Role) agents.Role {
 }
 
 func sortedNames(m map[string]agents.Role) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	// A fixed order: the run must not depend on map order.
-	for i := 1; i < len(names); i++ {
-		for j := i; j > 0 && names[j] < names[j-1]; j-- {
-			names[j], names[j-1] = names[j-1], names[j]
-		}
-	}
-	return names
+	return slices.Sorted(maps.Keys(m)) // a fixed order: the run must not depend on map order
 }
 
 // deliver hands m to its recipient and sends what it answers.
