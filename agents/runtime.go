@@ -129,16 +129,16 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	if err := rt.reset(); err != nil {
 		return err
 	}
-	if err := rt.recover(); err != nil {
-		return err
-	}
-	w, err := mailbox.Watch(inbox.Path("new"), mailbox.WatchOptions{})
+	claims, err := rt.Root.Claims(rt.Name)
 	if err != nil {
 		return err
 	}
-	defer w.Close()
-	if w.Warning() != "" {
-		rt.Log("warning: " + w.Warning())
+	defer claims.Close()
+	if w := claims.Warning(); w != "" {
+		rt.Log("warning: " + w)
+	}
+	if err := rt.recover(claims); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -169,32 +169,39 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			next = now.Add(rt.Every)
 		}
 		wait, cancelWait := context.WithDeadline(ctx, next)
-		names, err := w.Next(wait)
+		c, err := rt.next(wait, claims)
 		cancelWait()
 		if ctx.Err() != nil {
 			rt.Log(rt.Name + " stopped")
 			return nil
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			continue
-		}
-		if err != nil {
-			rt.Log("watch: " + err.Error())
-			continue
-		}
-		if rt.paused {
-			continue // the messages wait in new/; the tick takes them after a resume
-		}
-		for _, n := range names {
-			if err := rt.take(n, w); err != nil {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, mailbox.ErrRejected):
+			rt.Log(err.Error())
+		case err != nil:
+			rt.Log("inbox: " + err.Error())
+		default:
+			if err := rt.handle(c); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// tick checks for a pause, runs the role's timers and takes whatever waits
-// in new/ (after a resume, or an event that was missed).
+// next claims the next message, waiting until ctx ends. While parley is
+// paused, or a message waits to be taken again, nothing more is claimed:
+// messages wait in the inbox, and the tick takes what is held, in order.
+func (rt *Runtime) next(ctx context.Context, claims *mailbox.Claims) (*mailbox.Claimed, error) {
+	if _, paused := rt.engine.Paused(); paused || len(rt.later) > 0 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return claims.Next(ctx)
+}
+
+// tick checks for a pause, runs the role's timers and handles what was
+// held while acting was not possible.
 func (rt *Runtime) tick() error {
 	why, paused := rt.engine.Paused()
 	if paused != rt.paused {
@@ -234,73 +241,22 @@ func (rt *Runtime) tick() error {
 	if err != nil {
 		return err
 	}
-	if err := rt.save(); err != nil { // a no-op unless the tick changed the state
-		return err
-	}
-	names, err := rt.Root.Inbox(rt.Name).Pending()
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if err := rt.take(n, nil); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// take claims one message and handles it; while parley is paused it
-// leaves it waiting in new/.
-func (rt *Runtime) take(name string, w *mailbox.Watcher) error {
-	if _, paused := rt.engine.Paused(); paused || len(rt.later) > 0 {
-		return nil // what waits is taken, in order, at the tick after the pause
-	}
-	c, err := rt.Root.Claim(rt.Name, name)
-	switch {
-	case errors.Is(err, mailbox.ErrClaimed):
-		return nil
-	case errors.Is(err, mailbox.ErrBusy):
-		if w != nil {
-			w.Again(name, 50*time.Millisecond)
-		}
-		return nil
-	case errors.Is(err, mailbox.ErrRejected):
-		rt.Log(err.Error())
-		return nil
-	case err != nil:
-		return err
-	}
-	return rt.handle(c)
+	return rt.save() // a no-op unless the tick changed the state
 }
 
 // recover handles again what was claimed but not finished.
-func (rt *Runtime) recover() error {
-	inbox := rt.Root.Inbox(rt.Name)
-	names, err := inbox.Unfinished()
+func (rt *Runtime) recover(claims *mailbox.Claims) error {
+	unfinished, rejected, err := claims.Unfinished()
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
-		path := inbox.Path("cur", n)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		m, err := mailbox.Parse(data)
-		if err == nil {
-			err = m.Validate()
-		}
-		if err != nil {
-			// Claimed, then a crash before it could be moved aside: it goes
-			// where it would have gone.
-			if err := rt.Root.Reject(rt.Name, path, m, err); err != nil {
-				return err
-			}
-			rt.Log(fmt.Sprintf("rejected %s, claimed before a stop: %v", n, err))
-			continue
-		}
+	for _, err := range rejected {
+		rt.Log(err.Error() + " (claimed before a stop)")
+	}
+	for _, c := range unfinished {
+		m := c.Message
 		rt.Log(fmt.Sprintf("handling again %s %s from %s, claimed before a stop", m.Verb, m.ID, m.From))
-		if err := rt.handle(&mailbox.Claimed{Agent: rt.Name, Name: n, Message: m}); err != nil {
+		if err := rt.handle(c); err != nil {
 			return err
 		}
 	}
@@ -320,14 +276,14 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		return nil
 	} else if err != nil {
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
-		return rt.Root.Reject(rt.Name, rt.Root.Inbox(rt.Name).Path("cur", c.Name), m, err)
+		return rt.Root.SetAside(c, err)
 	}
 	answer := m.From == rt.Team.Human && (m.Verb == mailbox.Approved || m.Verb == mailbox.Denied) && len(rt.state.Escalated[m.Thread]) > 0
 	if spec := rt.Team.Spec(rt.agent); spec != nil && !spec.Acts(m.Verb) && !answer && m.From != mailbox.System {
 		// Not a verb its role acts on: set aside, and the sender told.
 		why := fmt.Errorf("%s (%s) acts only on %s, not %s (parley.toml [[role]] %s)", rt.Name, spec.Name, strings.Join(spec.Handles, ", "), m.Verb, spec.Name)
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, why))
-		return rt.Root.Reject(rt.Name, rt.Root.Inbox(rt.Name).Path("cur", c.Name), m, why)
+		return rt.Root.SetAside(c, why)
 	}
 	rt.Log(fmt.Sprintf("← %s from %s: %s", m.Verb, m.From, subject(m)))
 	now := rt.Root.Now()

@@ -93,7 +93,7 @@ func TestRecoverRejectsABadClaimedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := runUntil(t, r, team, "finance", "is running")
-	if !strings.Contains(strings.Join(lines, "\n"), "rejected 1.M1P1Q1.host:2,") {
+	if !strings.Contains(strings.Join(lines, "\n"), "claim 1.M1P1Q1.host:2,: rejected") {
 		t.Errorf("lines: %q", lines)
 	}
 	if _, err := os.Stat(r.Inbox("finance").Path("rejected", "1.M1P1Q1.host.err")); err != nil {

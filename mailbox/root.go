@@ -1,6 +1,8 @@
 package mailbox
 
 import (
+	"cmp"
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -32,13 +34,18 @@ func (e *UnknownRecipientError) Error() string {
 	return fmt.Sprintf("no agent named %q (agents: %s)", e.Name, strings.Join(e.Agents, ", "))
 }
 
-// Root is a mailbox root: one inbox per agent and the shared ledger.
+// Root is a mailbox root: one inbox per agent and the shared ledger. Its
+// folder holds the team, the policy, the keys and each agent's state; its
+// messages and ledger go through its Transport.
 type Root struct {
 	Dir string
 	Now func() time.Time
+	// Transport carries the messages and keeps the ledger: nil for the
+	// Maildirs and ledger.jsonl in Dir. The Root closes it.
+	Transport Transport
 
 	once   sync.Once
-	ledger *Ledger
+	ledger Journal
 	err    error
 
 	keyMu sync.Mutex
@@ -82,20 +89,32 @@ func (r *Root) Agents() ([]string, error) {
 	return names, nil
 }
 
+func (r *Root) transport() Transport {
+	if r.Transport == nil {
+		return Files{Dir: r.Dir, Now: r.Now}
+	}
+	return r.Transport
+}
+
 // Ledger opens the root's ledger once and returns it.
-func (r *Root) Ledger() (*Ledger, error) {
+func (r *Root) Ledger() (Journal, error) {
 	r.once.Do(func() {
-		r.ledger, r.err = OpenLedger(filepath.Join(r.Dir, LedgerFile), r.Now)
+		r.ledger, r.err = r.transport().Journal()
 	})
 	return r.ledger, r.err
 }
 
-// Close closes the ledger if it was opened.
+// Journal opens the ledger with a read position of its own (the policy
+// engine's, which follows every line); the caller closes it.
+func (r *Root) Journal() (Journal, error) { return r.transport().Journal() }
+
+// Close closes the ledger if it was opened, and the transport.
 func (r *Root) Close() error {
+	var err error
 	if r.ledger != nil {
-		return r.ledger.Close()
+		err = r.ledger.Close()
 	}
-	return nil
+	return errors.Join(err, r.transport().Close())
 }
 
 func (r *Root) record(entries ...Entry) error {
@@ -108,7 +127,8 @@ func (r *Root) record(entries ...Entry) error {
 }
 
 // Deliver validates m, delivers it into its recipient's inbox and records
-// it, as actor. A recipient with no inbox is an *UnknownRecipientError and
+// it, as actor. It returns where the message is (a path relative to the
+// root, for a Maildir). A recipient with no inbox is an *UnknownRecipientError and
 // nothing is written.
 func (r *Root) Deliver(actor string, m *Message) (string, error) {
 	if err := m.Validate(); err != nil {
@@ -122,16 +142,16 @@ func (r *Root) Deliver(actor string, m *Message) (string, error) {
 	if err := r.sign(m); err != nil {
 		return "", fmt.Errorf("deliver %s: %w", m.ID, err)
 	}
-	name, err := inbox.Deliver(m.Marshal(), r.Now())
+	where, err := r.transport().Put(m, m.Marshal(), r.Now())
 	if err != nil {
 		return "", err
 	}
 	e := MessageEntry(actor, EventDelivered, m)
-	e.File = filepath.Join(m.To, "new", name)
+	e.File = where
 	if err := r.record(e); err != nil {
-		return name, fmt.Errorf("deliver %s: %w", m.ID, err)
+		return where, fmt.Errorf("deliver %s: %w", m.ID, err)
 	}
-	return name, nil
+	return where, nil
 }
 
 // sign signs m with its sender's private key, where the root has one (a
@@ -201,51 +221,128 @@ func (r *Root) errorTo(orig *Message, subject, body string) *Message {
 // Claimed is a message an agent took from its inbox.
 type Claimed struct {
 	Agent   string
-	Name    string // its name in cur/
+	Name    string // its name in cur/, in a Maildir
+	Data    []byte // as it was read
+	Where   string // where it is while claimed, for the ledger
 	Message *Message
+	// Handle is the transport's own hold on the claim.
+	Handle any
+
+	inbox Inbox // what Finish and SetAside go through
 }
 
 // ErrRejected is wrapped by Claim's error for a file that was not a valid
 // message: it was moved to rejected/ with a .err, and its sender told.
 var ErrRejected = errors.New("rejected")
 
-// Claim takes the message name from agent's new/, reads it and records the
-// claim. A file that is not a valid message is rejected (see Reject) and
-// Claim returns an error wrapping ErrRejected; ErrClaimed and ErrBusy are
-// passed on from Maildir.Claim.
+// Claim takes the message name (a file name in new/, or the path Deliver
+// returned) from agent's Maildir, reads it and records the claim. A file that is not a valid message is rejected (see
+// Reject) and Claim returns an error wrapping ErrRejected; ErrClaimed and
+// ErrBusy are passed on from Maildir.Claim.
 func (r *Root) Claim(agent, name string) (*Claimed, error) {
-	inbox := r.Inbox(agent)
-	claimed, err := inbox.Claim(name)
+	d := r.Inbox(agent)
+	c, err := claimFile(agent, d, filepath.Base(name))
 	if err != nil {
 		return nil, err
 	}
-	path := inbox.Path("cur", claimed)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("claim %s: %w", name, err)
+	c.inbox = &maildirInbox{agent: agent, d: d}
+	if err := r.read(c); err != nil {
+		return nil, err
 	}
-	m, err := Parse(data)
+	return c, r.record(claimEntry(c))
+}
+
+func claimEntry(c *Claimed) Entry {
+	e := MessageEntry(c.Agent, EventClaimed, c.Message)
+	e.File = c.Where
+	return e
+}
+
+// read parses a claimed message; one that is not valid is set aside, its
+// sender told, and the error wraps ErrRejected.
+func (r *Root) read(c *Claimed) error {
+	m, err := Parse(c.Data)
 	if err == nil {
 		err = m.Validate()
 	}
 	if err != nil {
-		if rerr := r.Reject(agent, path, m, err); rerr != nil {
-			return nil, rerr
+		c.Message = m
+		if rerr := r.SetAside(c, err); rerr != nil {
+			return rerr
 		}
-		return nil, fmt.Errorf("claim %s: %w: %w", name, ErrRejected, err)
+		return fmt.Errorf("claim %s: %w: %w", cmp.Or(c.Name, c.Where), ErrRejected, err)
 	}
-	e := MessageEntry(agent, EventClaimed, m)
-	e.File = filepath.Join(agent, "cur", claimed)
-	if err := r.record(e); err != nil {
+	c.Message = m
+	return nil
+}
+
+// Claims is an agent's inbox as its runtime uses it, on any transport:
+// each claim is read, checked and recorded.
+type Claims struct {
+	r     *Root
+	agent string
+	in    Inbox
+}
+
+// Claims opens agent's inbox for claiming; the caller closes it.
+func (r *Root) Claims(agent string) (*Claims, error) {
+	in, err := r.transport().Inbox(agent)
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", agent, err)
+	}
+	return &Claims{r: r, agent: agent, in: in}, nil
+}
+
+// Warning says what the user should know about how the inbox is watched.
+func (cl *Claims) Warning() string {
+	if w, ok := cl.in.(interface{ Warning() string }); ok {
+		return w.Warning()
+	}
+	return ""
+}
+
+// Next claims the next message, waiting until ctx ends. A message that is
+// not valid is set aside (the error wraps ErrRejected).
+func (cl *Claims) Next(ctx context.Context) (*Claimed, error) {
+	c, err := cl.in.Next(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return &Claimed{Agent: agent, Name: claimed, Message: m}, nil
+	c.inbox = cl.in
+	if err := cl.r.read(c); err != nil {
+		return nil, err
+	}
+	return c, cl.r.record(claimEntry(c))
 }
+
+// Unfinished returns what was claimed before a stop and never finished, to
+// be handled again; what is not valid is set aside, as a claim would have,
+// and said in rejected.
+func (cl *Claims) Unfinished() (claimed []*Claimed, rejected []error, err error) {
+	cs, err := cl.in.Unfinished()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range cs {
+		c.inbox = cl.in
+		if err := cl.r.read(c); errors.Is(err, ErrRejected) {
+			rejected = append(rejected, err)
+			continue
+		} else if err != nil {
+			return nil, nil, err
+		}
+		claimed = append(claimed, c)
+	}
+	return claimed, rejected, nil
+}
+
+// Close stops watching the inbox.
+func (cl *Claims) Close() error { return cl.in.Close() }
 
 // Finish marks a claimed message with flags (FlagDone, FlagAnswered,
 // FlagFailed) and records it: done, or failed with the reason.
 func (r *Root) Finish(c *Claimed, flags, reason string) error {
-	name, err := r.Inbox(c.Agent).Finish(c.Name, flags)
+	where, err := c.inbox.Finish(c, flags)
 	if err != nil {
 		return err
 	}
@@ -254,25 +351,46 @@ func (r *Root) Finish(c *Claimed, flags, reason string) error {
 		event = EventFailed
 	}
 	e := MessageEntry(c.Agent, event, c.Message)
-	e.File, e.Reason = filepath.Join(c.Agent, "cur", name), reason
+	e.File, e.Reason = where, reason
 	return r.record(e)
 }
 
-// Reject moves the file at path (in agent's inbox) to rejected/ with a
-// NAME.err that says what is wrong, records it, and sends its sender an
-// ERROR when the sender can be known (m may be nil or partly read).
-func (r *Root) Reject(agent, path string, m *Message, reason error) error {
-	text := reason.Error()
-	var pe *ParseError
-	if errors.As(reason, &pe) && pe.Hint != "" {
-		text = fmt.Sprintf("%s\nhow to fix it: %s", reason, pe.Hint)
-	}
-	dst, err := r.Inbox(agent).Reject(path, fmt.Sprintf("%s: %s", filepath.Base(path), text))
+// SetAside takes a claimed message out of its inbox for good, kept with the
+// reason where a person can read it (rejected/ and a .err, in a Maildir),
+// records it, and tells its sender.
+func (r *Root) SetAside(c *Claimed, reason error) error {
+	where, err := c.inbox.SetAside(c, explain(reason))
 	if err != nil {
 		return err
 	}
+	return r.rejected(c.Agent, where, c.Message, reason)
+}
+
+// Reject moves the file at path (in agent's inbox or drop folder) to
+// rejected/ with a NAME.err that says what is wrong, records it, and sends
+// its sender an ERROR when the sender can be known (m may be nil or partly
+// read).
+func (r *Root) Reject(agent, path string, m *Message, reason error) error {
+	where, err := rejectFile(r.Inbox(agent), agent, path, explain(reason))
+	if err != nil {
+		return err
+	}
+	return r.rejected(agent, where, m, reason)
+}
+
+// explain is reason with its hint, as a person reads it beside the file.
+func explain(reason error) string {
+	var pe *ParseError
+	if errors.As(reason, &pe) && pe.Hint != "" {
+		return fmt.Sprintf("%s\nhow to fix it: %s", reason, pe.Hint)
+	}
+	return reason.Error()
+}
+
+// rejected records a message set aside at where and tells its sender.
+func (r *Root) rejected(agent, where string, m *Message, reason error) error {
 	e := MessageEntry(agent, EventRejected, m)
-	e.File, e.Reason = filepath.Join(agent, "rejected", filepath.Base(dst)), reason.Error()
+	e.File, e.Reason = where, reason.Error()
 	if err := r.record(e); err != nil {
 		return err
 	}
@@ -280,8 +398,8 @@ func (r *Root) Reject(agent, path string, m *Message, reason error) error {
 		return nil
 	}
 	notice := r.errorTo(m, "rejected by "+agent+": "+truncate(reason.Error(), 120),
-		"Your message to "+agent+" could not be accepted:\n\n  "+text+"\n\n"+
-			"It was moved to "+filepath.Join(agent, "rejected", filepath.Base(dst))+", with the reason beside it.\n")
+		"Your message to "+agent+" could not be accepted:\n\n  "+explain(reason)+"\n\n"+
+			"It was moved to "+where+", with the reason beside it.\n")
 	if _, err := r.Deliver(System, notice); err != nil {
 		return fmt.Errorf("tell %s of rejection: %w", m.From, err)
 	}

@@ -62,10 +62,11 @@ func verifyRoot(t testing.TB, r *Root) {
 func TestRootDeliverRecords(t *testing.T) {
 	r := newRoot(t, "procurement", "vendor-b")
 	m := testMessage("procurement", "vendor-b", Request)
-	name, err := r.Deliver("procurement", m)
+	where, err := r.Deliver("procurement", m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := filepath.Base(where)
 	c, err := r.Claim("vendor-b", name)
 	if err != nil {
 		t.Fatal(err)

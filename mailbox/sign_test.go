@@ -211,10 +211,11 @@ func BenchmarkVerifySignature(b *testing.B) {
 func TestVerifyDelivered(t *testing.T) {
 	r := signedRoot(t, "procurement", "vendor-b")
 	m := testMessage("procurement", "vendor-b", Request)
-	name, err := r.Deliver("procurement", m)
+	where, err := r.Deliver("procurement", m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := filepath.Base(where)
 	c, err := r.Claim("vendor-b", name)
 	if err != nil {
 		t.Fatal(err)

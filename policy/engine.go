@@ -22,7 +22,7 @@ type Engine struct {
 	root   *mailbox.Root
 	path   string
 	state  *State
-	ledger *mailbox.Ledger // its own: the state follows its own read position
+	ledger mailbox.Journal // its own: the state follows its own read position
 
 	pol     *Policy
 	loadErr error
@@ -34,7 +34,7 @@ func NewEngine(root *mailbox.Root) *Engine {
 	return &Engine{root: root, path: filepath.Join(root.Dir, File), state: NewState()}
 }
 
-// Close closes the engine's ledger file.
+// Close closes the engine's ledger.
 func (e *Engine) Close() error {
 	if e.ledger == nil {
 		return nil
@@ -140,11 +140,12 @@ func firstLine(s string) string {
 	return line
 }
 
-// transact brings the state up to date under the ledger's lock and runs fn
-// with the policy in force, appending what it returns.
+// transact brings the state up to date and runs fn with the policy in
+// force, appending what it returns only if no line came between (under the
+// file ledger's lock; on JetStream, fn is run again with the newer lines).
 func (e *Engine) transact(fn func(p *Policy, perr error) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
 	if e.ledger == nil {
-		l, err := mailbox.OpenLedger(filepath.Join(e.root.Dir, mailbox.LedgerFile), e.root.Now)
+		l, err := e.root.Journal()
 		if err != nil {
 			return nil, err
 		}

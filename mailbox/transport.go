@@ -1,0 +1,185 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// A Transport carries a team's messages and keeps its ledger: the Maildirs
+// and ledger.jsonl under a root's folder (the default, Files), or NATS
+// JetStream (package mailbox/jsteam) for a team that spans machines. Root
+// records every step in the ledger and tells senders what went wrong, on
+// either; roles, policy, brains and commands do not know which it is.
+type Transport interface {
+	// Put stores a message (data is m, signed and written) in the inbox of
+	// m.To, durably, before it returns. Put again under the same Message-ID,
+	// a transport may store it once. It says where it is, for the ledger.
+	Put(m *Message, data []byte, now time.Time) (where string, err error)
+	// Inbox opens agent's inbox for claiming.
+	Inbox(agent string) (Inbox, error)
+	// Journal opens the ledger, with a read position of its own.
+	Journal() (Journal, error)
+	// Close lets go of what the transport holds.
+	Close() error
+}
+
+// An Inbox is one agent's inbox, from which only that agent claims.
+type Inbox interface {
+	// Next claims the next message, waiting until ctx ends for one. No
+	// other claim gets it until it is finished or set aside, or the
+	// claimer stops without doing either (then it is claimed again).
+	Next(ctx context.Context) (*Claimed, error)
+	// Unfinished claims again what was claimed before a stop and never
+	// finished (a transport that redelivers such messages by itself
+	// returns none: Next brings them).
+	Unfinished() ([]*Claimed, error)
+	// Finish ends a claim, with flags (FlagDone, FlagFailed, FlagAnswered);
+	// it says where the message now is.
+	Finish(c *Claimed, flags string) (where string, err error)
+	// SetAside takes a claimed message out of the inbox for good, kept
+	// where a person can read it with why; it says where.
+	SetAside(c *Claimed, why string) (where string, err error)
+	Close() error
+}
+
+// A Journal is the ledger as one reader and writer sees it: a file under a
+// lock (Ledger) or a JetStream stream. Either keeps one hash chain that
+// never forks, whoever appends.
+type Journal interface {
+	// Append adds entries as consecutive lines and returns them as written.
+	Append(entries ...Entry) ([]Entry, error)
+	// Transact runs fn with the entries appended since this Journal last
+	// read, and appends what fn returns only if no other line came between:
+	// a decision made from what the ledger says is recorded before anyone
+	// else's line. fn may be run again, with the newer lines.
+	Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, error)
+	Close() error
+}
+
+// Files is the default Transport: a Maildir per agent and ledger.jsonl,
+// under the root's folder.
+type Files struct {
+	Dir string
+	Now func() time.Time
+}
+
+// Put delivers into the recipient's Maildir.
+func (f Files) Put(m *Message, data []byte, now time.Time) (string, error) {
+	name, err := (Maildir{Dir: filepath.Join(f.Dir, m.To)}).Deliver(data, now)
+	if name == "" {
+		return "", err
+	}
+	return filepath.Join(m.To, "new", name), err
+}
+
+// Journal opens ledger.jsonl.
+func (f Files) Journal() (Journal, error) {
+	return OpenLedger(filepath.Join(f.Dir, LedgerFile), f.Now)
+}
+
+// Close does nothing: every file is closed by its user.
+func (f Files) Close() error { return nil }
+
+// Inbox watches agent's new/ (fsnotify, and a rescan) and claims from it.
+func (f Files) Inbox(agent string) (Inbox, error) {
+	d := Maildir{Dir: filepath.Join(f.Dir, agent)}
+	w, err := Watch(d.Path("new"), WatchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &maildirInbox{agent: agent, d: d, w: w}, nil
+}
+
+type maildirInbox struct {
+	agent string
+	d     Maildir
+	w     *Watcher
+	queue []string // names reported, not yet tried
+}
+
+// Warning says the watch polls (a network file system).
+func (in *maildirInbox) Warning() string { return in.w.Warning() }
+
+func (in *maildirInbox) Next(ctx context.Context) (*Claimed, error) {
+	for {
+		for len(in.queue) > 0 {
+			name := in.queue[0]
+			in.queue = in.queue[1:]
+			c, err := claimFile(in.agent, in.d, name)
+			switch {
+			case errors.Is(err, ErrClaimed):
+				continue
+			case errors.Is(err, ErrBusy):
+				in.w.Again(name, 50*time.Millisecond)
+				continue
+			}
+			return c, err
+		}
+		names, err := in.w.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		in.queue = names
+	}
+}
+
+// claimFile claims name from d's new/ and reads it.
+func claimFile(agent string, d Maildir, name string) (*Claimed, error) {
+	claimed, err := d.Claim(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(d.Path("cur", claimed))
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", name, err)
+	}
+	return &Claimed{Agent: agent, Name: claimed, Data: data, Where: filepath.Join(agent, "cur", claimed)}, nil
+}
+
+func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
+	names, err := in.d.Unfinished()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Claimed
+	for _, n := range names {
+		data, err := os.ReadFile(in.d.Path("cur", n))
+		if err != nil {
+			return nil, fmt.Errorf("claimed before a stop: %w", err)
+		}
+		out = append(out, &Claimed{Agent: in.agent, Name: n, Data: data, Where: filepath.Join(in.agent, "cur", n)})
+	}
+	return out, nil
+}
+
+func (in *maildirInbox) Finish(c *Claimed, flags string) (string, error) {
+	return finishFile(in.d, c, flags)
+}
+
+func finishFile(d Maildir, c *Claimed, flags string) (string, error) {
+	name, err := d.Finish(c.Name, flags)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(c.Agent, "cur", name), nil
+}
+
+func (in *maildirInbox) SetAside(c *Claimed, why string) (string, error) {
+	return rejectFile(in.d, c.Agent, in.d.Path("cur", c.Name), why)
+}
+
+// rejectFile moves the file at path into d's rejected/, with why beside
+// it, and says where it went, relative to the root.
+func rejectFile(d Maildir, agent, path, why string) (string, error) {
+	dst, err := d.Reject(path, fmt.Sprintf("%s: %s", filepath.Base(path), why))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(agent, "rejected", filepath.Base(dst)), nil
+}
+
+func (in *maildirInbox) Close() error { return in.w.Close() }
