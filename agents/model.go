@@ -698,7 +698,11 @@ func NoteEntry(agent string, n Note) mailbox.Entry {
 // order, before it acts — so a replay builds the same prompt as the live
 // call, whatever other agents wrote meanwhile.
 func History(root *mailbox.Root, agent, thread, cause string) string {
-	f, err := os.Open(filepath.Join(root.Dir, mailbox.LedgerFile))
+	path, err := root.LedgerPath()
+	if err != nil {
+		return ""
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/parley-dev/parley/agents/llm"
 	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/mailbox/jsteam"
 	"github.com/parley-dev/parley/policy"
 )
 
@@ -101,9 +102,13 @@ type Team struct {
 	// NotifyCommand runs (with sh -c) for each message that lands in the
 	// human's inbox, with the message on standard input and its fields in
 	// PARLEY_* variables: notify-send, a chat webhook, mail.
-	NotifyCommand string     `toml:"notify_command"`
-	Roles         []RoleSpec `toml:"role"`
-	Agents        []Agent    `toml:"agent"`
+	NotifyCommand string `toml:"notify_command"`
+	// Transport is where the team's messages and ledger go: "" or "files"
+	// for the Maildirs and ledger.jsonl in the root, or a NATS JetStream
+	// URL (nats://host:4222, docs/NATS.md) for a team on several machines.
+	Transport string     `toml:"transport"`
+	Roles     []RoleSpec `toml:"role"`
+	Agents    []Agent    `toml:"agent"`
 }
 
 // RoleSpec is a role of the team's own, declared in parley.toml: the
@@ -185,6 +190,15 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 	}
 	if err := checkRoles(name, text, &t); err != nil {
 		return nil, err
+	}
+	if t.Transport != "" && t.Transport != "files" {
+		hint := `transport = "files", or "nats://host:4222" for a team on NATS JetStream (docs/NATS.md)`
+		if !jsteam.IsURL(t.Transport) {
+			return nil, tomlfile.Errorf(name, at("transport", ""), hint, "transport %q is not files or a NATS URL", t.Transport)
+		}
+		if _, err := jsteam.ParseURL(t.Transport); err != nil {
+			return nil, tomlfile.Errorf(name, at("transport", ""), hint, "%v", err)
+		}
 	}
 	if err := mailbox.CheckVersion(t.Protocol); err != nil {
 		return nil, tomlfile.Errorf(name, at("protocol", ""), `protocol = "1.1": this parley speaks 1 and its minor versions`, "%v", err)

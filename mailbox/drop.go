@@ -51,7 +51,11 @@ func (r *Root) Fill(m *Message, idSeed []byte) error {
 
 // ThreadOf finds the thread of a message id in the ledger, or "".
 func (r *Root) ThreadOf(msgID string) (string, error) {
-	f, err := os.Open(filepath.Join(r.Dir, LedgerFile))
+	path, err := r.LedgerPath()
+	if err != nil {
+		return "", fmt.Errorf("find thread of %s: %w", msgID, err)
+	}
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}

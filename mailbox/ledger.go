@@ -666,3 +666,63 @@ func Anchor(path string, res VerifyResult, now time.Time) (string, error) {
 	}
 	return strings.TrimSpace(line), f.Close()
 }
+
+// A Copied transport keeps the ledger elsewhere (a JetStream stream), and
+// the root's ledger.jsonl is a copy of it, brought up to date whenever it
+// is read: every command that reads the file, and git, work unchanged.
+type Copied interface {
+	// Since returns the lines after the one of seq and hash (0 and "" for
+	// none); whole says the copy went its own way and is to be replaced
+	// by lines, which are then every line.
+	Since(seq uint64, hash string) (lines []byte, whole bool, err error)
+}
+
+// CopyFrom brings the file up to date as a copy of src, under the lock:
+// the lines after its last are appended and synced. A file that went its
+// own way is set aside beside it (ledger.jsonl.replaced.TIME), never
+// lost, and written anew.
+func (l *Ledger) CopyFrom(src Copied) error {
+	return l.locked(func() error {
+		seq, hash := l.lastSeq, l.lastHash
+		if seq == 0 {
+			hash = ""
+		}
+		lines, whole, err := src.Since(seq, hash)
+		if err != nil {
+			return fmt.Errorf("copy the ledger: %w", err)
+		}
+		if whole {
+			old, err := os.ReadFile(l.path)
+			if err != nil {
+				return fmt.Errorf("copy the ledger: %w", err)
+			}
+			if err := writeFileSync(fmt.Sprintf("%s.replaced.%d", l.path, time.Now().UnixNano()), old); err != nil {
+				return fmt.Errorf("copy the ledger: set the old copy aside: %w", err)
+			}
+			if err := l.f.Truncate(0); err != nil {
+				return fmt.Errorf("copy the ledger: %w", err)
+			}
+			l.size, l.lastSeq, l.lastHash = 0, 0, genesis
+		}
+		if len(lines) == 0 {
+			return nil
+		}
+		lastSeq, lastHash, err := lineHead(lastOf(lines))
+		if err != nil {
+			return fmt.Errorf("copy the ledger: the last line %w", err)
+		}
+		if _, err := l.f.Write(lines); err != nil {
+			l.size = -1
+			return fmt.Errorf("copy the ledger: %w", err)
+		}
+		l.size += int64(len(lines))
+		l.lastSeq, l.lastHash = lastSeq, lastHash
+		return unix.Fdatasync(int(l.f.Fd()))
+	})
+}
+
+// lastOf is the last line of lines.
+func lastOf(lines []byte) []byte {
+	lines = bytes.TrimSuffix(lines, []byte("\n"))
+	return lines[bytes.LastIndexByte(lines, '\n')+1:]
+}

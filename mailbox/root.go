@@ -108,6 +108,23 @@ func (r *Root) Ledger() (Journal, error) {
 // engine's, which follows every line); the caller closes it.
 func (r *Root) Journal() (Journal, error) { return r.transport().Journal() }
 
+// LedgerPath is the path of the ledger as a JSONL file, to read: the
+// ledger itself on files; on a transport that keeps it elsewhere, the
+// root's copy, brought up to date first.
+func (r *Root) LedgerPath() (string, error) {
+	path := filepath.Join(r.Dir, LedgerFile)
+	src, ok := r.Transport.(Copied)
+	if !ok {
+		return path, nil
+	}
+	l, err := OpenLedger(path, r.Now)
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return path, l.CopyFrom(src)
+}
+
 // Close closes the ledger if it was opened, and the transport.
 func (r *Root) Close() error {
 	var err error
@@ -342,7 +359,7 @@ func (cl *Claims) Close() error { return cl.in.Close() }
 // Finish marks a claimed message with flags (FlagDone, FlagAnswered,
 // FlagFailed) and records it: done, or failed with the reason.
 func (r *Root) Finish(c *Claimed, flags, reason string) error {
-	where, err := c.inbox.Finish(c, flags)
+	where, err := c.inbox.Finish(c, flags, reason)
 	if err != nil {
 		return err
 	}

@@ -38,8 +38,9 @@ type Inbox interface {
 	// returns none: Next brings them).
 	Unfinished() ([]*Claimed, error)
 	// Finish ends a claim, with flags (FlagDone, FlagFailed, FlagAnswered);
-	// it says where the message now is.
-	Finish(c *Claimed, flags string) (where string, err error)
+	// a failed message is kept for a person, with reason. It says where the
+	// message now is.
+	Finish(c *Claimed, flags, reason string) (where string, err error)
 	// SetAside takes a claimed message out of the inbox for good, kept
 	// where a person can read it with why; it says where.
 	SetAside(c *Claimed, why string) (where string, err error)
@@ -156,12 +157,10 @@ func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
 	return out, nil
 }
 
-func (in *maildirInbox) Finish(c *Claimed, flags string) (string, error) {
-	return finishFile(in.d, c, flags)
-}
-
-func finishFile(d Maildir, c *Claimed, flags string) (string, error) {
-	name, err := d.Finish(c.Name, flags)
+// Finish renames the file in cur/ with its flags; the ledger keeps the
+// reason.
+func (in *maildirInbox) Finish(c *Claimed, flags, _ string) (string, error) {
+	name, err := in.d.Finish(c.Name, flags)
 	if err != nil {
 		return "", err
 	}

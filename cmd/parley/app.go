@@ -14,6 +14,7 @@ import (
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/mailbox/jsteam"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
 )
@@ -70,6 +71,8 @@ that needs a person.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Value: "mailboxes", EnvVars: []string{"PARLEY_ROOT"},
 				Usage: "the mailbox root: the agents' inboxes, parley.toml, policy.toml and the ledger"},
+			&cli.StringFlag{Name: "transport", EnvVars: []string{"PARLEY_TRANSPORT"},
+				Usage: "where the messages and the ledger go: files (the root's Maildirs) or nats://host:4222; default: parley.toml's transport, else files"},
 		},
 		Commands: []*cli.Command{
 			initCommand(), demoCommand(), upCommand(), agentCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
@@ -249,12 +252,13 @@ func hintFor(err error) string {
 
 // env is what every command works with: the root, the clock, the output.
 type env struct {
-	root   *mailbox.Root
-	stdout io.Writer
-	stderr io.Writer
-	stdin  io.Reader
-	now    func() time.Time
-	eng    *policy.Engine
+	root      *mailbox.Root
+	transport string // as named: "" for files
+	stdout    io.Writer
+	stderr    io.Writer
+	stdin     io.Reader
+	now       func() time.Time
+	eng       *policy.Engine
 }
 
 // engine is the policy engine of the root, made once.
@@ -289,7 +293,61 @@ func open(c *cli.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &env{root: r, stdout: c.App.Writer, stderr: c.App.ErrWriter, stdin: c.App.Reader, now: now}, nil
+	transport := transportOf(c, r.Dir)
+	if r.Transport, err = dialTransport(transport, now); err != nil {
+		return nil, err
+	}
+	return &env{root: r, transport: transport, stdout: c.App.Writer, stderr: c.App.ErrWriter, stdin: c.App.Reader, now: now}, nil
+}
+
+// transportOf is where the root's messages and ledger go: --transport
+// (PARLEY_TRANSPORT), else parley.toml's transport, else "" (files).
+func transportOf(c *cli.Context, dir string) string {
+	if t := c.String("transport"); t != "" {
+		return t
+	}
+	// A team file that cannot be read says so to the commands that need
+	// it; here it only means no transport is named.
+	if team, err := agents.LoadTeam(filepath.Join(dir, agents.TeamFile)); err == nil {
+		return team.Transport
+	}
+	return ""
+}
+
+// dialTransport connects to the root's transport: nil for files.
+func dialTransport(t string, now func() time.Time) (mailbox.Transport, error) {
+	switch {
+	case t == "" || t == "files":
+		return nil, nil
+	case !jsteam.IsURL(t):
+		return nil, usageError{fmt.Errorf("transport %q: want files or nats://host:4222", t)}
+	}
+	cfg, err := jsteam.ParseURL(t)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	team, err := jsteam.Dial(cfg, now)
+	if err != nil {
+		return nil, withHint(err, "start the NATS server (nats-server -js), or check the transport URL in parley.toml or --transport")
+	}
+	return team, nil
+}
+
+// copyLedger keeps the root's copy of a ledger kept elsewhere up to date
+// until ctx ends, for a command that follows the file.
+func (e *env) copyLedger(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := e.root.LedgerPath(); err != nil {
+				fmt.Fprintf(e.stderr, "parley: the ledger's copy: %v\n", err)
+			}
+		}
+	}
 }
 
 func (e *env) close() {

@@ -114,9 +114,19 @@ func TestCrashes(t *testing.T) {
 // awaitLines waits until agent has written k ledger lines, or for at most
 // limit (an agent with less to do is killed at the end of it).
 func awaitLines(root, agent string, k int, limit time.Duration) {
+	r, err := mailbox.OpenRoot(root, nil)
+	if err != nil {
+		return
+	}
+	awaitRootLines(r, agent, k, limit)
+}
+
+// awaitRootLines is awaitLines on r, whatever its transport.
+func awaitRootLines(r *mailbox.Root, agent string, k int, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		data, _ := os.ReadFile(filepath.Join(root, mailbox.LedgerFile))
+		path, _ := r.LedgerPath()
+		data, _ := os.ReadFile(path)
 		if bytes.Count(data, []byte(`"agent":"`+agent+`"`)) >= k {
 			return
 		}
@@ -127,12 +137,18 @@ func awaitLines(root, agent string, k int, limit time.Duration) {
 // awaitLedger reads the ledger until done says so, for at most limit.
 func awaitLedger(t *testing.T, root string, limit time.Duration, done func([]mailbox.Entry) bool, logs *lineLog) []mailbox.Entry {
 	t.Helper()
+	r, err := mailbox.OpenRoot(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return awaitRoot(t, r, limit, done, logs)
+}
+
+// awaitRoot is awaitLedger on r, whatever its transport.
+func awaitRoot(t *testing.T, r *mailbox.Root, limit time.Duration, done func([]mailbox.Entry) bool, logs *lineLog) []mailbox.Entry {
+	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		r, err := mailbox.OpenRoot(root, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		es, err := readLedger(r)
 		if err != nil {
 			t.Fatal(err)

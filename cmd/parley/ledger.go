@@ -118,7 +118,10 @@ func verifyLedger(c *cli.Context, e *env) error {
 // only grew since git's HEAD — the staged copy, when there is one, since
 // that is what a commit records.
 func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
-	path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
+	path, err := e.root.LedgerPath()
+	if err != nil {
+		return mailbox.VerifyResult{}, err
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return mailbox.VerifyResult{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")

@@ -135,7 +135,11 @@ func printWhatIf(out io.Writer, w policy.WhatIf) error {
 
 // readLedger reads every entry of the root's ledger.
 func readLedger(r *mailbox.Root) ([]mailbox.Entry, error) {
-	f, err := os.Open(filepath.Join(r.Dir, mailbox.LedgerFile))
+	path, err := r.LedgerPath()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

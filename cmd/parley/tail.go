@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,7 +41,10 @@ Example:
 			&cli.StringSliceFlag{Name: "verb", Usage: "only this verb (repeat for more)"},
 		},
 		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
-			path := filepath.Join(e.root.Dir, mailbox.LedgerFile)
+			path, err := e.root.LedgerPath()
+			if err != nil {
+				return err
+			}
 			f, err := os.Open(path)
 			if errors.Is(err, fs.ErrNotExist) {
 				return withHint(fmt.Errorf("%s has no ledger yet", e.root.Dir), "parley init creates it")
@@ -61,6 +63,9 @@ Example:
 			}
 			if !c.Bool("follow") {
 				return nil
+			}
+			if e.root.Transport != nil {
+				go e.copyLedger(c.Context) // the copy the follow reads grows as the ledger does
 			}
 			return t.follow(c.Context, f)
 		}),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -113,7 +114,7 @@ func (e *env) supervise(ctx context.Context, name string, say func(string)) {
 // child runs one agent process; on ctx's end it is asked to stop (SIGINT)
 // and, if it has not within 10 s, killed.
 func (e *env) child(ctx context.Context, name string, say func(string)) error {
-	cmd := exec.Command(os.Args[0], "--root", e.root.Dir, "agent", name)
+	cmd := exec.Command(os.Args[0], "--root", e.root.Dir, "--transport", cmp.Or(e.transport, "files"), "agent", name)
 	cmd.Env = os.Environ()
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w

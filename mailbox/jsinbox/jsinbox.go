@@ -12,15 +12,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parley-dev/parley/internal/natsretry"
 	"github.com/parley-dev/parley/mailbox"
 )
 
-// Subjects of the inboxes: parley.inbox.NAME.
-const prefix = "parley.inbox."
+// Subjects of the inboxes: parley.inbox.NAME; what an agent set aside is
+// kept, with why, on parley.rejected.NAME, which nobody consumes.
+const (
+	prefix   = "parley.inbox."
+	rejected = "parley.rejected."
+)
+
+// ReasonHeader carries why a message was set aside.
+const ReasonHeader = "Parley-Reason"
 
 // Inboxes are the inboxes of a team in one stream.
 type Inboxes struct {
@@ -37,7 +47,7 @@ type Inboxes struct {
 // which a message delivered again under the same id is stored once.
 func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int, ackWait, dedupe time.Duration) (*Inboxes, error) {
 	cfg := jetstream.StreamConfig{
-		Name: name, Subjects: []string{prefix + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		Name: name, Subjects: []string{prefix + ">", rejected + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		Retention:  jetstream.WorkQueuePolicy, // a message acknowledged is done with
 		Duplicates: dedupe,
 	}
@@ -59,26 +69,37 @@ func (in *Inboxes) Deliver(ctx context.Context, m *mailbox.Message) (dup bool, e
 	if err := m.Validate(); err != nil {
 		return false, fmt.Errorf("deliver %s: %w", m.ID, err)
 	}
-	ack, err := in.js.Publish(ctx, prefix+m.To, m.Marshal(), jetstream.WithMsgID(m.ID))
+	return in.Put(ctx, m.To, m.ID, m.Marshal())
+}
+
+// Put stores data, a message to agent with id, in agent's inbox, once:
+// put again under the same id within the window, it is not stored twice
+// (dup is true). While the server cannot answer, it tries again.
+func (in *Inboxes) Put(ctx context.Context, agent, id string, data []byte) (dup bool, err error) {
+	var ack *jetstream.PubAck
+	err = natsretry.Do(ctx, func(bool) error {
+		ack, err = in.js.Publish(ctx, prefix+agent, data, jetstream.WithMsgID(id))
+		return err
+	})
 	if err != nil {
-		return false, fmt.Errorf("deliver %s to %s: %w", m.ID, m.To, err)
+		return false, fmt.Errorf("deliver %s to %s: %w", id, agent, err)
 	}
 	return ack.Duplicate, nil
 }
 
-// Claimed is a message taken from an inbox, until it is finished.
+// Claimed is a message taken from an inbox, until it is finished or set
+// aside.
 type Claimed struct {
-	Message    *mailbox.Message
+	Agent      string
+	Data       []byte // the message as delivered
 	Deliveries uint64 // 1 the first time; more when a claim before it was never finished
+	Seq        uint64 // its place in the stream
+	in         *Inboxes
 	msg        jetstream.Msg
 }
 
 // ErrEmpty says no message waited in the inbox.
 var ErrEmpty = errors.New("the inbox is empty")
-
-// ErrRejected wraps a message that could not be read: it is taken out of
-// the inbox for good (terminated), with the reason.
-var ErrRejected = errors.New("rejected")
 
 // Claim takes the next message for agent, waiting for one up to wait. No
 // other claim gets it while the claim lasts.
@@ -102,17 +123,7 @@ func (in *Inboxes) Claim(ctx context.Context, agent string, wait time.Duration) 
 	if err != nil {
 		return nil, fmt.Errorf("claim from %s: %w", agent, err)
 	}
-	m, err := mailbox.Parse(msg.Data())
-	if err == nil {
-		err = m.Validate()
-	}
-	if err != nil {
-		if terr := msg.TermWithReason(err.Error()); terr != nil {
-			return nil, fmt.Errorf("claim from %s: %w", agent, terr)
-		}
-		return nil, fmt.Errorf("claim from %s: %w: %w", agent, ErrRejected, err)
-	}
-	return &Claimed{Message: m, Deliveries: meta.NumDelivered, msg: msg}, nil
+	return &Claimed{Agent: agent, Data: msg.Data(), Deliveries: meta.NumDelivered, Seq: meta.Sequence.Stream, in: in, msg: msg}, nil
 }
 
 // consumer is agent's inbox: a durable consumer, made once.
@@ -140,11 +151,34 @@ func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consum
 // Working renews the claim: the handler is still at it.
 func (c *Claimed) Working() error { return c.msg.InProgress() }
 
+// Where says where the claimed message is, for the ledger.
+func (c *Claimed) Where() string {
+	return fmt.Sprintf("%s%s (stream %s, seq %d)", prefix, c.Agent, c.in.stream, c.Seq)
+}
+
 // Finish ends the claim: the message is done with, and the server has said
 // so before Finish returns.
 func (c *Claimed) Finish(ctx context.Context) error {
-	if err := c.msg.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("finish %s: %w", c.Message.ID, err)
+	if err := natsretry.Do(ctx, func(bool) error { return c.msg.DoubleAck(ctx) }); err != nil {
+		return fmt.Errorf("finish %s: %w", c.Where(), err)
 	}
 	return nil
+}
+
+// SetAside takes the message out of the inbox for good: it is kept on
+// parley.rejected.AGENT with why (first), then its claim ends. It says
+// where it is kept.
+func (c *Claimed) SetAside(ctx context.Context, why string) (string, error) {
+	out := &nats.Msg{Subject: rejected + c.Agent, Data: c.Data, Header: nats.Header{}}
+	out.Header.Set(ReasonHeader, strings.Join(strings.Fields(why), " "))
+	// Its own id: set aside again after a crash, it is kept once.
+	out.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("rejected-%s-%d", c.in.stream, c.Seq))
+	ack, err := c.in.js.PublishMsg(ctx, out)
+	if err != nil {
+		return "", fmt.Errorf("set aside %s: %w", c.Where(), err)
+	}
+	if err := c.Finish(ctx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s%s (stream %s, seq %d)", rejected, c.Agent, c.in.stream, ack.Sequence), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,16 @@ var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 func msg(i int) *mailbox.Message {
 	return &mailbox.Message{Version: "1", ID: fmt.Sprintf("<%d@test>", i), Date: t0, From: "procurement", To: "finance",
 		Thread: "t", Verb: mailbox.Notify, Subject: fmt.Sprint(i)}
+}
+
+// idOf is the Message-ID of a claimed message.
+func idOf(t *testing.T, c *Claimed) string {
+	t.Helper()
+	m, err := mailbox.Parse(c.Data)
+	if err != nil {
+		t.Fatalf("claimed %q: %v", c.Data, err)
+	}
+	return m.ID
 }
 
 func open(t *testing.T, ackWait time.Duration) (*Inboxes, func() *Inboxes) {
@@ -65,7 +76,7 @@ func TestOnceEach(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				seen[c.Message.ID]++
+				seen[idOf(t, c)]++
 				mu.Unlock()
 				if err := c.Finish(ctx); err != nil {
 					t.Error(err)
@@ -101,7 +112,7 @@ func TestCrashRedelivers(t *testing.T) {
 	// The claimer is gone without finishing. The next claim waits for the
 	// lapse rather than sleeping through it.
 	again, err := in.Claim(ctx, "finance", 5*time.Second)
-	if err != nil || again.Message.ID != "<1@test>" || again.Deliveries != 2 {
+	if err != nil || idOf(t, again) != "<1@test>" || again.Deliveries != 2 {
 		t.Fatalf("after the crash: %v, %+v", err, again)
 	}
 	if err := again.Finish(ctx); err != nil {
@@ -112,9 +123,9 @@ func TestCrashRedelivers(t *testing.T) {
 	}
 }
 
-// TestBadMessageSetAside: what is not a message is taken out for good,
-// with the reason, and the next message is claimed.
-func TestBadMessageSetAside(t *testing.T) {
+// TestSetAside: a message set aside is out of the inbox for good, kept
+// with the reason where a person can read it, and the next is claimed.
+func TestSetAside(t *testing.T) {
 	in, _ := open(t, 30*time.Second)
 	ctx := context.Background()
 	if _, err := in.js.Publish(ctx, prefix+"finance", []byte("Verb: NONSENSE\n\n")); err != nil {
@@ -123,11 +134,30 @@ func TestBadMessageSetAside(t *testing.T) {
 	if _, err := in.Deliver(ctx, msg(2)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.Claim(ctx, "finance", time.Second); !errors.Is(err, ErrRejected) {
-		t.Fatalf("a bad message: %v, want ErrRejected", err)
+	bad, err := in.Claim(ctx, "finance", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	where, err := bad.SetAside(ctx, "line 1: Verb: \"NONSENSE\" is not a verb\nhow to fix it: ...")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(where, "parley.rejected.finance (stream INBOXES, seq ") {
+		t.Errorf("set aside at %q", where)
+	}
+	st, err := in.js.Stream(ctx, "INBOXES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := st.GetLastMsgForSubject(ctx, "parley.rejected.finance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(kept.Data) != "Verb: NONSENSE\n\n" || kept.Header.Get(ReasonHeader) != `line 1: Verb: "NONSENSE" is not a verb how to fix it: ...` {
+		t.Errorf("kept %q with reason %q", kept.Data, kept.Header.Get(ReasonHeader))
 	}
 	c, err := in.Claim(ctx, "finance", time.Second)
-	if err != nil || c.Message.ID != "<2@test>" {
+	if err != nil || idOf(t, c) != "<2@test>" {
 		t.Fatalf("the next: %v, %+v", err, c)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parley-dev/parley/internal/natsretry"
 	"github.com/parley-dev/parley/mailbox"
 )
 
@@ -50,59 +51,102 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int
 	return &Ledger{js: js, stream: s, now: now}, nil
 }
 
-// tail is the stream's last line's place: its stream sequence, and the
-// ledger seq and hash the next line chains to.
+// tail is the stream's last message's place: its stream sequence, and the
+// ledger seq and hash of its last line, which the next line chains to.
 func (l *Ledger) tail(ctx context.Context) (streamSeq, seq uint64, hash string, err error) {
-	info, err := l.stream.Info(ctx)
+	info, err := l.info(ctx)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("ledger stream: %w", err)
 	}
 	if info.State.LastSeq == 0 || info.State.Msgs == 0 {
 		return 0, 0, "", nil
 	}
-	m, err := l.stream.GetMsg(ctx, info.State.LastSeq)
+	m, err := l.get(ctx, info.State.LastSeq)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("ledger stream: last line: %w", err)
 	}
-	seq, hash, err = mailbox.Head(bytes.TrimSuffix(m.Data, []byte("\n")))
+	seq, hash, err = lastHead(m.Data)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("ledger stream: last line (stream seq %d): %w", info.State.LastSeq, err)
 	}
 	return info.State.LastSeq, seq, hash, nil
 }
 
-// Append adds entries as lines of the chain, in order, and returns them as
-// written. Each line is published only if the stream's last message is
-// still the one it chains to; when another writer got there first, the rest
-// is chained again to the new tail — so, unlike the file ledger's single
-// write, another writer's lines may come between a batch's. It returns once
-// JetStream has stored every line.
+// info is the stream's state, asked again while the server cannot answer.
+func (l *Ledger) info(ctx context.Context) (info *jetstream.StreamInfo, err error) {
+	err = natsretry.Do(ctx, func(bool) error {
+		info, err = l.stream.Info(ctx)
+		return err
+	})
+	return info, err
+}
+
+// get is the stream's message seq, asked again while the server cannot
+// answer.
+func (l *Ledger) get(ctx context.Context, seq uint64) (m *jetstream.RawStreamMsg, err error) {
+	err = natsretry.Do(ctx, func(bool) error {
+		m, err = l.stream.GetMsg(ctx, seq)
+		return err
+	})
+	return m, err
+}
+
+// lastHead reads the seq and hash of a message's last line.
+func lastHead(data []byte) (uint64, string, error) {
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		data = data[i+1:]
+	}
+	return mailbox.Head(data)
+}
+
+// Append adds entries as consecutive lines of the chain and returns them as
+// written. They are one message of the stream, published only if the
+// stream's last message is still the one they chain to; when another writer
+// got there first, they are chained again to the new tail. It returns once
+// JetStream has stored them.
 func (l *Ledger) Append(ctx context.Context, entries ...mailbox.Entry) ([]mailbox.Entry, error) {
-	var out []mailbox.Entry
-	for len(entries) > 0 {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	for {
 		streamSeq, seq, hash, err := l.tail(ctx)
 		if err != nil {
-			return out, err
+			return nil, err
 		}
-		buf, chained, err := mailbox.Chain(seq, hash, entries, l.now)
-		if err != nil {
-			return out, err
+		out, err := l.publish(ctx, streamSeq, seq, hash, entries)
+		if conflict(err) {
+			continue // another writer appended: chain to its line
 		}
-		lines := bytes.SplitAfter(buf, []byte("\n"))
-		published := 0
-		for i, e := range chained {
-			_, err = l.js.Publish(ctx, Subject, lines[i], jetstream.WithExpectLastSequence(streamSeq))
-			if conflict(err) {
-				break // another writer appended: chain the rest to its line
+		return out, err
+	}
+}
+
+// publish chains entries to the line of seq and hash, the last of stream
+// message streamSeq, and publishes them as one message, expecting that
+// message still to be the last. While the server cannot answer, it tries
+// again; a publish that landed though its answer was lost is seen, by the
+// tail being its own last line, and not taken for another writer's.
+func (l *Ledger) publish(ctx context.Context, streamSeq, seq uint64, hash string, entries []mailbox.Entry) ([]mailbox.Entry, error) {
+	buf, out, err := mailbox.Chain(seq, hash, entries, l.now)
+	if err != nil {
+		return nil, err
+	}
+	mine := out[len(out)-1].Hash
+	err = natsretry.Do(ctx, func(first bool) error {
+		_, err := l.js.Publish(ctx, Subject, buf, jetstream.WithExpectLastSequence(streamSeq), jetstream.WithMsgID(out[0].Hash))
+		if conflict(err) && !first {
+			if _, _, h, terr := l.tail(ctx); terr == nil && h == mine {
+				return nil
 			}
-			if err != nil {
-				return out, fmt.Errorf("append to ledger stream: %w", err)
-			}
-			streamSeq++
-			published++
-			out = append(out, e)
 		}
-		entries = entries[published:]
+		return err
+	})
+	if conflict(err) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("append to ledger stream: %w", err)
 	}
 	return out, nil
 }
@@ -116,23 +160,150 @@ func conflict(err error) bool {
 	return false
 }
 
-// Export writes every line of the stream, in order, as the JSONL ledger
-// file: the same bytes a file ledger holds.
-func (l *Ledger) Export(ctx context.Context, w io.Writer) (int, error) {
-	info, err := l.stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("ledger stream: %w", err)
-	}
-	n := 0
-	for s := info.State.FirstSeq; s > 0 && s <= info.State.LastSeq; s++ {
-		m, err := l.stream.GetMsg(ctx, s)
+// Reader follows the ledger from its start: each Transact sees the lines
+// appended since the one before.
+type Reader struct {
+	*Ledger
+	read     uint64 // the stream sequence read up to
+	lastSeq  uint64 // the ledger seq and hash of the line at read
+	lastHash string
+}
+
+// Follow returns a Reader at the ledger's start.
+func (l *Ledger) Follow() *Reader { return &Reader{Ledger: l} }
+
+// Transact runs fn with the entries appended since the Reader last read
+// (all of them, the first time), and appends what fn returns only if no
+// other line came between; if one did, fn is run again with the lines that
+// came. The appended entries are returned, and are among the next call's.
+func (r *Reader) Transact(ctx context.Context, fn func(news []mailbox.Entry) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
+	for {
+		news, err := r.news(ctx)
 		if err != nil {
-			return n, fmt.Errorf("ledger stream: line at stream seq %d: %w", s, err)
+			return nil, err
 		}
-		if _, err := w.Write(m.Data); err != nil {
-			return n, err
+		add, err := fn(news)
+		if err != nil || len(add) == 0 {
+			return nil, err
 		}
-		n++
+		out, err := r.publish(ctx, r.read, r.lastSeq, r.lastHash, add)
+		if conflict(err) {
+			continue
+		}
+		return out, err
 	}
-	return n, nil
+}
+
+// news reads the lines stored after the Reader's place, and moves it on.
+func (r *Reader) news(ctx context.Context) ([]mailbox.Entry, error) {
+	info, err := r.info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger stream: %w", err)
+	}
+	var news []mailbox.Entry
+	for s := max(r.read+1, info.State.FirstSeq); s <= info.State.LastSeq; s++ {
+		m, err := r.get(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("ledger stream: line at stream seq %d: %w", s, err)
+		}
+		err = mailbox.ReadEntries(bytes.NewReader(m.Data), func(_ int, e mailbox.Entry) error {
+			news = append(news, e)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ledger stream: message %d: %w", s, err)
+		}
+		r.read = s
+		if n := len(news); n > 0 {
+			r.lastSeq, r.lastHash = news[n-1].Seq, news[n-1].Hash
+		}
+	}
+	return news, nil
+}
+
+// Export writes every line of the stream, in order, as the JSONL ledger
+// file: the same bytes a file ledger holds. It says how many lines.
+func (l *Ledger) Export(ctx context.Context, w io.Writer) (int, error) {
+	lines, _, err := l.Since(ctx, 0, "")
+	if err != nil {
+		return 0, err
+	}
+	if _, err := w.Write(lines); err != nil {
+		return 0, err
+	}
+	return bytes.Count(lines, []byte("\n")), nil
+}
+
+// Since returns the lines that follow the line of seq and hash (0 and ""
+// for none): what a copy of the ledger that ends there lacks. When the
+// stream has no such line — the copy is not of this ledger, or went its
+// own way — it returns every line, and whole is true: the copy is to be
+// replaced. It finds the place by bisecting the stream, so a copy is
+// brought up to date in a few requests.
+func (l *Ledger) Since(ctx context.Context, seq uint64, hash string) (lines []byte, whole bool, err error) {
+	info, err := l.info(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("ledger stream: %w", err)
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil, seq != 0, nil
+	}
+	if seq == 0 {
+		lines, err := l.messages(ctx, first, last)
+		return lines, false, err
+	}
+	// The last message whose first line's seq is at most seq.
+	lo, hi := first, last
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		m, err := l.get(ctx, mid)
+		if err != nil {
+			return nil, false, err
+		}
+		s, _, err := mailbox.Head(firstLine(m.Data))
+		if err != nil {
+			return nil, false, fmt.Errorf("ledger stream: message %d: %w", mid, err)
+		}
+		if s <= seq {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	m, err := l.get(ctx, lo)
+	if err != nil {
+		return nil, false, err
+	}
+	for rest := m.Data; len(rest) > 0; {
+		line := firstLine(rest)
+		rest = rest[min(len(line)+1, len(rest)):]
+		if s, h, err := mailbox.Head(line); err == nil && s == seq && h == hash {
+			after, err := l.messages(ctx, lo+1, last)
+			return append(append([]byte(nil), rest...), after...), false, err
+		}
+	}
+	lines, err = l.messages(ctx, first, last)
+	return lines, true, err
+}
+
+// messages is the stream's messages from..to, one after the other.
+func (l *Ledger) messages(ctx context.Context, from, to uint64) ([]byte, error) {
+	var out []byte
+	for s := from; s <= to; s++ {
+		m, err := l.get(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("ledger stream: message %d: %w", s, err)
+		}
+		out = append(out, m.Data...)
+	}
+	return out, nil
+}
+
+// firstLine is data up to its first newline.
+func firstLine(data []byte) []byte {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return data[:i]
+	}
+	return data
 }

@@ -39,8 +39,8 @@ func TestNoFork(t *testing.T) {
 					errs <- err
 					return
 				}
-				// In order; another writer's lines may come between them.
-				if len(got) != 2 || got[1].Seq <= got[0].Seq {
+				// One message: in order, nobody's line between them.
+				if len(got) != 2 || got[1].Seq != got[0].Seq+1 {
 					errs <- fmt.Errorf("a batch came back %+v", got)
 					return
 				}
@@ -67,6 +67,68 @@ func TestNoFork(t *testing.T) {
 	}
 	if n != writers*each*2 || res.Lines != n {
 		t.Errorf("%d lines exported, %d verified; want %d", n, res.Lines, writers*each*2)
+	}
+}
+
+// TestTransactNoDoubleSpend: readers on their own connections take from a
+// budget of 60 at once, each deciding from what the ledger says; exactly 60
+// are taken, however the transactions interleave.
+func TestTransactNoDoubleSpend(t *testing.T) {
+	s := natstest.Start(t)
+	ctx := context.Background()
+	const readers, tries, budget = 4, 30, 60
+	var wg sync.WaitGroup
+	taken := make([]int, readers)
+	errs := make(chan error, readers)
+	for w := range readers {
+		l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := l.Follow()
+		spent := 0 // what the ledger says, as this reader has read it
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range tries {
+				out, err := r.Transact(ctx, func(news []mailbox.Entry) ([]mailbox.Entry, error) {
+					spent += len(news)
+					if spent >= budget {
+						return nil, nil
+					}
+					return []mailbox.Entry{{Agent: fmt.Sprintf("agent-%d", w), Event: "decision"}}, nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				taken[w] += len(out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range taken {
+		total += n
+	}
+	l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file bytes.Buffer
+	n, err := l.Export(ctx, &file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mailbox.Verify(&file); err != nil {
+		t.Fatalf("the exported ledger: %v", err)
+	}
+	if total != budget || n != budget {
+		t.Errorf("%d taken (%v), %d lines; want %d", total, taken, n, budget)
 	}
 }
 

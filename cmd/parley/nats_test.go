@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/internal/natstest"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/mailbox/jsteam"
+)
+
+// natsRoot makes a root whose parley.toml puts the team on the JetStream
+// server at url, and returns it open on that transport.
+func natsRoot(t *testing.T, bin, url string) (string, *mailbox.Root) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "root")
+	if out, err := exec.Command(bin, "--root", dir, "init").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	team := filepath.Join(dir, "parley.toml")
+	data, err := os.ReadFile(team)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte("version = 1\n"), []byte("version = 1\ntransport = \""+url+"\"\n"), 1)
+	if err := os.WriteFile(team, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := jsteam.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := jsteam.Dial(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mailbox.OpenRoot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Transport = tr
+	t.Cleanup(func() { r.Close() })
+	return dir, r
+}
+
+// lowerStock sets the inventory's stock below its reorder point, as a
+// person saving the file from an editor would.
+func lowerStock(t *testing.T, root string) {
+	t.Helper()
+	stock := filepath.Join(root, "inventory", "stock.toml")
+	data, err := os.ReadFile(stock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
+	if err := os.Rename(stock+".tmp", stock); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dealDone says the deal is paid and the human told.
+func dealDone(es []mailbox.Entry) bool {
+	return count(es, "decision", "PAID", "allow") > 0 && countDelivered(es, "human", "NOTIFY") > 0
+}
+
+// checkOnce checks a finished deal: one order, one payment, the human told
+// once, and the ledger's copy verifies.
+func checkOnce(t *testing.T, r *mailbox.Root, es []mailbox.Entry) {
+	t.Helper()
+	if n := count(es, "decision", "ORDER", "allow"); n != 1 {
+		t.Errorf("%d orders allowed, want exactly 1", n)
+	}
+	if n := count(es, "decision", "PAID", "allow"); n != 1 {
+		t.Errorf("%d payments allowed, want exactly 1", n)
+	}
+	if n := countDelivered(es, "human", "NOTIFY"); n != 1 {
+		t.Errorf("the human was told %d times, want once", n)
+	}
+	path, err := r.LedgerPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := mailbox.Verify(f); err != nil {
+		t.Errorf("ledger verify: %v", err)
+	}
+}
+
+var dealAgents = []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
+
+// TestJetStreamDeal: the restock deal with every agent its own process on
+// a JetStream team; nothing of it goes through the root's Maildirs.
+func TestJetStreamDeal(t *testing.T) {
+	bin := parleyBin(t)
+	s := natstest.Start(t)
+	root, r := natsRoot(t, bin, s.URL())
+	logs := &lineLog{}
+	procs := map[string]*exec.Cmd{}
+	for _, n := range dealAgents {
+		procs[n] = startAgent(t, bin, root, n, logs)
+	}
+	defer stopAgents(procs)
+	lowerStock(t, root)
+	es := awaitRoot(t, r, time.Minute, dealDone, logs)
+	checkOnce(t, r, es)
+	for _, e := range es {
+		if e.Event == mailbox.EventDelivered && !strings.HasPrefix(e.File, "parley.inbox.") {
+			t.Errorf("seq %d: delivered to %s, want a JetStream subject", e.Seq, e.File)
+		}
+	}
+	for _, n := range dealAgents {
+		if left, _ := os.ReadDir(filepath.Join(root, n, "cur")); len(left) > 0 {
+			t.Errorf("%s/cur holds %d files; on JetStream the Maildirs are not used", n, len(left))
+		}
+	}
+}

@@ -1,0 +1,328 @@
+// Package jsteam is the mailbox.Transport of a team on NATS JetStream
+// (issue 10): the inboxes are one work-queue stream with a durable consumer
+// per agent (mailbox/jsinbox), the ledger one stream appended with
+// expected-last-sequence (mailbox/jsledger). A root whose parley.toml says
+// transport = "nats://host:4222" runs on it; the agents, the policy and the
+// commands are the same as on files.
+package jsteam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/parley-dev/parley/internal/natsretry"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/mailbox/jsinbox"
+	"github.com/parley-dev/parley/mailbox/jsledger"
+)
+
+// Config is a JetStream team's place and settings, written as a URL:
+//
+//	nats://host:4222[,nats://host2:4222...][?stream=PARLEY&replicas=3&claim=30s&patience=2m&dedupe=1h]
+type Config struct {
+	Servers  string        // the server URLs, comma-separated, as nats.Connect takes them
+	Stream   string        // the streams' prefix: PREFIX_INBOX and PREFIX_LEDGER; default PARLEY
+	Replicas int           // copies of each stream in a cluster; default 1
+	Claim    time.Duration // how long a claim lasts without word from its agent (then it is claimed again); default 30s
+	Patience time.Duration // how long to wait out a server that cannot answer before failing; default 2m
+	Dedupe   time.Duration // the window in which a message delivered again is stored once; default 1h
+}
+
+// IsURL reports whether a transport setting names NATS.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "nats://") || strings.HasPrefix(s, "tls://")
+}
+
+// ParseURL reads a transport setting.
+func ParseURL(s string) (Config, error) {
+	c := Config{Stream: "PARLEY", Replicas: 1, Claim: 30 * time.Second, Patience: 2 * time.Minute, Dedupe: time.Hour}
+	servers, query, _ := strings.Cut(s, "?")
+	for _, one := range strings.Split(servers, ",") {
+		u, err := url.Parse(one)
+		if err != nil || !IsURL(one) || u.Host == "" {
+			return c, fmt.Errorf("transport %q: %q is not a server URL such as nats://127.0.0.1:4222", s, one)
+		}
+	}
+	c.Servers = servers
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return c, fmt.Errorf("transport %q: %w", s, err)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "stream":
+			if v == "" || strings.ContainsAny(v, " .*>") {
+				err = errors.New("a stream name has no spaces, dots, * or >")
+			}
+			c.Stream = v
+		case "replicas":
+			c.Replicas, err = strconv.Atoi(v)
+			if err == nil && (c.Replicas < 1 || c.Replicas > 5) {
+				err = errors.New("from 1 to 5")
+			}
+		case "claim", "patience", "dedupe":
+			var d time.Duration
+			d, err = time.ParseDuration(v)
+			if err == nil && d <= 0 {
+				err = errors.New("a duration above zero, such as 30s")
+			}
+			*map[string]*time.Duration{"claim": &c.Claim, "patience": &c.Patience, "dedupe": &c.Dedupe}[k] = d
+		default:
+			err = errors.New("not a setting (stream, replicas, claim, patience, dedupe)")
+		}
+		if err != nil {
+			return c, fmt.Errorf("transport %q: %s=%s: %v", s, k, v, err)
+		}
+	}
+	return c, nil
+}
+
+// Team is a team's transport on JetStream: one connection, its inboxes and
+// its ledger.
+type Team struct {
+	cfg     Config
+	nc      *nats.Conn
+	inboxes *jsinbox.Inboxes
+	ledger  *jsledger.Ledger
+}
+
+// Dial connects to the servers and opens (creating) the team's streams.
+func Dial(cfg Config, now func() time.Time) (*Team, error) {
+	nc, err := nats.Connect(cfg.Servers, nats.Name("parley"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Servers, err)
+	}
+	t, err := open(nc, cfg, now)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func open(nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream on %s: %w", cfg.Servers, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Patience)
+	defer cancel()
+	t := &Team{cfg: cfg, nc: nc}
+	err = natsretry.Do(ctx, func(bool) error {
+		t.inboxes, err = jsinbox.Open(ctx, js, cfg.Stream+"_INBOX", cfg.Replicas, cfg.Claim, cfg.Dedupe)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = natsretry.Do(ctx, func(bool) error {
+		t.ledger, err = jsledger.Open(ctx, js, cfg.Stream+"_LEDGER", cfg.Replicas, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ctx bounds one operation by the team's patience with the servers.
+func (t *Team) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), t.cfg.Patience)
+}
+
+// Put publishes the message on its recipient's subject, with its
+// Message-ID as the Nats-Msg-Id: put again within the window, it is
+// stored once.
+func (t *Team) Put(m *mailbox.Message, data []byte, _ time.Time) (string, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	dup, err := t.inboxes.Put(ctx, m.To, m.ID, data)
+	if err != nil {
+		return "", err
+	}
+	where := "parley.inbox." + m.To
+	if dup {
+		where += " (again: stored once)"
+	}
+	return where, nil
+}
+
+// Journal is the ledger, read from its start.
+func (t *Team) Journal() (mailbox.Journal, error) {
+	return &journal{t: t, r: t.ledger.Follow()}, nil
+}
+
+// Export writes the ledger as the JSONL file a file root keeps, and says
+// how many lines it wrote.
+func (t *Team) Export(ctx context.Context, w io.Writer) (int, error) {
+	return t.ledger.Export(ctx, w)
+}
+
+// Since is the part of the ledger a copy lacks (mailbox.Copied).
+func (t *Team) Since(seq uint64, hash string) ([]byte, bool, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	return t.ledger.Since(ctx, seq, hash)
+}
+
+// Close closes the connection, once what was published is flushed.
+func (t *Team) Close() error {
+	t.nc.Close()
+	return nil
+}
+
+type journal struct {
+	t *Team
+	r *jsledger.Reader
+}
+
+func (j *journal) Append(entries ...mailbox.Entry) ([]mailbox.Entry, error) {
+	ctx, cancel := j.t.ctx()
+	defer cancel()
+	return j.t.ledger.Append(ctx, entries...)
+}
+
+func (j *journal) Transact(fn func(news []mailbox.Entry) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
+	ctx, cancel := j.t.ctx()
+	defer cancel()
+	return j.r.Transact(ctx, fn)
+}
+
+func (j *journal) Close() error { return nil }
+
+// Inbox is agent's durable consumer.
+func (t *Team) Inbox(agent string) (mailbox.Inbox, error) {
+	return &inbox{t: t, agent: agent, held: map[*jsinbox.Claimed]chan struct{}{}}, nil
+}
+
+type inbox struct {
+	t     *Team
+	agent string
+
+	mu   sync.Mutex
+	held map[*jsinbox.Claimed]chan struct{} // claims kept alive, and how to stop
+}
+
+// Next fetches the next message. Its claim is kept alive (an in-progress
+// ack a third of the way into each claim period) until it is finished or
+// set aside, or the inbox is closed: then, or if the process dies, the
+// server delivers it again after the claim period.
+func (in *inbox) Next(ctx context.Context) (*mailbox.Claimed, error) {
+	for {
+		deadline, ok := ctx.Deadline()
+		wait := 5 * time.Second
+		if ok {
+			wait = min(wait, time.Until(deadline))
+		}
+		if wait < time.Millisecond || ctx.Err() != nil {
+			return nil, cmpErr(ctx.Err(), context.DeadlineExceeded)
+		}
+		c, err := in.t.inboxes.Claim(ctx, in.agent, wait)
+		if errors.Is(err, jsinbox.ErrEmpty) {
+			continue
+		}
+		if natsretry.Transient(err) {
+			select { // the server is away: wait for it a little, then ask again
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		in.keep(c)
+		return &mailbox.Claimed{Agent: in.agent, Data: c.Data, Where: c.Where(), Handle: c}, nil
+	}
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// keep renews c's claim until let go.
+func (in *inbox) keep(c *jsinbox.Claimed) {
+	stop := make(chan struct{})
+	in.mu.Lock()
+	in.held[c] = stop
+	in.mu.Unlock()
+	go func() {
+		tick := time.NewTicker(in.t.cfg.Claim / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = c.Working() // a renewal lost is made again at the next tick
+			}
+		}
+	}()
+}
+
+// let stops renewing c's claim.
+func (in *inbox) let(c *jsinbox.Claimed) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if stop, ok := in.held[c]; ok {
+		close(stop)
+		delete(in.held, c)
+	}
+}
+
+// Unfinished is empty: a claim its agent did not finish lapses, and Next
+// brings the message again.
+func (in *inbox) Unfinished() ([]*mailbox.Claimed, error) { return nil, nil }
+
+// Finish acknowledges the message; a failed one is kept first, with the
+// reason, where a set-aside one is.
+func (in *inbox) Finish(c *mailbox.Claimed, flags, reason string) (string, error) {
+	jc := c.Handle.(*jsinbox.Claimed)
+	if strings.Contains(flags, mailbox.FlagFailed) {
+		return in.SetAside(c, "failed: "+reason)
+	}
+	ctx, cancel := in.t.ctx()
+	defer cancel()
+	defer in.let(jc)
+	if err := jc.Finish(ctx); err != nil {
+		return "", err
+	}
+	return jc.Where(), nil
+}
+
+// SetAside keeps the message on parley.rejected.AGENT with why, and
+// acknowledges it.
+func (in *inbox) SetAside(c *mailbox.Claimed, why string) (string, error) {
+	jc := c.Handle.(*jsinbox.Claimed)
+	ctx, cancel := in.t.ctx()
+	defer cancel()
+	defer in.let(jc)
+	return jc.SetAside(ctx, why)
+}
+
+// Close lets go of every claim still held: the server delivers those
+// messages again after the claim period.
+func (in *inbox) Close() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for c, stop := range in.held {
+		close(stop)
+		delete(in.held, c)
+	}
+	return nil
+}
