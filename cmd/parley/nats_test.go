@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +98,18 @@ func checkOnce(t *testing.T, r *mailbox.Root, es []mailbox.Entry) {
 	}
 }
 
+// midDeal fails the test unless the deal has begun and is not paid yet.
+func midDeal(t *testing.T, r *mailbox.Root) {
+	t.Helper()
+	es, err := readLedger(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) == 0 || dealDone(es) {
+		t.Fatalf("not in the middle of the deal: %d lines, done %v", len(es), dealDone(es))
+	}
+}
+
 var dealAgents = []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
 
 // TestJetStreamDeal: the restock deal with every agent its own process on
@@ -122,4 +137,93 @@ func TestJetStreamDeal(t *testing.T) {
 			t.Errorf("%s/cur holds %d files; on JetStream the Maildirs are not used", n, len(left))
 		}
 	}
+}
+
+// TestJetStreamCrashes kills -9 each agent in turn at a random moment of a
+// deal on JetStream and starts it again: what it had claimed is claimed
+// again when its claim lapses, and the deal completes with exactly one
+// order and one payment.
+func TestJetStreamCrashes(t *testing.T) {
+	bin := parleyBin(t)
+	s := natstest.Start(t)
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 42))
+			// A stream of its own for each run, and claims that lapse fast.
+			root, r := natsRoot(t, bin, fmt.Sprintf("%s?stream=CRASH%d&claim=1s", s.URL(), seed))
+			logs := &lineLog{}
+			procs := map[string]*exec.Cmd{}
+			for _, n := range dealAgents {
+				procs[n] = startAgent(t, bin, root, n, logs)
+			}
+			defer stopAgents(procs)
+			lowerStock(t, root)
+			for _, i := range rng.Perm(len(dealAgents)) {
+				victim := dealAgents[i]
+				awaitRootLines(r, victim, 1+rng.IntN(4), 2*time.Second)
+				procs[victim].Process.Signal(syscall.SIGKILL)
+				procs[victim].Wait()
+				procs[victim] = startAgent(t, bin, root, victim, logs)
+			}
+			es := awaitRoot(t, r, time.Minute, dealDone, logs)
+			checkOnce(t, r, es)
+		})
+	}
+}
+
+// TestJetStreamServerRestart stops the server in the middle of a deal and
+// starts it again: the agents wait for it, and the deal completes once.
+func TestJetStreamServerRestart(t *testing.T) {
+	bin := parleyBin(t)
+	s := natstest.Start(t)
+	root, r := natsRoot(t, bin, s.URL()+"?claim=2s")
+	logs := &lineLog{}
+	procs := map[string]*exec.Cmd{}
+	for _, n := range dealAgents {
+		procs[n] = startAgent(t, bin, root, n, logs)
+	}
+	defer stopAgents(procs)
+	lowerStock(t, root)
+	awaitRootLines(r, "procurement", 3, 10*time.Second) // the quotes asked for
+	midDeal(t, r)
+	s.Stop()
+	s.Restart(t)
+	es := awaitRoot(t, r, time.Minute, dealDone, logs)
+	checkOnce(t, r, es)
+}
+
+// TestJetStreamCluster runs the deal on a three-server cluster, each
+// stream kept on all three, and stops one server in the middle of it: the
+// deal completes with exactly one order and one payment.
+func TestJetStreamCluster(t *testing.T) {
+	bin := parleyBin(t)
+	servers := natstest.Cluster(t, 3)
+	root, r := natsRoot(t, bin, natstest.URLs(servers)+"?replicas=3&claim=2s")
+	logs := &lineLog{}
+	procs := map[string]*exec.Cmd{}
+	for _, n := range dealAgents {
+		procs[n] = startAgent(t, bin, root, n, logs)
+	}
+	defer stopAgents(procs)
+	lowerStock(t, root)
+	awaitRootLines(r, "procurement", 3, 10*time.Second)
+	midDeal(t, r)
+	// The server that leads the ledger's stream: the cluster must elect
+	// another while the agents append.
+	info, err := natstest.Stream(t, servers[1], "PARLEY_LEDGER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	for _, s := range servers {
+		if s.Name() == info.Cluster.Leader {
+			s.Stop()
+			stopped = true
+		}
+	}
+	if !stopped {
+		t.Fatalf("no server leads the ledger's stream (leader %q)", info.Cluster.Leader)
+	}
+	es := awaitRoot(t, r, time.Minute, dealDone, logs)
+	checkOnce(t, r, es)
 }

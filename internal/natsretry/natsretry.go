@@ -30,13 +30,20 @@ func Transient(err error) bool {
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrJetStreamNotEnabled)
 }
 
+// Try is how long one attempt may wait for an answer: a request sent
+// while the connection was being made again, or to a server that then
+// stopped, gets none, and is sent again rather than waited on.
+const Try = 3 * time.Second
+
 // Do runs fn until it succeeds, fails for good, or ctx ends, waiting a
 // little longer after each transient failure (50ms, doubling, up to 1s).
-// first is true on fn's first run.
-func Do(ctx context.Context, fn func(first bool) error) error {
+// Each run gets a context that ends after Try; first is true on the first.
+func Do(ctx context.Context, fn func(ctx context.Context, first bool) error) error {
 	wait := 50 * time.Millisecond
 	for first := true; ; first = false {
-		err := fn(first)
+		try, cancel := context.WithTimeout(ctx, Try)
+		err := fn(try, first)
+		cancel()
 		if err == nil || !Transient(err) || ctx.Err() != nil {
 			return err
 		}

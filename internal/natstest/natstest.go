@@ -3,8 +3,11 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +76,84 @@ func Connect(tb testing.TB, s interface{ ClientURL() string }) jetstream.JetStre
 		tb.Fatal(err)
 	}
 	return js
+}
+
+// Cluster runs n embedded servers as one JetStream cluster until the test
+// ends, and returns them once the cluster has a leader.
+func Cluster(tb testing.TB, n int) []*Server {
+	tb.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(tb)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	servers := make([]*Server, n)
+	for i := range servers {
+		servers[i] = &Server{opts: &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "parley", Host: "127.0.0.1", Port: ports[i]}, Routes: routes,
+		}}
+	}
+	// Started together: each waits for the others to elect a leader.
+	for _, s := range servers {
+		srv, err := server.NewServer(s.opts)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		go srv.Start()
+		tb.Cleanup(srv.Shutdown)
+		s.Server = srv
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			tb.Fatal("an embedded NATS server of the cluster did not start")
+		}
+		s.opts.Port = s.Addr().(*net.TCPAddr).Port
+	}
+	for {
+		for _, s := range servers {
+			if s.JetStreamIsLeader() {
+				return servers
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("the embedded cluster elected no JetStream leader in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// URLs is the transport URL of every server of a cluster.
+func URLs(servers []*Server) string {
+	var out []string
+	for _, s := range servers {
+		out = append(out, s.URL())
+	}
+	return strings.Join(out, ",")
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Stream is what the server s says of the stream name.
+func Stream(tb testing.TB, s *Server, name string) (*jetstream.StreamInfo, error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := Connect(tb, s).Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Info(ctx)
 }

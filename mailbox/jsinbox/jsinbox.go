@@ -22,11 +22,12 @@ import (
 	"github.com/parley-dev/parley/mailbox"
 )
 
-// Subjects of the inboxes: parley.inbox.NAME; what an agent set aside is
-// kept, with why, on parley.rejected.NAME, which nobody consumes.
+// Subjects of the inboxes, under a team's base subject (parley unless
+// said): BASE.inbox.NAME; what an agent set aside is kept, with why, on
+// BASE.rejected.NAME, which nobody consumes.
 const (
-	prefix   = "parley.inbox."
-	rejected = "parley.rejected."
+	inboxes  = ".inbox."
+	rejected = ".rejected."
 )
 
 // ReasonHeader carries why a message was set aside.
@@ -36,18 +37,19 @@ const ReasonHeader = "Parley-Reason"
 type Inboxes struct {
 	js      jetstream.JetStream
 	stream  string
+	base    string // the subjects' first token
 	ackWait time.Duration
 
 	mu        sync.Mutex
 	consumers map[string]jetstream.Consumer // agent: its inbox's consumer, made once
 }
 
-// Open opens (or creates) the stream called name that holds the inboxes.
-// ackWait is how long a claim lasts unless renewed; dedupe is the window in
+// Open opens (or creates) the stream called name that holds the inboxes,
+// on subjects under base (such as parley: parley.inbox.NAME). ackWait is how long a claim lasts unless renewed; dedupe is the window in
 // which a message delivered again under the same id is stored once.
-func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int, ackWait, dedupe time.Duration) (*Inboxes, error) {
+func Open(ctx context.Context, js jetstream.JetStream, name, base string, replicas int, ackWait, dedupe time.Duration) (*Inboxes, error) {
 	cfg := jetstream.StreamConfig{
-		Name: name, Subjects: []string{prefix + ">", rejected + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		Name: name, Subjects: []string{base + inboxes + ">", base + rejected + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		Retention:  jetstream.WorkQueuePolicy, // a message acknowledged is done with
 		Duplicates: dedupe,
 	}
@@ -60,7 +62,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int
 	if err != nil {
 		return nil, fmt.Errorf("open inboxes %s: %w", name, err)
 	}
-	return &Inboxes{js: js, stream: name, ackWait: ackWait, consumers: map[string]jetstream.Consumer{}}, nil
+	return &Inboxes{js: js, stream: name, base: base, ackWait: ackWait, consumers: map[string]jetstream.Consumer{}}, nil
 }
 
 // Deliver puts m in its recipient's inbox, once: delivered again under the
@@ -77,8 +79,8 @@ func (in *Inboxes) Deliver(ctx context.Context, m *mailbox.Message) (dup bool, e
 // (dup is true). While the server cannot answer, it tries again.
 func (in *Inboxes) Put(ctx context.Context, agent, id string, data []byte) (dup bool, err error) {
 	var ack *jetstream.PubAck
-	err = natsretry.Do(ctx, func(bool) error {
-		ack, err = in.js.Publish(ctx, prefix+agent, data, jetstream.WithMsgID(id))
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		ack, err = in.js.Publish(ctx, in.base+inboxes+agent, data, jetstream.WithMsgID(id))
 		return err
 	})
 	if err != nil {
@@ -134,7 +136,7 @@ func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consum
 		return c, nil
 	}
 	cfg := jetstream.ConsumerConfig{
-		Durable: "inbox-" + agent, FilterSubject: prefix + agent,
+		Durable: "inbox-" + agent, FilterSubject: in.base + inboxes + agent,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: in.ackWait, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	c, err := in.js.CreateConsumer(ctx, in.stream, cfg) // as Open: updated only when it differs
@@ -153,13 +155,13 @@ func (c *Claimed) Working() error { return c.msg.InProgress() }
 
 // Where says where the claimed message is, for the ledger.
 func (c *Claimed) Where() string {
-	return fmt.Sprintf("%s%s (stream %s, seq %d)", prefix, c.Agent, c.in.stream, c.Seq)
+	return fmt.Sprintf("%s%s%s (stream %s, seq %d)", c.in.base, inboxes, c.Agent, c.in.stream, c.Seq)
 }
 
 // Finish ends the claim: the message is done with, and the server has said
 // so before Finish returns.
 func (c *Claimed) Finish(ctx context.Context) error {
-	if err := natsretry.Do(ctx, func(bool) error { return c.msg.DoubleAck(ctx) }); err != nil {
+	if err := natsretry.Do(ctx, func(ctx context.Context, _ bool) error { return c.msg.DoubleAck(ctx) }); err != nil {
 		return fmt.Errorf("finish %s: %w", c.Where(), err)
 	}
 	return nil
@@ -169,7 +171,7 @@ func (c *Claimed) Finish(ctx context.Context) error {
 // parley.rejected.AGENT with why (first), then its claim ends. It says
 // where it is kept.
 func (c *Claimed) SetAside(ctx context.Context, why string) (string, error) {
-	out := &nats.Msg{Subject: rejected + c.Agent, Data: c.Data, Header: nats.Header{}}
+	out := &nats.Msg{Subject: c.in.base + rejected + c.Agent, Data: c.Data, Header: nats.Header{}}
 	out.Header.Set(ReasonHeader, strings.Join(strings.Fields(why), " "))
 	// Its own id: set aside again after a crash, it is kept once.
 	out.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("rejected-%s-%d", c.in.stream, c.Seq))
@@ -180,5 +182,5 @@ func (c *Claimed) SetAside(ctx context.Context, why string) (string, error) {
 	if err := c.Finish(ctx); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s%s (stream %s, seq %d)", rejected, c.Agent, c.in.stream, ack.Sequence), nil
+	return fmt.Sprintf("%s%s%s (stream %s, seq %d)", c.in.base, rejected, c.Agent, c.in.stream, ack.Sequence), nil
 }

@@ -34,7 +34,7 @@ func open(t *testing.T, ackWait time.Duration) (*Inboxes, func() *Inboxes) {
 	t.Helper()
 	s := natstest.Start(t)
 	again := func() *Inboxes {
-		in, err := Open(context.Background(), natstest.Connect(t, s), "INBOXES", 1, ackWait, time.Hour)
+		in, err := Open(context.Background(), natstest.Connect(t, s), "INBOXES", "parley", 1, ackWait, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestCrashRedelivers(t *testing.T) {
 func TestSetAside(t *testing.T) {
 	in, _ := open(t, 30*time.Second)
 	ctx := context.Background()
-	if _, err := in.js.Publish(ctx, prefix+"finance", []byte("Verb: NONSENSE\n\n")); err != nil {
+	if _, err := in.js.Publish(ctx, "parley.inbox.finance", []byte("Verb: NONSENSE\n\n")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := in.Deliver(ctx, msg(2)); err != nil {
@@ -167,7 +167,7 @@ func TestSetAside(t *testing.T) {
 // deliver+claim+finish.
 func BenchmarkDeliverClaimFinish(b *testing.B) {
 	s := natstest.Start(b)
-	in, err := Open(context.Background(), natstest.Connect(b, s), "INBOXES", 1, 30*time.Second, time.Hour)
+	in, err := Open(context.Background(), natstest.Connect(b, s), "INBOXES", "parley", 1, 30*time.Second, time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestOpenAgain(t *testing.T) {
 	s := natstest.Start(t)
 	ctx := context.Background()
 	for _, dedupe := range []time.Duration{time.Hour, time.Hour, 2 * time.Hour} {
-		in, err := Open(ctx, natstest.Connect(t, s), "INBOXES", 1, time.Minute, dedupe)
+		in, err := Open(ctx, natstest.Connect(t, s), "INBOXES", "parley", 1, time.Minute, dedupe)
 		if err != nil {
 			t.Fatalf("open with dedupe %v: %v", dedupe, err)
 		}

@@ -19,24 +19,26 @@ import (
 	"github.com/parley-dev/parley/mailbox"
 )
 
-// Subject is where the ledger's lines are published.
-const Subject = "parley.ledger"
+// subject is where the ledger's lines are published, under a team's base
+// subject: BASE.ledger.
+const subject = ".ledger"
 
 // Ledger is a ledger kept in a JetStream stream.
 type Ledger struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	now    func() time.Time
+	js      jetstream.JetStream
+	subject string
+	stream  jetstream.Stream
+	now     func() time.Time
 }
 
-// Open opens the ledger's stream, called name, creating it (file storage,
-// replicas as given) when it does not exist.
-func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int, now func() time.Time) (*Ledger, error) {
+// Open opens the ledger's stream, called name, on the subject BASE.ledger,
+// creating it (file storage, replicas as given) when it does not exist.
+func Open(ctx context.Context, js jetstream.JetStream, name, base string, replicas int, now func() time.Time) (*Ledger, error) {
 	if now == nil {
 		now = time.Now
 	}
 	cfg := jetstream.StreamConfig{
-		Name: name, Subjects: []string{Subject}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		Name: name, Subjects: []string{base + subject}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		Discard: jetstream.DiscardNew, // a ledger never drops its oldest lines
 	}
 	// Created, or found as it is: updated only when its settings differ,
@@ -48,7 +50,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, replicas int
 	if err != nil {
 		return nil, fmt.Errorf("open ledger stream %s: %w", name, err)
 	}
-	return &Ledger{js: js, stream: s, now: now}, nil
+	return &Ledger{js: js, subject: base + subject, stream: s, now: now}, nil
 }
 
 // tail is the stream's last message's place: its stream sequence, and the
@@ -74,7 +76,7 @@ func (l *Ledger) tail(ctx context.Context) (streamSeq, seq uint64, hash string, 
 
 // info is the stream's state, asked again while the server cannot answer.
 func (l *Ledger) info(ctx context.Context) (info *jetstream.StreamInfo, err error) {
-	err = natsretry.Do(ctx, func(bool) error {
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
 		info, err = l.stream.Info(ctx)
 		return err
 	})
@@ -84,7 +86,7 @@ func (l *Ledger) info(ctx context.Context) (info *jetstream.StreamInfo, err erro
 // get is the stream's message seq, asked again while the server cannot
 // answer.
 func (l *Ledger) get(ctx context.Context, seq uint64) (m *jetstream.RawStreamMsg, err error) {
-	err = natsretry.Do(ctx, func(bool) error {
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
 		m, err = l.stream.GetMsg(ctx, seq)
 		return err
 	})
@@ -133,8 +135,8 @@ func (l *Ledger) publish(ctx context.Context, streamSeq, seq uint64, hash string
 		return nil, err
 	}
 	mine := out[len(out)-1].Hash
-	err = natsretry.Do(ctx, func(first bool) error {
-		_, err := l.js.Publish(ctx, Subject, buf, jetstream.WithExpectLastSequence(streamSeq), jetstream.WithMsgID(out[0].Hash))
+	err = natsretry.Do(ctx, func(ctx context.Context, first bool) error {
+		_, err := l.js.Publish(ctx, l.subject, buf, jetstream.WithExpectLastSequence(streamSeq), jetstream.WithMsgID(out[0].Hash))
 		if conflict(err) && !first {
 			if _, _, h, terr := l.tail(ctx); terr == nil && h == mine {
 				return nil

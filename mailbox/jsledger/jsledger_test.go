@@ -21,7 +21,7 @@ func TestNoFork(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
-		l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
+		l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", "parley", 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestNoFork(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
+	l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", "parley", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestTransactNoDoubleSpend(t *testing.T) {
 	taken := make([]int, readers)
 	errs := make(chan error, readers)
 	for w := range readers {
-		l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
+		l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", "parley", 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestTransactNoDoubleSpend(t *testing.T) {
 	for _, n := range taken {
 		total += n
 	}
-	l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", 1, nil)
+	l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", "parley", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestTransactNoDoubleSpend(t *testing.T) {
 // embedded server, file storage.
 func BenchmarkAppend(b *testing.B) {
 	s := natstest.Start(b)
-	l, err := Open(context.Background(), natstest.Connect(b, s), "PARLEY", 1, nil)
+	l, err := Open(context.Background(), natstest.Connect(b, s), "PARLEY", "parley", 1, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

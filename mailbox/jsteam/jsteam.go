@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,7 @@ import (
 //	nats://host:4222[,nats://host2:4222...][?stream=PARLEY&replicas=3&claim=30s&patience=2m&dedupe=1h]
 type Config struct {
 	Servers  string        // the server URLs, comma-separated, as nats.Connect takes them
-	Stream   string        // the streams' prefix: PREFIX_INBOX and PREFIX_LEDGER; default PARLEY
+	Stream   string        // the team's name on the servers: streams NAME_INBOX and NAME_LEDGER, subjects name.inbox.AGENT and name.ledger; default PARLEY
 	Replicas int           // copies of each stream in a cluster; default 1
 	Claim    time.Duration // how long a claim lasts without word from its agent (then it is claimed again); default 30s
 	Patience time.Duration // how long to wait out a server that cannot answer before failing; default 2m
@@ -62,8 +63,8 @@ func ParseURL(s string) (Config, error) {
 		var err error
 		switch k {
 		case "stream":
-			if v == "" || strings.ContainsAny(v, " .*>") {
-				err = errors.New("a stream name has no spaces, dots, * or >")
+			if !streamName.MatchString(v) {
+				err = errors.New("letters, digits, - and _")
 			}
 			c.Stream = v
 		case "replicas":
@@ -87,6 +88,8 @@ func ParseURL(s string) (Config, error) {
 	}
 	return c, nil
 }
+
+var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // Team is a team's transport on JetStream: one connection, its inboxes and
 // its ledger.
@@ -119,15 +122,15 @@ func open(nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Patience)
 	defer cancel()
 	t := &Team{cfg: cfg, nc: nc}
-	err = natsretry.Do(ctx, func(bool) error {
-		t.inboxes, err = jsinbox.Open(ctx, js, cfg.Stream+"_INBOX", cfg.Replicas, cfg.Claim, cfg.Dedupe)
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		t.inboxes, err = jsinbox.Open(ctx, js, cfg.Stream+"_INBOX", strings.ToLower(cfg.Stream), cfg.Replicas, cfg.Claim, cfg.Dedupe)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = natsretry.Do(ctx, func(bool) error {
-		t.ledger, err = jsledger.Open(ctx, js, cfg.Stream+"_LEDGER", cfg.Replicas, now)
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		t.ledger, err = jsledger.Open(ctx, js, cfg.Stream+"_LEDGER", strings.ToLower(cfg.Stream), cfg.Replicas, now)
 		return err
 	})
 	if err != nil {
@@ -151,7 +154,7 @@ func (t *Team) Put(m *mailbox.Message, data []byte, _ time.Time) (string, error)
 	if err != nil {
 		return "", err
 	}
-	where := "parley.inbox." + m.To
+	where := strings.ToLower(t.cfg.Stream) + ".inbox." + m.To
 	if dup {
 		where += " (again: stored once)"
 	}
