@@ -629,7 +629,7 @@ func (rt *Runtime) save() error {
 	if bytes.Equal(data, rt.written) {
 		return nil
 	}
-	if err := writeDurable(rt.statePath(), data); err != nil {
+	if err := mailbox.WriteDurable(rt.statePath(), data); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	rt.written = data

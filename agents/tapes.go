@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/parley-dev/parley/agents/llm"
+	"github.com/parley-dev/parley/mailbox"
 )
 
 // Tapes is an agent's folder of recorded model calls, ROOT/NAME/state/llm/:
@@ -48,7 +49,7 @@ func (t Tapes) Save(key string, tape llm.Tape) error {
 	if err := os.MkdirAll(t.Dir, 0o755); err != nil {
 		return fmt.Errorf("save tape: %w", err)
 	}
-	return writeDurable(t.Path(key), append(data, '\n'))
+	return mailbox.WriteDurable(t.Path(key), append(data, '\n'))
 }
 
 // Recording returns an ask that plays a call's tape when there is one (the
@@ -104,37 +105,4 @@ func (t Tapes) play(key string) (llm.Answer, error, bool) {
 	ans, err := llm.Play(tape)
 	ans.Played = true
 	return ans, err, true
-}
-
-// writeDurable writes a file so that it is whole or absent after a crash:
-// a temporary file, fsync, rename, and the folder synced.
-func writeDurable(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/parley-dev/parley/mailbox"
+
 	"github.com/BurntSushi/toml"
 	"github.com/parley-dev/parley/internal/tomlfile"
 )
@@ -129,4 +131,4 @@ func RemoveAgent(file string, text []byte, name string) ([]byte, *Team, error) {
 }
 
 // SaveTeam writes a team file durably: whole or not at all.
-func SaveTeam(path string, data []byte) error { return writeDurable(path, data) }
+func SaveTeam(path string, data []byte) error { return mailbox.WriteDurable(path, data) }

@@ -61,6 +61,41 @@ type Journal interface {
 	Close() error
 }
 
+// A Bringer is a Transport whose inboxes are not the root's Maildirs: Bring
+// moves what waits for agent into its Maildir, for a person to read there
+// (the human's inbox, which no process claims), and says how many.
+type Bringer interface {
+	Bring(agent string, into Maildir, now time.Time) (int, error)
+}
+
+// Bring moves what waits for agent on the transport into its Maildir, on a
+// transport other than files; on files it is there already.
+func (r *Root) Bring(agent string) (int, error) {
+	b, ok := r.Transport.(Bringer)
+	if !ok {
+		return 0, nil
+	}
+	n, err := b.Bring(agent, r.Inbox(agent), r.Now())
+	if err != nil {
+		return n, fmt.Errorf("bring %s's inbox in: %w", agent, err)
+	}
+	return n, nil
+}
+
+// Peeked is a message in an inbox on a transport other than files.
+type Peeked struct {
+	Data  []byte
+	State State // new or claimed
+	Time  time.Time
+	Where string
+}
+
+// A Peeker is a Transport whose inboxes are not the root's Maildirs: Peek
+// lists what is in agent's inbox, waiting or claimed, claiming nothing.
+type Peeker interface {
+	Peek(agent string) ([]Peeked, error)
+}
+
 // Files is the default Transport: a Maildir per agent and ledger.jsonl,
 // under the root's folder.
 type Files struct {

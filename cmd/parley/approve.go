@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -62,6 +63,9 @@ func answerCommand(name string, verb mailbox.Verb, description string) *cli.Comm
 // answer sends the human's APPROVED or DENIED to the agent that escalated
 // on thread; amount "" is what was asked.
 func (e *env) answer(thread string, verb mailbox.Verb, as, amount, text string) (*mailbox.Message, error) {
+	if err := e.bringHuman(); err != nil {
+		return nil, err
+	}
 	asked, err := e.escalation(thread)
 	if err != nil {
 		return nil, err
@@ -116,13 +120,47 @@ func (e *env) escalation(thread string) (mailbox.Entry, error) {
 	return mailbox.Entry{}, withHint(fmt.Errorf("no escalation waits for an answer on thread %q", thread), "parley status lists the escalations that wait")
 }
 
+// bringHuman brings what waits for the human on the transport into the
+// human's Maildir, where parley inbox, approve and deny read it.
+func (e *env) bringHuman() error {
+	if e.root.Transport == nil {
+		return nil
+	}
+	team, err := e.team()
+	if err != nil {
+		return err
+	}
+	_, err = e.root.Bring(team.Human)
+	return err
+}
+
+// findNew is the name in agent's new/ of the message id, or "".
+func (e *env) findNew(agent, id string) string {
+	names, _ := e.root.Inbox(agent).Pending()
+	for _, n := range names {
+		data, err := os.ReadFile(e.root.Inbox(agent).Path("new", n))
+		if err != nil {
+			continue
+		}
+		if m, err := mailbox.Parse(data); err == nil && m.ID == id {
+			return n
+		}
+	}
+	return ""
+}
+
 // markAnswered moves the answered ESCALATE out of the human's new/, as
 // answered, so that it no longer shows as waiting.
 func (e *env) markAnswered(asked mailbox.Entry) {
-	if asked.File == "" {
+	human, name := filepath.Dir(filepath.Dir(asked.File)), filepath.Base(asked.File)
+	if e.root.Transport != nil {
+		// Delivered on another transport, and brought into the Maildir:
+		// found there by its id.
+		human, name = asked.To, e.findNew(asked.To, asked.MsgID)
+	}
+	if name == "" {
 		return
 	}
-	human, name := filepath.Dir(filepath.Dir(asked.File)), filepath.Base(asked.File)
 	c, err := e.root.Claim(human, name)
 	if err != nil {
 		return // read and moved by a person's mail reader, or answered already

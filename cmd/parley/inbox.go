@@ -34,6 +34,11 @@ Example:
 			if err := e.agent(name); err != nil {
 				return err
 			}
+			if team, err := e.team(); err == nil && name == team.Human {
+				if err := e.bringHuman(); err != nil {
+					return err
+				}
+			}
 			rows, err := e.inbox(name, c.Bool("new"))
 			if err != nil {
 				return err
@@ -63,6 +68,26 @@ Example:
 	}
 }
 
+// inboxItems lists name's inbox: its Maildir's files, or on a transport
+// that keeps inboxes elsewhere, what waits there — but for the human's,
+// which is brought into its Maildir for a person to read.
+func (e *env) inboxItems(name string) ([]mailbox.Peeked, error) {
+	if p, ok := e.root.Transport.(mailbox.Peeker); ok {
+		if team, err := e.team(); err == nil && name != team.Human {
+			return p.Peek(name)
+		}
+	}
+	items, err := e.root.Inbox(name).List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mailbox.Peeked, len(items))
+	for i, it := range items {
+		out[i] = mailbox.Peeked{State: it.State, Time: it.MTime, Where: it.Path}
+	}
+	return out, nil
+}
+
 type inboxRow struct {
 	State   string    `json:"state"`
 	Date    time.Time `json:"date"`
@@ -76,7 +101,7 @@ type inboxRow struct {
 }
 
 func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
-	items, err := e.root.Inbox(name).List()
+	items, err := e.inboxItems(name)
 	if err != nil {
 		return nil, err
 	}
@@ -85,10 +110,12 @@ func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
 		if onlyNew && it.State != mailbox.StateNew {
 			continue
 		}
-		row := inboxRow{State: string(it.State), Date: it.MTime, File: it.Path, Verb: "?"}
-		data, err := os.ReadFile(it.Path)
-		if err != nil {
-			continue // claimed and moved on since the listing
+		row := inboxRow{State: string(it.State), Date: it.Time, File: it.Where, Verb: "?"}
+		data := it.Data
+		if data == nil {
+			if data, err = os.ReadFile(it.Where); err != nil {
+				continue // claimed and moved on since the listing
+			}
 		}
 		m, err := mailbox.Parse(data)
 		if err == nil {

@@ -50,6 +50,24 @@ Example:
 			},
 			Action: withRoot(0, 0, "no arguments", verifyLedger),
 		}, {
+			Name:      "export",
+			Usage:     "write the ledger as the JSONL file, from wherever it is kept",
+			ArgsUsage: " ",
+			Description: `Writes the whole ledger as the JSONL file a root on files keeps: for a team
+on NATS JetStream, the root's ledger.jsonl is brought up to date from the
+stream (every command that reads the ledger does this first), and --out
+writes a copy elsewhere too. The file is the same, line for line, as the
+file transport's: parley ledger verify, tail, thread, why, jq and git work on
+it unchanged. Commit it as you would the ledger of a root on files.
+
+Example:
+   parley ledger export
+   parley ledger export --out /backup/ledger-$(date +%F).jsonl`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "out", Usage: "also write the ledger to this file"},
+			},
+			Action: withRoot(0, 0, "no arguments", exportLedger),
+		}, {
 			Name:      "anchor",
 			Usage:     "record the ledger's head, so that a later rewrite is caught",
 			ArgsUsage: " ",
@@ -77,7 +95,32 @@ Example:
 	}
 }
 
+// exportLedger brings the root's ledger.jsonl up to date and copies it to
+// --out, whole and synced.
+func exportLedger(c *cli.Context, e *env) error {
+	path, err := e.root.LedgerPath()
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("export the ledger: %w", err)
+	}
+	lines := bytes.Count(data, []byte("\n"))
+	if out := c.String("out"); out != "" {
+		if err := mailbox.WriteDurable(out, data); err != nil {
+			return fmt.Errorf("export the ledger: %w", err)
+		}
+		path = out
+	}
+	_, err = fmt.Fprintf(e.stdout, "exported %d lines to %s\n", lines, path)
+	return err
+}
+
 func verifyLedger(c *cli.Context, e *env) error {
+	if c.Bool("messages") && e.root.Transport != nil {
+		return usageError{errors.New("--messages checks the message files of a root on files; a team on NATS JetStream keeps a message only until it is handled, and the ledger keeps the record")}
+	}
 	if c.Bool("repair") {
 		if _, err := e.root.Ledger(); err != nil { // opening sets a torn tail aside
 			return err

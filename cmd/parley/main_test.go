@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -34,8 +35,9 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"await":     await,
-			"awaitgrep": awaitGrep,
+			"await":      await,
+			"awaitgrep":  awaitGrep,
+			"natsserver": natsServer,
 		},
 	})
 }
@@ -67,6 +69,25 @@ func await(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// natsserver starts a NATS server with JetStream in the test process, on a
+// free loopback port, storing in the script's work folder, and sets
+// NATS_URL to it; it stops when the script ends.
+func natsServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: natsserver")
+	}
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: ts.MkAbs("jetstream"), NoLog: true, NoSigs: true})
+	if err != nil {
+		ts.Fatalf("natsserver: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		ts.Fatalf("natsserver: not ready after 10s")
+	}
+	ts.Defer(s.Shutdown)
+	ts.Setenv("NATS_URL", s.ClientURL())
 }
 
 // awaitgrep REGEXP FILE waits until FILE has a line matching REGEXP.

@@ -138,9 +138,39 @@ type status struct {
 	Attention   []string       `json:"attention"`
 }
 
+// waiting counts the messages that wait in name's inbox, and says when
+// the oldest came.
+func (e *env) waiting(name string) (n int, oldest time.Time) {
+	var items []mailbox.Peeked
+	if _, ok := e.root.Transport.(mailbox.Peeker); ok {
+		items, _ = e.inboxItems(name)
+	} else {
+		inbox := e.root.Inbox(name)
+		names, _ := inbox.Pending() // new/ only: cur/ holds every message ever handled
+		for _, n := range names {
+			if fi, err := os.Stat(inbox.Path("new", n)); err == nil {
+				items = append(items, mailbox.Peeked{State: mailbox.StateNew, Time: fi.ModTime()})
+			}
+		}
+	}
+	for _, it := range items {
+		if it.State != mailbox.StateNew {
+			continue
+		}
+		n++
+		if oldest.IsZero() || it.Time.Before(oldest) {
+			oldest = it.Time
+		}
+	}
+	return n, oldest
+}
+
 func (e *env) status() (*status, error) {
 	team, err := e.team()
 	if err != nil {
+		return nil, err
+	}
+	if err := e.bringHuman(); err != nil {
 		return nil, err
 	}
 	entries, err := readLedger(e.root)
@@ -171,13 +201,7 @@ func (e *env) status() (*status, error) {
 			}
 			as.Model.Model, as.Model.Mode = a.Model, a.LLM
 		}
-		names, _ := inbox.Pending()
-		as.Waiting = len(names)
-		for _, n := range names {
-			if fi, err := os.Stat(inbox.Path("new", n)); err == nil && (as.Oldest.IsZero() || fi.ModTime().Before(as.Oldest)) {
-				as.Oldest = fi.ModTime()
-			}
-		}
+		as.Waiting, as.Oldest = e.waiting(a.Name)
 		if live.Running && !live.LastSeen.IsZero() && a.Role != "human" && time.Since(live.LastSeen) > 30*time.Second {
 			st.Attention = append(st.Attention, fmt.Sprintf("%s holds its lock but has not looked around for %s (hung?)", a.Name, age(time.Since(live.LastSeen))))
 		}

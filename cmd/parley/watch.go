@@ -103,6 +103,10 @@ func (e *env) watch(ctx context.Context, names []string, human, notify string, s
 			cmd = notify
 		}
 		go func() { defer wg.Done(); defer w.Close(); errs <- e.show(ctx, w, name, cmd, say) }()
+		if name == human && e.root.Transport != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs <- e.bringEvery(ctx, human, 250*time.Millisecond) }()
+		}
 	}
 	say("watching %d inboxes and their drop folders; Ctrl-C stops", len(names))
 	var first error
@@ -114,6 +118,23 @@ func (e *env) watch(ctx context.Context, names []string, human, notify string, s
 		}
 	}
 	return first
+}
+
+// bringEvery brings what waits for agent on the transport into its
+// Maildir, every so often, until ctx ends: the watch shows it from there.
+func (e *env) bringEvery(ctx context.Context, agent string, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if _, err := e.root.Bring(agent); err != nil {
+			fmt.Fprintf(e.stderr, "parley: %v\n", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // show prints each message that arrives in name's new/, once, and runs

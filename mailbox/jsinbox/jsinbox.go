@@ -103,14 +103,19 @@ type Claimed struct {
 // ErrEmpty says no message waited in the inbox.
 var ErrEmpty = errors.New("the inbox is empty")
 
-// Claim takes the next message for agent, waiting for one up to wait. No
-// other claim gets it while the claim lasts.
+// Claim takes the next message for agent, waiting for one up to wait (0:
+// not at all). No other claim gets it while the claim lasts.
 func (in *Inboxes) Claim(ctx context.Context, agent string, wait time.Duration) (*Claimed, error) {
 	cons, err := in.consumer(ctx, agent)
 	if err != nil {
 		return nil, err
 	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
+	var batch jetstream.MessageBatch
+	if wait > 0 {
+		batch, err = cons.Fetch(1, jetstream.FetchMaxWait(wait))
+	} else {
+		batch, err = cons.FetchNoWait(1)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim from %s: %w", agent, err)
 	}
@@ -126,6 +131,45 @@ func (in *Inboxes) Claim(ctx context.Context, agent string, wait time.Duration) 
 		return nil, fmt.Errorf("claim from %s: %w", agent, err)
 	}
 	return &Claimed{Agent: agent, Data: msg.Data(), Deliveries: meta.NumDelivered, Seq: meta.Sequence.Stream, in: in, msg: msg}, nil
+}
+
+// Waiting is a message in an inbox, as Peek lists it.
+type Waiting struct {
+	Data    []byte
+	Seq     uint64
+	Time    time.Time // when it was stored
+	Claimed bool      // delivered to a claim not yet finished
+}
+
+// Peek lists the messages in agent's inbox, oldest first, claiming none:
+// those waiting, and those claimed but not finished.
+func (in *Inboxes) Peek(ctx context.Context, agent string) ([]Waiting, error) {
+	st, err := in.js.Stream(ctx, in.stream)
+	if err != nil {
+		return nil, fmt.Errorf("peek into %s: %w", agent, err)
+	}
+	cons, err := in.consumer(ctx, agent)
+	if err != nil {
+		return nil, err
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("peek into %s: %w", agent, err)
+	}
+	var out []Waiting
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(in.base+inboxes+agent))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("peek into %s: %w", agent, err)
+		}
+		// What the work queue still holds at or below what the consumer
+		// delivered is claimed: finished ones are gone.
+		out = append(out, Waiting{Data: m.Data, Seq: m.Sequence, Time: m.Time, Claimed: m.Sequence <= ci.Delivered.Stream})
+		seq = m.Sequence + 1
+	}
 }
 
 // consumer is agent's inbox: a durable consumer, made once.

@@ -288,6 +288,53 @@ func (in *inbox) let(c *jsinbox.Claimed) {
 	}
 }
 
+// Bring moves what waits for agent into the Maildir into, where a person
+// reads it (the human's inbox, which no process claims): each message is
+// delivered there durably, then taken off the stream. A crash between the
+// two brings it again, under the same Message-ID.
+func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	n := 0
+	for {
+		c, err := t.inboxes.Claim(ctx, agent, 0)
+		if errors.Is(err, jsinbox.ErrEmpty) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if _, err := into.Deliver(c.Data, now); err != nil {
+			return n, err
+		}
+		if err := c.Finish(ctx); err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+// Peek lists what is in agent's inbox, claiming nothing
+// (mailbox.Peeker).
+func (t *Team) Peek(agent string) ([]mailbox.Peeked, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	ws, err := t.inboxes.Peek(ctx, agent)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mailbox.Peeked, len(ws))
+	for i, w := range ws {
+		state := mailbox.StateNew
+		if w.Claimed {
+			state = mailbox.StateClaimed
+		}
+		out[i] = mailbox.Peeked{Data: w.Data, State: state, Time: w.Time,
+			Where: fmt.Sprintf("%s.inbox.%s (stream %s_INBOX, seq %d)", strings.ToLower(t.cfg.Stream), agent, t.cfg.Stream, w.Seq)}
+	}
+	return out, nil
+}
+
 // Unfinished is empty: a claim its agent did not finish lapses, and Next
 // brings the message again.
 func (in *inbox) Unfinished() ([]*mailbox.Claimed, error) { return nil, nil }
