@@ -25,6 +25,13 @@ func natsRoot(t *testing.T, bin, url string) (string, *mailbox.Root) {
 	if out, err := exec.Command(bin, "--root", dir, "init").CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
+	return dir, onNATS(t, dir, url)
+}
+
+// onNATS puts the team of the root dir on the JetStream server at url (its
+// parley.toml says so) and returns the root open on that transport.
+func onNATS(t *testing.T, dir, url string) *mailbox.Root {
+	t.Helper()
 	team := filepath.Join(dir, "parley.toml")
 	data, err := os.ReadFile(team)
 	if err != nil {
@@ -48,7 +55,7 @@ func natsRoot(t *testing.T, bin, url string) (string, *mailbox.Root) {
 	}
 	r.Transport = tr
 	t.Cleanup(func() { r.Close() })
-	return dir, r
+	return r
 }
 
 // lowerStock sets the inventory's stock below its reorder point, as a
@@ -226,4 +233,116 @@ func TestJetStreamCluster(t *testing.T) {
 	}
 	es := awaitRoot(t, r, time.Minute, dealDone, logs)
 	checkOnce(t, r, es)
+}
+
+// TestBridgeMixedTeam: the vendors run on a JetStream team, the rest of the
+// team on files, joined by parley bridge, which is killed -9 mid-deal and
+// started again. The deal completes with one order and one payment, and
+// every message that crossed arrived on the other side exactly once.
+func TestBridgeMixedTeam(t *testing.T) {
+	bin := parleyBin(t)
+	s := natstest.Start(t)
+	url := s.URL() + "?claim=2s" // a claim of the killed bridge lapses soon
+	files := filepath.Join(t.TempDir(), "laptop")
+	if out, err := exec.Command(bin, "--root", files, "init").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	// The server's root: the same team, policy and keys (a checkout of the
+	// same repository, and the agents' private keys), on JetStream.
+	server := filepath.Join(t.TempDir(), "server")
+	if out, err := exec.Command("cp", "-a", files, server).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	there := onNATS(t, server, url)
+	here, err := mailbox.OpenRoot(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lineLog{}
+	procs := map[string]*exec.Cmd{}
+	remote := []string{"vendor-a", "vendor-b", "vendor-c"}
+	for _, n := range dealAgents {
+		root, transport := files, "files"
+		if strings.HasPrefix(n, "vendor-") {
+			root, transport = server, url
+		}
+		cmd := exec.Command(bin, "--root", root, "--transport", transport, "agent", n)
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs[n] = cmd
+	}
+	bridge := func() *exec.Cmd {
+		cmd := exec.Command(bin, "--root", files, "bridge", "--there", url, "--remote", strings.Join(remote, ","))
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	procs["bridge"] = bridge()
+	defer stopAgents(procs)
+	lowerStock(t, files)
+	// The bridge dies with quotes on their way, and comes back.
+	awaitRootLines(here, "procurement", 4, 10*time.Second)
+	procs["bridge"].Process.Signal(syscall.SIGKILL)
+	procs["bridge"].Wait()
+	procs["bridge"] = bridge()
+
+	es := awaitRoot(t, here, time.Minute, dealDone, logs)
+	checkOnce(t, here, es)
+	// The payment crosses last.
+	away := awaitRoot(t, there, time.Minute, func(es []mailbox.Entry) bool {
+		for _, e := range es {
+			if e.Event == mailbox.EventDone && e.Agent == "vendor-b" && e.Verb == string(mailbox.Paid) {
+				return true
+			}
+		}
+		return false
+	}, logs)
+	// What left each side arrived on the other once, and vendor-b was
+	// ordered from and paid once.
+	arrived := func(es []mailbox.Entry) map[string]int {
+		n := map[string]int{}
+		for _, e := range es {
+			if e.Event == mailbox.EventDelivered && strings.HasPrefix(e.Reason, "bridged from") {
+				n[e.MsgID]++
+			}
+		}
+		return n
+	}
+	for _, side := range []struct {
+		name     string
+		left, to []mailbox.Entry
+	}{{"files to JetStream", es, away}, {"JetStream to files", away, es}} {
+		got := arrived(side.to)
+		crossed := 0
+		for _, e := range side.left {
+			if e.Event != mailbox.EventBridged {
+				continue
+			}
+			crossed++
+			if got[e.MsgID] < 1 {
+				t.Errorf("%s: %s %s left and did not arrive", side.name, e.Verb, e.MsgID)
+			}
+		}
+		for id, n := range got {
+			if n != 1 {
+				t.Errorf("%s: %s arrived %d times", side.name, id, n)
+			}
+		}
+		if crossed == 0 {
+			t.Errorf("%s: nothing crossed", side.name)
+		}
+	}
+	claims := map[string]int{}
+	for _, e := range away {
+		if e.Event == mailbox.EventClaimed && e.Agent == "vendor-b" {
+			claims[e.Verb]++
+		}
+	}
+	if claims["ORDER"] != 1 || claims["PAID"] != 1 {
+		t.Errorf("vendor-b claimed %d orders and %d payments on JetStream, want 1 and 1", claims["ORDER"], claims["PAID"])
+	}
 }

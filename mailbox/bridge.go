@@ -1,0 +1,123 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// EventBridged is the ledger's record of a message that left its side of
+// a bridge for the other; the other side's ledger records it delivered.
+const EventBridged = "bridged"
+
+// Bridge joins two roots of one team on different transports — a root on
+// files on a laptop, and a team on NATS JetStream — so that their agents
+// work together: what is sent here to an agent that runs there crosses to
+// its inbox there, and back. Each message crosses once: it is put on the
+// other side before its claim here ends, and put again after a crash under
+// the same Message-ID, which the other side stores once (JetStream) or the
+// agent handles once (a Maildir).
+type Bridge struct {
+	Here, There *Root
+	// Remote are the agents that run there; every other agent of the
+	// team runs here.
+	Remote []string
+	Local  []string
+	// Log, when set, hears of each message that crossed, and of trouble.
+	Log func(line string)
+}
+
+// Run moves messages both ways until ctx ends.
+func (b *Bridge) Run(ctx context.Context) error {
+	if b.Log == nil {
+		b.Log = func(string) {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(b.Remote)+len(b.Local))
+	cross := func(from, to *Root, agent string) {
+		defer wg.Done()
+		if err := b.cross(ctx, from, to, agent); err != nil {
+			errs <- err
+			cancel()
+		}
+	}
+	for _, a := range b.Remote {
+		wg.Add(1)
+		go cross(b.Here, b.There, a)
+	}
+	for _, a := range b.Local {
+		wg.Add(1)
+		go cross(b.There, b.Here, a)
+	}
+	wg.Wait()
+	close(errs)
+	return errors.Join(<-errs) // the first failure; the rest followed from it
+}
+
+// cross moves every message that arrives for agent in from's inbox into
+// its inbox in to, until ctx ends.
+func (b *Bridge) cross(ctx context.Context, from, to *Root, agent string) error {
+	in, err := from.transport().Inbox(agent)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", agent, err)
+	}
+	defer in.Close()
+	unfinished, err := in.Unfinished()
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", agent, err)
+	}
+	for _, c := range unfinished {
+		if err := b.move(from, to, in, c); err != nil {
+			return err
+		}
+	}
+	for {
+		c, err := in.Next(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			b.Log(fmt.Sprintf("bridge %s: %v", agent, err))
+			continue
+		}
+		if err := b.move(from, to, in, c); err != nil {
+			return err
+		}
+	}
+}
+
+// move puts one claimed message on the other side, records it on both,
+// and ends the claim. A message that cannot be read is set aside here, as
+// its agent would have.
+func (b *Bridge) move(from, to *Root, in Inbox, c *Claimed) error {
+	c.inbox = in
+	if err := from.read(c); errors.Is(err, ErrRejected) {
+		b.Log(err.Error())
+		return nil
+	} else if err != nil {
+		return err
+	}
+	m := c.Message
+	where, err := to.transport().Put(m, c.Data, to.Now())
+	if err != nil {
+		return fmt.Errorf("bridge %s to %s: %w", m.ID, m.To, err)
+	}
+	arrived := MessageEntry(m.From, EventDelivered, m)
+	arrived.File, arrived.Reason = where, "bridged from "+c.Where
+	if err := to.record(arrived); err != nil {
+		return err
+	}
+	left := MessageEntry(m.From, EventBridged, m)
+	left.File, left.Reason = c.Where, "bridged to "+where
+	if err := from.record(left); err != nil {
+		return err
+	}
+	if _, err := in.Finish(c, FlagDone, "bridged"); err != nil {
+		return err
+	}
+	b.Log(fmt.Sprintf("%s %s from %s to %s: crossed", m.Verb, m.ID, m.From, m.To))
+	return nil
+}
