@@ -57,10 +57,23 @@ func (e *Engine) Policy() (*Policy, error) {
 	return e.pol, e.loadErr
 }
 
-// Paused says why the root is paused, if it is.
+// Paused says why the root is paused, if it is: ROOT/PAUSED is there, or,
+// for a team on a transport that spans machines (JetStream), the ledger
+// says that a pause, on any of them, has not been lifted.
 func (e *Engine) Paused() (string, bool) {
+	if e.root.Transport != nil {
+		_, _, _ = e.State() // the state up to date; if the ledger cannot be read, nothing can be decided anyway
+	}
+	return e.paused()
+}
+
+// paused is Paused from the state as it stands (in a transaction, fresh).
+func (e *Engine) paused() (string, bool) {
+	if e.root.Transport != nil {
+		return e.state.paused, e.state.paused != ""
+	}
 	data, err := os.ReadFile(filepath.Join(e.root.Dir, PausedFile))
-	if errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		return "", false
 	}
 	return strings.TrimSpace(string(data)), true
@@ -86,7 +99,7 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 			if p == nil || p.Breaker.MaxErrors == 0 || n < p.Breaker.MaxErrors {
 				return nil
 			}
-			if _, paused := e.Paused(); paused {
+			if _, paused := e.paused(); paused {
 				return nil
 			}
 			why := fmt.Sprintf("%d errors or denials within %v (the last: %s)", n, p.Breaker.Window.Duration, last)
@@ -129,7 +142,7 @@ func (e *Engine) judge(p *Policy, perr error, a Action, now time.Time) Decision 
 		// While the policy cannot be read, nothing is allowed (RELIABILITY.md 16).
 		return Decision{Outcome: Deny, Rule: "policy", Reason: "the policy cannot be read: " + perr.Error()}
 	}
-	if why, paused := e.Paused(); paused {
+	if why, paused := e.paused(); paused {
 		return Decision{Outcome: Deny, Rule: "breaker.paused", Reason: "parley is paused: " + firstLine(why), Policy: p.Hash}
 	}
 	return e.state.Evaluate(p, a, now)
@@ -189,7 +202,8 @@ func (e *Engine) Release(agent, thread, vendor, reason string) error {
 }
 
 // Pause writes ROOT/PAUSED (who, when, why) and records it: no agent takes
-// any action until Resume. Messages keep arriving and wait.
+// any action until Resume. Messages keep arriving and wait. On JetStream
+// the ledger's line is the pause, seen on every machine.
 func (e *Engine) Pause(who, reason string) error {
 	now := e.root.Now()
 	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
@@ -202,6 +216,9 @@ func (e *Engine) Pause(who, reason string) error {
 }
 
 func (e *Engine) writePaused(who string, now time.Time, why string) error {
+	if e.root.Transport != nil {
+		return nil // the ledger's line is the pause, on every machine
+	}
 	text := fmt.Sprintf("paused by %s at %s: %s\nparley resume lifts it.\n", who, now.UTC().Format(time.RFC3339), why)
 	path := filepath.Join(e.root.Dir, PausedFile)
 	tmp := path + ".tmp"
@@ -220,11 +237,13 @@ var ErrNotPaused = errors.New("parley is not paused")
 // Resume removes ROOT/PAUSED and records it; the breaker counts afresh.
 func (e *Engine) Resume(who, reason string) error {
 	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
-		err := os.Remove(filepath.Join(e.root.Dir, PausedFile))
-		if errors.Is(err, fs.ErrNotExist) {
+		if e.root.Transport != nil {
+			if e.state.paused == "" {
+				return nil, ErrNotPaused
+			}
+		} else if err := os.Remove(filepath.Join(e.root.Dir, PausedFile)); errors.Is(err, fs.ErrNotExist) {
 			return nil, ErrNotPaused
-		}
-		if err != nil {
+		} else if err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
 		return []mailbox.Entry{{Time: e.root.Now(), Agent: who, Event: EventResumed, Reason: reason}}, nil

@@ -62,6 +62,7 @@ type State struct {
 	sent       map[string][]time.Time // agent: recent sends, for the rate limit
 	trouble    []time.Time            // errors and denials since the last resume
 	decided    map[string]decided     // message id: the last decision about it
+	paused     string                 // who paused, when and why, since the last resume
 }
 
 // decided is a recorded decision and what it was about: a retried action
@@ -199,8 +200,10 @@ func (s *State) Apply(e mailbox.Entry) {
 		}
 	case mailbox.EventRejected, mailbox.EventFailed, mailbox.EventBounced, "error":
 		s.trouble = append(s.trouble, e.Time)
+	case EventPaused:
+		s.paused = fmt.Sprintf("paused by %s at %s: %s", e.Agent, e.Time.UTC().Format(time.RFC3339), e.Reason)
 	case EventResumed:
-		s.trouble = nil
+		s.trouble, s.paused = nil, ""
 	}
 }
 
