@@ -2,6 +2,7 @@ package agents
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -15,6 +16,12 @@ type Liveness struct {
 	Running  bool
 	PID      string
 	LastSeen time.Time
+}
+
+// Who names this process for a heartbeat: pid@host.
+func Who() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%d@%s", os.Getpid(), host)
 }
 
 // Alive reads the lock file of an agent without disturbing it: a lock

@@ -160,6 +160,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	}()
 
 	rt.Log(fmt.Sprintf("%s (%s) is running, pid %d", rt.Name, rt.agent.Role, os.Getpid()))
+	if b, ok := rt.Root.Transport.(mailbox.Beater); ok {
+		defer b.Gone(rt.Name)
+	}
 	next := time.Now()
 	for {
 		if now := time.Now(); !now.Before(next) {
@@ -216,6 +219,11 @@ func (rt *Runtime) tick() error {
 	// when the agent last looked around.
 	now := time.Now()
 	_ = os.Chtimes(rt.Root.Inbox(rt.Name).Path("state", "lock"), now, now)
+	if b, ok := rt.Root.Transport.(mailbox.Beater); ok {
+		// And for status on the team's other machines. A beat lost is
+		// given again at the next tick.
+		_ = b.Beat(rt.Name, Who())
+	}
 	if paused {
 		return nil
 	}

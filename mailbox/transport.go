@@ -96,6 +96,24 @@ type Peeker interface {
 	Peek(agent string) ([]Peeked, error)
 }
 
+// A Beater is a Transport that spans machines: each agent says through it
+// that it is alive, so that parley status on any machine knows, as the
+// agent's lock file tells on its own.
+type Beater interface {
+	// Beat says agent is alive now; who says which process (pid@host).
+	Beat(agent, who string) error
+	// Gone says agent stopped.
+	Gone(agent string) error
+	// Beats are the agents' last words, by agent.
+	Beats() (map[string]Beat, error)
+}
+
+// Beat is an agent's last word that it is alive.
+type Beat struct {
+	Who string
+	At  time.Time
+}
+
 // Files is the default Transport: a Maildir per agent and ledger.jsonl,
 // under the root's folder.
 type Files struct {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ func TestScripts(t *testing.T) {
 			"await":      await,
 			"awaitgrep":  awaitGrep,
 			"natsserver": natsServer,
+			"awaitrun":   awaitRun,
 		},
 	})
 }
@@ -68,6 +70,30 @@ func await(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("await: %s matched %d files after 30s, want %d", args[0], len(matches), want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// awaitrun REGEXP CMD ARGS... runs the command again until its standard
+// output has a line matching REGEXP (whatever its exit status), for a
+// state another process reaches: the scripts wait on a result.
+func awaitRun(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: awaitrun REGEXP CMD ARGS...")
+	}
+	re, err := regexp.Compile("(?m)" + args[0])
+	if err != nil {
+		ts.Fatalf("awaitrun: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_ = ts.Exec(args[1], args[2:]...)
+		if re.MatchString(ts.ReadFile("stdout")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("awaitrun: %s printed no line matching %s in 30s; last:\n%s", strings.Join(args[1:], " "), args[0], ts.ReadFile("stdout"))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -138,6 +138,11 @@ type status struct {
 	Attention   []string       `json:"attention"`
 }
 
+// beatLapse is how old an agent's last heartbeat on the transport may be
+// for it to count as running (its tick beats every second; a long model
+// call holds it up).
+const beatLapse = 2 * time.Minute
+
 // waiting counts the messages that wait in name's inbox, and says when
 // the oldest came.
 func (e *env) waiting(name string) (n int, oldest time.Time) {
@@ -184,9 +189,19 @@ func (e *env) status() (*status, error) {
 		last[x.Agent] = x
 	}
 	uses := modelUses(entries)
+	var beats map[string]mailbox.Beat // on a team that spans machines
+	if b, ok := e.root.Transport.(mailbox.Beater); ok {
+		if beats, err = b.Beats(); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range team.Agents {
 		inbox := e.root.Inbox(a.Name)
 		live := agents.Alive(inbox.Path("state", "lock"))
+		if b, ok := beats[a.Name]; ok && !live.Running && time.Since(b.At) < beatLapse {
+			// Running on another machine, as its heartbeat says.
+			live = agents.Liveness{Running: true, PID: b.Who, LastSeen: b.At}
+		}
 		as := agentStatus{Name: a.Name, Role: a.Role, Running: live.Running, PID: live.PID}
 		if live.Running {
 			as.LastSeen = live.LastSeen

@@ -98,6 +98,7 @@ type Team struct {
 	nc      *nats.Conn
 	inboxes *jsinbox.Inboxes
 	ledger  *jsledger.Ledger
+	alive   jetstream.KeyValue // agent: pid@host, put at each of its ticks
 }
 
 // Dial connects to the servers and opens (creating) the team's streams.
@@ -128,6 +129,17 @@ func open(nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		cfg := jetstream.KeyValueConfig{Bucket: cfg.Stream + "_ALIVE", TTL: time.Hour, Replicas: cfg.Replicas, Storage: jetstream.MemoryStorage}
+		t.alive, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			t.alive, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s_ALIVE: %w", cfg.Stream, err)
 	}
 	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
 		t.ledger, err = jsledger.Open(ctx, js, cfg.Stream+"_LEDGER", strings.ToLower(cfg.Stream), cfg.Replicas, now)
@@ -177,6 +189,40 @@ func (t *Team) Since(seq uint64, hash string) ([]byte, bool, error) {
 	ctx, cancel := t.ctx()
 	defer cancel()
 	return t.ledger.Since(ctx, seq, hash)
+}
+
+// Beat puts agent's word that it is alive (mailbox.Beater).
+func (t *Team) Beat(agent, who string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), natsretry.Try)
+	defer cancel()
+	_, err := t.alive.PutString(ctx, agent, who)
+	return err
+}
+
+// Gone takes agent's word back: it stopped.
+func (t *Team) Gone(agent string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), natsretry.Try)
+	defer cancel()
+	return t.alive.Delete(ctx, agent)
+}
+
+// Beats are the agents' last words that they are alive.
+func (t *Team) Beats() (map[string]mailbox.Beat, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	keys, err := t.alive.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("who is alive: %w", err)
+	}
+	out := map[string]mailbox.Beat{}
+	for k := range keys.Keys() {
+		e, err := t.alive.Get(ctx, k)
+		if err != nil {
+			continue // gone since the listing
+		}
+		out[k] = mailbox.Beat{Who: string(e.Value()), At: e.Created()}
+	}
+	return out, nil
 }
 
 // Close closes the connection, once what was published is flushed.
