@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseScenario$$' -fuzztime 30s ./agents
 	$(GO) test -run '^$$' -fuzz '^FuzzModelAnswer$$' -fuzztime 30s ./agents
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./policy
+	$(GO) test -run '^$$' -fuzz '^FuzzParseURL$$' -fuzztime 30s ./mailbox/jsteam
 
 # A real Ollama server from the Go module proxy, the version in go.mod: cgo
 # builds its llama.cpp (about 3 minutes on 2 cores). The module omits three

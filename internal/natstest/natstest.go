@@ -22,10 +22,13 @@ type Server struct {
 	opts *server.Options
 }
 
-// Start runs an embedded server until the test ends.
-func Start(tb testing.TB) *Server {
+// Start runs an embedded server until the test ends. With synced, it
+// fsyncs each write before it answers (nats-server's sync_interval:
+// always); by default it syncs every two minutes, as nats-server does.
+func Start(tb testing.TB, synced ...bool) *Server {
 	tb.Helper()
-	s := &Server{opts: &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true}}
+	s := &Server{opts: &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true,
+		SyncAlways: len(synced) > 0 && synced[0]}}
 	s.run(tb)
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,23 @@ type Ledger struct {
 	subject string
 	stream  jetstream.Stream
 	now     func() time.Time
+
+	mu   sync.Mutex
+	last *place // the stream's last message as this process last saw it; nil: ask
+}
+
+// place is a stream message's sequence, and the ledger seq and hash of its
+// last line: where the next line chains.
+type place struct {
+	stream, seq uint64
+	hash        string
+}
+
+// saw remembers where the stream ended last (nil: not known).
+func (l *Ledger) saw(p *place) {
+	l.mu.Lock()
+	l.last = p
+	l.mu.Unlock()
 }
 
 // Open opens the ledger's stream, called name, on the subject BASE.ledger,
@@ -112,13 +130,22 @@ func (l *Ledger) Append(ctx context.Context, entries ...mailbox.Entry) ([]mailbo
 		return nil, nil
 	}
 	for {
-		streamSeq, seq, hash, err := l.tail(ctx)
-		if err != nil {
-			return nil, err
+		// Chained to the tail last seen, which is still the tail unless
+		// another writer appended: then it is asked for, and chained again.
+		l.mu.Lock()
+		at := l.last
+		l.mu.Unlock()
+		if at == nil {
+			streamSeq, seq, hash, err := l.tail(ctx)
+			if err != nil {
+				return nil, err
+			}
+			at = &place{streamSeq, seq, hash}
 		}
-		out, err := l.publish(ctx, streamSeq, seq, hash, entries)
+		out, _, err := l.publish(ctx, at.stream, at.seq, at.hash, entries)
 		if conflict(err) {
-			continue // another writer appended: chain to its line
+			l.saw(nil)
+			continue
 		}
 		return out, err
 	}
@@ -126,31 +153,38 @@ func (l *Ledger) Append(ctx context.Context, entries ...mailbox.Entry) ([]mailbo
 
 // publish chains entries to the line of seq and hash, the last of stream
 // message streamSeq, and publishes them as one message, expecting that
-// message still to be the last. While the server cannot answer, it tries
+// message still to be the last; it returns them as written and the
+// message's stream sequence. While the server cannot answer, it tries
 // again; a publish that landed though its answer was lost is seen, by the
 // tail being its own last line, and not taken for another writer's.
-func (l *Ledger) publish(ctx context.Context, streamSeq, seq uint64, hash string, entries []mailbox.Entry) ([]mailbox.Entry, error) {
+func (l *Ledger) publish(ctx context.Context, streamSeq, seq uint64, hash string, entries []mailbox.Entry) ([]mailbox.Entry, uint64, error) {
 	buf, out, err := mailbox.Chain(seq, hash, entries, l.now)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	mine := out[len(out)-1].Hash
+	var at uint64
 	err = natsretry.Do(ctx, func(ctx context.Context, first bool) error {
-		_, err := l.js.Publish(ctx, l.subject, buf, jetstream.WithExpectLastSequence(streamSeq), jetstream.WithMsgID(out[0].Hash))
+		ack, err := l.js.Publish(ctx, l.subject, buf, jetstream.WithExpectLastSequence(streamSeq), jetstream.WithMsgID(out[0].Hash))
+		if err == nil {
+			at = ack.Sequence
+		}
 		if conflict(err) && !first {
-			if _, _, h, terr := l.tail(ctx); terr == nil && h == mine {
+			if s, _, h, terr := l.tail(ctx); terr == nil && h == mine {
+				at = s
 				return nil
 			}
 		}
 		return err
 	})
 	if conflict(err) {
-		return nil, err
+		return nil, 0, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("append to ledger stream: %w", err)
+		return nil, 0, fmt.Errorf("append to ledger stream: %w", err)
 	}
-	return out, nil
+	l.saw(&place{at, out[len(out)-1].Seq, mine})
+	return out, at, nil
 }
 
 // conflict reports whether a publish failed because the stream moved on.
@@ -169,6 +203,7 @@ type Reader struct {
 	read     uint64 // the stream sequence read up to
 	lastSeq  uint64 // the ledger seq and hash of the line at read
 	lastHash string
+	own      []mailbox.Entry // appended by this Reader: the next call's first news
 }
 
 // Follow returns a Reader at the ledger's start.
@@ -188,39 +223,104 @@ func (r *Reader) Transact(ctx context.Context, fn func(news []mailbox.Entry) ([]
 		if err != nil || len(add) == 0 {
 			return nil, err
 		}
-		out, err := r.publish(ctx, r.read, r.lastSeq, r.lastHash, add)
+		out, at, err := r.publish(ctx, r.read, r.lastSeq, r.lastHash, add)
 		if conflict(err) {
 			continue
 		}
-		return out, err
+		if err != nil {
+			return nil, err
+		}
+		// Right after the place read (the publish expected it): read
+		// already, without asking.
+		r.read, r.lastSeq, r.lastHash = at, out[len(out)-1].Seq, out[len(out)-1].Hash
+		r.own = append(r.own, out...)
+		return out, nil
 	}
 }
 
-// news reads the lines stored after the Reader's place, and moves it on.
+// news reads the lines stored after the Reader's place, and moves it on:
+// its own lines, then what others appended after them.
 func (r *Reader) news(ctx context.Context) ([]mailbox.Entry, error) {
-	info, err := r.info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ledger stream: %w", err)
-	}
-	var news []mailbox.Entry
-	for s := max(r.read+1, info.State.FirstSeq); s <= info.State.LastSeq; s++ {
-		m, err := r.get(ctx, s)
-		if err != nil {
-			return nil, fmt.Errorf("ledger stream: line at stream seq %d: %w", s, err)
-		}
-		err = mailbox.ReadEntries(bytes.NewReader(m.Data), func(_ int, e mailbox.Entry) error {
+	news := r.own
+	r.own = nil
+	err := r.each(ctx, r.read+1, func(s uint64, data []byte) error {
+		err := mailbox.ReadEntries(bytes.NewReader(data), func(_ int, e mailbox.Entry) error {
 			news = append(news, e)
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("ledger stream: message %d: %w", s, err)
+			return fmt.Errorf("ledger stream: message %d: %w", s, err)
 		}
 		r.read = s
 		if n := len(news); n > 0 {
 			r.lastSeq, r.lastHash = news[n-1].Seq, news[n-1].Hash
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return news, nil
+}
+
+// few is how many messages each reads one request at a time before it
+// reads the rest as a stream.
+const few = 16
+
+// each calls fn with every message of the stream from the sequence from
+// on, in order. A few are asked for one at a time, until one is not there
+// (a ledger stream loses no message): what an agent's next decision needs.
+// More — a process starting on a long ledger — are read through an
+// ordered consumer, a batch a request.
+func (l *Ledger) each(ctx context.Context, from uint64, fn func(seq uint64, data []byte) error) error {
+	for n := 0; n < few; n, from = n+1, from+1 {
+		m, err := l.get(ctx, from)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("ledger stream: message %d: %w", from, err)
+		}
+		if err := fn(from, m.Data); err != nil {
+			return err
+		}
+	}
+	info, err := l.info(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger stream: %w", err)
+	}
+	if info.State.LastSeq < from {
+		return nil
+	}
+	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
+	if err != nil {
+		return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
+	}
+	for from <= info.State.LastSeq {
+		batch, err := cons.Fetch(int(min(info.State.LastSeq-from+1, 1000)), jetstream.FetchMaxWait(natsretry.Try))
+		if err != nil {
+			return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
+			}
+			if meta.Sequence.Stream != from {
+				return fmt.Errorf("ledger stream: message %d came where %d was due", meta.Sequence.Stream, from)
+			}
+			if err := fn(from, m.Data()); err != nil {
+				return err
+			}
+			from++
+			got++
+		}
+		if got == 0 {
+			return fmt.Errorf("ledger stream: read from message %d: none came: %v", from, batch.Error())
+		}
+	}
+	return nil
 }
 
 // Export writes every line of the stream, in order, as the JSONL ledger
@@ -292,14 +392,13 @@ func (l *Ledger) Since(ctx context.Context, seq uint64, hash string) (lines []by
 // messages is the stream's messages from..to, one after the other.
 func (l *Ledger) messages(ctx context.Context, from, to uint64) ([]byte, error) {
 	var out []byte
-	for s := from; s <= to; s++ {
-		m, err := l.get(ctx, s)
-		if err != nil {
-			return nil, fmt.Errorf("ledger stream: message %d: %w", s, err)
+	err := l.each(ctx, from, func(s uint64, data []byte) error {
+		if s <= to {
+			out = append(out, data...)
 		}
-		out = append(out, m.Data...)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // firstLine is data up to its first newline.

@@ -2,6 +2,7 @@ package jsteam
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +65,55 @@ func TestServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("next after %v: %s", time.Since(start), c.Data)
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Config
+		err  string
+	}{
+		{in: "nats://127.0.0.1:4222", want: Config{Servers: "nats://127.0.0.1:4222", Stream: "PARLEY", Replicas: 1, Claim: 30 * time.Second, Patience: 2 * time.Minute, Dedupe: time.Hour}},
+		{in: "nats://a:4222,nats://b:4222,nats://c:4222?replicas=3&claim=10s&stream=SHOP&patience=5m&dedupe=24h",
+			want: Config{Servers: "nats://a:4222,nats://b:4222,nats://c:4222", Stream: "SHOP", Replicas: 3, Claim: 10 * time.Second, Patience: 5 * time.Minute, Dedupe: 24 * time.Hour}},
+		{in: "tls://nats.example.com:4222", want: Config{Servers: "tls://nats.example.com:4222", Stream: "PARLEY", Replicas: 1, Claim: 30 * time.Second, Patience: 2 * time.Minute, Dedupe: time.Hour}},
+		{in: "http://127.0.0.1:4222", err: `is not a server URL`},
+		{in: "nats://", err: `is not a server URL`},
+		{in: "nats://a:4222,b:4222", err: `"b:4222" is not a server URL`},
+		{in: "nats://a:4222?replicas=9", err: `replicas=9: from 1 to 5`},
+		{in: "nats://a:4222?replicas=x", err: `replicas=x`},
+		{in: "nats://a:4222?claim=-1s", err: `claim=-1s: a duration above zero`},
+		{in: "nats://a:4222?claim=soon", err: `claim=soon`},
+		{in: "nats://a:4222?stream=a.b", err: `stream=a.b: letters, digits, - and _`},
+		{in: "nats://a:4222?colour=blue", err: `colour=blue: not a setting`},
+		{in: "nats://a:4222?%zz", err: `invalid URL escape`},
+	} {
+		got, err := ParseURL(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseURL(%q) = %v; want an error with %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseURL(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseURL: any setting is read or refused, never a panic, and what is
+// read is within bounds.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{"nats://127.0.0.1:4222", "nats://a:1,nats://b:2?replicas=3&claim=1s", "tls://h:4222?stream=X&dedupe=1h&patience=1m", "nats://a?%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseURL(s)
+		if err != nil {
+			return
+		}
+		if c.Replicas < 1 || c.Replicas > 5 || c.Claim <= 0 || c.Patience <= 0 || c.Dedupe <= 0 || !streamName.MatchString(c.Stream) || !IsURL(c.Servers) {
+			t.Errorf("ParseURL(%q) = %+v", s, c)
+		}
+	})
 }
