@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -176,12 +175,6 @@ func (t *Team) Put(m *mailbox.Message, data []byte, _ time.Time) (string, error)
 // Journal is the ledger, read from its start.
 func (t *Team) Journal() (mailbox.Journal, error) {
 	return &journal{t: t, r: t.ledger.Follow()}, nil
-}
-
-// Export writes the ledger as the JSONL file a file root keeps, and says
-// how many lines it wrote.
-func (t *Team) Export(ctx context.Context, w io.Writer) (int, error) {
-	return t.ledger.Export(ctx, w)
 }
 
 // Since is the part of the ledger a copy lacks (mailbox.Copied).

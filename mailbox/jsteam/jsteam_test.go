@@ -2,6 +2,7 @@ package jsteam
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 
 func note(i int) *mailbox.Message {
-	return &mailbox.Message{Version: "1", ID: "<" + time.Duration(i).String() + "@test>", Date: t0, From: "procurement", To: "finance",
+	return &mailbox.Message{Version: "1", ID: fmt.Sprintf("<%d@test>", i), Date: t0, From: "procurement", To: "finance",
 		Thread: "t", Verb: mailbox.Notify, Subject: "x"}
 }
 
