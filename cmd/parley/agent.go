@@ -172,7 +172,15 @@ Example:
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
-			if n := len(waiting) + len(unfinished); n > 0 {
+			n := len(waiting) + len(unfinished)
+			if p, ok := e.root.Transport.(mailbox.Peeker); ok {
+				held, err := p.Peek(name) // waiting or claimed on the transport
+				if err != nil {
+					return err
+				}
+				n += len(held)
+			}
+			if n > 0 {
 				return withHint(fmt.Errorf("%d message(s) wait for %s", n, name),
 					fmt.Sprintf("let it handle them (parley agent %s), or see them with parley inbox %s", name, name))
 			}

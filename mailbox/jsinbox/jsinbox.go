@@ -148,12 +148,17 @@ func (in *Inboxes) Peek(ctx context.Context, agent string) ([]Waiting, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peek into %s: %w", agent, err)
 	}
-	cons, err := in.consumer(ctx, agent)
-	if err != nil {
-		return nil, err
-	}
-	ci, err := cons.Info(ctx)
-	if err != nil {
+	// What the agent's consumer delivered (nothing, if it has never
+	// claimed: the consumer is not made for a look).
+	var delivered uint64
+	cons, err := in.js.Consumer(ctx, in.stream, "inbox-"+agent)
+	if err == nil {
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("peek into %s: %w", agent, err)
+		}
+		delivered = ci.Delivered.Stream
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("peek into %s: %w", agent, err)
 	}
 	var out []Waiting
@@ -167,7 +172,7 @@ func (in *Inboxes) Peek(ctx context.Context, agent string) ([]Waiting, error) {
 		}
 		// What the work queue still holds at or below what the consumer
 		// delivered is claimed: finished ones are gone.
-		out = append(out, Waiting{Data: m.Data, Seq: m.Sequence, Time: m.Time, Claimed: m.Sequence <= ci.Delivered.Stream})
+		out = append(out, Waiting{Data: m.Data, Seq: m.Sequence, Time: m.Time, Claimed: m.Sequence <= delivered})
 		seq = m.Sequence + 1
 	}
 }

@@ -208,3 +208,46 @@ func TestOpenAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestPeek: a look into an inbox lists what waits and what is claimed,
+// claims nothing, and makes no consumer for an agent that never claimed.
+func TestPeek(t *testing.T) {
+	in, _ := open(t, 30*time.Second)
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := in.Deliver(ctx, msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states := func() []bool {
+		t.Helper()
+		ws, err := in.Peek(ctx, "finance")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []bool
+		for _, w := range ws {
+			out = append(out, w.Claimed)
+		}
+		return out
+	}
+	if got := states(); len(got) != 3 || got[0] || got[1] || got[2] {
+		t.Errorf("before any claim: %v, want three waiting", got)
+	}
+	if _, err := in.js.Consumer(ctx, "INBOXES", "inbox-finance"); err == nil {
+		t.Error("a look made the consumer")
+	}
+	c, err := in.Claim(ctx, "finance", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := states(); len(got) != 3 || !got[0] || got[1] || got[2] {
+		t.Errorf("one claimed: %v, want claimed, waiting, waiting", got)
+	}
+	if err := c.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(); len(got) != 2 || got[0] || got[1] {
+		t.Errorf("one finished: %v, want two waiting", got)
+	}
+}
