@@ -244,11 +244,18 @@ func (r *Root) Keys() (Keyring, error) {
 // records: it must still be in its inbox (new/, cur/ or rejected/), carry
 // the Message-ID the ledger names, and be signed by its sender. It returns
 // how many it checked, and a *VerifyError naming the ledger line of the
-// first that is missing, forged or unsigned.
+// first that is missing, forged or unsigned. On a transport that keeps
+// every message elsewhere (a Keeper), the message is looked for there.
 func (r *Root) VerifyDelivered(entries []Entry) (int, error) {
 	ring, err := r.Keys()
 	if err != nil {
 		return 0, err
+	}
+	var kept map[string][]byte
+	if k, ok := r.Transport.(Keeper); ok {
+		if kept, err = k.Kept(); err != nil {
+			return 0, err
+		}
 	}
 	n := 0
 	for _, e := range entries {
@@ -259,13 +266,16 @@ func (r *Root) VerifyDelivered(entries []Entry) (int, error) {
 			return n, &VerifyError{Line: int(e.Seq), Seq: e.Seq, Kind: kind, Msg: msg,
 				Hint: "the message files are the evidence: restore them from git, or see parley why " + e.MsgID}
 		}
-		path := r.findMessage(e.File)
-		if path == "" {
-			return fail("missing", fmt.Sprintf("the message %s (%s) is in no folder of %s", e.MsgID, e.File, filepath.Dir(filepath.Dir(e.File))))
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return n, err
+		path, data := e.File, kept[e.MsgID]
+		if kept == nil {
+			if path = r.findMessage(e.File); path == "" {
+				return fail("missing", fmt.Sprintf("the message %s (%s) is in no folder of %s", e.MsgID, e.File, filepath.Dir(filepath.Dir(e.File))))
+			}
+			if data, err = os.ReadFile(path); err != nil {
+				return n, err
+			}
+		} else if data == nil {
+			return fail("missing", fmt.Sprintf("the message %s (%s) is not on the transport", e.MsgID, e.File))
 		}
 		m, err := Parse(data)
 		if err != nil {

@@ -114,6 +114,13 @@ type Beat struct {
 	At  time.Time
 }
 
+// A Keeper is a Transport that keeps every message delivered, finished or
+// not, outside the root's folder: Kept returns them by Message-ID, for
+// parley ledger verify --messages.
+type Keeper interface {
+	Kept() (map[string][]byte, error)
+}
+
 // Files is the default Transport: a Maildir per agent and ledger.jsonl,
 // under the root's folder.
 type Files struct {

@@ -118,9 +118,6 @@ func exportLedger(c *cli.Context, e *env) error {
 }
 
 func verifyLedger(c *cli.Context, e *env) error {
-	if c.Bool("messages") && e.root.Transport != nil {
-		return usageError{errors.New("--messages checks the message files of a root on files; a team on NATS JetStream keeps a message only until it is handled, and the ledger keeps the record")}
-	}
 	if c.Bool("repair") {
 		if _, err := e.root.Ledger(); err != nil { // opening sets a torn tail aside
 			return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -138,6 +139,16 @@ func TestJetStreamDeal(t *testing.T) {
 		if e.Event == mailbox.EventDelivered && !strings.HasPrefix(e.File, "parley.inbox.") {
 			t.Errorf("seq %d: delivered to %s, want a JetStream subject", e.Seq, e.File)
 		}
+	}
+	// Every message delivered is kept on the stream, signed by its sender;
+	// one the ledger names and the stream lacks is missing.
+	if n, err := r.VerifyDelivered(es); err != nil || n == 0 {
+		t.Errorf("VerifyDelivered = %d, %v", n, err)
+	}
+	forged := append(es, mailbox.Entry{Seq: 9999, Event: mailbox.EventDelivered, MsgID: "<never@sent>", File: "parley.inbox.finance"})
+	var ve *mailbox.VerifyError
+	if _, err := r.VerifyDelivered(forged); !errors.As(err, &ve) || ve.Kind != "missing" || ve.Seq != 9999 {
+		t.Errorf("a delivery the stream lacks: %v, want missing at seq 9999", err)
 	}
 	for _, n := range dealAgents {
 		if left, _ := os.ReadDir(filepath.Join(root, n, "cur")); len(left) > 0 {

@@ -4,8 +4,9 @@
 // stored once; each agent's inbox is a durable pull consumer on its subject
 // with explicit acks. A claim lasts the consumer's ack wait (renewed with
 // Working); a claim never finished — the agent crashed — is delivered
-// again; a finished one is acknowledged and gone. The same guarantees as
-// the Maildir's rename, across machines.
+// again; a finished one is acknowledged, and kept in the stream as the
+// Maildir's cur/ keeps it: the evidence behind the ledger's lines. The same
+// guarantees as the Maildir's rename, across machines.
 package jsinbox
 
 import (
@@ -50,7 +51,8 @@ type Inboxes struct {
 func Open(ctx context.Context, js jetstream.JetStream, name, base string, replicas int, ackWait, dedupe time.Duration) (*Inboxes, error) {
 	cfg := jetstream.StreamConfig{
 		Name: name, Subjects: []string{base + inboxes + ">", base + rejected + ">"}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-		Retention:  jetstream.WorkQueuePolicy, // a message acknowledged is done with
+		Retention:  jetstream.LimitsPolicy, // kept once handled, with no limit: the evidence
+		Discard:    jetstream.DiscardNew,   // never the oldest
 		Duplicates: dedupe,
 	}
 	// Created, or found as it is: a stream is updated only when its
@@ -148,21 +150,21 @@ func (in *Inboxes) Peek(ctx context.Context, agent string) ([]Waiting, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peek into %s: %w", agent, err)
 	}
-	// What the agent's consumer delivered (nothing, if it has never
-	// claimed: the consumer is not made for a look).
-	var delivered uint64
+	// What the agent's consumer finished and delivered (nothing, if it has
+	// never claimed: the consumer is not made for a look).
+	var finished, delivered uint64
 	cons, err := in.js.Consumer(ctx, in.stream, "inbox-"+agent)
 	if err == nil {
 		ci, err := cons.Info(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("peek into %s: %w", agent, err)
 		}
-		delivered = ci.Delivered.Stream
+		finished, delivered = ci.AckFloor.Stream, ci.Delivered.Stream
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("peek into %s: %w", agent, err)
 	}
 	var out []Waiting
-	for seq := uint64(1); ; {
+	for seq := finished + 1; ; {
 		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(in.base+inboxes+agent))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return out, nil
@@ -170,10 +172,54 @@ func (in *Inboxes) Peek(ctx context.Context, agent string) ([]Waiting, error) {
 		if err != nil {
 			return nil, fmt.Errorf("peek into %s: %w", agent, err)
 		}
-		// What the work queue still holds at or below what the consumer
-		// delivered is claimed: finished ones are gone.
+		// Past the last message finished in order: delivered is claimed
+		// (or finished out of order, while one before it is held).
 		out = append(out, Waiting{Data: m.Data, Seq: m.Sequence, Time: m.Time, Claimed: m.Sequence <= delivered})
 		seq = m.Sequence + 1
+	}
+}
+
+// Kept calls fn with every message ever delivered to an inbox, in order:
+// its subject, its Message-ID (as published) and its bytes.
+func (in *Inboxes) Kept(ctx context.Context, fn func(subject, id string, data []byte) error) error {
+	st, err := in.js.Stream(ctx, in.stream)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", in.stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", in.stream, err)
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{in.base + inboxes + ">"}})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", in.stream, err)
+	}
+	for {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", in.stream, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("read %s: %w", in.stream, err)
+			}
+			if err := fn(m.Subject(), m.Headers().Get(jetstream.MsgIDHeader), m.Data()); err != nil {
+				return err
+			}
+			if meta.Sequence.Stream >= last || meta.NumPending == 0 {
+				return nil
+			}
+		}
+		if got == 0 {
+			return nil // the rest of the stream is on other subjects
+		}
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package jsteam is the mailbox.Transport of a team on NATS JetStream
-// (issue 10): the inboxes are one work-queue stream with a durable consumer
-// per agent (mailbox/jsinbox), the ledger one stream appended with
+// (issue 10): the inboxes are one stream with a durable consumer per agent
+// (mailbox/jsinbox), the ledger one stream appended with
 // expected-last-sequence (mailbox/jsledger). A root whose parley.toml says
 // transport = "nats://host:4222" runs on it; the agents, the policy and the
 // commands are the same as on files.
@@ -372,6 +372,21 @@ func (t *Team) Peek(agent string) ([]mailbox.Peeked, error) {
 			Where: fmt.Sprintf("%s.inbox.%s (stream %s_INBOX, seq %d)", strings.ToLower(t.cfg.Stream), agent, t.cfg.Stream, w.Seq)}
 	}
 	return out, nil
+}
+
+// Kept is every message the team's inboxes ever held, by Message-ID
+// (mailbox.Keeper).
+func (t *Team) Kept() (map[string][]byte, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	out := map[string][]byte{}
+	err := t.inboxes.Kept(ctx, func(_, id string, data []byte) error {
+		if _, ok := out[id]; !ok {
+			out[id] = data
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Unfinished is empty: a claim its agent did not finish lapses, and Next
