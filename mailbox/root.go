@@ -145,8 +145,8 @@ func (r *Root) record(entries ...Entry) error {
 
 // Deliver validates m, delivers it into its recipient's inbox and records
 // it, as actor. It returns where the message is (a path relative to the
-// root, for a Maildir). A recipient with no inbox is an *UnknownRecipientError and
-// nothing is written.
+// root, for a Maildir). A recipient with no inbox is an
+// *UnknownRecipientError and nothing is written.
 func (r *Root) Deliver(actor string, m *Message) (string, error) {
 	if err := m.Validate(); err != nil {
 		return "", fmt.Errorf("deliver %s: %w", m.ID, err)
@@ -253,9 +253,10 @@ type Claimed struct {
 var ErrRejected = errors.New("rejected")
 
 // Claim takes the message name (a file name in new/, or the path Deliver
-// returned) from agent's Maildir, reads it and records the claim. A file that is not a valid message is rejected (see
-// Reject) and Claim returns an error wrapping ErrRejected; ErrClaimed and
-// ErrBusy are passed on from Maildir.Claim.
+// returned) from agent's Maildir, reads it and records the claim. A file
+// that is not a valid message is rejected (see Reject) and Claim returns
+// an error wrapping ErrRejected; ErrClaimed and ErrBusy are passed on from
+// Maildir.Claim.
 func (r *Root) Claim(agent, name string) (*Claimed, error) {
 	d := r.Inbox(agent)
 	c, err := claimFile(agent, d, filepath.Base(name))
@@ -266,7 +267,10 @@ func (r *Root) Claim(agent, name string) (*Claimed, error) {
 	if err := r.read(c); err != nil {
 		return nil, err
 	}
-	return c, r.record(claimEntry(c))
+	if err := r.record(claimEntry(c)); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func claimEntry(c *Claimed) Entry {
@@ -329,7 +333,10 @@ func (cl *Claims) Next(ctx context.Context) (*Claimed, error) {
 	if err := cl.r.read(c); err != nil {
 		return nil, err
 	}
-	return c, cl.r.record(claimEntry(c))
+	if err := cl.r.record(claimEntry(c)); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Unfinished returns what was claimed before a stop and never finished, to
