@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -56,11 +57,16 @@ func initRoot(c *cli.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
+	teamText := tpl.Team
+	if t := c.String("transport"); t != "" && t != "files" {
+		// parley --transport nats://... init: a new team file says so.
+		teamText = bytes.Replace(teamText, []byte("version = 1\n"), []byte(fmt.Sprintf("version = 1\ntransport = %q\n", t)), 1)
+	}
 	var created, kept []string
 	files := []struct {
 		name string
 		data []byte
-	}{{agents.TeamFile, tpl.Team}, {policy.File, tpl.Policy}}
+	}{{agents.TeamFile, teamText}, {policy.File, tpl.Policy}}
 	for name, data := range tpl.Brains {
 		files = append(files, struct {
 			name string
