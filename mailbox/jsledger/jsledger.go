@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parley-dev/parley/internal/natsretry"
 	"github.com/parley-dev/parley/mailbox"
@@ -155,8 +156,9 @@ func (l *Ledger) Append(ctx context.Context, entries ...mailbox.Entry) ([]mailbo
 // message streamSeq, and publishes them as one message, expecting that
 // message still to be the last; it returns them as written and the
 // message's stream sequence. While the server cannot answer, it tries
-// again; a publish that landed though its answer was lost is seen, by the
-// tail being its own last line, and not taken for another writer's.
+// again; a publish that landed though its answer was lost is seen — the
+// message right after streamSeq ends with its own last line, whatever came
+// after it — and not taken for another writer's.
 func (l *Ledger) publish(ctx context.Context, streamSeq, seq uint64, hash string, entries []mailbox.Entry) ([]mailbox.Entry, uint64, error) {
 	buf, out, err := mailbox.Chain(seq, hash, entries, l.now)
 	if err != nil {
@@ -170,9 +172,11 @@ func (l *Ledger) publish(ctx context.Context, streamSeq, seq uint64, hash string
 			at = ack.Sequence
 		}
 		if conflict(err) && !first {
-			if s, _, h, terr := l.tail(ctx); terr == nil && h == mine {
-				at = s
-				return nil
+			if m, gerr := l.stream.GetMsg(ctx, streamSeq+1); gerr == nil {
+				if _, h, herr := lastHead(m.Data); herr == nil && h == mine {
+					at = streamSeq + 1
+					return nil
+				}
 			}
 		}
 		return err
@@ -239,10 +243,11 @@ func (r *Reader) Transact(ctx context.Context, fn func(news []mailbox.Entry) ([]
 }
 
 // news reads the lines stored after the Reader's place, and moves it on:
-// its own lines, then what others appended after them.
+// its own lines, then what others appended after them. On an error the
+// place stays where it was, and the next call reads the same lines again.
 func (r *Reader) news(ctx context.Context) ([]mailbox.Entry, error) {
-	news := r.own
-	r.own = nil
+	news := append([]mailbox.Entry(nil), r.own...)
+	read, lastSeq, lastHash := r.read, r.lastSeq, r.lastHash
 	err := r.each(ctx, r.read+1, func(s uint64, data []byte) error {
 		err := mailbox.ReadEntries(bytes.NewReader(data), func(_ int, e mailbox.Entry) error {
 			news = append(news, e)
@@ -251,15 +256,16 @@ func (r *Reader) news(ctx context.Context) ([]mailbox.Entry, error) {
 		if err != nil {
 			return fmt.Errorf("ledger stream: message %d: %w", s, err)
 		}
-		r.read = s
+		read = s
 		if n := len(news); n > 0 {
-			r.lastSeq, r.lastHash = news[n-1].Seq, news[n-1].Hash
+			lastSeq, lastHash = news[n-1].Seq, news[n-1].Hash
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	r.own, r.read, r.lastSeq, r.lastHash = nil, read, lastSeq, lastHash
 	return news, nil
 }
 
@@ -271,7 +277,8 @@ const few = 16
 // on, in order. A few are asked for one at a time, until one is not there
 // (a ledger stream loses no message): what an agent's next decision needs.
 // More — a process starting on a long ledger — are read through an
-// ordered consumer, a batch a request.
+// ordered consumer, a batch a request; while the server cannot answer, it
+// goes on from where it was.
 func (l *Ledger) each(ctx context.Context, from uint64, fn func(seq uint64, data []byte) error) error {
 	for n := 0; n < few; n, from = n+1, from+1 {
 		m, err := l.get(ctx, from)
@@ -289,38 +296,49 @@ func (l *Ledger) each(ctx context.Context, from uint64, fn func(seq uint64, data
 	if err != nil {
 		return fmt.Errorf("ledger stream: %w", err)
 	}
-	if info.State.LastSeq < from {
-		return nil
-	}
-	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
-	if err != nil {
-		return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
-	}
-	for from <= info.State.LastSeq {
-		batch, err := cons.Fetch(int(min(info.State.LastSeq-from+1, 1000)), jetstream.FetchMaxWait(natsretry.Try))
+	last := info.State.LastSeq
+	return natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		if from > last {
+			return nil
+		}
+		cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
 		if err != nil {
 			return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
 		}
-		got := 0
-		for m := range batch.Messages() {
-			meta, err := m.Metadata()
+		for from <= last {
+			batch, err := cons.Fetch(int(min(last-from+1, 1000)), jetstream.FetchMaxWait(natsretry.Try))
 			if err != nil {
 				return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
 			}
-			if meta.Sequence.Stream != from {
-				return fmt.Errorf("ledger stream: message %d came where %d was due", meta.Sequence.Stream, from)
+			got := 0
+			for m := range batch.Messages() {
+				meta, err := m.Metadata()
+				if err != nil {
+					return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
+				}
+				if meta.Sequence.Stream != from {
+					return fmt.Errorf("ledger stream: message %d came where %d was due", meta.Sequence.Stream, from)
+				}
+				if err := fn(from, m.Data()); err != nil {
+					return err
+				}
+				from++
+				got++
 			}
-			if err := fn(from, m.Data()); err != nil {
-				return err
+			if got == 0 {
+				// Nothing within a try: the server is away, or slow.
+				return fmt.Errorf("ledger stream: read from message %d: %w", from, cmpErr(batch.Error(), nats.ErrTimeout))
 			}
-			from++
-			got++
 		}
-		if got == 0 {
-			return fmt.Errorf("ledger stream: read from message %d: none came: %v", from, batch.Error())
-		}
+		return nil
+	})
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
 	}
-	return nil
+	return otherwise
 }
 
 // Export writes every line of the stream, in order, as the JSONL ledger

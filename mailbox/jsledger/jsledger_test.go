@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-dev/parley/internal/natstest"
 	"github.com/parley-dev/parley/mailbox"
@@ -146,4 +150,54 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// lostAnswer is a JetStream whose first publish lands but its answer is
+// lost, and before it is tried again another writer appends.
+type lostAnswer struct {
+	jetstream.JetStream
+	other *Ledger
+	lost  bool
+}
+
+func (j *lostAnswer) Publish(ctx context.Context, subj string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	ack, err := j.JetStream.Publish(ctx, subj, data, opts...)
+	if err != nil || j.lost {
+		return ack, err
+	}
+	j.lost = true
+	if _, err := j.other.Append(ctx, mailbox.Entry{Agent: "other", Event: "decision"}); err != nil {
+		return nil, err
+	}
+	return nil, nats.ErrTimeout
+}
+
+// TestLostAnswerNotAppendedTwice: an append that landed though its answer
+// was lost, with another writer's line after it, is not appended again.
+func TestLostAnswerNotAppendedTwice(t *testing.T) {
+	s := natstest.Start(t)
+	ctx := context.Background()
+	other, err := Open(ctx, natstest.Connect(t, s), "PARLEY", "parley", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := &lostAnswer{JetStream: natstest.Connect(t, s), other: other}
+	l, err := Open(ctx, js, "PARLEY", "parley", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Append(ctx, mailbox.Entry{Agent: "me", Event: "decision"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file bytes.Buffer
+	if _, err := l.Export(ctx, &file); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(file.String(), `"agent":"me"`); n != 1 || got[0].Seq != 1 {
+		t.Errorf("my line is in the ledger %d times (seq %d), want once, first:\n%s", n, got[0].Seq, file.String())
+	}
+	if _, err := mailbox.Verify(&file); err != nil {
+		t.Error(err)
+	}
 }
