@@ -293,25 +293,40 @@ func open(c *cli.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	transport := transportOf(c, r.Dir)
+	transport, team := transportOf(c, r.Dir)
 	if r.Transport, err = dialTransport(transport, now); err != nil {
 		return nil, err
+	}
+	if r.Transport != nil && team != nil {
+		// A machine of a team on JetStream, checked out from git, has the
+		// folders of only its own agents (git keeps no empty folder); every
+		// agent of the team is a recipient all the same.
+		for _, a := range team.Agents {
+			if err := r.Inbox(a.Name).Create(); err != nil {
+				r.Close()
+				return nil, err
+			}
+		}
 	}
 	return &env{root: r, transport: transport, stdout: c.App.Writer, stderr: c.App.ErrWriter, stdin: c.App.Reader, now: now}, nil
 }
 
 // transportOf is where the root's messages and ledger go: --transport
-// (PARLEY_TRANSPORT), else parley.toml's transport, else "" (files).
-func transportOf(c *cli.Context, dir string) string {
+// (PARLEY_TRANSPORT), else parley.toml's transport, else "" (files); and
+// the team, when parley.toml can be read (a team file that cannot says so
+// to the commands that need it).
+func transportOf(c *cli.Context, dir string) (string, *agents.Team) {
+	team, err := agents.LoadTeam(filepath.Join(dir, agents.TeamFile))
+	if err != nil {
+		team = nil
+	}
 	if t := c.String("transport"); t != "" {
-		return t
+		return t, team
 	}
-	// A team file that cannot be read says so to the commands that need
-	// it; here it only means no transport is named.
-	if team, err := agents.LoadTeam(filepath.Join(dir, agents.TeamFile)); err == nil {
-		return team.Transport
+	if team != nil {
+		return team.Transport, team
 	}
-	return ""
+	return "", nil
 }
 
 // dialTransport connects to the root's transport: nil for files.
