@@ -330,10 +330,14 @@ func (cl *Claims) Next(ctx context.Context) (*Claimed, error) {
 		return nil, err
 	}
 	c.inbox = cl.in
-	if err := cl.r.read(c); err != nil {
-		return nil, err
+	err = cl.r.read(c)
+	if err == nil {
+		err = cl.r.record(claimEntry(c))
 	}
-	if err := cl.r.record(claimEntry(c)); err != nil {
+	if err != nil && !errors.Is(err, ErrRejected) { // a rejected one is set aside already
+		cl.in.Release(c)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -366,6 +370,9 @@ func (cl *Claims) Close() error { return cl.in.Close() }
 // Finish marks a claimed message with flags (FlagDone, FlagAnswered,
 // FlagFailed) and records it: done, or failed with the reason.
 func (r *Root) Finish(c *Claimed, flags, reason string) error {
+	if c.inbox == nil {
+		return fmt.Errorf("finish %s: not claimed through Root.Claim or Claims", c.Where)
+	}
 	where, err := c.inbox.Finish(c, flags, reason)
 	if err != nil {
 		return err
@@ -383,6 +390,9 @@ func (r *Root) Finish(c *Claimed, flags, reason string) error {
 // reason where a person can read it (rejected/ and a .err, in a Maildir),
 // records it, and tells its sender.
 func (r *Root) SetAside(c *Claimed, reason error) error {
+	if c.inbox == nil {
+		return fmt.Errorf("set aside %s: not claimed through Root.Claim or Claims", c.Where)
+	}
 	where, err := c.inbox.SetAside(c, explain(reason))
 	if err != nil {
 		return err

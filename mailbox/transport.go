@@ -44,6 +44,10 @@ type Inbox interface {
 	// SetAside takes a claimed message out of the inbox for good, kept
 	// where a person can read it with why; it says where.
 	SetAside(c *Claimed, why string) (where string, err error)
+	// Release lets go of a claim that could not be taken up (its claim
+	// not recorded): the message is claimed again — at once on a
+	// transport that can, or as unfinished at the next start.
+	Release(c *Claimed)
 	Close() error
 }
 
@@ -240,5 +244,8 @@ func rejectFile(d Maildir, agent, path, why string) (string, error) {
 	}
 	return filepath.Join(agent, "rejected", filepath.Base(dst)), nil
 }
+
+// Release leaves the file in cur/, unfinished: the next start takes it.
+func (in *maildirInbox) Release(*Claimed) {}
 
 func (in *maildirInbox) Close() error { return in.w.Close() }

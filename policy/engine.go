@@ -73,8 +73,11 @@ func (e *Engine) paused() (string, bool) {
 		return e.state.paused, e.state.paused != ""
 	}
 	data, err := os.ReadFile(filepath.Join(e.root.Dir, PausedFile))
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return "", false
+	}
+	if err != nil { // there, but not readable: paused all the same
+		return fmt.Sprintf("%s cannot be read: %v", PausedFile, err), true
 	}
 	return strings.TrimSpace(string(data)), true
 }

@@ -248,6 +248,10 @@ func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consum
 // Working renews the claim: the handler is still at it.
 func (c *Claimed) Working() error { return c.msg.InProgress() }
 
+// Release ends the claim without finishing it: the server delivers the
+// message again at once.
+func (c *Claimed) Release() error { return c.msg.Nak() }
+
 // Where says where the claimed message is, for the ledger.
 func (c *Claimed) Where() string {
 	return fmt.Sprintf("%s%s%s (stream %s, seq %d)", c.in.base, inboxes, c.Agent, c.in.stream, c.Seq)

@@ -396,7 +396,10 @@ func (in *inbox) Unfinished() ([]*mailbox.Claimed, error) { return nil, nil }
 // Finish acknowledges the message; a failed one is kept first, with the
 // reason, where a set-aside one is.
 func (in *inbox) Finish(c *mailbox.Claimed, flags, reason string) (string, error) {
-	jc := c.Handle.(*jsinbox.Claimed)
+	jc, err := held(c)
+	if err != nil {
+		return "", err
+	}
 	if strings.Contains(flags, mailbox.FlagFailed) {
 		return in.SetAside(c, "failed: "+reason)
 	}
@@ -412,11 +415,32 @@ func (in *inbox) Finish(c *mailbox.Claimed, flags, reason string) (string, error
 // SetAside keeps the message on parley.rejected.AGENT with why, and
 // acknowledges it.
 func (in *inbox) SetAside(c *mailbox.Claimed, why string) (string, error) {
-	jc := c.Handle.(*jsinbox.Claimed)
+	jc, err := held(c)
+	if err != nil {
+		return "", err
+	}
 	ctx, cancel := in.t.ctx()
 	defer cancel()
 	defer in.let(jc)
 	return jc.SetAside(ctx, why)
+}
+
+// held is the JetStream claim behind c.
+func held(c *mailbox.Claimed) (*jsinbox.Claimed, error) {
+	jc, ok := c.Handle.(*jsinbox.Claimed)
+	if !ok {
+		return nil, fmt.Errorf("finish %s: not claimed from JetStream", c.Where)
+	}
+	return jc, nil
+}
+
+// Release stops renewing the claim and gives the message back to the
+// server, which delivers it again at once.
+func (in *inbox) Release(c *mailbox.Claimed) {
+	if jc, err := held(c); err == nil {
+		in.let(jc)
+		_ = jc.Release() // not given back: it lapses after the claim period
+	}
 }
 
 // Close lets go of every claim still held: the server delivers those
