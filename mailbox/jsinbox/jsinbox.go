@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parley-dev/parley/internal/natsretry"
+	"github.com/parley-dev/parley/internal/streams"
 	"github.com/parley-dev/parley/mailbox"
 )
 
@@ -55,13 +56,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name, base string, replic
 		Discard:    jetstream.DiscardNew,   // never the oldest
 		Duplicates: dedupe,
 	}
-	// Created, or found as it is: a stream is updated only when its
-	// settings differ, never under the processes already using it.
-	_, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		_, err = js.UpdateStream(ctx, cfg)
-	}
-	if err != nil {
+	if _, err := streams.Ensure(ctx, js, cfg); err != nil {
 		return nil, fmt.Errorf("open inboxes %s: %w", name, err)
 	}
 	return &Inboxes{js: js, stream: name, base: base, ackWait: ackWait, consumers: map[string]jetstream.Consumer{}}, nil
@@ -234,9 +229,11 @@ func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consum
 		Durable: "inbox-" + agent, FilterSubject: in.base + inboxes + agent,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: in.ackWait, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
-	c, err := in.js.CreateConsumer(ctx, in.stream, cfg) // as Open: updated only when it differs
+	// Created, or taken as it is: its claim period is the one it was made
+	// with (or an operator gave it), not each process's own.
+	c, err := in.js.CreateConsumer(ctx, in.stream, cfg)
 	if errors.Is(err, jetstream.ErrConsumerExists) {
-		c, err = in.js.UpdateConsumer(ctx, in.stream, cfg)
+		c, err = in.js.Consumer(ctx, in.stream, cfg.Durable)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: %w", agent, err)

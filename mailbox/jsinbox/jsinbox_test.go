@@ -251,3 +251,40 @@ func TestPeek(t *testing.T) {
 		t.Errorf("one finished: %v, want two waiting", got)
 	}
 }
+
+// TestOperatorSettingsKept: a limit an operator set on the stream, and the
+// claim period an inbox was made with, survive another process opening
+// them with its own settings.
+func TestOperatorSettingsKept(t *testing.T) {
+	s := natstest.Start(t)
+	ctx := context.Background()
+	js := natstest.Connect(t, s)
+	in, err := Open(ctx, js, "INBOXES", "parley", 1, time.Minute, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.consumer(ctx, "finance"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := js.Stream(ctx, "INBOXES")
+	cfg := st.CachedInfo().Config
+	cfg.MaxAge = 30 * 24 * time.Hour // nats stream edit --max-age 30d
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(ctx, natstest.Connect(t, s), "INBOXES", "parley", 1, 5*time.Second, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := again.consumer(ctx, "finance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ = js.Stream(ctx, "INBOXES")
+	if got := st.CachedInfo().Config; got.MaxAge != 30*24*time.Hour || got.Duplicates != 2*time.Hour {
+		t.Errorf("max age %v, dedupe %v; want the operator's 720h kept and parley's 2h", got.MaxAge, got.Duplicates)
+	}
+	if got := c.CachedInfo().Config.AckWait; got != time.Minute {
+		t.Errorf("claim period %v, want the 1m it was made with", got)
+	}
+}

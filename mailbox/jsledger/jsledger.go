@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parley-dev/parley/internal/natsretry"
+	"github.com/parley-dev/parley/internal/streams"
 	"github.com/parley-dev/parley/mailbox"
 )
 
@@ -60,12 +61,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name, base string, replic
 		Name: name, Subjects: []string{base + subject}, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 		Discard: jetstream.DiscardNew, // a ledger never drops its oldest lines
 	}
-	// Created, or found as it is: updated only when its settings differ,
-	// never under the processes already appending to it.
-	s, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.UpdateStream(ctx, cfg)
-	}
+	s, err := streams.Ensure(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger stream %s: %w", name, err)
 	}
