@@ -331,6 +331,28 @@ func (d Maildir) List() ([]Item, error) {
 	return items, nil
 }
 
+// IDs are the Message-IDs of the messages in new/ and cur/ (a file that
+// is not a message has none).
+func (d Maildir) IDs() (map[string]bool, error) {
+	ids := map[string]bool{}
+	for _, sub := range []string{"new", "cur"} {
+		names, err := listNames(d.Path(sub))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			data, err := os.ReadFile(d.Path(sub, n))
+			if err != nil {
+				continue // claimed and moved on since the listing
+			}
+			if m, err := Parse(data); err == nil && m.ID != "" {
+				ids[m.ID] = true
+			}
+		}
+	}
+	return ids, nil
+}
+
 // Reject moves the file at src into rejected/ (never deleting it) and writes
 // NAME.err beside it saying what is wrong and how to fix it. It returns the
 // path the file now has.

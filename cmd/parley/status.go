@@ -143,20 +143,22 @@ type status struct {
 // call holds it up).
 const beatLapse = 2 * time.Minute
 
-// waiting counts the messages that wait in name's inbox, and says when
-// the oldest came.
+// waiting counts the messages that wait in name's inbox — its Maildir's
+// new/, and on a transport that keeps inboxes elsewhere what waits there
+// (counted, not moved: the human's are brought in where a person reads
+// them) — and says when the oldest came.
 func (e *env) waiting(name string) (n int, oldest time.Time) {
 	var items []mailbox.Peeked
-	if _, ok := e.root.Transport.(mailbox.Peeker); ok {
-		items, _ = e.inboxItems(name)
-	} else {
-		inbox := e.root.Inbox(name)
-		names, _ := inbox.Pending() // new/ only: cur/ holds every message ever handled
-		for _, n := range names {
-			if fi, err := os.Stat(inbox.Path("new", n)); err == nil {
-				items = append(items, mailbox.Peeked{State: mailbox.StateNew, Time: fi.ModTime()})
-			}
+	inbox := e.root.Inbox(name)
+	names, _ := inbox.Pending() // new/ only: cur/ holds every message ever handled
+	for _, n := range names {
+		if fi, err := os.Stat(inbox.Path("new", n)); err == nil {
+			items = append(items, mailbox.Peeked{State: mailbox.StateNew, Time: fi.ModTime()})
 		}
+	}
+	if p, ok := e.root.Transport.(mailbox.Peeker); ok {
+		held, _ := p.Peek(name)
+		items = append(items, held...)
 	}
 	for _, it := range items {
 		if it.State != mailbox.StateNew {
@@ -173,9 +175,6 @@ func (e *env) waiting(name string) (n int, oldest time.Time) {
 func (e *env) status() (*status, error) {
 	team, err := e.team()
 	if err != nil {
-		return nil, err
-	}
-	if err := e.bringHuman(); err != nil {
 		return nil, err
 	}
 	entries, err := readLedger(e.root)

@@ -329,12 +329,14 @@ func (in *inbox) let(c *jsinbox.Claimed) {
 
 // Bring moves what waits for agent into the Maildir into, where a person
 // reads it (the human's inbox, which no process claims): each message is
-// delivered there durably, then taken off the stream. A crash between the
-// two brings it again, under the same Message-ID.
+// delivered there durably, then taken off the stream. One whose
+// Message-ID is there already (brought before a crash, not yet taken off)
+// is only taken off.
 func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, error) {
 	ctx, cancel := t.ctx()
 	defer cancel()
 	n := 0
+	var have map[string]bool
 	for {
 		c, err := t.inboxes.Claim(ctx, agent, 0)
 		if errors.Is(err, jsinbox.ErrEmpty) {
@@ -343,8 +345,18 @@ func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, er
 		if err != nil {
 			return n, err
 		}
-		if _, err := into.Deliver(c.Data, now); err != nil {
-			return n, err
+		if have == nil {
+			if have, err = into.IDs(); err != nil {
+				return n, err
+			}
+		}
+		m, err := mailbox.Parse(c.Data)
+		if err != nil || !have[m.ID] {
+			// A message that cannot be read goes in too: the human's
+			// inbox is read by a person, who sees what is wrong with it.
+			if _, err := into.Deliver(c.Data, now); err != nil {
+				return n, err
+			}
 		}
 		if err := c.Finish(ctx); err != nil {
 			return n, err

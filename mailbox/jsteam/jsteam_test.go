@@ -118,3 +118,47 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+// TestBringOnce: what waits for the human is moved into its Maildir; one
+// brought there before a crash, and not yet taken off the stream, is not
+// brought twice.
+func TestBringOnce(t *testing.T) {
+	s := natstest.Start(t)
+	cfg, _ := ParseURL(s.URL())
+	team, err := Dial(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer team.Close()
+	box := mailbox.Maildir{Dir: t.TempDir()}
+	if err := box.Create(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		m := note(i)
+		m.To = "human"
+		if _, err := team.Put(m, m.Marshal(), t0); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 { // brought before a crash
+			if _, err := box.Deliver(m.Marshal(), t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n, err := team.Bring("human", box, t0)
+	if err != nil || n != 3 {
+		t.Fatalf("Bring = %d, %v; want 3 taken off the stream", n, err)
+	}
+	ids, err := box.IDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := box.Pending()
+	if len(ids) != 3 || len(files) != 3 {
+		t.Errorf("%d messages in %d files, want 3 in 3", len(ids), len(files))
+	}
+	if n, err := team.Bring("human", box, t0); err != nil || n != 0 {
+		t.Errorf("Bring again = %d, %v; want nothing left", n, err)
+	}
+}
