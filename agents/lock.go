@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/parley-dev/parley/mailbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,10 +20,34 @@ type Liveness struct {
 	LastSeen time.Time
 }
 
-// Who names this process for a heartbeat: pid@host.
-func Who() string {
+// BeatLapse is how old an agent's last heartbeat on a transport that spans
+// machines may be for it to count as running: its tick beats every second,
+// and a long model call holds the tick up.
+const BeatLapse = 2 * time.Minute
+
+// Here is this process and root, for a heartbeat: pid@host, and
+// host:/path/of/the/root.
+func Here(dir string) mailbox.Beat {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%d@%s", os.Getpid(), host)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return mailbox.Beat{Who: fmt.Sprintf("%d@%s", os.Getpid(), host), Root: host + ":" + dir}
+}
+
+// runsElsewhere refuses to run agent when its heartbeat, fresh, comes from
+// another root — another machine, or another checkout on this one — whose
+// lock this process cannot see: one process per agent, team-wide.
+func runsElsewhere(b mailbox.Beater, agent, dir string) error {
+	beats, err := b.Beats()
+	if err != nil {
+		return err
+	}
+	x, ok := beats[agent]
+	if ok && x.Root != Here(dir).Root && time.Since(x.At) < BeatLapse {
+		return &RunningError{Name: agent, PID: x.Who + " in " + x.Root}
+	}
+	return nil
 }
 
 // Alive reads the lock file of an agent without disturbing it: a lock

@@ -124,6 +124,11 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	if b, ok := rt.Root.Transport.(mailbox.Beater); ok {
+		if err := runsElsewhere(b, rt.Name, rt.Root.Dir); err != nil {
+			return err
+		}
+	}
 	rt.engine = policy.NewEngine(rt.Root)
 	defer rt.engine.Close()
 	if err := rt.reset(); err != nil {
@@ -222,7 +227,7 @@ func (rt *Runtime) tick() error {
 	if b, ok := rt.Root.Transport.(mailbox.Beater); ok {
 		// And for status on the team's other machines. A beat lost is
 		// given again at the next tick.
-		_ = b.Beat(rt.Name, Who())
+		_ = b.Beat(rt.Name, Here(rt.Root.Dir))
 	}
 	if paused {
 		return nil

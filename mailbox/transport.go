@@ -104,18 +104,19 @@ type Peeker interface {
 // that it is alive, so that parley status on any machine knows, as the
 // agent's lock file tells on its own.
 type Beater interface {
-	// Beat says agent is alive now; who says which process (pid@host).
-	Beat(agent, who string) error
+	// Beat says agent is alive now, in the process and root b names.
+	Beat(agent string, b Beat) error
 	// Gone says agent stopped.
 	Gone(agent string) error
-	// Beats are the agents' last words, by agent.
+	// Beats are the agents' last words, by agent, with when each came.
 	Beats() (map[string]Beat, error)
 }
 
 // Beat is an agent's last word that it is alive.
 type Beat struct {
-	Who string
-	At  time.Time
+	Who  string    `json:"who"`  // the process: pid@host
+	Root string    `json:"root"` // where it runs: host:/path/of/the/root
+	At   time.Time `json:"-"`
 }
 
 // A Keeper is a Transport that keeps every message delivered, finished or

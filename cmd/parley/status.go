@@ -138,11 +138,6 @@ type status struct {
 	Attention   []string       `json:"attention"`
 }
 
-// beatLapse is how old an agent's last heartbeat on the transport may be
-// for it to count as running (its tick beats every second; a long model
-// call holds it up).
-const beatLapse = 2 * time.Minute
-
 // waiting counts the messages that wait in name's inbox — its Maildir's
 // new/, and on a transport that keeps inboxes elsewhere what waits there
 // (counted, not moved: the human's are brought in where a person reads
@@ -197,7 +192,7 @@ func (e *env) status() (*status, error) {
 	for _, a := range team.Agents {
 		inbox := e.root.Inbox(a.Name)
 		live := agents.Alive(inbox.Path("state", "lock"))
-		if b, ok := beats[a.Name]; ok && !live.Running && time.Since(b.At) < beatLapse {
+		if b, ok := beats[a.Name]; ok && !live.Running && time.Since(b.At) < agents.BeatLapse {
 			// Running on another machine, as its heartbeat says.
 			live = agents.Liveness{Running: true, PID: b.Who, LastSeen: b.At}
 		}

@@ -8,6 +8,7 @@ package jsteam
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -185,10 +186,14 @@ func (t *Team) Since(seq uint64, hash string) ([]byte, bool, error) {
 }
 
 // Beat puts agent's word that it is alive (mailbox.Beater).
-func (t *Team) Beat(agent, who string) error {
+func (t *Team) Beat(agent string, b mailbox.Beat) error {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), natsretry.Try)
 	defer cancel()
-	_, err := t.alive.PutString(ctx, agent, who)
+	_, err = t.alive.Put(ctx, agent, data)
 	return err
 }
 
@@ -213,7 +218,12 @@ func (t *Team) Beats() (map[string]mailbox.Beat, error) {
 		if err != nil {
 			continue // gone since the listing
 		}
-		out[k] = mailbox.Beat{Who: string(e.Value()), At: e.Created()}
+		var b mailbox.Beat
+		if err := json.Unmarshal(e.Value(), &b); err != nil {
+			continue // not a beat of this parley's
+		}
+		b.At = e.Created()
+		out[k] = b
 	}
 	return out, nil
 }
