@@ -188,7 +188,13 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		case errors.Is(err, mailbox.ErrRejected):
 			rt.Log(err.Error())
 		case err != nil:
+			// Tried again at the next tick, not at once: an error that
+			// lasts must not spin.
 			rt.Log("inbox: " + err.Error())
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(next)):
+			}
 		default:
 			if err := rt.handle(c); err != nil {
 				return err

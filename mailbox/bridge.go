@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // EventBridged is the ledger's record of a message that left its side of
@@ -81,6 +82,10 @@ func (b *Bridge) cross(ctx context.Context, from, to *Root, agent string) error 
 		}
 		if err != nil {
 			b.Log(fmt.Sprintf("bridge %s: %v", agent, err))
+			select { // an error that lasts must not spin
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 			continue
 		}
 		if err := b.move(from, to, in, c); err != nil {

@@ -114,11 +114,13 @@ func (in *Inboxes) Claim(ctx context.Context, agent string, wait time.Duration) 
 		batch, err = cons.FetchNoWait(1)
 	}
 	if err != nil {
+		in.forget(agent, err)
 		return nil, fmt.Errorf("claim from %s: %w", agent, err)
 	}
 	msg, ok := <-batch.Messages()
 	if !ok {
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			in.forget(agent, err)
 			return nil, fmt.Errorf("claim from %s: %w", agent, err)
 		}
 		return nil, ErrEmpty
@@ -240,6 +242,17 @@ func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consum
 	}
 	in.consumers[agent] = c
 	return c, nil
+}
+
+// forget drops agent's consumer after an error that says it is gone
+// (deleted by an operator, or lost with a server's state): the next claim
+// makes it again.
+func (in *Inboxes) forget(agent string, err error) {
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders) {
+		in.mu.Lock()
+		delete(in.consumers, agent)
+		in.mu.Unlock()
+	}
 }
 
 // Working renews the claim: the handler is still at it.

@@ -288,3 +288,40 @@ func TestOperatorSettingsKept(t *testing.T) {
 		t.Errorf("claim period %v, want the 1m it was made with", got)
 	}
 }
+
+// TestConsumerDeleted: an inbox whose consumer an operator deleted is made
+// again by a later claim, not failed on for ever.
+func TestConsumerDeleted(t *testing.T) {
+	in, _ := open(t, 30*time.Second)
+	ctx := context.Background()
+	if _, err := in.Deliver(ctx, msg(1)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := in.Claim(ctx, "finance", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.js.DeleteConsumer(ctx, "INBOXES", "inbox-finance"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Deliver(ctx, msg(2)); err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	for range 3 {
+		c, err := in.Claim(ctx, "finance", time.Second)
+		if err == nil {
+			// Made again from the start of its subject: the one finished
+			// before comes again (its agent's record skips it), then the new.
+			if id := idOf(t, c); id != "<1@test>" && id != "<2@test>" {
+				t.Errorf("claimed %s", id)
+			}
+			return
+		}
+		errs = append(errs, err)
+	}
+	t.Fatalf("the inbox was not made again: %v", errs)
+}
