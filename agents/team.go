@@ -194,7 +194,7 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 	if t.Transport != "" && t.Transport != "files" {
 		hint := `transport = "files", or "nats://host:4222" for a team on NATS JetStream (docs/NATS.md)`
 		if !jsteam.IsURL(t.Transport) {
-			return nil, tomlfile.Errorf(name, at("transport", ""), hint, "transport %q is not files or a NATS URL", t.Transport)
+			return nil, tomlfile.Errorf(name, at("transport", ""), hint, "transport %q is not files or a NATS URL", jsteam.Redact(t.Transport))
 		}
 		if _, err := jsteam.ParseURL(t.Transport); err != nil {
 			return nil, tomlfile.Errorf(name, at("transport", ""), hint, "%v", err)

@@ -335,7 +335,7 @@ func dialTransport(t string, now func() time.Time) (mailbox.Transport, error) {
 	case t == "" || t == "files":
 		return nil, nil
 	case !jsteam.IsURL(t):
-		return nil, usageError{fmt.Errorf("transport %q: want files or nats://host:4222", t)}
+		return nil, usageError{fmt.Errorf("transport %q: want files or nats://host:4222", jsteam.Redact(t))}
 	}
 	cfg, err := jsteam.ParseURL(t)
 	if err != nil {

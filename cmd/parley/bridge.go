@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/mailbox/jsteam"
 	"github.com/urfave/cli/v2"
 )
 
@@ -61,7 +62,7 @@ Example:
 				return err
 			}
 			if tr == nil {
-				return usageError{fmt.Errorf("--there %q: want nats://host:4222", c.String("there"))}
+				return usageError{fmt.Errorf("--there %q: want nats://host:4222", jsteam.Redact(c.String("there")))}
 			}
 			there := &mailbox.Root{Dir: e.root.Dir, Now: e.now, Transport: tr}
 			defer there.Close()
@@ -71,7 +72,7 @@ Example:
 				defer mu.Unlock()
 				fmt.Fprintf(e.stdout, "%s  %s\n", e.now().Local().Format("15:04:05"), line)
 			}
-			say(fmt.Sprintf("bridging %v here to %v on %s; Ctrl-C stops", local, remote, c.String("there")))
+			say(fmt.Sprintf("bridging %v here to %v on %s; Ctrl-C stops", local, remote, jsteam.Redact(c.String("there"))))
 			b := &mailbox.Bridge{Here: e.root, There: there, Remote: remote, Local: local, Log: say}
 			return b.Run(c.Context)
 		}),

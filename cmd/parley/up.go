@@ -114,8 +114,10 @@ func (e *env) supervise(ctx context.Context, name string, say func(string)) {
 // child runs one agent process; on ctx's end it is asked to stop (SIGINT)
 // and, if it has not within 10 s, killed.
 func (e *env) child(ctx context.Context, name string, say func(string)) error {
-	cmd := exec.Command(os.Args[0], "--root", e.root.Dir, "--transport", cmp.Or(e.transport, "files"), "agent", name)
-	cmd.Env = os.Environ()
+	cmd := exec.Command(os.Args[0], "--root", e.root.Dir, "agent", name)
+	// The transport by the environment, not the command line, where ps
+	// would show a password it carries.
+	cmd.Env = append(os.Environ(), "PARLEY_TRANSPORT="+cmp.Or(e.transport, "files"))
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C at the terminal reaches parley up, which stops each child in turn

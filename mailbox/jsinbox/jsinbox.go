@@ -177,47 +177,51 @@ func (in *Inboxes) Peek(ctx context.Context, agent string) ([]Waiting, error) {
 }
 
 // Kept calls fn with every message ever delivered to an inbox, in order:
-// its subject, its Message-ID (as published) and its bytes.
+// its subject, its Message-ID (as published) and its bytes. It reads all
+// of them, or fails saying how many came.
 func (in *Inboxes) Kept(ctx context.Context, fn func(subject, id string, data []byte) error) error {
 	st, err := in.js.Stream(ctx, in.stream)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in.stream, err)
 	}
-	info, err := st.Info(ctx)
+	filter := in.base + inboxes + ">"
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in.stream, err)
 	}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
+	want := uint64(0)
+	for _, n := range info.State.Subjects {
+		want += n
+	}
+	if want == 0 {
 		return nil
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{in.base + inboxes + ">"}})
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in.stream, err)
 	}
-	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
+	for got := uint64(0); got < want; {
+		batch, err := cons.Fetch(int(min(want-got, 500)), jetstream.FetchMaxWait(natsretry.Try))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", in.stream, err)
 		}
-		got := 0
+		n := 0
 		for m := range batch.Messages() {
-			got++
-			meta, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("read %s: %w", in.stream, err)
-			}
+			n++
 			if err := fn(m.Subject(), m.Headers().Get(jetstream.MsgIDHeader), m.Data()); err != nil {
 				return err
 			}
-			if meta.Sequence.Stream >= last || meta.NumPending == 0 {
-				return nil
+		}
+		if n == 0 {
+			err := batch.Error()
+			if err == nil {
+				err = nats.ErrTimeout
 			}
+			return fmt.Errorf("read %s: %d of its %d messages came: %w", in.stream, got, want, err)
 		}
-		if got == 0 {
-			return nil // the rest of the stream is on other subjects
-		}
+		got += uint64(n)
 	}
+	return nil
 }
 
 // consumer is agent's inbox: a durable consumer, made once.

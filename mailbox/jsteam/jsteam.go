@@ -50,13 +50,13 @@ func ParseURL(s string) (Config, error) {
 	for _, one := range strings.Split(servers, ",") {
 		u, err := url.Parse(one)
 		if err != nil || !IsURL(one) || u.Host == "" {
-			return c, fmt.Errorf("transport %q: %q is not a server URL such as nats://127.0.0.1:4222", s, one)
+			return c, fmt.Errorf("transport %q: %q is not a server URL such as nats://127.0.0.1:4222", Redact(s), Redact(one))
 		}
 	}
 	c.Servers = servers
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return c, fmt.Errorf("transport %q: %w", s, err)
+		return c, fmt.Errorf("transport %q: %w", Redact(s), err)
 	}
 	for k, vs := range q {
 		v := vs[len(vs)-1]
@@ -83,13 +83,19 @@ func ParseURL(s string) (Config, error) {
 			err = errors.New("not a setting (stream, replicas, claim, patience, dedupe)")
 		}
 		if err != nil {
-			return c, fmt.Errorf("transport %q: %s=%s: %v", s, k, v, err)
+			return c, fmt.Errorf("transport %q: %s=%s: %v", Redact(s), k, v, err)
 		}
 	}
 	return c, nil
 }
 
 var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+var userinfo = regexp.MustCompile(`(://)[^/@,?]*@`)
+
+// Redact hides what a transport URL carries before its hosts (a user and
+// password, or a token), to be printed.
+func Redact(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
 
 // Team is a team's transport on JetStream: one connection, its inboxes and
 // its ledger.
@@ -105,7 +111,7 @@ type Team struct {
 func Dial(cfg Config, now func() time.Time) (*Team, error) {
 	nc, err := nats.Connect(cfg.Servers, nats.Name("parley"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", cfg.Servers, err)
+		return nil, fmt.Errorf("connect to %s: %w", Redact(cfg.Servers), err)
 	}
 	t, err := open(nc, cfg, now)
 	if err != nil {
@@ -118,7 +124,7 @@ func Dial(cfg Config, now func() time.Time) (*Team, error) {
 func open(nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream on %s: %w", cfg.Servers, err)
+		return nil, fmt.Errorf("jetstream on %s: %w", Redact(cfg.Servers), err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Patience)
 	defer cancel()

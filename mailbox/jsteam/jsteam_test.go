@@ -162,3 +162,18 @@ func TestBringOnce(t *testing.T) {
 		t.Errorf("Bring again = %d, %v; want nothing left", n, err)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                               "nats://127.0.0.1:4222",
+		"nats://alice:s3cret@n1:4222,nats://bob:pw@n2:4222?x": "nats://***@n1:4222,nats://***@n2:4222?x",
+		"tls://tok3n@nats.example.com:4222":                   "tls://***@nats.example.com:4222",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if _, err := ParseURL("nats://alice:s3cret@n1:4222?replicas=9"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
