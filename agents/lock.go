@@ -20,12 +20,12 @@ type Liveness struct {
 	LastSeen time.Time
 }
 
-// BeatLapse is how old an agent's last heartbeat on a transport that spans
-// machines may be for it to count as running: its tick beats every second,
-// and a long model call holds the tick up.
-const BeatLapse = 2 * time.Minute
+// BeatLapse is how old an agent's last beat on a transport that spans
+// machines may be for its process to count as running: it beats every
+// second, on a goroutine of its own.
+const BeatLapse = 15 * time.Second
 
-// Here is this process and root, for a heartbeat: pid@host, and
+// Here is this process and root, for a beat: pid@host, and
 // host:/path/of/the/root.
 func Here(dir string) mailbox.Beat {
 	host, _ := os.Hostname()
@@ -35,19 +35,60 @@ func Here(dir string) mailbox.Beat {
 	return mailbox.Beat{Who: fmt.Sprintf("%d@%s", os.Getpid(), host), Root: host + ":" + dir}
 }
 
-// runsElsewhere refuses to run agent when its heartbeat, fresh, comes from
-// another root — another machine, or another checkout on this one — whose
-// lock this process cannot see: one process per agent, team-wide.
-func runsElsewhere(b mailbox.Beater, agent, dir string) error {
-	beats, err := b.Beats()
+// Hold makes this process the one that runs agent name: it takes the lock
+// file in the root and, on a transport that spans machines, the agent's
+// lease, beaten every second (what parley status on other machines reads).
+// Another root's process holding the lease is a *RunningError that says
+// where. Should another process take the lease over (this one was thought
+// dead: its beats did not reach the server), lost is called, once, and
+// this process must stop. release lets go of both.
+func Hold(r *mailbox.Root, name string, lost func(error)) (release func(), err error) {
+	unlock, err := Lock(name, r.Inbox(name).Path("state", "lock"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	x, ok := beats[agent]
-	if ok && x.Root != Here(dir).Root && time.Since(x.At) < BeatLapse {
-		return &RunningError{Name: agent, PID: x.Who + " in " + x.Root}
+	b, ok := r.Transport.(mailbox.Beater)
+	if !ok {
+		return unlock, nil
 	}
-	return nil
+	here := Here(r.Dir)
+	rev, err := b.Hold(name, here, BeatLapse)
+	var held *mailbox.HeldError
+	if errors.As(err, &held) {
+		unlock()
+		return nil, &RunningError{Name: name, PID: held.By.Who + " in " + held.By.Root}
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			next, err := b.Beat(name, here, rev)
+			if errors.Is(err, mailbox.ErrLost) {
+				lost(err)
+				return
+			}
+			if err == nil { // a beat the server did not take is given again
+				rev = next
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		_ = b.Gone(name, rev) // not given up: it lapses
+		unlock()
+	}, nil
 }
 
 // Alive reads the lock file of an agent without disturbing it: a lock

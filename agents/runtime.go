@@ -114,21 +114,18 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	if rt.Log == nil {
 		rt.Log = func(string) {}
 	}
-	rt.ctx = ctx
 	inbox := rt.Root.Inbox(rt.Name)
 	if err := inbox.Create(); err != nil {
 		return err
 	}
-	unlock, err := Lock(rt.Name, inbox.Path("state", "lock"))
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	release, err := Hold(rt.Root, rt.Name, stopRun)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if b, ok := rt.Root.Transport.(mailbox.Beater); ok {
-		if err := runsElsewhere(b, rt.Name, rt.Root.Dir); err != nil {
-			return err
-		}
-	}
+	defer release()
+	rt.ctx = ctx
 	rt.engine = policy.NewEngine(rt.Root)
 	defer rt.engine.Close()
 	if err := rt.reset(); err != nil {
@@ -165,9 +162,6 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	}()
 
 	rt.Log(fmt.Sprintf("%s (%s) is running, pid %d", rt.Name, rt.agent.Role, os.Getpid()))
-	if b, ok := rt.Root.Transport.(mailbox.Beater); ok {
-		defer b.Gone(rt.Name)
-	}
 	next := time.Now()
 	for {
 		if now := time.Now(); !now.Before(next) {
@@ -180,6 +174,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		c, err := rt.next(wait, claims)
 		cancelWait()
 		if ctx.Err() != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, mailbox.ErrLost) {
+				return fmt.Errorf("agent %s: %w", rt.Name, cause)
+			}
 			rt.Log(rt.Name + " stopped")
 			return nil
 		}
@@ -230,11 +227,6 @@ func (rt *Runtime) tick() error {
 	// when the agent last looked around.
 	now := time.Now()
 	_ = os.Chtimes(rt.Root.Inbox(rt.Name).Path("state", "lock"), now, now)
-	if b, ok := rt.Root.Transport.(mailbox.Beater); ok {
-		// And for status on the team's other machines. A beat lost is
-		// given again at the next tick.
-		_ = b.Beat(rt.Name, Here(rt.Root.Dir))
-	}
 	if paused {
 		return nil
 	}

@@ -196,6 +196,15 @@ func (d Maildir) Claim(name string) (string, error) {
 	return claimed, nil
 }
 
+// Unclaim puts a claimed message (as Claim named it) back into new/, to be
+// claimed again.
+func (d Maildir) Unclaim(claimed string) error {
+	if err := os.Rename(d.Path("cur", claimed), d.Path("new", baseName(claimed))); err != nil {
+		return fmt.Errorf("unclaim %s: %w", claimed, err)
+	}
+	return nil
+}
+
 // Finish marks a claimed message (as Claim named it) with flags, such as
 // FlagDone or FlagFailed, and returns its new name in cur/.
 func (d Maildir) Finish(claimed, flags string) (string, error) {

@@ -180,6 +180,13 @@ func (r *Root) RotateKey(agent string) (old, fresh string, err error) {
 	return old, Fingerprint(npub), nil
 }
 
+// HasKey reports whether agent's private key is in the root: whether this
+// machine can run it.
+func (r *Root) HasKey(agent string) bool {
+	_, err := os.Stat(privateFile(r.Dir, agent))
+	return err == nil
+}
+
 // PrivateKey reads an agent's private key.
 func (r *Root) PrivateKey(agent string) (ed25519.PrivateKey, error) {
 	data, err := os.ReadFile(privateFile(r.Dir, agent))

@@ -100,16 +100,36 @@ type Peeker interface {
 	Peek(agent string) ([]Peeked, error)
 }
 
-// A Beater is a Transport that spans machines: each agent says through it
-// that it is alive, so that parley status on any machine knows, as the
-// agent's lock file tells on its own.
+// A Beater is a Transport that spans machines: an agent's process holds a
+// lease on the agent's name through it, renewed at each beat, so that one
+// process runs it team-wide (as its lock file ensures on one machine) and
+// parley status on any machine sees it running.
 type Beater interface {
-	// Beat says agent is alive now, in the process and root b names.
-	Beat(agent string, b Beat) error
-	// Gone says agent stopped.
-	Gone(agent string) error
-	// Beats are the agents' last words, by agent, with when each came.
+	// Hold takes agent's lease for the process b names, unless a process
+	// of another root holds it and beat within lapse (a *HeldError). It
+	// returns the lease's revision.
+	Hold(agent string, b Beat, lapse time.Duration) (rev uint64, err error)
+	// Beat renews the lease of revision rev and returns the new one;
+	// ErrLost when another process took it over.
+	Beat(agent string, b Beat, rev uint64) (uint64, error)
+	// Gone gives up the lease of revision rev: the agent stopped.
+	Gone(agent string, rev uint64) error
+	// Beats are the agents' last beats, by agent, with when each came.
 	Beats() (map[string]Beat, error)
+}
+
+// ErrLost says another process took an agent's lease over: this one was
+// thought dead, and must stop.
+var ErrLost = errors.New("another process took the agent over")
+
+// HeldError says a process of another root holds an agent's lease.
+type HeldError struct {
+	Agent string
+	By    Beat
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("agent %s runs in %s (%s)", e.Agent, e.By.Root, e.By.Who)
 }
 
 // Beat is an agent's last word that it is alive.
@@ -246,7 +266,8 @@ func rejectFile(d Maildir, agent, path, why string) (string, error) {
 	return filepath.Join(agent, "rejected", filepath.Base(dst)), nil
 }
 
-// Release leaves the file in cur/, unfinished: the next start takes it.
-func (in *maildirInbox) Release(*Claimed) {}
+// Release puts the file back into new/, where the watcher finds it again;
+// if it cannot, the file stays in cur/, unfinished, for the next start.
+func (in *maildirInbox) Release(c *Claimed) { _ = in.d.Unclaim(c.Name) }
 
 func (in *maildirInbox) Close() error { return in.w.Close() }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -50,13 +51,20 @@ Example:
 				return withHint(fmt.Errorf("no agent named %q in parley.toml", name), "agents: "+fmt.Sprint(team.Names()))
 			}
 			if a.Role == "human" {
-				// One watcher of the human's inbox, so each notice is sent once.
-				unlock, err := agents.Lock(name, e.root.Inbox(name).Path("state", "lock"))
+				// One watcher of the human's inbox, team-wide, so each notice
+				// is sent once and the messages come to one machine.
+				ctx, stop := context.WithCancelCause(c.Context)
+				defer stop(nil)
+				release, err := agents.Hold(e.root, name, stop)
 				if err != nil {
 					return err
 				}
-				defer unlock()
-				return e.watch(c.Context, []string{name}, team.Human, team.NotifyCommand, 500*time.Millisecond)
+				defer release()
+				err = e.watch(ctx, []string{name}, team.Human, team.NotifyCommand, 500*time.Millisecond)
+				if cause := context.Cause(ctx); errors.Is(cause, mailbox.ErrLost) {
+					return fmt.Errorf("agent %s: %w", name, cause)
+				}
+				return err
 			}
 			var mu sync.Mutex
 			rt := &agents.Runtime{Root: e.root, Team: team, Name: name, Log: func(line string) {

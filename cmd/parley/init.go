@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/mailbox/jsteam"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
 )
@@ -59,6 +60,10 @@ func initRoot(c *cli.Context) error {
 	}
 	teamText := tpl.Team
 	if t := c.String("transport"); t != "" && t != "files" {
+		if jsteam.HasSecret(t) {
+			return withHint(errors.New("--transport carries a password or token, and parley.toml is committed to git"),
+				"init with the URL without it, and give the whole URL on each machine in PARLEY_TRANSPORT")
+		}
 		// parley --transport nats://... init: a new team file says so.
 		teamText = bytes.Replace(teamText, []byte("version = 1\n"), []byte(fmt.Sprintf("version = 1\ntransport = %q\n", t)), 1)
 	}

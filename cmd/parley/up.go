@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +28,10 @@ running parley agent NAME, prints their lines prefixed with the agent's name,
 restarts one that crashes (after 1 s, then 2, 4, ... up to 30 s), and on
 Ctrl-C stops them all cleanly: each finishes the message in hand first.
 
+On a team whose agents run on several machines (transport = "nats://..."),
+it starts, unless named, the agents whose private key is on this machine
+(ROOT/NAME/state/NAME.key): each machine runs its own.
+
 Example:
    parley up
    parley up procurement finance`,
@@ -37,6 +43,12 @@ Example:
 					return err
 				}
 				names = team.Names()
+				if e.root.Transport != nil {
+					names = slices.DeleteFunc(names, func(n string) bool { return !e.root.HasKey(n) })
+					if len(names) == 0 {
+						return withHint(errors.New("no agent's private key is on this machine"), "name the agents to run here: parley up NAME...")
+					}
+				}
 			}
 			for _, n := range names {
 				if err := e.agent(n); err != nil {

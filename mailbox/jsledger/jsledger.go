@@ -8,6 +8,7 @@ package jsledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,7 @@ func (l *Ledger) publish(ctx context.Context, streamSeq, seq uint64, hash string
 			at = ack.Sequence
 		}
 		if conflict(err) && !first {
-			if m, gerr := l.stream.GetMsg(ctx, streamSeq+1); gerr == nil {
+			if m, gerr := l.get(ctx, streamSeq+1); gerr == nil {
 				if _, h, herr := lastHead(m.Data); herr == nil && h == mine {
 					at = streamSeq + 1
 					return nil
@@ -323,18 +324,11 @@ func (l *Ledger) each(ctx context.Context, from uint64, fn func(seq uint64, data
 			}
 			if got == 0 {
 				// Nothing within a try: the server is away, or slow.
-				return fmt.Errorf("ledger stream: read from message %d: %w", from, cmpErr(batch.Error(), nats.ErrTimeout))
+				return fmt.Errorf("ledger stream: read from message %d: %w", from, cmp.Or(batch.Error(), nats.ErrTimeout))
 			}
 		}
 		return nil
 	})
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 // Export writes every line of the stream, in order, as the JSONL ledger

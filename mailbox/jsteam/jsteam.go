@@ -7,6 +7,7 @@
 package jsteam
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,11 +92,35 @@ func ParseURL(s string) (Config, error) {
 
 var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
-var userinfo = regexp.MustCompile(`(://)[^/@,?]*@`)
+// scheme starts each server URL of a transport setting.
+var scheme = regexp.MustCompile(`(nats|tls)://`)
 
-// Redact hides what a transport URL carries before its hosts (a user and
-// password, or a token), to be printed.
-func Redact(s string) string { return userinfo.ReplaceAllString(s, "${1}***@") }
+// Redact hides what a transport setting carries before each server's host
+// (a user and password, or a token, which may hold any character), to be
+// printed.
+func Redact(s string) string {
+	starts := scheme.FindAllStringIndex(s, -1)
+	if len(starts) == 0 {
+		return s
+	}
+	out := s[:starts[0][0]]
+	for i, at := range starts {
+		end := len(s)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		server := s[at[0]:end]
+		if j := strings.LastIndexByte(server, '@'); j > at[1]-at[0] {
+			server = server[:at[1]-at[0]] + "***" + server[j:]
+		}
+		out += server
+	}
+	return out
+}
+
+// HasSecret reports whether a transport setting carries a user, password
+// or token.
+func HasSecret(s string) bool { return Redact(s) != s }
 
 // Team is a team's transport on JetStream: one connection, its inboxes and
 // its ledger.
@@ -191,23 +216,80 @@ func (t *Team) Since(seq uint64, hash string) ([]byte, bool, error) {
 	return t.ledger.Since(ctx, seq, hash)
 }
 
-// Beat puts agent's word that it is alive (mailbox.Beater).
-func (t *Team) Beat(agent string, b mailbox.Beat) error {
+// Hold takes agent's lease (mailbox.Beater): created if no one holds
+// it, taken over if its holder, of another root, has not beaten within
+// lapse, or (the same root: its lock file decides) at once. Two processes
+// taking it at the same moment: one of them gets it.
+func (t *Team) Hold(agent string, b mailbox.Beat, lapse time.Duration) (uint64, error) {
 	data, err := json.Marshal(b)
 	if err != nil {
+		return 0, fmt.Errorf("hold %s: %w", agent, err)
+	}
+	ctx, cancel := t.ctx()
+	defer cancel()
+	var rev uint64
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		e, err := t.alive.Get(ctx, agent)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			rev, err = t.alive.Create(ctx, agent, data)
+		} else if err == nil {
+			if by, ok := beatOf(e); ok && by.Root != b.Root && time.Since(by.At) < lapse {
+				return &mailbox.HeldError{Agent: agent, By: by}
+			}
+			rev, err = t.alive.Update(ctx, agent, data, e.Revision())
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) { // taken between the look and the take
+			if e, gerr := t.alive.Get(ctx, agent); gerr == nil {
+				if by, ok := beatOf(e); ok {
+					return &mailbox.HeldError{Agent: agent, By: by}
+				}
+			}
+		}
 		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("hold %s: %w", agent, err)
+	}
+	return rev, nil
+}
+
+// Beat renews agent's lease of revision rev (mailbox.Beater).
+func (t *Team) Beat(agent string, b mailbox.Beat, rev uint64) (uint64, error) {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return rev, fmt.Errorf("beat %s: %w", agent, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), natsretry.Try)
 	defer cancel()
-	_, err = t.alive.Put(ctx, agent, data)
-	return err
+	next, err := t.alive.Update(ctx, agent, data, rev)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return rev, fmt.Errorf("beat %s: %w", agent, mailbox.ErrLost)
+	}
+	if err != nil {
+		return rev, fmt.Errorf("beat %s: %w", agent, err)
+	}
+	return next, nil
 }
 
-// Gone takes agent's word back: it stopped.
-func (t *Team) Gone(agent string) error {
+// Gone gives up agent's lease of revision rev, if it is still this
+// process's.
+func (t *Team) Gone(agent string, rev uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), natsretry.Try)
 	defer cancel()
-	return t.alive.Delete(ctx, agent)
+	if err := t.alive.Delete(ctx, agent, jetstream.LastRevision(rev)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("let go of %s: %w", agent, err)
+	}
+	return nil
+}
+
+// beatOf reads a lease's beat, with when it came.
+func beatOf(e jetstream.KeyValueEntry) (mailbox.Beat, bool) {
+	var b mailbox.Beat
+	if err := json.Unmarshal(e.Value(), &b); err != nil {
+		return b, false // not a beat of this parley's
+	}
+	b.At = e.Created()
+	return b, true
 }
 
 // Beats are the agents' last words that they are alive.
@@ -224,12 +306,9 @@ func (t *Team) Beats() (map[string]mailbox.Beat, error) {
 		if err != nil {
 			continue // gone since the listing
 		}
-		var b mailbox.Beat
-		if err := json.Unmarshal(e.Value(), &b); err != nil {
-			continue // not a beat of this parley's
+		if b, ok := beatOf(e); ok {
+			out[k] = b
 		}
-		b.At = e.Created()
-		out[k] = b
 	}
 	return out, nil
 }
@@ -284,7 +363,7 @@ func (in *inbox) Next(ctx context.Context) (*mailbox.Claimed, error) {
 			wait = min(wait, time.Until(deadline))
 		}
 		if wait < time.Millisecond || ctx.Err() != nil {
-			return nil, cmpErr(ctx.Err(), context.DeadlineExceeded)
+			return nil, cmp.Or(ctx.Err(), context.DeadlineExceeded)
 		}
 		c, err := in.t.inboxes.Claim(ctx, in.agent, wait)
 		if errors.Is(err, jsinbox.ErrEmpty) {
@@ -304,13 +383,6 @@ func (in *inbox) Next(ctx context.Context) (*mailbox.Claimed, error) {
 		in.keep(c)
 		return &mailbox.Claimed{Agent: in.agent, Data: c.Data, Where: c.Where(), Handle: c}, nil
 	}
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 // keep renews c's claim until let go.
@@ -366,12 +438,15 @@ func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, er
 				return n, err
 			}
 		}
-		m, err := mailbox.Parse(c.Data)
-		if err != nil || !have[m.ID] {
-			// A message that cannot be read goes in too: the human's
-			// inbox is read by a person, who sees what is wrong with it.
+		// A message that cannot be read goes in too: the human's inbox is
+		// read by a person, who sees what is wrong with it.
+		m, perr := mailbox.Parse(c.Data)
+		if perr != nil || !have[m.ID] {
 			if _, err := into.Deliver(c.Data, now); err != nil {
 				return n, err
+			}
+			if perr == nil {
+				have[m.ID] = true
 			}
 		}
 		if err := c.Finish(ctx); err != nil {
@@ -457,7 +532,7 @@ func (in *inbox) SetAside(c *mailbox.Claimed, why string) (string, error) {
 func held(c *mailbox.Claimed) (*jsinbox.Claimed, error) {
 	jc, ok := c.Handle.(*jsinbox.Claimed)
 	if !ok {
-		return nil, fmt.Errorf("finish %s: not claimed from JetStream", c.Where)
+		return nil, fmt.Errorf("%s: not claimed from JetStream", c.Where)
 	}
 	return jc, nil
 }

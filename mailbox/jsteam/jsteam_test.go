@@ -2,6 +2,7 @@ package jsteam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -168,6 +169,7 @@ func TestRedact(t *testing.T) {
 		"nats://127.0.0.1:4222":                               "nats://127.0.0.1:4222",
 		"nats://alice:s3cret@n1:4222,nats://bob:pw@n2:4222?x": "nats://***@n1:4222,nats://***@n2:4222?x",
 		"tls://tok3n@nats.example.com:4222":                   "tls://***@nats.example.com:4222",
+		"nats://alice:pa/ss?,x@h:4222,nats://b:p@ss@h2":       "nats://***@h:4222,nats://***@h2",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
@@ -175,5 +177,62 @@ func TestRedact(t *testing.T) {
 	}
 	if _, err := ParseURL("nats://alice:s3cret@n1:4222?replicas=9"); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+// TestLease: one process holds an agent's name team-wide; another root is
+// refused while the holder beats, takes it over once it does not, and the
+// old holder learns it lost it and cannot give up the new holder's lease.
+func TestLease(t *testing.T) {
+	s := natstest.Start(t)
+	cfg, _ := ParseURL(s.URL())
+	team, err := Dial(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer team.Close()
+	a := mailbox.Beat{Who: "1@a", Root: "a:/srv/parley"}
+	b := mailbox.Beat{Who: "2@b", Root: "b:/srv/parley"}
+	revA, err := team.Hold("finance", a, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *mailbox.HeldError
+	if _, err := team.Hold("finance", b, time.Minute); !errors.As(err, &held) || held.By.Who != "1@a" {
+		t.Fatalf("a second root while the first beats: %v, want held by 1@a", err)
+	}
+	if revA, err = team.Beat("finance", a, revA); err != nil {
+		t.Fatal(err)
+	}
+	// The holder falls silent longer than the lapse: taken over.
+	revB, err := team.Hold("finance", b, time.Nanosecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := team.Beat("finance", a, revA); !errors.Is(err, mailbox.ErrLost) {
+		t.Errorf("the old holder's beat: %v, want ErrLost", err)
+	}
+	if err := team.Gone("finance", revA); err != nil {
+		t.Fatal(err)
+	}
+	beats, err := team.Beats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if beats["finance"].Who != "2@b" {
+		t.Errorf("after the old holder let go: %+v, want 2@b's lease kept", beats["finance"])
+	}
+	if err := team.Gone("finance", revB); err != nil {
+		t.Fatal(err)
+	}
+	if beats, _ := team.Beats(); len(beats) != 0 {
+		t.Errorf("after the holder let go: %+v", beats)
+	}
+	// The same root takes it at once (its lock file decides).
+	if _, err := team.Hold("finance", a, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := team.Hold("finance", mailbox.Beat{Who: "3@a", Root: a.Root}, time.Minute); err != nil {
+		t.Errorf("a restart in the same root: %v", err)
 	}
 }
