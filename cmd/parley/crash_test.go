@@ -61,53 +61,92 @@ func TestCrashes(t *testing.T) {
 			if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
 				t.Fatalf("init: %v\n%s", err, out)
 			}
-			names := []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
-			procs := map[string]*exec.Cmd{}
-			logs := &lineLog{} // written by every child's output copier
-			for _, n := range names {
-				procs[n] = startAgent(t, bin, root, n, logs)
-			}
-			defer stopAgents(procs)
-			stock := filepath.Join(root, "inventory", "stock.toml")
-			data, _ := os.ReadFile(stock)
-			// As an editor that saves by rename would: the agent never reads it half-written.
-			os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
-			os.Rename(stock+".tmp", stock)
+			procs, logs := startDeal(t, bin, root)
 
 			// Each agent in turn, killed -9 at a random moment of its work —
 			// right after its k-th ledger line, k drawn at random, when it is
 			// most likely in the middle of handling a message — and started
 			// again.
-			for _, i := range rng.Perm(len(names)) {
-				victim := names[i]
+			for _, i := range rng.Perm(len(dealAgents)) {
+				victim := dealAgents[i]
 				k := 1 + rng.IntN(4)
 				awaitLines(root, victim, k, 2*time.Second)
 				procs[victim].Process.Signal(syscall.SIGKILL)
 				procs[victim].Wait()
 				procs[victim] = startAgent(t, bin, root, victim, logs)
 			}
-			entries := awaitLedger(t, root, time.Minute, func(es []mailbox.Entry) bool {
-				return count(es, "decision", "PAID", "allow") > 0 && countDelivered(es, "human", "NOTIFY") > 0
-			}, logs)
-			t.Logf("recovered: %d, torn: %d", strings.Count(logs.String(), "handling again"), count(entries, "repaired", "", ""))
-			if n := count(entries, "decision", "ORDER", "allow"); n != 1 {
-				t.Errorf("%d orders allowed, want exactly 1", n)
-			}
-			if n := count(entries, "decision", "PAID", "allow"); n != 1 {
-				t.Errorf("%d payments allowed, want exactly 1", n)
-			}
-			if n := countDelivered(entries, "human", "NOTIFY"); n != 1 {
-				t.Errorf("the human was told %d times, want once", n)
-			}
-			f, err := os.Open(filepath.Join(root, mailbox.LedgerFile))
+			r, err := mailbox.OpenRoot(root, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer f.Close()
-			if _, err := mailbox.Verify(f); err != nil {
-				t.Errorf("ledger verify: %v", err)
-			}
+			entries := awaitRoot(t, r, time.Minute, dealDone, logs)
+			t.Logf("recovered: %d, torn: %d", strings.Count(logs.String(), "handling again"), count(entries, "repaired", "", ""))
+			checkOnce(t, r, entries)
 		})
+	}
+}
+
+var dealAgents = []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
+
+// startDeal starts each agent of the deal as a process of its own on root
+// (stopped when the test ends: procs may be changed meanwhile), and lowers
+// the stock that starts it.
+func startDeal(t *testing.T, bin, root string) (map[string]*exec.Cmd, *lineLog) {
+	t.Helper()
+	logs := &lineLog{} // written by every child's output copier
+	procs := map[string]*exec.Cmd{}
+	for _, n := range dealAgents {
+		procs[n] = startAgent(t, bin, root, n, logs)
+	}
+	t.Cleanup(func() { stopAgents(procs) })
+	lowerStock(t, root)
+	return procs, logs
+}
+
+// lowerStock sets the inventory's stock below its reorder point, as a
+// person saving the file from an editor would.
+func lowerStock(t *testing.T, root string) {
+	t.Helper()
+	stock := filepath.Join(root, "inventory", "stock.toml")
+	data, err := os.ReadFile(stock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
+	if err := os.Rename(stock+".tmp", stock); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dealDone says the deal is paid and the human told.
+func dealDone(es []mailbox.Entry) bool {
+	return count(es, "decision", "PAID", "allow") > 0 && countDelivered(es, "human", "NOTIFY") > 0
+}
+
+// checkOnce checks a finished deal: one order, one payment, the human told
+// once, and the ledger's copy verifies.
+func checkOnce(t *testing.T, r *mailbox.Root, es []mailbox.Entry) {
+	t.Helper()
+	if n := count(es, "decision", "ORDER", "allow"); n != 1 {
+		t.Errorf("%d orders allowed, want exactly 1", n)
+	}
+	if n := count(es, "decision", "PAID", "allow"); n != 1 {
+		t.Errorf("%d payments allowed, want exactly 1", n)
+	}
+	if n := countDelivered(es, "human", "NOTIFY"); n != 1 {
+		t.Errorf("the human was told %d times, want once", n)
+	}
+	path, err := r.LedgerPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := mailbox.Verify(f); err != nil {
+		t.Errorf("ledger verify: %v", err)
 	}
 }
 

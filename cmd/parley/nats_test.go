@@ -59,53 +59,6 @@ func onNATS(t *testing.T, dir, url string) *mailbox.Root {
 	return r
 }
 
-// lowerStock sets the inventory's stock below its reorder point, as a
-// person saving the file from an editor would.
-func lowerStock(t *testing.T, root string) {
-	t.Helper()
-	stock := filepath.Join(root, "inventory", "stock.toml")
-	data, err := os.ReadFile(stock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
-	if err := os.Rename(stock+".tmp", stock); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// dealDone says the deal is paid and the human told.
-func dealDone(es []mailbox.Entry) bool {
-	return count(es, "decision", "PAID", "allow") > 0 && countDelivered(es, "human", "NOTIFY") > 0
-}
-
-// checkOnce checks a finished deal: one order, one payment, the human told
-// once, and the ledger's copy verifies.
-func checkOnce(t *testing.T, r *mailbox.Root, es []mailbox.Entry) {
-	t.Helper()
-	if n := count(es, "decision", "ORDER", "allow"); n != 1 {
-		t.Errorf("%d orders allowed, want exactly 1", n)
-	}
-	if n := count(es, "decision", "PAID", "allow"); n != 1 {
-		t.Errorf("%d payments allowed, want exactly 1", n)
-	}
-	if n := countDelivered(es, "human", "NOTIFY"); n != 1 {
-		t.Errorf("the human was told %d times, want once", n)
-	}
-	path, err := r.LedgerPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := mailbox.Verify(f); err != nil {
-		t.Errorf("ledger verify: %v", err)
-	}
-}
-
 // midDeal fails the test unless the deal has begun and is not paid yet.
 func midDeal(t *testing.T, r *mailbox.Root) {
 	t.Helper()
@@ -118,21 +71,13 @@ func midDeal(t *testing.T, r *mailbox.Root) {
 	}
 }
 
-var dealAgents = []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}
-
 // TestJetStreamDeal: the restock deal with every agent its own process on
 // a JetStream team; nothing of it goes through the root's Maildirs.
 func TestJetStreamDeal(t *testing.T) {
 	bin := parleyBin(t)
 	s := natstest.Start(t)
 	root, r := natsRoot(t, bin, s.URL())
-	logs := &lineLog{}
-	procs := map[string]*exec.Cmd{}
-	for _, n := range dealAgents {
-		procs[n] = startAgent(t, bin, root, n, logs)
-	}
-	defer stopAgents(procs)
-	lowerStock(t, root)
+	_, logs := startDeal(t, bin, root)
 	es := awaitRoot(t, r, time.Minute, dealDone, logs)
 	checkOnce(t, r, es)
 	for _, e := range es {
@@ -169,13 +114,7 @@ func TestJetStreamCrashes(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 42))
 			// A stream of its own for each run, and claims that lapse fast.
 			root, r := natsRoot(t, bin, fmt.Sprintf("%s?stream=CRASH%d&claim=1s", s.URL(), seed))
-			logs := &lineLog{}
-			procs := map[string]*exec.Cmd{}
-			for _, n := range dealAgents {
-				procs[n] = startAgent(t, bin, root, n, logs)
-			}
-			defer stopAgents(procs)
-			lowerStock(t, root)
+			procs, logs := startDeal(t, bin, root)
 			for _, i := range rng.Perm(len(dealAgents)) {
 				victim := dealAgents[i]
 				awaitRootLines(r, victim, 1+rng.IntN(4), 2*time.Second)
@@ -195,13 +134,7 @@ func TestJetStreamServerRestart(t *testing.T) {
 	bin := parleyBin(t)
 	s := natstest.Start(t)
 	root, r := natsRoot(t, bin, s.URL()+"?claim=2s")
-	logs := &lineLog{}
-	procs := map[string]*exec.Cmd{}
-	for _, n := range dealAgents {
-		procs[n] = startAgent(t, bin, root, n, logs)
-	}
-	defer stopAgents(procs)
-	lowerStock(t, root)
+	_, logs := startDeal(t, bin, root)
 	awaitRootLines(r, "procurement", 3, 10*time.Second) // the quotes asked for
 	midDeal(t, r)
 	s.Stop()
@@ -217,13 +150,7 @@ func TestJetStreamCluster(t *testing.T) {
 	bin := parleyBin(t)
 	servers := natstest.Cluster(t, 3)
 	root, r := natsRoot(t, bin, natstest.URLs(servers)+"?replicas=3&claim=2s")
-	logs := &lineLog{}
-	procs := map[string]*exec.Cmd{}
-	for _, n := range dealAgents {
-		procs[n] = startAgent(t, bin, root, n, logs)
-	}
-	defer stopAgents(procs)
-	lowerStock(t, root)
+	_, logs := startDeal(t, bin, root)
 	awaitRootLines(r, "procurement", 3, 10*time.Second)
 	midDeal(t, r)
 	// The server that leads the ledger's stream: the cluster must elect

@@ -25,36 +25,44 @@ import (
 // this one's disk within two minutes) and with sync_interval: always.
 var kinds = []string{"files", "jetstream", "jetstream-sync"}
 
-// transports opens a root on each transport, with inboxes for the sender
+// rootOn opens a root on the transport kind, with inboxes for the sender
 // and the recipient.
-func transports(b *testing.B) map[string]*mailbox.Root {
+func rootOn(b *testing.B, kind string) *mailbox.Root {
 	b.Helper()
-	out := map[string]*mailbox.Root{}
-	for _, name := range kinds {
-		dir := b.TempDir()
-		for _, a := range []string{"procurement", "finance"} {
-			if err := (mailbox.Maildir{Dir: filepath.Join(dir, a)}).Create(); err != nil {
-				b.Fatal(err)
-			}
+	dir := b.TempDir()
+	for _, a := range []string{"procurement", "finance"} {
+		if err := (mailbox.Maildir{Dir: filepath.Join(dir, a)}).Create(); err != nil {
+			b.Fatal(err)
 		}
-		r, err := mailbox.OpenRoot(dir, nil)
+	}
+	r, err := mailbox.OpenRoot(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if kind != "files" {
+		s := natstest.Start(b, kind == "jetstream-sync")
+		cfg, err := ParseURL(s.URL())
 		if err != nil {
 			b.Fatal(err)
 		}
-		if name != "files" {
-			s := natstest.Start(b, name == "jetstream-sync")
-			cfg, err := ParseURL(s.URL())
-			if err != nil {
-				b.Fatal(err)
-			}
-			if r.Transport, err = Dial(cfg, nil); err != nil {
-				b.Fatal(err)
-			}
+		if r.Transport, err = Dial(cfg, nil); err != nil {
+			b.Fatal(err)
 		}
-		b.Cleanup(func() { r.Close() })
-		out[name] = r
 	}
-	return out
+	b.Cleanup(func() { r.Close() })
+	return r
+}
+
+// hop opens a root on kind and the recipient's inbox, for claiming.
+func hop(b *testing.B, kind string) (*mailbox.Root, *mailbox.Claims) {
+	b.Helper()
+	r := rootOn(b, kind)
+	claims, err := r.Claims("finance")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { claims.Close() })
+	return r, claims
 }
 
 // BenchmarkHop sends one message at a time and waits for the recipient to
@@ -63,12 +71,7 @@ func transports(b *testing.B) map[string]*mailbox.Root {
 func BenchmarkHop(b *testing.B) {
 	for _, name := range kinds {
 		b.Run(name, func(b *testing.B) {
-			r := transports(b)[name]
-			claims, err := r.Claims("finance")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer claims.Close()
+			r, claims := hop(b, name)
 			ctx := context.Background()
 			lat := make([]time.Duration, 0, b.N)
 			i := 0
@@ -104,12 +107,7 @@ func BenchmarkHop(b *testing.B) {
 func BenchmarkThroughput(b *testing.B) {
 	for _, name := range kinds {
 		b.Run(name, func(b *testing.B) {
-			r := transports(b)[name]
-			claims, err := r.Claims("finance")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer claims.Close()
+			r, claims := hop(b, name)
 			done := make(chan error, 1)
 			b.ResetTimer()
 			go func() {
@@ -144,7 +142,7 @@ func BenchmarkThroughput(b *testing.B) {
 func BenchmarkLedger(b *testing.B) {
 	for _, name := range kinds {
 		journal := func(b *testing.B) mailbox.Journal {
-			j, err := transports(b)[name].Journal()
+			j, err := rootOn(b, name).Journal()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -175,7 +173,7 @@ func BenchmarkLedger(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
 		b.Run("catchup/"+name, func(b *testing.B) {
-			r := transports(b)[name]
+			r := rootOn(b, name)
 			j, err := r.Journal()
 			if err != nil {
 				b.Fatal(err)
