@@ -294,7 +294,7 @@ func open(c *cli.Context) (*env, error) {
 		return nil, err
 	}
 	transport, team := transportOf(c, r.Dir)
-	if r.Transport, err = dialTransport(transport, now); err != nil {
+	if r.Transport, err = dialTransport(c.Context, transport, now); err != nil {
 		return nil, err
 	}
 	if r.Transport != nil && team != nil {
@@ -327,8 +327,10 @@ func transportOf(c *cli.Context, dir string) (string, *agents.Team) {
 	return "", nil
 }
 
-// dialTransport connects to the root's transport: nil for files.
-func dialTransport(t string, now func() time.Time) (mailbox.Transport, error) {
+// dialTransport connects to the root's transport: nil for files. Its
+// requests give up a few seconds after ctx ends (Ctrl-C): time to finish
+// the work in hand, not to wait out a server that is down.
+func dialTransport(ctx context.Context, t string, now func() time.Time) (mailbox.Transport, error) {
 	switch {
 	case t == "" || t == "files":
 		return nil, nil
@@ -339,11 +341,18 @@ func dialTransport(t string, now func() time.Time) (mailbox.Transport, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	team, err := jsteam.Dial(cfg, now)
+	team, err := jsteam.Dial(lingering(ctx, 5*time.Second), cfg, now)
 	if err != nil {
 		return nil, withHint(err, "start the NATS server (nats-server -js), or check the transport URL in parley.toml or --transport")
 	}
 	return team, nil
+}
+
+// lingering is a context that ends grace after parent does.
+func lingering(parent context.Context, grace time.Duration) context.Context {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	context.AfterFunc(parent, func() { time.AfterFunc(grace, cancel) })
+	return ctx
 }
 
 // copyLedger keeps the root's copy of a ledger kept elsewhere up to date

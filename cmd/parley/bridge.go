@@ -57,7 +57,7 @@ Example:
 					local = append(local, n)
 				}
 			}
-			tr, err := dialTransport(c.String("there"), e.now)
+			tr, err := dialTransport(c.Context, c.String("there"), e.now)
 			if err != nil {
 				return err
 			}

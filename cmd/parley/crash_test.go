@@ -41,11 +41,18 @@ func startAgent(tb testing.TB, bin, root, name string, logs *lineLog) *exec.Cmd 
 	return cmd
 }
 
-// stopAgents asks each agent to stop, as Ctrl-C does, and waits for it.
+// stopAgents asks every agent to stop, as Ctrl-C does, and waits for them.
+// One already waited for is passed over.
 func stopAgents(procs map[string]*exec.Cmd) {
 	for _, p := range procs {
-		p.Process.Signal(os.Interrupt)
-		p.Wait()
+		if p.ProcessState == nil {
+			p.Process.Signal(os.Interrupt)
+		}
+	}
+	for _, p := range procs {
+		if p.ProcessState == nil {
+			p.Wait()
+		}
 	}
 }
 

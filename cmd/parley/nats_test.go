@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -46,7 +47,7 @@ func onNATS(t *testing.T, dir, url string) *mailbox.Root {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := jsteam.Dial(cfg, nil)
+	tr, err := jsteam.Dial(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +135,14 @@ func TestJetStreamServerRestart(t *testing.T) {
 	bin := parleyBin(t)
 	s := natstest.Start(t)
 	root, r := natsRoot(t, bin, s.URL()+"?claim=2s")
-	_, logs := startDeal(t, bin, root)
+	procs, logs := startDeal(t, bin, root)
 	awaitRootLines(r, "procurement", 3, 10*time.Second) // the quotes asked for
 	midDeal(t, r)
 	s.Stop()
 	s.Restart(t)
 	es := awaitRoot(t, r, time.Minute, dealDone, logs)
 	checkOnce(t, r, es)
+	stopAgents(procs) // while the server they use is up: it stops before the test's cleanups
 }
 
 // TestJetStreamCluster runs the deal on a three-server cluster, each

@@ -284,16 +284,26 @@ func (c *Claimed) Finish(ctx context.Context) error {
 // parley.rejected.AGENT with why (first), then its claim ends. It says
 // where it is kept.
 func (c *Claimed) SetAside(ctx context.Context, why string) (string, error) {
-	out := &nats.Msg{Subject: c.in.base + rejected + c.Agent, Data: c.Data, Header: nats.Header{}}
-	out.Header.Set(ReasonHeader, strings.Join(strings.Fields(why), " "))
-	// Its own id: set aside again after a crash, it is kept once.
-	out.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("rejected-%s-%d", c.in.stream, c.Seq))
-	ack, err := c.in.js.PublishMsg(ctx, out)
+	where, err := c.in.Keep(ctx, c.Agent, c.Seq, c.Data, why)
 	if err != nil {
-		return "", fmt.Errorf("set aside %s: %w", c.Where(), err)
+		return "", err
 	}
 	if err := c.Finish(ctx); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s%s%s (stream %s, seq %d)", c.in.base, rejected, c.Agent, c.in.stream, ack.Sequence), nil
+	return where, nil
+}
+
+// Keep keeps data, agent's message at stream sequence seq, on
+// parley.rejected.AGENT with why, and says where. Kept again (after a
+// crash), it is stored once.
+func (in *Inboxes) Keep(ctx context.Context, agent string, seq uint64, data []byte, why string) (string, error) {
+	out := &nats.Msg{Subject: in.base + rejected + agent, Data: data, Header: nats.Header{}}
+	out.Header.Set(ReasonHeader, strings.Join(strings.Fields(why), " "))
+	out.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("rejected-%s-%d", in.stream, seq))
+	ack, err := in.js.PublishMsg(ctx, out)
+	if err != nil {
+		return "", fmt.Errorf("set aside %s's message %d: %w", agent, seq, err)
+	}
+	return fmt.Sprintf("%s%s%s (stream %s, seq %d)", in.base, rejected, agent, in.stream, ack.Sequence), nil
 }

@@ -45,7 +45,7 @@ func rootOn(b *testing.B, kind string) *mailbox.Root {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if r.Transport, err = Dial(cfg, nil); err != nil {
+		if r.Transport, err = Dial(context.Background(), cfg, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -125,6 +125,7 @@ func HasSecret(s string) bool { return Redact(s) != s }
 // Team is a team's transport on JetStream: one connection, its inboxes and
 // its ledger.
 type Team struct {
+	base    context.Context // every operation ends with it
 	cfg     Config
 	nc      *nats.Conn
 	inboxes *jsinbox.Inboxes
@@ -133,12 +134,15 @@ type Team struct {
 }
 
 // Dial connects to the servers and opens (creating) the team's streams.
-func Dial(cfg Config, now func() time.Time) (*Team, error) {
+// ctx bounds every operation of the team from then on: once it ends, what
+// waits for a server that does not answer gives up (a process asked to
+// stop does not wait out its patience).
+func Dial(ctx context.Context, cfg Config, now func() time.Time) (*Team, error) {
 	nc, err := nats.Connect(cfg.Servers, nats.Name("parley"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", Redact(cfg.Servers), err)
 	}
-	t, err := open(nc, cfg, now)
+	t, err := open(ctx, nc, cfg, now)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -146,14 +150,14 @@ func Dial(cfg Config, now func() time.Time) (*Team, error) {
 	return t, nil
 }
 
-func open(nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
+func open(base context.Context, nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream on %s: %w", Redact(cfg.Servers), err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Patience)
+	ctx, cancel := context.WithTimeout(base, cfg.Patience)
 	defer cancel()
-	t := &Team{cfg: cfg, nc: nc}
+	t := &Team{base: base, cfg: cfg, nc: nc}
 	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
 		t.inboxes, err = jsinbox.Open(ctx, js, cfg.Stream+"_INBOX", strings.ToLower(cfg.Stream), cfg.Replicas, cfg.Claim, cfg.Dedupe)
 		return err
@@ -162,7 +166,7 @@ func open(nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
 		return nil, err
 	}
 	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
-		cfg := jetstream.KeyValueConfig{Bucket: cfg.Stream + "_ALIVE", TTL: time.Hour, Replicas: cfg.Replicas, Storage: jetstream.MemoryStorage}
+		cfg := jetstream.KeyValueConfig{Bucket: cfg.Stream + "_ALIVE", TTL: time.Hour, Replicas: cfg.Replicas, Storage: jetstream.FileStorage}
 		t.alive, err = js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			t.alive, err = js.KeyValue(ctx, cfg.Bucket)
@@ -184,7 +188,7 @@ func open(nc *nats.Conn, cfg Config, now func() time.Time) (*Team, error) {
 
 // ctx bounds one operation by the team's patience with the servers.
 func (t *Team) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), t.cfg.Patience)
+	return context.WithTimeout(t.base, t.cfg.Patience)
 }
 
 // Put publishes the message on its recipient's subject, with its
@@ -259,7 +263,7 @@ func (t *Team) Beat(agent string, b mailbox.Beat, rev uint64) (uint64, error) {
 	if err != nil {
 		return rev, fmt.Errorf("beat %s: %w", agent, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), natsretry.Try)
+	ctx, cancel := context.WithTimeout(t.base, natsretry.Try)
 	defer cancel()
 	next, err := t.alive.Update(ctx, agent, data, rev)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -274,7 +278,7 @@ func (t *Team) Beat(agent string, b mailbox.Beat, rev uint64) (uint64, error) {
 // Gone gives up agent's lease of revision rev, if it is still this
 // process's.
 func (t *Team) Gone(agent string, rev uint64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), natsretry.Try)
+	ctx, cancel := context.WithTimeout(t.base, natsretry.Try)
 	defer cancel()
 	if err := t.alive.Delete(ctx, agent, jetstream.LastRevision(rev)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("let go of %s: %w", agent, err)
@@ -492,19 +496,45 @@ func (t *Team) Kept() (map[string][]byte, error) {
 	return out, err
 }
 
-// Unfinished is empty: a claim its agent did not finish lapses, and Next
-// brings the message again.
-func (in *inbox) Unfinished() ([]*mailbox.Claimed, error) { return nil, nil }
+// Unfinished is what was claimed before a stop and not finished: the
+// messages the consumer delivered and has not seen acknowledged, read
+// without a claim (the stopped process's lapses by itself), so that they
+// are handled first, as on files, not after newer ones. Finished then, each
+// is delivered once more when that claim lapses, and found handled. One
+// that is not a valid message waits for that delivery to be set aside.
+func (in *inbox) Unfinished() ([]*mailbox.Claimed, error) {
+	ctx, cancel := in.t.ctx()
+	defer cancel()
+	ws, err := in.t.inboxes.Peek(ctx, in.agent)
+	if err != nil {
+		return nil, err
+	}
+	var out []*mailbox.Claimed
+	for _, w := range ws {
+		if !w.Claimed {
+			continue
+		}
+		if m, err := mailbox.Parse(w.Data); err != nil || m.Validate() != nil {
+			continue
+		}
+		out = append(out, &mailbox.Claimed{Agent: in.agent, Data: w.Data, Handle: &w,
+			Where: fmt.Sprintf("%s.inbox.%s (stream %s_INBOX, seq %d)", strings.ToLower(in.t.cfg.Stream), in.agent, in.t.cfg.Stream, w.Seq)})
+	}
+	return out, nil
+}
 
 // Finish acknowledges the message; a failed one is kept first, with the
 // reason, where a set-aside one is.
 func (in *inbox) Finish(c *mailbox.Claimed, flags, reason string) (string, error) {
+	if strings.Contains(flags, mailbox.FlagFailed) {
+		return in.SetAside(c, "failed: "+reason)
+	}
+	if _, ok := c.Handle.(*jsinbox.Waiting); ok {
+		return c.Where, nil // acknowledged when its lapsing claim brings it again
+	}
 	jc, err := held(c)
 	if err != nil {
 		return "", err
-	}
-	if strings.Contains(flags, mailbox.FlagFailed) {
-		return in.SetAside(c, "failed: "+reason)
 	}
 	ctx, cancel := in.t.ctx()
 	defer cancel()
@@ -518,12 +548,15 @@ func (in *inbox) Finish(c *mailbox.Claimed, flags, reason string) (string, error
 // SetAside keeps the message on parley.rejected.AGENT with why, and
 // acknowledges it.
 func (in *inbox) SetAside(c *mailbox.Claimed, why string) (string, error) {
+	ctx, cancel := in.t.ctx()
+	defer cancel()
+	if w, ok := c.Handle.(*jsinbox.Waiting); ok {
+		return in.t.inboxes.Keep(ctx, in.agent, w.Seq, w.Data, why)
+	}
 	jc, err := held(c)
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := in.t.ctx()
-	defer cancel()
 	defer in.let(jc)
 	return jc.SetAside(ctx, why)
 }

@@ -26,7 +26,7 @@ func TestServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	team, err := Dial(cfg, nil)
+	team, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func FuzzParseURL(f *testing.F) {
 func TestBringOnce(t *testing.T) {
 	s := natstest.Start(t)
 	cfg, _ := ParseURL(s.URL())
-	team, err := Dial(cfg, nil)
+	team, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestRedact(t *testing.T) {
 func TestLease(t *testing.T) {
 	s := natstest.Start(t)
 	cfg, _ := ParseURL(s.URL())
-	team, err := Dial(cfg, nil)
+	team, err := Dial(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,5 +234,53 @@ func TestLease(t *testing.T) {
 	}
 	if _, err := team.Hold("finance", mailbox.Beat{Who: "3@a", Root: a.Root}, time.Minute); err != nil {
 		t.Errorf("a restart in the same root: %v", err)
+	}
+}
+
+// TestUnfinishedFirst: what a stopped process claimed and did not finish
+// is handed to the next one at its start, before newer messages — as on
+// files — without waiting for the stopped claim to lapse.
+func TestUnfinishedFirst(t *testing.T) {
+	s := natstest.Start(t)
+	cfg, _ := ParseURL(s.URL() + "?claim=30s")
+	dial := func() *Team {
+		team, err := Dial(context.Background(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return team
+	}
+	first := dial()
+	for i := 1; i <= 2; i++ {
+		m := note(i)
+		if _, err := first.Put(m, m.Marshal(), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, _ := first.Inbox("finance")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := in.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close() // the process dies with <1@test> claimed
+
+	next := dial()
+	defer next.Close()
+	in, _ = next.Inbox("finance")
+	defer in.Close()
+	unfinished, err := in.Unfinished()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unfinished) != 1 || !strings.Contains(string(unfinished[0].Data), "<1@test>") {
+		t.Fatalf("unfinished: %d, want <1@test> alone", len(unfinished))
+	}
+	if _, err := in.Finish(unfinished[0], mailbox.FlagDone, ""); err != nil {
+		t.Fatal(err)
+	}
+	c, err := in.Next(ctx)
+	if err != nil || !strings.Contains(string(c.Data), "<2@test>") {
+		t.Fatalf("next: %v, want <2@test> while <1@test>'s old claim has not lapsed", err)
 	}
 }

@@ -76,7 +76,7 @@ func dialArgs(url string) (*Team, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Dial(cfg, nil)
+	return Dial(context.Background(), cfg, nil)
 }
 
 // TestProcessesAppend: four processes append to the ledger at once; the
