@@ -268,6 +268,7 @@ func spentBefore(notice string) bool {
 func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) (string, error) {
 	seen := start
 	asked := map[string]bool{}
+	shown := map[string]bool{} // message ids printed
 	deal := "" // the thread of the inventory's request: the deal shown
 	for {
 		entries, err := readLedger(e.root)
@@ -279,9 +280,13 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) 
 				continue
 			}
 			seen = x.Seq
-			if x.Event != mailbox.EventDelivered {
+			// A message is shown at its first line: its delivery, or its
+			// claim, which its receiver may record (and act on) before
+			// the sender records the delivery.
+			if (x.Event != mailbox.EventDelivered && x.Event != mailbox.EventClaimed) || shown[x.MsgID] {
 				continue
 			}
+			shown[x.MsgID] = true
 			money := ""
 			if x.Amount != "" {
 				money = "  " + x.Amount + " " + x.Currency
