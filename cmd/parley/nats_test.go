@@ -292,11 +292,22 @@ func TestBridgeMixedTeam(t *testing.T) {
 	// paid once.
 	stored := storedOnStream(t, s, "PARLEY_INBOX")
 	handled := map[string]int{}
-	for _, e := range es {
-		if e.Event == mailbox.EventDone && e.Reason == "" {
-			handled[e.MsgID]++
+	// Each agent here records a message done after acting on it: wait for
+	// the last of those lines.
+	es = awaitRoot(t, here, time.Minute, func(es []mailbox.Entry) bool {
+		clear(handled)
+		for _, e := range es {
+			if e.Event == mailbox.EventDone && e.Reason == "" {
+				handled[e.MsgID]++
+			}
 		}
-	}
+		for _, e := range away {
+			if e.Event == mailbox.EventBridged && e.To != "human" && handled[e.MsgID] == 0 {
+				return false
+			}
+		}
+		return true
+	}, logs)
 	crossed := map[string]int{}
 	for _, side := range []struct {
 		name string
