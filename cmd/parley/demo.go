@@ -269,7 +269,7 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) 
 	seen := start
 	asked := map[string]bool{}
 	shown := map[string]bool{} // message ids printed
-	deal := "" // the thread of the inventory's request: the deal shown
+	deal := ""                 // the thread of the inventory's request: the deal shown
 	for {
 		entries, err := readLedger(e.root)
 		if err != nil {
