@@ -130,7 +130,7 @@ type Team struct {
 	nc      *nats.Conn
 	inboxes *jsinbox.Inboxes
 	ledger  *jsledger.Ledger
-	alive   jetstream.KeyValue // agent: pid@host, put at each of its ticks
+	alive   jetstream.KeyValue // agent: its lease (pid@host and root), beaten every second
 }
 
 // Dial connects to the servers and opens (creating) the team's streams.
