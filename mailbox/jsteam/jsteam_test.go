@@ -284,3 +284,44 @@ func TestUnfinishedFirst(t *testing.T) {
 		t.Fatalf("next: %v, want <2@test> while <1@test>'s old claim has not lapsed", err)
 	}
 }
+
+// TestLeaseRace: processes of four roots start the same agent at once;
+// exactly one of them gets to run it.
+func TestLeaseRace(t *testing.T) {
+	s := natstest.Start(t)
+	cfg, _ := ParseURL(s.URL())
+	const n = 4
+	teams := make([]*Team, n)
+	for i := range teams {
+		team, err := Dial(context.Background(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer team.Close()
+		teams[i] = team
+	}
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i, team := range teams {
+		go func() {
+			<-start
+			_, err := team.Hold("finance", mailbox.Beat{Who: fmt.Sprintf("%d@h%d", i, i), Root: fmt.Sprintf("h%d:/srv/parley", i)}, time.Minute)
+			errs <- err
+		}()
+	}
+	close(start)
+	won := 0
+	for range n {
+		err := <-errs
+		var held *mailbox.HeldError
+		switch {
+		case err == nil:
+			won++
+		case !errors.As(err, &held):
+			t.Errorf("refused with %v, want a HeldError", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d processes run the agent, want 1", won)
+	}
+}
