@@ -340,10 +340,11 @@ func (d Maildir) List() ([]Item, error) {
 	return items, nil
 }
 
-// IDs are the Message-IDs of the messages in new/ and cur/ (a file that
-// is not a message has none).
-func (d Maildir) IDs() (map[string]bool, error) {
-	ids := map[string]bool{}
+// IDs are the Message-IDs of the messages in new/ and cur/, each with its
+// file's path in the inbox (new/NAME or cur/NAME); a file that is not a
+// message has none.
+func (d Maildir) IDs() (map[string]string, error) {
+	ids := map[string]string{}
 	for _, sub := range []string{"new", "cur"} {
 		names, err := listNames(d.Path(sub))
 		if err != nil {
@@ -355,7 +356,7 @@ func (d Maildir) IDs() (map[string]bool, error) {
 				continue // claimed and moved on since the listing
 			}
 			if m, err := Parse(data); err == nil && m.ID != "" {
-				ids[m.ID] = true
+				ids[m.ID] = filepath.Join(sub, n)
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -136,15 +135,9 @@ func (e *env) bringHuman() error {
 
 // findNew is the name in agent's new/ of the message id, or "".
 func (e *env) findNew(agent, id string) string {
-	names, _ := e.root.Inbox(agent).Pending()
-	for _, n := range names {
-		data, err := os.ReadFile(e.root.Inbox(agent).Path("new", n))
-		if err != nil {
-			continue
-		}
-		if m, err := mailbox.Parse(data); err == nil && m.ID == id {
-			return n
-		}
+	ids, _ := e.root.Inbox(agent).IDs()
+	if dir, name := filepath.Split(ids[id]); dir == "new/" {
+		return name
 	}
 	return ""
 }

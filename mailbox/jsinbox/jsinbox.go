@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/parley-dev/parley/internal/natsretry"
 	"github.com/parley-dev/parley/internal/streams"
-	"github.com/parley-dev/parley/mailbox"
 )
 
 // Subjects of the inboxes, under a team's base subject (parley unless
@@ -62,22 +61,13 @@ func Open(ctx context.Context, js jetstream.JetStream, name, base string, replic
 	return &Inboxes{js: js, stream: name, base: base, ackWait: ackWait, consumers: map[string]jetstream.Consumer{}}, nil
 }
 
-// Deliver puts m in its recipient's inbox, once: delivered again under the
-// same Message-ID within the window, it is not stored twice (dup is true).
-func (in *Inboxes) Deliver(ctx context.Context, m *mailbox.Message) (dup bool, err error) {
-	if err := m.Validate(); err != nil {
-		return false, fmt.Errorf("deliver %s: %w", m.ID, err)
-	}
-	return in.Put(ctx, m.To, m.ID, m.Marshal())
-}
-
 // Put stores data, a message to agent with id, in agent's inbox, once:
 // put again under the same id within the window, it is not stored twice
 // (dup is true). While the server cannot answer, it tries again.
 func (in *Inboxes) Put(ctx context.Context, agent, id string, data []byte) (dup bool, err error) {
 	var ack *jetstream.PubAck
 	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
-		ack, err = in.js.Publish(ctx, in.base+inboxes+agent, data, jetstream.WithMsgID(id))
+		ack, err = in.js.Publish(ctx, in.Subject(agent), data, jetstream.WithMsgID(id))
 		return err
 	})
 	if err != nil {
@@ -162,7 +152,7 @@ func (in *Inboxes) Peek(ctx context.Context, agent string) ([]Waiting, error) {
 	}
 	var out []Waiting
 	for seq := finished + 1; ; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(in.base+inboxes+agent))
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(in.Subject(agent)))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return out, nil
 		}
@@ -184,7 +174,7 @@ func (in *Inboxes) Kept(ctx context.Context, fn func(subject, id string, data []
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in.stream, err)
 	}
-	filter := in.base + inboxes + ">"
+	filter := in.Subject(">")
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in.stream, err)
@@ -232,7 +222,7 @@ func (in *Inboxes) consumer(ctx context.Context, agent string) (jetstream.Consum
 		return c, nil
 	}
 	cfg := jetstream.ConsumerConfig{
-		Durable: "inbox-" + agent, FilterSubject: in.base + inboxes + agent,
+		Durable: "inbox-" + agent, FilterSubject: in.Subject(agent),
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: in.ackWait, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	// Created, or taken as it is: its claim period is the one it was made
@@ -267,8 +257,15 @@ func (c *Claimed) Working() error { return c.msg.InProgress() }
 func (c *Claimed) Release() error { return c.msg.Nak() }
 
 // Where says where the claimed message is, for the ledger.
-func (c *Claimed) Where() string {
-	return fmt.Sprintf("%s%s%s (stream %s, seq %d)", c.in.base, inboxes, c.Agent, c.in.stream, c.Seq)
+func (c *Claimed) Where() string { return c.in.Where(c.Agent, c.Seq) }
+
+// Subject is agent's inbox's subject.
+func (in *Inboxes) Subject(agent string) string { return in.base + inboxes + agent }
+
+// Where says where agent's message at stream sequence seq is, for the
+// ledger and for people.
+func (in *Inboxes) Where(agent string, seq uint64) string {
+	return fmt.Sprintf("%s (stream %s, seq %d)", in.Subject(agent), in.stream, seq)
 }
 
 // Finish ends the claim: the message is done with, and the server has said

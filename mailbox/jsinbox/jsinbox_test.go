@@ -20,6 +20,11 @@ func msg(i int) *mailbox.Message {
 		Thread: "t", Verb: mailbox.Notify, Subject: fmt.Sprint(i)}
 }
 
+// deliver puts m in its recipient's inbox, as the transport does.
+func deliver(ctx context.Context, in *Inboxes, m *mailbox.Message) (dup bool, err error) {
+	return in.Put(ctx, m.To, m.ID, m.Marshal())
+}
+
 // idOf is the Message-ID of a claimed message.
 func idOf(t *testing.T, c *Claimed) string {
 	t.Helper()
@@ -51,11 +56,11 @@ func TestOnceEach(t *testing.T) {
 	ctx := context.Background()
 	const n = 100
 	for i := range n {
-		if dup, err := in.Deliver(ctx, msg(i)); err != nil || dup {
+		if dup, err := deliver(ctx, in, msg(i)); err != nil || dup {
 			t.Fatalf("deliver %d: %v, dup %v", i, err, dup)
 		}
 	}
-	if dup, err := in.Deliver(ctx, msg(7)); err != nil || !dup {
+	if dup, err := deliver(ctx, in, msg(7)); err != nil || !dup {
 		t.Fatalf("the same message again: %v, dup %v; want it recognised", err, dup)
 	}
 	var mu sync.Mutex
@@ -102,7 +107,7 @@ func TestOnceEach(t *testing.T) {
 func TestCrashRedelivers(t *testing.T) {
 	in, another := open(t, 300*time.Millisecond)
 	ctx := context.Background()
-	if _, err := in.Deliver(ctx, msg(1)); err != nil {
+	if _, err := deliver(ctx, in, msg(1)); err != nil {
 		t.Fatal(err)
 	}
 	first, err := another().Claim(ctx, "finance", time.Second)
@@ -131,7 +136,7 @@ func TestSetAside(t *testing.T) {
 	if _, err := in.js.Publish(ctx, "parley.inbox.finance", []byte("Verb: NONSENSE\n\n")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.Deliver(ctx, msg(2)); err != nil {
+	if _, err := deliver(ctx, in, msg(2)); err != nil {
 		t.Fatal(err)
 	}
 	bad, err := in.Claim(ctx, "finance", time.Second)
@@ -175,7 +180,7 @@ func BenchmarkDeliverClaimFinish(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, err := in.Deliver(ctx, msg(i)); err != nil {
+		if _, err := deliver(ctx, in, msg(i)); err != nil {
 			b.Fatal(err)
 		}
 		c, err := in.Claim(ctx, "finance", time.Second)
@@ -215,7 +220,7 @@ func TestPeek(t *testing.T) {
 	in, _ := open(t, 30*time.Second)
 	ctx := context.Background()
 	for i := range 3 {
-		if _, err := in.Deliver(ctx, msg(i)); err != nil {
+		if _, err := deliver(ctx, in, msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -294,7 +299,7 @@ func TestOperatorSettingsKept(t *testing.T) {
 func TestConsumerDeleted(t *testing.T) {
 	in, _ := open(t, 30*time.Second)
 	ctx := context.Background()
-	if _, err := in.Deliver(ctx, msg(1)); err != nil {
+	if _, err := deliver(ctx, in, msg(1)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := in.Claim(ctx, "finance", time.Second)
@@ -307,7 +312,7 @@ func TestConsumerDeleted(t *testing.T) {
 	if err := in.js.DeleteConsumer(ctx, "INBOXES", "inbox-finance"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.Deliver(ctx, msg(2)); err != nil {
+	if _, err := deliver(ctx, in, msg(2)); err != nil {
 		t.Fatal(err)
 	}
 	var errs []error

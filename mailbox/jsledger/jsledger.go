@@ -2,8 +2,8 @@
 // 10, a first part): one message a line, the very lines of the file ledger,
 // appended with JetStream's expected-last-sequence check, so that appends
 // from any number of processes and hosts make one hash chain that never
-// forks. Export writes the stream as the JSONL file every reading command
-// works on (ledger verify, tail, thread, git).
+// forks. Since gives the stream as the JSONL file every reading command
+// works on (ledger verify, tail, thread, git), or what a copy of it lacks.
 package jsledger
 
 import (
@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -329,19 +328,6 @@ func (l *Ledger) each(ctx context.Context, from uint64, fn func(seq uint64, data
 		}
 		return nil
 	})
-}
-
-// Export writes every line of the stream, in order, as the JSONL ledger
-// file: the same bytes a file ledger holds. It says how many lines.
-func (l *Ledger) Export(ctx context.Context, w io.Writer) (int, error) {
-	lines, _, err := l.Since(ctx, 0, "")
-	if err != nil {
-		return 0, err
-	}
-	if _, err := w.Write(lines); err != nil {
-		return 0, err
-	}
-	return bytes.Count(lines, []byte("\n")), nil
 }
 
 // Since returns the lines that follow the line of seq and hash (0 and ""

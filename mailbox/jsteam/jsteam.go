@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -201,7 +202,7 @@ func (t *Team) Put(m *mailbox.Message, data []byte, _ time.Time) (string, error)
 	if err != nil {
 		return "", err
 	}
-	where := strings.ToLower(t.cfg.Stream) + ".inbox." + m.To
+	where := t.inboxes.Subject(m.To)
 	if dup {
 		where += " (again: stored once)"
 	}
@@ -428,7 +429,7 @@ func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, er
 	ctx, cancel := t.ctx()
 	defer cancel()
 	n := 0
-	var have map[string]bool
+	var have map[string]string
 	for {
 		c, err := t.inboxes.Claim(ctx, agent, 0)
 		if errors.Is(err, jsinbox.ErrEmpty) {
@@ -445,12 +446,13 @@ func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, er
 		// A message that cannot be read goes in too: the human's inbox is
 		// read by a person, who sees what is wrong with it.
 		m, perr := mailbox.Parse(c.Data)
-		if perr != nil || !have[m.ID] {
-			if _, err := into.Deliver(c.Data, now); err != nil {
+		if perr != nil || have[m.ID] == "" {
+			name, err := into.Deliver(c.Data, now)
+			if err != nil {
 				return n, err
 			}
 			if perr == nil {
-				have[m.ID] = true
+				have[m.ID] = filepath.Join("new", name)
 			}
 		}
 		if err := c.Finish(ctx); err != nil {
@@ -476,7 +478,7 @@ func (t *Team) Peek(agent string) ([]mailbox.Peeked, error) {
 			state = mailbox.StateClaimed
 		}
 		out[i] = mailbox.Peeked{Data: w.Data, State: state, Time: w.Time,
-			Where: fmt.Sprintf("%s.inbox.%s (stream %s_INBOX, seq %d)", strings.ToLower(t.cfg.Stream), agent, t.cfg.Stream, w.Seq)}
+			Where: t.inboxes.Where(agent, w.Seq)}
 	}
 	return out, nil
 }
@@ -518,7 +520,7 @@ func (in *inbox) Unfinished() ([]*mailbox.Claimed, error) {
 			continue
 		}
 		out = append(out, &mailbox.Claimed{Agent: in.agent, Data: w.Data, Handle: &w,
-			Where: fmt.Sprintf("%s.inbox.%s (stream %s_INBOX, seq %d)", strings.ToLower(in.t.cfg.Stream), in.agent, in.t.cfg.Stream, w.Seq)})
+			Where: in.t.inboxes.Where(in.agent, w.Seq)})
 	}
 	return out, nil
 }

@@ -151,7 +151,7 @@ func TestBringOnce(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("Bring = %d, %v; want 3 taken off the stream", n, err)
 	}
-	ids, err := box.IDs()
+	ids, err := box.IDs() // by id: one file each
 	if err != nil {
 		t.Fatal(err)
 	}
