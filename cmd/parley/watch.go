@@ -125,9 +125,15 @@ func (e *env) watch(ctx context.Context, names []string, human, notify string, s
 func (e *env) bringEvery(ctx context.Context, agent string, every time.Duration) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	said := "" // an error is said once, not at every try while it lasts
 	for {
-		if _, err := e.root.Bring(agent); err != nil {
+		_, err := e.root.Bring(agent)
+		if err != nil && err.Error() != said {
 			fmt.Fprintf(e.stderr, "parley: %v\n", err)
+		}
+		said = ""
+		if err != nil {
+			said = err.Error()
 		}
 		select {
 		case <-ctx.Done():
