@@ -209,6 +209,28 @@ func awaitRoot(t *testing.T, r *mailbox.Root, limit time.Duration, done func([]m
 	}
 }
 
+// settled says every message delivered to an agent (the human reads its
+// own) has been finished: done, failed or set aside.
+func settled(es []mailbox.Entry) bool {
+	delivered, finished := map[string]bool{}, map[string]bool{}
+	for _, e := range es {
+		switch e.Event {
+		case mailbox.EventDelivered:
+			if e.To != "human" {
+				delivered[e.MsgID] = true
+			}
+		case mailbox.EventDone, mailbox.EventFailed, mailbox.EventRejected:
+			finished[e.MsgID] = true // its receiver may record it before its sender records the delivery
+		}
+	}
+	for id := range delivered {
+		if !finished[id] {
+			return false
+		}
+	}
+	return true
+}
+
 func count(es []mailbox.Entry, event, verb, decision string) int {
 	n := 0
 	for _, e := range es {

@@ -100,6 +100,11 @@ func TestOllamaDeal(t *testing.T) {
 			awaitLedger(t, root, wait, func(es []mailbox.Entry) bool {
 				return count(es, "decision", "PAID", "allow") > 0 || countDelivered(es, "human", "NOTIFY") > 0 || countDelivered(es, "human", "ESCALATE") > 0
 			}, logs)
+			if !real {
+				// Stopped once every message is finished: a model call cut
+				// by the stop falls back, and none may here.
+				awaitLedger(t, root, wait, settled, logs)
+			}
 			stopAgents(procs)
 			r, err := mailbox.OpenRoot(root, nil)
 			if err != nil {
