@@ -231,6 +231,9 @@ type Deal struct {
 	Last   mailbox.Money // the vendor's quote before its latest (tit-for-tat)
 	Agreed mailbox.Money // the unit price agreed
 	Why    string        // why the winner won
+	// Disputes are the parts whose vendor confirmed other terms than
+	// ordered, said in the human's notice.
+	Disputes []string `json:",omitempty"`
 	// The message an answer is awaited to, by when, and whether it was
 	// already sent again as a reminder.
 	Awaiting *mailbox.Message
@@ -848,9 +851,16 @@ func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mai
 // the next best vendor, or ends the deal.
 func (r *Procurement) confirmed(now time.Time, d *Deal, m *mailbox.Message) []*mailbox.Message {
 	total := d.Agreed.Times(d.Lot)
+	ordered := d.Quotes[d.Vendor].DeliverBy
 	when := m.DeliverBy
 	if when.IsZero() {
-		when = d.Quotes[d.Vendor].DeliverBy
+		when = ordered
+	}
+	if diff := changedTerms(m, total, d.Lot, d.Item, ordered); diff != "" {
+		// The vendor changed the terms: what was ordered stands, and the
+		// payment waits for a person (the policy's paid.terms).
+		d.Disputes = append(d.Disputes, fmt.Sprintf("%s confirmed %s, not what was ordered (%d %s for %s): finance's payment waits for your answer",
+			d.Vendor, diff, d.Lot, d.Item, total))
 	}
 	d.Quotes[d.Vendor].Ordered, d.Quotes[d.Vendor].DeliverBy = true, when
 	d.Bought += d.Lot
@@ -890,11 +900,38 @@ func (r *Procurement) finish(now time.Time, d *Deal, short string) []*mailbox.Me
 	if len(d.Parts) > 1 {
 		why = "In parts, cheapest first:\n  " + strings.Join(d.Parts, "\n  ") + "\n"
 	}
+	if len(d.Disputes) > 0 {
+		why += "\nNot as ordered:\n  " + strings.Join(d.Disputes, "\n  ") + "\n"
+		text += fmt.Sprintf(" %d part(s) confirmed on other terms: see below.", len(d.Disputes))
+	}
 	note := &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
 		Quantity: d.Bought, Amount: d.Spent, DeliverBy: when, Subject: text, Body: text + "\n\n" + why}
+	if d.Requester == "" || d.Requester == r.Human {
+		return []*mailbox.Message{note} // one notice a deal
+	}
 	back := &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item,
 		Quantity: d.Bought, DeliverBy: when, Subject: text}
 	return []*mailbox.Message{note, back}
+}
+
+// changedTerms says how a vendor's CONFIRMED differs from what was ordered
+// ("" when it does not): its amount, quantity or item, or a delivery later
+// than ordered.
+func changedTerms(m *mailbox.Message, total mailbox.Money, lot int64, item string, by time.Time) string {
+	var diffs []string
+	if got := m.Total(); got.Currency != total.Currency || !got.Amount.Equal(total.Amount) {
+		diffs = append(diffs, got.String())
+	}
+	if m.Quantity != lot {
+		diffs = append(diffs, fmt.Sprintf("%d units", m.Quantity))
+	}
+	if m.Item != item {
+		diffs = append(diffs, "item "+m.Item)
+	}
+	if !by.IsZero() && m.DeliverBy.After(by) {
+		diffs = append(diffs, "delivery "+m.DeliverBy.Format(time.DateOnly))
+	}
+	return strings.Join(diffs, ", ")
 }
 
 func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Message {
@@ -909,7 +946,7 @@ func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Messag
 	} else {
 		d.Phase, d.Awaiting = "failed", nil
 		out = append(out, &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text})
-		if d.Requester != "" {
+		if d.Requester != "" && d.Requester != r.Human {
 			out = append(out, &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Subject: text})
 		}
 	}
@@ -989,7 +1026,12 @@ func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 			d.Subject = fmt.Sprintf("DECLINE: cannot deliver %d %s", m.Quantity, m.Item)
 			return []*mailbox.Message{d}
 		}
+		// The day ordered, when the vendor can make it: a confirmation
+		// repeats the order's terms.
 		when := days(now, r.LeadDays)
+		if !m.DeliverBy.IsZero() && !when.After(m.DeliverBy) {
+			when = m.DeliverBy
+		}
 		r.Confirmed[m.Thread] = true
 		var out []*mailbox.Message
 		for _, to := range []string{m.From, r.Finance} {

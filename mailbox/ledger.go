@@ -50,6 +50,7 @@ type Entry struct {
 	Quantity  int64     `json:"quantity,omitempty"`
 	Amount    string    `json:"amount,omitempty"`
 	Currency  string    `json:"currency,omitempty"`
+	DeliverBy string    `json:"deliver_by,omitempty"` // a calendar day, 2026-12-03
 	Expires   string    `json:"expires,omitempty"`
 	Subject   string    `json:"subject,omitempty"`
 	Decision  string    `json:"decision,omitempty"`
@@ -74,6 +75,9 @@ func MessageEntry(agent, event string, m *Message) Entry {
 	e.Vendor, _ = m.Get("Vendor")
 	if money := m.Total(); !money.IsZero() {
 		e.Amount, e.Currency = money.Decimal(), money.Currency
+	}
+	if !m.DeliverBy.IsZero() {
+		e.DeliverBy = m.DeliverBy.Format(time.DateOnly)
 	}
 	if !m.Expires.IsZero() {
 		e.Expires = m.Expires.Format(time.RFC3339)

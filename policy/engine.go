@@ -196,7 +196,7 @@ func (e *Engine) State() (*State, *Policy, error) {
 // fell through. It is idempotent.
 func (e *Engine) Release(agent, thread, vendor, reason string) error {
 	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
-		if len(e.state.held(thread, vendor)) == 0 {
+		if !e.state.books.holds(thread, vendor) {
 			return nil, nil
 		}
 		return []mailbox.Entry{{Time: e.root.Now(), Agent: agent, Event: EventReleased, Thread: thread, Vendor: vendor, Reason: reason}}, nil
@@ -254,10 +254,10 @@ func (e *Engine) Resume(who, reason string) error {
 	return err
 }
 
-// Escalation is the ESCALATE to the human that an escalate decision calls
+// EscalationMessage is the ESCALATE to the human that an escalate decision calls
 // for: what is asked, why, and how to answer. The policy orders it, so it
 // needs no permission of its own.
-func Escalation(p *Policy, a Action, d Decision, now time.Time) *mailbox.Message {
+func EscalationMessage(p *Policy, a Action, d Decision, now time.Time) *mailbox.Message {
 	m := a.Message
 	ask := fmt.Sprintf("%s wants to send %s %s", a.Agent, m.To, m.Verb)
 	amount := m.Total()
@@ -281,6 +281,9 @@ to %s:
   parley deny %s --reason "..."
 or write the message in an editor: parley compose --to %s --verb APPROVED --reply-to '%s'
 `, ask, d.Reason, d.Rule, m.Thread, a.Agent, m.Thread, m.Thread, a.Agent, m.ID)
+	if d.Rule == RuleTerms {
+		body += fmt.Sprintf("\nOnly an APPROVED of exactly %s lets this payment go. A DENIED pays nothing now:\nwhat was ordered stays owed, and parley books shows it.\n", amount)
+	}
 	if p.Human.DecisionTimeout.Duration > 0 {
 		body += fmt.Sprintf("\nWithout an answer by %s, the answer is: %s.\n", now.Add(p.Human.DecisionTimeout.Duration).UTC().Format(time.RFC3339), p.Human.OnTimeout)
 	}
@@ -319,7 +322,7 @@ func (e *Engine) Send(a Action) (Decision, error) {
 		if err != nil {
 			return d, err
 		}
-		if err := e.root.Send(a.Agent, Escalation(p, a, d, e.root.Now())); err != nil {
+		if err := e.root.Send(a.Agent, EscalationMessage(p, a, d, e.root.Now())); err != nil {
 			return d, err
 		}
 		return d, fmt.Errorf("%s %s to %s: %w: %s: %s", a.Message.Verb, a.Message.ID, a.Message.To, ErrEscalated, d.Rule, d.Reason)

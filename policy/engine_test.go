@@ -367,7 +367,7 @@ func TestEscalationMessage(t *testing.T) {
 	p := defaultPolicy(t)
 	a := Action{Agent: "finance", Message: msg("finance", "procurement", mailbox.Approved, "restock-1", "3000.00 USD")}
 	d := NewState().Evaluate(p, a, now)
-	m := Escalation(p, a, d, now)
+	m := EscalationMessage(p, a, d, now)
 	if err := m.Validate(); err != nil {
 		t.Fatalf("escalation does not validate: %v\n%s", err, m.Marshal())
 	}
@@ -410,8 +410,13 @@ func TestReplayUnderAChangedPolicy(t *testing.T) {
 			t.Errorf("change %+v, want the approvals and payments above 1500 escalated", c)
 		}
 	}
-	if w.WasSpend != "16200.00 USD" || w.WouldSpend != "3000.00 USD" {
-		t.Errorf("spend was %s, would be %s; want 16200.00 USD and 3000.00 USD", w.WasSpend, w.WouldSpend)
+	// Each deal's money is spent once: not its approval, order and payment
+	// added up.
+	if got, want := w.WasBooks.Spent.String(), "5400"; got != want {
+		t.Errorf("spent as recorded: %s, want %s", got, want)
+	}
+	if got, want := w.WouldBooks.Spent.String(), "1000"; got != want {
+		t.Errorf("spent under the stricter policy: %s, want %s", got, want)
 	}
 	if same := Replay(entries(t, r), defaultPolicy(t)); len(same.Changes) != 0 {
 		t.Errorf("replay under the same policy changed %+v", same.Changes)

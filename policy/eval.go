@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -53,16 +52,22 @@ const futureSkew = 5 * time.Minute
 // State is what the ledger says, as facts the rules need: it holds no
 // policy, so a changed policy judges the same facts.
 type State struct {
-	agentDay   map[string]decimal.Decimal // agent|2026-11-26: ordered and paid
-	agentMonth map[string]decimal.Decimal // agent|2026-11
-	paid       map[string]decimal.Decimal // 2026-11-26 and 2026-11: paid in all
-	itemDay    map[string]decimal.Decimal // item|to|2026-11-26: ordered
-	approvals  map[string]approval        // thread|vendor: an approval holding money (vendor "" when it names none)
-	threads    map[string]*thread
-	sent       map[string][]time.Time // agent: recent sends, for the rate limit
-	trouble    []time.Time            // errors and denials since the last resume
-	decided    map[string]decided     // message id: the last decision about it
-	paused     string                 // who paused, when and why, since the last resume
+	books   *Books
+	threads map[string]*thread
+	sent    map[string][]time.Time // agent: recent sends, for the rate limit
+	trouble []trouble              // errors and denials since the last resume
+	decided map[string]decided     // message id: the last decision about it
+	paused  string                 // who paused, when and why, since the last resume
+
+	escalations map[string][]*Escalation // by thread
+	asked       []*Escalation            // all of them, oldest first
+}
+
+// trouble is an error or a denial, counted by the breaker.
+type trouble struct {
+	at    time.Time
+	agent string
+	what  string
 }
 
 // decided is a recorded decision and what it was about: a retried action
@@ -78,32 +83,14 @@ func fingerprint(agent, to, verb, thread, amount string) string {
 	return strings.Join([]string{agent, to, verb, thread, amount}, "|")
 }
 
-// approval is money an APPROVED holds on a thread: orders draw on it, up
-// to its amount in all; once something is ordered it no longer lapses.
-type approval struct {
-	amount  decimal.Decimal
-	ordered decimal.Decimal
-	at      time.Time
-	// What the approval is for, when it says: a mandate for this vendor,
-	// this item, at most this quantity.
-	vendor, item string
-	quantity     int64
-}
-
-// inForce reports whether the approval still holds its money at now.
-func (a approval) inForce(p *Policy, now time.Time) bool {
-	return a.ordered.IsPositive() || now.Sub(a.at) <= p.Budget.ReserveFor.Duration
-}
-
 type thread struct {
 	hops      int
-	spend     decimal.Decimal // ordered in this thread
 	tokens    int64
-	rounds    map[string]int  // "a|b": counter-offers between two agents
-	stopped   string          // the fuse that stopped it
-	escalated time.Time       // when the human was first asked, if unanswered
-	answers   []answer        // APPROVED and DENIED, in order
-	vendors   map[string]bool // whom the thread ordered from: who may be paid
+	rounds    map[string]int // "a|b": counter-offers between two agents
+	stopped   string         // the fuse that stopped it
+	escalated time.Time      // when the human was first asked, if unanswered
+	disputed  time.Time      // when a payment against changed terms was last put to the human
+	answers   []answer       // APPROVED and DENIED, in order
 }
 
 type answer struct {
@@ -115,12 +102,8 @@ type answer struct {
 
 // NewState returns the state of an empty ledger.
 func NewState() *State {
-	return &State{
-		agentDay: map[string]decimal.Decimal{}, agentMonth: map[string]decimal.Decimal{},
-		paid: map[string]decimal.Decimal{}, itemDay: map[string]decimal.Decimal{},
-		approvals: map[string]approval{}, threads: map[string]*thread{},
-		sent: map[string][]time.Time{}, decided: map[string]decided{},
-	}
+	return &State{books: NewBooks(), threads: map[string]*thread{}, sent: map[string][]time.Time{}, decided: map[string]decided{},
+		escalations: map[string][]*Escalation{}}
 }
 
 func (s *State) thread(id string) *thread {
@@ -156,6 +139,7 @@ func (s *State) Apply(e mailbox.Entry) {
 		if v := mailbox.Verb(e.Verb); e.Thread != "" && (v == mailbox.Approved || v == mailbox.Denied) {
 			t := s.thread(e.Thread)
 			t.answers = append(t.answers, answer{from: e.From, verb: v, amount: amount, at: e.Time})
+			s.answered(e)
 		}
 	case mailbox.EventDelivered:
 		if e.Thread == "" {
@@ -173,6 +157,11 @@ func (s *State) Apply(e mailbox.Entry) {
 			t.rounds[pair(e.From, e.To)]++
 		case mailbox.Approved, mailbox.Denied:
 			t.answers = append(t.answers, answer{from: e.From, verb: mailbox.Verb(e.Verb), amount: amount, at: e.Time})
+			s.answered(e)
+		case mailbox.Escalate:
+			s.escalated(e)
+		case mailbox.Confirmed:
+			s.books.confirm(e, amount)
 		}
 	case EventDecision:
 		d := Decision{Outcome: Outcome(e.Decision), Rule: e.Rule, Reason: e.Reason, Policy: e.Policy}
@@ -182,24 +171,25 @@ func (s *State) Apply(e mailbox.Entry) {
 		t := s.thread(e.Thread)
 		switch d.Outcome {
 		case Deny:
-			s.trouble = append(s.trouble, e.Time)
+			s.troubled(e, "denied "+e.Verb+" ("+e.Rule+")")
 		case Escalate:
 			if isFuse(e.Rule) {
 				t.stopped = e.Rule
-				s.trouble = append(s.trouble, e.Time) // a blown fuse counts towards the breaker
+				s.troubled(e, "the "+e.Rule+" fuse") // a blown fuse counts towards the breaker
+			}
+			if e.Rule == RuleTerms {
+				t.disputed = e.Time
 			}
 			if t.escalated.IsZero() {
 				t.escalated = e.Time
 			}
 		case Allow:
-			s.applySpend(e, t, amount)
+			s.spend(e, t, amount)
 		}
 	case EventReleased:
-		for _, k := range s.held(e.Thread, e.Vendor) {
-			delete(s.approvals, k)
-		}
+		s.books.release(e.Thread, e.Vendor)
 	case mailbox.EventRejected, mailbox.EventFailed, mailbox.EventBounced, "error":
-		s.trouble = append(s.trouble, e.Time)
+		s.troubled(e, e.Event)
 	case EventPaused:
 		s.paused = fmt.Sprintf("paused by %s at %s: %s", e.Agent, e.Time.UTC().Format(time.RFC3339), e.Reason)
 	case EventResumed:
@@ -207,82 +197,27 @@ func (s *State) Apply(e mailbox.Entry) {
 	}
 }
 
-func (s *State) applySpend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
+func (s *State) troubled(e mailbox.Entry, what string) {
+	s.trouble = append(s.trouble, trouble{at: e.Time, agent: e.Agent, what: what})
+}
+
+// spend enters an allowed money action in the books.
+func (s *State) spend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 	switch mailbox.Verb(e.Verb) {
 	case mailbox.Approved:
-		s.approvals[approvalKey(e.Thread, e.Vendor)] = approval{amount: amount, at: e.Time, vendor: e.Vendor, item: e.Item, quantity: e.Quantity}
-		if e.Vendor != "" {
-			// An approval for a vendor replaces one for none on the thread
-			// (the human's, given before finance's held approval went out).
-			delete(s.approvals, approvalKey(e.Thread, ""))
-		}
+		s.books.approve(e, amount)
 	case mailbox.Order:
-		if k, ok := s.approvalFor(e.Thread, e.To); ok {
-			a := s.approvals[k]
-			a.ordered = a.ordered.Add(amount)
-			s.approvals[k] = a
-		}
-		if t.vendors == nil {
-			t.vendors = map[string]bool{}
-		}
-		t.vendors[e.To] = true
-		s.agentDay[e.Agent+"|"+day(e.Time)] = s.agentDay[e.Agent+"|"+day(e.Time)].Add(amount)
-		s.agentMonth[e.Agent+"|"+month(e.Time)] = s.agentMonth[e.Agent+"|"+month(e.Time)].Add(amount)
-		s.itemDay[e.Item+"|"+e.To+"|"+day(e.Time)] = s.itemDay[e.Item+"|"+e.To+"|"+day(e.Time)].Add(amount)
-		t.spend = t.spend.Add(amount)
+		s.books.order(e, amount)
 	case mailbox.Paid:
-		s.agentDay[e.Agent+"|"+day(e.Time)] = s.agentDay[e.Agent+"|"+day(e.Time)].Add(amount)
-		s.agentMonth[e.Agent+"|"+month(e.Time)] = s.agentMonth[e.Agent+"|"+month(e.Time)].Add(amount)
-		s.paid[day(e.Time)] = s.paid[day(e.Time)].Add(amount)
-		s.paid[month(e.Time)] = s.paid[month(e.Time)].Add(amount)
-		if k, ok := s.approvalFor(e.Thread, e.To); ok {
-			delete(s.approvals, k) // the money held is now spent
-		}
+		s.books.pay(e, amount)
 	}
 	if !t.escalated.IsZero() && mailbox.Verb(e.Verb) != mailbox.Escalate {
 		t.escalated = time.Time{} // decided: nobody waits any more
 	}
 }
 
-// approvalKey is where an approval is kept: by thread and the vendor it
-// names, so that one need split between vendors holds one approval each.
-func approvalKey(thread, vendor string) string { return thread + "|" + vendor }
-
-// approvalFor finds the approval an order to (or a payment of) vendor on
-// thread draws on: the one for that vendor, else one that names none.
-func (s *State) approvalFor(thread, vendor string) (string, bool) {
-	for _, k := range []string{approvalKey(thread, vendor), approvalKey(thread, "")} {
-		if _, ok := s.approvals[k]; ok {
-			return k, true
-		}
-	}
-	return "", false
-}
-
-// held are the keys of thread's approvals: the one for vendor (and one
-// that names none), or with vendor "" all of them.
-func (s *State) held(thread, vendor string) []string {
-	var out []string
-	for k := range s.approvals {
-		th, v, _ := strings.Cut(k, "|")
-		if th == thread && (vendor == "" || v == vendor || v == "") {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-// approvedVendors are the vendors the thread's approvals name, sorted.
-func (s *State) approvedVendors(thread string) []string {
-	var out []string
-	for k := range s.approvals {
-		if th, v, _ := strings.Cut(k, "|"); th == thread && v != "" {
-			out = append(out, v)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// Books are the state's books, up to its last line.
+func (s *State) Books() *Books { return s.books }
 
 func isFuse(rule string) bool { return strings.HasPrefix(rule, "fuses.") }
 
@@ -361,7 +296,13 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 	return s.money(p, a, now, t, allowed)
 }
 
-// money holds the rules for actions that commit money.
+// RuleTerms is the rule that puts to the human a payment whose vendor
+// changed the terms: its CONFIRMED differs from the ORDER, or the payment
+// from what is owed on the order.
+const RuleTerms = "paid.terms"
+
+// money holds the rules for actions that commit money. Every figure comes
+// from the books.
 func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Decision) Decision {
 	m := a.Message
 	total := m.Total()
@@ -380,100 +321,153 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 	if human != nil && human.verb == mailbox.Denied && !isHuman {
 		return deny("human.denied", "%s denied thread %s", p.Human.Agent, m.Thread)
 	}
+	acct := s.books.Account(m.Thread)
+	ordered := decimal.Zero // what the thread ordered so far
+	if acct != nil {
+		ordered = acct.Figures(p.Budget.ReserveFor.Duration, now).Ordered
+	}
 	// Above the threshold, or past it with what was already ordered in this
 	// thread or from this vendor today (one need split into small orders),
 	// the human decides.
 	if !isHuman {
 		over, rule, why := false, "", ""
+		today := s.books.ItemOrderedToday(m.Item, m.To, now)
 		switch {
 		case amt.GreaterThan(p.Human.ApprovalOver.Amount):
 			over, rule, why = true, "human.approval_over", fmt.Sprintf("%s is above %s, the amount the human signs off", total, p.Human.ApprovalOver)
-		case m.Verb == mailbox.Order && t.spend.Add(amt).GreaterThan(p.Human.ApprovalOver.Amount):
+		case m.Verb == mailbox.Order && ordered.Add(amt).GreaterThan(p.Human.ApprovalOver.Amount):
 			over, rule, why = true, "human.split", fmt.Sprintf("with %s already ordered in thread %s this makes %s, above %s",
-				p.money(t.spend), m.Thread, p.money(t.spend.Add(amt)), p.Human.ApprovalOver)
-		case m.Verb == mailbox.Order && s.itemDay[m.Item+"|"+m.To+"|"+day(now)].Add(amt).GreaterThan(p.Human.ApprovalOver.Amount):
-			done := s.itemDay[m.Item+"|"+m.To+"|"+day(now)]
+				p.money(ordered), m.Thread, p.money(ordered.Add(amt)), p.Human.ApprovalOver)
+		case m.Verb == mailbox.Order && today.Add(amt).GreaterThan(p.Human.ApprovalOver.Amount):
 			over, rule, why = true, "human.split", fmt.Sprintf("with %s of %s already ordered from %s today this makes %s, above %s",
-				p.money(done), m.Item, m.To, p.money(done.Add(amt)), p.Human.ApprovalOver)
+				p.money(today), m.Item, m.To, p.money(today.Add(amt)), p.Human.ApprovalOver)
+		}
+		covers := amt
+		if m.Verb == mailbox.Order {
+			covers = ordered.Add(amt) // an approval on the thread covers all its orders together
 		}
 		if over {
 			switch {
-			case human != nil && human.verb == mailbox.Approved && !human.amount.LessThan(cumulative(m.Verb, t, amt)):
+			case human != nil && human.verb == mailbox.Approved && !human.amount.LessThan(covers):
 				allowed = Decision{Outcome: Allow, Rule: "human.approved",
 					Reason: fmt.Sprintf("%s approved up to %s on thread %s (%s)", p.Human.Agent, p.money(human.amount), m.Thread, why)}
-			case !t.escalated.IsZero() && p.Human.DecisionTimeout.Duration > 0 && now.Sub(t.escalated) > p.Human.DecisionTimeout.Duration && p.Human.OnTimeout == "deny":
+			case s.timedOut(p, t, now):
 				return deny("human.timeout", "%s did not answer within %v (asked at %s)", p.Human.Agent, p.Human.DecisionTimeout.Duration, t.escalated.Format(time.RFC3339))
 			default:
-				return Decision{Outcome: Escalate, Rule: rule, Reason: why, Covers: p.money(cumulative(m.Verb, t, amt))}
+				return Decision{Outcome: Escalate, Rule: rule, Reason: why, Covers: p.money(covers)}
 			}
 		}
 	}
-	dayKey, monthKey := a.Agent+"|"+day(now), a.Agent+"|"+month(now)
+	reserve := p.Budget.ReserveFor.Duration
 	switch m.Verb {
 	case mailbox.Approved:
 		if lim := p.Budget.Amount; !lim.IsZero() {
 			vendor, _ := m.Get("Vendor")
-			used := s.budgetUsed(p, now, m.Thread, vendor)
+			used := s.books.BudgetUsed(p.Budget.Period, reserve, now, m.Thread, vendor)
 			if used.Add(amt).GreaterThan(lim.Amount) {
 				return deny("budget", "%s with %s already spent or held this %s makes %s, above the budget of %s",
 					total, p.money(used), p.Budget.Period, p.money(used.Add(amt)), lim)
 			}
 		}
 	case mailbox.Order, mailbox.Paid:
-		if lim := p.Limits.PerAgentPerDay; !lim.IsZero() && s.agentDay[dayKey].Add(amt).GreaterThan(lim.Amount) {
-			return deny("limits.per_agent_per_day", "%s has committed %s today; %s more is above %s", a.Agent, p.money(s.agentDay[dayKey]), total, lim)
+		// A payment of the payer's own order was counted when it ordered.
+		if own := m.Verb == mailbox.Paid && s.books.orderedBy(m.Thread, m.To) == a.Agent; !own {
+			spentToday, spentMonth := s.books.AgentSpent(a.Agent, now)
+			if lim := p.Limits.PerAgentPerDay; !lim.IsZero() && spentToday.Add(amt).GreaterThan(lim.Amount) {
+				return deny("limits.per_agent_per_day", "%s has committed %s today; %s more is above %s", a.Agent, p.money(spentToday), total, lim)
+			}
+			if lim := p.Limits.PerAgentPerMonth; !lim.IsZero() && spentMonth.Add(amt).GreaterThan(lim.Amount) {
+				return deny("limits.per_agent_per_month", "%s has committed %s this month; %s more is above %s", a.Agent, p.money(spentMonth), total, lim)
+			}
 		}
-		if lim := p.Limits.PerAgentPerMonth; !lim.IsZero() && s.agentMonth[monthKey].Add(amt).GreaterThan(lim.Amount) {
-			return deny("limits.per_agent_per_month", "%s has committed %s this month; %s more is above %s", a.Agent, p.money(s.agentMonth[monthKey]), total, lim)
+		if isHuman {
+			break
 		}
-		if !isHuman {
-			rule := strings.ToLower(string(m.Verb)) + ".unapproved"
-			k, ok := s.approvalFor(m.Thread, m.To)
-			held := s.approvals[k]
-			if others := s.approvedVendors(m.Thread); !ok && m.Verb == mailbox.Order && len(others) > 0 {
+		rule := strings.ToLower(string(m.Verb)) + ".unapproved"
+		held, drawn, _ := acct.Mandate(m.To, reserve, now)
+		if held == nil {
+			if others := acct.ApprovedVendors(reserve, now); m.Verb == mailbox.Order && len(others) > 0 {
 				return deny("order.vendor", "thread %s's approval is for %s, not %s", m.Thread, strings.Join(others, " and "), m.To)
 			}
-			if !ok || !held.inForce(p, now) {
-				return deny(rule, "thread %s has no approval in force for a %s", m.Thread, m.Verb)
-			}
-			if m.Verb == mailbox.Order {
-				switch {
-				case held.vendor != "" && m.To != held.vendor:
-					return deny("order.vendor", "thread %s's approval is for %s, not %s", m.Thread, held.vendor, m.To)
-				case held.item != "" && m.Item != held.item:
-					return deny("order.item", "thread %s's approval is for %s, not %s", m.Thread, held.item, m.Item)
-				case held.quantity > 0 && m.Quantity > held.quantity:
-					return deny("order.quantity", "thread %s's approval is for %d %s, not %d", m.Thread, held.quantity, held.item, m.Quantity)
-				}
-			}
-			if m.Verb == mailbox.Order && held.ordered.Add(amt).GreaterThan(held.amount) {
-				return deny(rule, "%s with %s already ordered on thread %s is above the %s approved", total, p.money(held.ordered), m.Thread, p.money(held.amount))
-			}
-			if amt.GreaterThan(held.amount) {
-				return deny(rule, "%s is above the %s approved on thread %s", total, p.money(held.amount), m.Thread)
-			}
-			if m.Verb == mailbox.Paid && !t.vendors[m.To] {
-				return deny("paid.unordered", "thread %s ordered nothing from %s", m.Thread, m.To)
-			}
-			if m.Verb == mailbox.Paid && amt.GreaterThan(held.ordered) {
-				return deny("paid.unordered", "%s is more than the %s ordered on thread %s", total, p.money(held.ordered), m.Thread)
-			}
+			return deny(rule, "thread %s has no approval in force for a %s to %s", m.Thread, m.Verb, m.To)
 		}
-		if lim := p.Fuses.MaxSpend; m.Verb == mailbox.Order && !lim.IsZero() && t.spend.Add(amt).GreaterThan(lim.Amount) {
-			return Decision{Outcome: Escalate, Rule: "fuses.max_spend",
-				Reason: fmt.Sprintf("thread %s would commit %s; the fuse is %s", m.Thread, p.money(t.spend.Add(amt)), lim)}
+		if m.Verb == mailbox.Order {
+			switch {
+			case held.Vendor != "" && m.To != held.Vendor:
+				return deny("order.vendor", "thread %s's approval is for %s, not %s", m.Thread, held.Vendor, m.To)
+			case held.Item != "" && m.Item != held.Item:
+				return deny("order.item", "thread %s's approval is for %s, not %s", m.Thread, held.Item, m.Item)
+			case held.Quantity > 0 && m.Quantity > held.Quantity:
+				return deny("order.quantity", "thread %s's approval is for %d %s, not %d", m.Thread, held.Quantity, held.Item, m.Quantity)
+			case drawn.Add(amt).GreaterThan(held.Amount):
+				return deny(rule, "%s with %s already ordered on thread %s is above the %s approved", total, p.money(drawn), m.Thread, p.money(held.Amount))
+			}
+			if lim := p.Fuses.MaxSpend; !lim.IsZero() && ordered.Add(amt).GreaterThan(lim.Amount) {
+				return Decision{Outcome: Escalate, Rule: "fuses.max_spend",
+					Reason: fmt.Sprintf("thread %s would commit %s; the fuse is %s", m.Thread, p.money(ordered.Add(amt)), lim)}
+			}
+			return allowed
 		}
+		return s.payment(p, a, now, t, acct, allowed)
 	}
 	return allowed
 }
 
-// cumulative is what a human's approval on the thread must cover: for an
-// order, all that the thread has ordered with it.
-func cumulative(v mailbox.Verb, t *thread, amt decimal.Decimal) decimal.Decimal {
-	if v == mailbox.Order {
-		return t.spend.Add(amt)
+// payment holds the rules for a PAID: to a vendor the thread ordered from,
+// for what is owed on the order, on the terms ordered. A payment that
+// differs — the vendor confirmed another amount, quantity, item or a later
+// delivery, or the amount is not what is owed — goes to the human with both
+// figures side by side, and is made only once a person approves that exact
+// amount.
+func (s *State) payment(p *Policy, a Action, now time.Time, t *thread, acct *Account, allowed Decision) Decision {
+	m := a.Message
+	amt := m.Total().Amount
+	part := acct.Parts[m.To]
+	if part == nil || part.Order == nil {
+		return Decision{Outcome: Deny, Rule: "paid.unordered", Reason: fmt.Sprintf("thread %s ordered nothing from %s", m.Thread, m.To)}
 	}
-	return amt
+	owed := part.Committed()
+	var diffs []string
+	if part.Confirmed != nil {
+		if d := TermsDiffer(part.Order, part.Confirmed, p.Currency); d != "" {
+			diffs = append(diffs, m.To+" confirmed "+d)
+		}
+	}
+	if !amt.Equal(owed) {
+		diffs = append(diffs, fmt.Sprintf("the payment is %s where %s is owed on the order of %s", p.money(amt), p.money(owed), p.money(part.Ordered)))
+	}
+	if len(diffs) == 0 {
+		return allowed
+	}
+	why := fmt.Sprintf("on thread %s, %s; the order was %s for %d %s", m.Thread, joinAnd(diffs), p.money(part.Order.Amount), part.Order.Quantity, part.Order.Item)
+	if part.Order.DeliverBy != "" {
+		why += ", delivery by " + part.Order.DeliverBy
+	}
+	if h := t.human(p.Human.Agent); h != nil && !t.disputed.IsZero() && !h.at.Before(t.disputed) && h.verb == mailbox.Approved {
+		if !h.amount.Equal(amt) {
+			return Decision{Outcome: Deny, Rule: RuleTerms, Reason: fmt.Sprintf("%s approved %s, not the %s to be paid (%s)", p.Human.Agent, p.money(h.amount), m.Total(), why)}
+		}
+		if lim := p.Budget.Amount; !lim.IsZero() && amt.GreaterThan(owed) {
+			// Beyond the order: the budget was not holding it.
+			used := s.books.BudgetUsed(p.Budget.Period, p.Budget.ReserveFor.Duration, now, "", "")
+			if used.Add(amt.Sub(owed)).GreaterThan(lim.Amount) {
+				return Decision{Outcome: Deny, Rule: "budget", Reason: fmt.Sprintf("%s beyond the order with %s already spent or held this %s is above the budget of %s",
+					p.money(amt.Sub(owed)), p.money(used), p.Budget.Period, lim)}
+			}
+		}
+		return Decision{Outcome: Allow, Rule: "human.approved", Reason: fmt.Sprintf("%s approved exactly %s (%s)", p.Human.Agent, m.Total(), why)}
+	}
+	if s.timedOut(p, t, now) && !t.disputed.IsZero() {
+		return Decision{Outcome: Deny, Rule: "human.timeout", Reason: fmt.Sprintf("%s did not answer within %v (asked at %s)", p.Human.Agent, p.Human.DecisionTimeout.Duration, t.disputed.Format(time.RFC3339))}
+	}
+	return Decision{Outcome: Escalate, Rule: RuleTerms, Reason: why, Covers: m.Total()}
+}
+
+// timedOut reports whether the human was asked on the thread longer ago
+// than the decision timeout, with no answer, and the policy says that means
+// no.
+func (s *State) timedOut(p *Policy, t *thread, now time.Time) bool {
+	return !t.escalated.IsZero() && p.Human.DecisionTimeout.Duration > 0 && now.Sub(t.escalated) > p.Human.DecisionTimeout.Duration && p.Human.OnTimeout == "deny"
 }
 
 // human returns the human's last answer on the thread, or nil.
@@ -496,40 +490,12 @@ func (s *State) recentSends(agent string, now time.Time) int {
 	return n
 }
 
-// budgetUsed is what was paid this period plus the approvals still holding
-// money, but for those a new approval for vendor on thread replaces: the
-// thread's for that vendor, and the thread's for none.
-func (s *State) budgetUsed(p *Policy, now time.Time, thread, vendor string) decimal.Decimal {
-	period := month(now)
-	if p.Budget.Period == "day" {
-		period = day(now)
-	}
-	used := s.paid[period]
-	named := map[string]bool{} // threads whose approvals name their vendors
-	for k := range s.approvals {
-		if th, v, _ := strings.Cut(k, "|"); v != "" {
-			named[th] = true
-		}
-	}
-	for k, a := range s.approvals {
-		th, v, _ := strings.Cut(k, "|")
-		replaced := thread != "" && (k == approvalKey(thread, vendor) || k == approvalKey(thread, ""))
-		// A human's answer on a thread whose money finance's approvals
-		// already hold, vendor by vendor, holds nothing more.
-		covered := v == "" && named[th]
-		if !replaced && !covered && a.inForce(p, now) {
-			used = used.Add(a.amount)
-		}
-	}
-	return used
-}
-
 // Trouble counts the errors and denials within the breaker's window since
 // the last resume.
 func (s *State) Trouble(p *Policy, now time.Time) int {
 	n := 0
 	for _, t := range s.trouble {
-		if now.Sub(t) <= p.Breaker.Window.Duration {
+		if now.Sub(t.at) <= p.Breaker.Window.Duration {
 			n++
 		}
 	}
@@ -568,10 +534,11 @@ func (s *State) Overdue(p *Policy, now time.Time) []string {
 
 // Spent is what agent has ordered and paid today and this month, at now.
 func (s *State) Spent(agent string, now time.Time) (today, thisMonth decimal.Decimal) {
-	return s.agentDay[agent+"|"+day(now)], s.agentMonth[agent+"|"+month(now)]
+	return s.books.AgentSpent(agent, now)
 }
 
-// BudgetUsed is what was paid this budget period plus what approvals hold.
+// BudgetUsed is what was paid this budget period plus what is held or
+// owed.
 func (s *State) BudgetUsed(p *Policy, now time.Time) decimal.Decimal {
-	return s.budgetUsed(p, now, "", "")
+	return s.books.BudgetUsed(p.Budget.Period, p.Budget.ReserveFor.Duration, now, "", "")
 }

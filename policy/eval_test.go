@@ -199,9 +199,9 @@ func TestRules(t *testing.T) {
 			[]mailbox.Entry{delivered(msg("human", "finance", mailbox.Approved, "t", "3000.00 USD"), now)},
 			approvedOn("t", "5000.00 USD", now), orderedOn("t", "vendor-b", "3000.00 USD", now)),
 			"procurement", msg("procurement", "vendor-b", mailbox.Order, "t", "2000.00 USD"), Escalate, "human.split", "with 3000.00 USD already ordered in thread t this makes 5000.00 USD"},
-		{"a payment of more than was ordered", join(approvedOn("t", "2400.00 USD", now), orderedOn("t", "vendor-b", "1200.00 USD", now)),
-			"finance", msg("finance", "vendor-b", mailbox.Paid, "t", "2400.00 USD"), Deny, "paid.unordered", "more than the 1200.00 USD ordered"},
-		{"a second payment on a paid thread", join(approvedOn("t", "2400.00 USD", now), paidOn("t", "2400.00 USD", now)),
+		{"a payment of more than was ordered: the human decides", join(approvedOn("t", "2400.00 USD", now), orderedOn("t", "vendor-b", "1200.00 USD", now)),
+			"finance", msg("finance", "vendor-b", mailbox.Paid, "t", "2400.00 USD"), Escalate, "paid.terms", "the payment is 2400.00 USD where 1200.00 USD is owed on the order of 1200.00 USD"},
+		{"a second payment on a paid thread", join(approvedOn("t", "2400.00 USD", now), orderedOn("t", "vendor-b", "2400.00 USD", now), paidOn("t", "2400.00 USD", now)),
 			"finance", msg("finance", "vendor-b", mailbox.Paid, "t", "2400.00 USD"), Deny, "paid.unapproved", "no approval in force"},
 	}
 	p := defaultPolicy(t)
@@ -340,7 +340,7 @@ func TestSplitEscalationAsksForTheWhole(t *testing.T) {
 	if d.Outcome != Escalate || d.Rule != "human.split" || d.Covers.String() != "3500.00 USD" {
 		t.Fatalf("Evaluate = %s by %s, covers %s; want escalate by human.split covering 3500.00 USD", d.Outcome, d.Rule, d.Covers)
 	}
-	e := Escalation(p, a, d, now)
+	e := EscalationMessage(p, a, d, now)
 	if e.Amount.String() != "3500.00 USD" || !strings.Contains(e.Subject, "for 1500.00 USD, 3500.00 USD in all on the thread") {
 		t.Errorf("ESCALATE amount %s, subject %q", e.Amount, e.Subject)
 	}

@@ -1,8 +1,9 @@
 package policy
 
 import (
+	"time"
+
 	"github.com/parley-dev/parley/mailbox"
-	"github.com/shopspring/decimal"
 )
 
 // Change is a recorded decision that a policy would have made otherwise.
@@ -23,10 +24,11 @@ type WhatIf struct {
 	Changes   []Change        `json:"changes"`
 	Would     map[Outcome]int `json:"would"` // outcomes under the new policy
 	Was       map[Outcome]int `json:"was"`
-	// Money allowed to be committed (APPROVED, ORDER, PAID) before and after.
-	WasSpend   string `json:"was_spend"`
-	WouldSpend string `json:"would_spend"`
-	Currency   string `json:"currency"`
+	// The books at the ledger's last line, as recorded and as the policy
+	// would have kept them: every figure defined once (Books).
+	WasBooks   Figures `json:"was_books"`
+	WouldBooks Figures `json:"would_books"`
+	Currency   string  `json:"currency"`
 }
 
 // Replay judges every decision recorded in entries again under p, as if p
@@ -34,10 +36,12 @@ type WhatIf struct {
 // shaped it (a denial p makes frees the budget that an allowed spend used),
 // and everything else that happened is taken as it was.
 func Replay(entries []mailbox.Entry, p *Policy) WhatIf {
-	s := NewState()
+	s, orig := NewState(), NewState()
 	w := WhatIf{Would: map[Outcome]int{}, Was: map[Outcome]int{}, Currency: p.Currency}
-	var was, would decimal.Decimal
+	var last time.Time
 	for _, e := range entries {
+		orig.Apply(e)
+		last = e.Time
 		if e.Event != EventDecision {
 			s.Apply(e)
 			continue
@@ -48,15 +52,6 @@ func Replay(entries []mailbox.Entry, p *Policy) WhatIf {
 		w.Decisions++
 		w.Was[old.Outcome]++
 		w.Would[d.Outcome]++
-		if isMoney(a.Message.Verb) && e.Amount != "" {
-			amt, _ := decimal.NewFromString(e.Amount)
-			if old.Outcome == Allow {
-				was = was.Add(amt)
-			}
-			if d.Outcome == Allow {
-				would = would.Add(amt)
-			}
-		}
 		if d.Outcome != old.Outcome || d.Rule != old.Rule {
 			w.Changes = append(w.Changes, Change{Seq: e.Seq, Agent: e.Agent, Verb: e.Verb, To: e.To, Thread: e.Thread,
 				Amount: e.Amount, Was: old, Would: d})
@@ -64,7 +59,8 @@ func Replay(entries []mailbox.Entry, p *Policy) WhatIf {
 		e.Decision, e.Rule, e.Reason, e.Policy = string(d.Outcome), d.Rule, d.Reason, d.Policy
 		s.Apply(e)
 	}
-	w.WasSpend, w.WouldSpend = p.money(was).String(), p.money(would).String()
+	reserve := p.Budget.ReserveFor.Duration
+	w.WasBooks, w.WouldBooks = orig.books.Totals(reserve, last), s.books.Totals(reserve, last)
 	return w
 }
 

@@ -76,7 +76,7 @@ that needs a person.`,
 		},
 		Commands: []*cli.Command{
 			initCommand(), demoCommand(), upCommand(), agentCommand(), sendCommand(), composeCommand(), inboxCommand(), watchCommand(),
-			approveCommand(), denyCommand(), statusCommand(), threadCommand(), whyCommand(), tailCommand(), ledgerCommand(),
+			approveCommand(), denyCommand(), statusCommand(), booksCommand(), threadCommand(), whyCommand(), tailCommand(), ledgerCommand(),
 			policyCommand(), pauseCommand(), resumeCommand(), keysCommand(), hooksCommand(), doctorCommand(), replayCommand(), simulateCommand(), bridgeCommand(), versionCommand(),
 		},
 		// Errors are reported once, by run; the library must not exit.

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
 )
 
@@ -95,28 +97,37 @@ func (e *env) answer(thread string, verb mailbox.Verb, as, amount, text string) 
 	return sent, err
 }
 
-// escalation finds the ESCALATE that waits for an answer on thread: one
-// already answered is not answered again.
-func (e *env) escalation(thread string) (mailbox.Entry, error) {
-	entries, err := readLedger(e.root)
-	if err != nil {
-		return mailbox.Entry{}, err
-	}
+// escalation finds the question that waits for the human's answer on
+// thread. One answered, expired or withdrawn is not answered again: the
+// agent that asked has moved on, and an answer would do nothing.
+func (e *env) escalation(thread string) (*policy.Escalation, error) {
 	team, err := e.team()
 	if err != nil {
-		return mailbox.Entry{}, err
+		return nil, err
 	}
-	for _, w := range waitingEscalations(entries, team.Human) {
-		if w.Thread != thread {
-			continue
-		}
-		for i := len(entries) - 1; i >= 0; i-- {
-			if x := entries[i]; x.Thread == thread && x.Event == mailbox.EventDelivered && x.Verb == string(mailbox.Escalate) {
-				return x, nil
-			}
+	st, _, err := e.engine().State()
+	if err != nil {
+		return nil, err
+	}
+	asked := st.Escalations(team.Human, thread)
+	if len(asked) == 0 {
+		return nil, withHint(fmt.Errorf("no escalation was ever put to %s on thread %q", team.Human, thread), "parley status lists the escalations that wait")
+	}
+	for _, x := range asked {
+		if x.State(e.now()) == policy.Waiting {
+			return x, nil
 		}
 	}
-	return mailbox.Entry{}, withHint(fmt.Errorf("no escalation waits for an answer on thread %q", thread), "parley status lists the escalations that wait")
+	x := asked[len(asked)-1]
+	switch x.State(e.now()) {
+	case policy.Expired:
+		return nil, withHint(fmt.Errorf("the escalation on %s expired at %s, unanswered: %s has moved on", thread, x.Expires.UTC().Format(time.RFC3339), x.From),
+			"nothing waits for an answer; parley why "+thread+" shows what happened instead")
+	case policy.Answered:
+		return nil, withHint(fmt.Errorf("the escalation on %s was answered already (%s at %s)", thread, x.Answer, x.AnsweredAt.UTC().Format(time.RFC3339)),
+			"parley why "+thread+" shows what followed")
+	}
+	return nil, withHint(fmt.Errorf("the escalation on %s was withdrawn: %s asked again, or no longer asks", thread, x.From), "parley status lists the escalations that wait")
 }
 
 // bringHuman brings what waits for the human on the transport into the
@@ -144,7 +155,7 @@ func (e *env) findNew(agent, id string) string {
 
 // markAnswered moves the answered ESCALATE out of the human's new/, as
 // answered, so that it no longer shows as waiting.
-func (e *env) markAnswered(asked mailbox.Entry) {
+func (e *env) markAnswered(asked *policy.Escalation) {
 	human, name := filepath.Dir(filepath.Dir(asked.File)), filepath.Base(asked.File)
 	if e.root.Transport != nil {
 		// Delivered on another transport, and brought into the Maildir:

@@ -105,6 +105,16 @@ func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The questions put to the human stand where the escalation's one
+	// state machine says: waiting, answered, expired or withdrawn.
+	asked := map[string]string{}
+	if team, err := e.team(); err == nil && name == team.Human {
+		if st, _, err := e.engine().State(); err == nil {
+			for _, x := range st.Escalations(name, "") {
+				asked[x.MsgID] = x.State(e.now())
+			}
+		}
+	}
 	var rows []inboxRow
 	for _, it := range items {
 		if onlyNew && it.State != mailbox.StateNew {
@@ -126,7 +136,9 @@ func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
 			row.Subject = "(not a valid message: " + err.Error() + ")"
 		} else {
 			row.Date, row.Verb, row.From, row.Subject, row.MsgID, row.Thread = m.Date, string(m.Verb), m.From, m.Subject, m.ID, m.Thread
-			if it.State == mailbox.StateNew && !m.Expires.IsZero() && e.now().After(m.Expires) {
+			if state, ok := asked[m.ID]; ok && m.Verb == mailbox.Escalate {
+				row.State = state
+			} else if it.State == mailbox.StateNew && !m.Expires.IsZero() && e.now().After(m.Expires) {
 				row.State = "expired"
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
+	"github.com/shopspring/decimal"
 	"github.com/urfave/cli/v2"
 )
 
@@ -129,8 +130,19 @@ func printWhatIf(out io.Writer, w policy.WhatIf) error {
 	for _, o := range []policy.Outcome{policy.Allow, policy.Deny, policy.Escalate} {
 		fmt.Fprintf(out, "%-9s %4d, was %d\n", o+":", w.Would[o], w.Was[o])
 	}
-	_, err := fmt.Fprintf(out, "committed: %s, was %s\n", w.WouldSpend, w.WasSpend)
-	return err
+	money := func(d decimal.Decimal) string { return mailbox.Money{Amount: d, Currency: w.Currency}.String() }
+	fmt.Fprintln(out, "the books at the last line (parley books):")
+	for _, f := range []struct {
+		what       string
+		would, was decimal.Decimal
+	}{
+		{"spent", w.WouldBooks.Spent, w.WasBooks.Spent},
+		{"committed", w.WouldBooks.Committed, w.WasBooks.Committed},
+		{"held", w.WouldBooks.Held, w.WasBooks.Held},
+	} {
+		fmt.Fprintf(out, "  %-10s %s, was %s\n", f.what+":", money(f.would), money(f.was))
+	}
+	return nil
 }
 
 // readLedger reads every entry of the root's ledger.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
 )
 
@@ -133,6 +134,7 @@ type status struct {
 	Paused      string         `json:"paused,omitempty"`
 	Agents      []agentStatus  `json:"agents"`
 	Escalations []escalation   `json:"escalations"`
+	Expired     int            `json:"escalations_expired"` // put to the human, never answered in time
 	Open        []threadStatus `json:"open_threads"`
 	Spend       []spendStatus  `json:"spend"`
 	Attention   []string       `json:"attention"`
@@ -225,12 +227,25 @@ func (e *env) status() (*status, error) {
 		st.Paused = firstLine(why)
 		st.Attention = append(st.Attention, "parley is paused")
 	}
-	st.Escalations = waitingEscalations(entries, team.Human)
-	for _, x := range st.Escalations {
-		st.Attention = append(st.Attention, "an escalation waits on "+x.Thread)
-	}
 	st.Open = openThreads(entries)
-	if s, p, err := eng.State(); err == nil && p != nil {
+	s, p, err := eng.State()
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range s.Escalations(team.Human, "") {
+		switch x.State(now) {
+		case policy.Waiting:
+			amount := ""
+			if x.Amount != "" {
+				amount = x.Amount + " " + x.Currency
+			}
+			st.Escalations = append(st.Escalations, escalation{Thread: x.Thread, From: x.From, Subject: x.Subject, Amount: amount, Since: x.At})
+			st.Attention = append(st.Attention, "an escalation waits on "+x.Thread)
+		case policy.Expired:
+			st.Expired++
+		}
+	}
+	if p != nil {
 		for _, a := range team.Agents {
 			day, month := s.Spent(a.Name, now)
 			if day.IsZero() && month.IsZero() {
@@ -261,39 +276,6 @@ func describe(x mailbox.Entry) string {
 		return x.Event + ": " + firstLine(x.Reason)
 	}
 	return x.Event
-}
-
-// waitingEscalations are the ESCALATEs to the human that no APPROVED or
-// DENIED of the human on their thread has answered since.
-func waitingEscalations(entries []mailbox.Entry, human string) []escalation {
-	open := map[string]escalation{}
-	var order []string
-	for _, x := range entries {
-		if x.Event != mailbox.EventDelivered && x.Event != mailbox.EventClaimed {
-			continue
-		}
-		switch {
-		case x.Event == mailbox.EventDelivered && x.To == human && x.Verb == string(mailbox.Escalate):
-			if _, ok := open[x.Thread]; !ok {
-				order = append(order, x.Thread)
-			}
-			amount := ""
-			if x.Amount != "" {
-				amount = x.Amount + " " + x.Currency
-			}
-			open[x.Thread] = escalation{Thread: x.Thread, From: x.From, Subject: x.Subject, Amount: amount, Since: x.Time}
-		case x.From == human && (x.Verb == string(mailbox.Approved) || x.Verb == string(mailbox.Denied)):
-			delete(open, x.Thread)
-		}
-	}
-	out := []escalation{}
-	for _, th := range order {
-		if x, ok := open[th]; ok {
-			out = append(out, x)
-			delete(open, th)
-		}
-	}
-	return out
 }
 
 // openThreads are the threads whose last message does not end a deal.
@@ -350,6 +332,9 @@ func (st *status) print(w io.Writer) error {
 	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
 	for _, x := range st.Escalations {
 		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: parley approve %s   or: parley deny %s --reason ...\n", x.Thread, ago(x.Since), x.From, x.Subject, x.Thread, x.Thread)
+	}
+	if st.Expired > 0 {
+		fmt.Fprintf(w, "escalations that expired unanswered: %d (parley inbox human)\n", st.Expired)
 	}
 	fmt.Fprintf(w, "open threads: %d\n", len(st.Open))
 	for _, t := range st.Open {
