@@ -290,7 +290,7 @@ func TestDeclaredRoleHearsTheHuman(t *testing.T) {
 	r := rootFor(t, team, "\n[[allow]]\nfrom = \"clerk\"\nverbs = [\"NOTIFY\"]\nto = [\"human\"]\n")
 	// The clerk escalated a message on thread t-x, and holds it.
 	held := &mailbox.Message{ID: "<held@clerk>", To: "human", Thread: "t-x", Verb: mailbox.Notify, Subject: "the held one"}
-	data, _ := json.Marshal(saved{Handled: map[string]bool{}, Escalated: map[string][]*mailbox.Message{"t-x": {held}}})
+	data, _ := json.Marshal(saved{Handled: handled{}, Escalated: map[string][]*mailbox.Message{"t-x": {held}}})
 	if err := os.WriteFile(r.Inbox("clerk").Path("state", "state.json"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -96,11 +96,40 @@ var errLater = errors.New("not now")
 
 // saved is what the agent keeps in ROOT/NAME/state/state.json.
 type saved struct {
-	Handled map[string]bool // message ids handled
+	Handled handled // message ids handled, with what each said
 	// Escalated holds, by thread, what the policy sent to the human: sent
 	// when the human's APPROVED arrives, given up when a DENIED does.
 	Escalated map[string][]*mailbox.Message
 	Role      json.RawMessage
+}
+
+// handled maps the id of each message handled to what it said (its
+// substance): a verified message under a handled id is a repeat only if it
+// says the same. A state saved before kept no substance ("").
+type handled map[string]string
+
+// UnmarshalJSON reads the map, or the set of ids an older parley saved.
+func (h *handled) UnmarshalJSON(b []byte) error {
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err == nil {
+		*h = m
+		return nil
+	}
+	var old map[string]bool
+	if err := json.Unmarshal(b, &old); err != nil {
+		return err
+	}
+	*h = make(handled, len(old))
+	for id := range old {
+		(*h)[id] = ""
+	}
+	return nil
+}
+
+// substance is what a message says that a repeat of it says too: not its
+// Date or its text, which a step taken again after a crash may word anew.
+func substance(m *mailbox.Message) string {
+	return strings.Join([]string{m.From, m.To, m.Thread, string(m.Verb), m.Item, strconv.FormatInt(m.Quantity, 10), m.Total().String(), m.InReplyTo}, "|")
 }
 
 // Run runs the agent until ctx ends.
@@ -276,18 +305,25 @@ func (rt *Runtime) recover(claims *mailbox.Claims) error {
 
 func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	m := c.Message
-	if rt.state.Handled[m.ID] {
-		rt.Log(fmt.Sprintf("← %s %s from %s again: already handled, nothing done", m.Verb, m.ID, m.From))
-		return rt.Root.Finish(c, mailbox.FlagDone, "already handled")
-	}
 	// Only a message its sender really signed is acted on; anything else is
-	// moved aside with the reason, and counts towards the breaker.
+	// moved aside with the reason, and counts towards the breaker —
+	// whatever its Message-ID: an altered copy of a message handled before
+	// is not a repeat of it.
 	if err := rt.verify(m); errors.Is(err, errLater) {
 		rt.later = append(rt.later, c)
 		return nil
 	} else if err != nil {
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
 		return rt.Root.SetAside(c, err)
+	}
+	if was, seen := rt.state.Handled[m.ID]; seen {
+		if was != "" && was != substance(m) {
+			err := fmt.Errorf("Message-ID %s was handled before for another message (%s); a sender must give each message its own id", m.ID, was)
+			rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
+			return rt.Root.SetAside(c, err)
+		}
+		rt.Log(fmt.Sprintf("← %s %s from %s again: already handled, nothing done", m.Verb, m.ID, m.From))
+		return rt.Root.Finish(c, mailbox.FlagDone, "already handled")
 	}
 	answer := m.From == rt.Team.Human && (m.Verb == mailbox.Approved || m.Verb == mailbox.Denied) && len(rt.state.Escalated[m.Thread]) > 0
 	if spec := rt.Team.Spec(rt.agent); spec != nil && !spec.Acts(m.Verb) && !answer && m.From != mailbox.System {
@@ -311,7 +347,7 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 				if err := rt.Root.Finish(c, mailbox.FlagFailed, ferr.Error()); err != nil {
 					return err
 				}
-				rt.state.Handled[m.ID] = true
+				rt.state.Handled[m.ID] = substance(m)
 				return rt.save()
 			}
 		}
@@ -329,7 +365,7 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	if err := rt.release(); err != nil {
 		return err
 	}
-	rt.state.Handled[m.ID] = true
+	rt.state.Handled[m.ID] = substance(m)
 	if err := rt.save(); err != nil {
 		return err
 	}
@@ -596,7 +632,7 @@ func (rt *Runtime) note(n Note) {
 func (rt *Runtime) statePath() string { return rt.Root.Inbox(rt.Name).Path("state", "state.json") }
 
 func (rt *Runtime) load() error {
-	rt.state = saved{Handled: map[string]bool{}, Escalated: map[string][]*mailbox.Message{}}
+	rt.state = saved{Handled: handled{}, Escalated: map[string][]*mailbox.Message{}}
 	data, err := os.ReadFile(rt.statePath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -608,7 +644,7 @@ func (rt *Runtime) load() error {
 		return fmt.Errorf("load state %s: %w", rt.statePath(), err)
 	}
 	if rt.state.Handled == nil {
-		rt.state.Handled = map[string]bool{}
+		rt.state.Handled = handled{}
 	}
 	if rt.state.Escalated == nil {
 		rt.state.Escalated = map[string][]*mailbox.Message{}

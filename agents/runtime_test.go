@@ -297,3 +297,96 @@ func TestProtocolVersions(t *testing.T) {
 		t.Errorf("the answer to protocol 2: %+v", e)
 	}
 }
+
+// TestSignatureBeforeMemory: a message under the id of one handled before
+// is a repeat only if its signature verifies and it says the same. An
+// altered copy (the signature no longer matches), an unsigned one, or a
+// different message its sender signed under a reused id is set aside with
+// the reason, counted by the breaker, never finished as done.
+func TestSignatureBeforeMemory(t *testing.T) {
+	original := func() *mailbox.Message {
+		return &mailbox.Message{Version: "1", ID: "<once@test>", Date: time.Now(), From: "procurement", To: "finance", Thread: "t",
+			Verb: mailbox.Notify, Amount: mailbox.MustMoney("910.00 USD"), Subject: "a note", Body: "first wording\n"}
+	}
+	tests := []struct {
+		name    string
+		copy    func(t *testing.T, r *mailbox.Root) []byte // the second file, as delivered
+		refused string                                     // "" for a repeat finished as done
+	}{
+		{"the same message again", func(t *testing.T, r *mailbox.Root) []byte {
+			return signed(t, r, original())
+		}, ""},
+		{"the same step taken again after a crash, worded anew", func(t *testing.T, r *mailbox.Root) []byte {
+			m := original()
+			m.Date, m.Body = m.Date.Add(time.Second), "second wording\n"
+			return signed(t, r, m)
+		}, ""},
+		{"its thread changed after signing", func(t *testing.T, r *mailbox.Root) []byte {
+			return []byte(strings.Replace(string(signed(t, r, original())), "Thread: t\n", "Thread: other\n", 1))
+		}, "signature"},
+		{"its amount changed after signing", func(t *testing.T, r *mailbox.Root) []byte {
+			return []byte(strings.Replace(string(signed(t, r, original())), "910.00 USD", "9100.00 USD", 1))
+		}, "signature"},
+		{"unsigned", func(t *testing.T, r *mailbox.Root) []byte {
+			return original().Marshal()
+		}, "signed"},
+		{"another message its sender signed under the same id", func(t *testing.T, r *mailbox.Root) []byte {
+			m := original()
+			m.Amount = mailbox.MustMoney("5000.00 USD")
+			return signed(t, r, m)
+		}, "handled before for another message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, team := newTeamRoot(t)
+			post(t, r, original())
+			runUntil(t, r, team, "finance", "← NOTIFY from procurement")
+			if _, err := r.Inbox("finance").Deliver(tt.copy(t, r), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			stop := "again: already handled"
+			if tt.refused != "" {
+				stop = "refused NOTIFY <once@test>"
+			}
+			lines := strings.Join(runUntil(t, r, team, "finance", stop), "\n")
+			if tt.refused != "" && !strings.Contains(lines, tt.refused) {
+				t.Errorf("refused without saying %q: %s", tt.refused, lines)
+			}
+			rejected := 0
+			for _, e := range ledgerEntries(t, r) {
+				if e.Event == mailbox.EventRejected && e.MsgID == "<once@test>" {
+					rejected++
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[tt.refused != ""]; rejected != want {
+				t.Errorf("%d rejected lines for the copy, want %d", rejected, want)
+			}
+		})
+	}
+}
+
+// signed is m signed by its sender, as its file.
+func signed(t *testing.T, r *mailbox.Root, m *mailbox.Message) []byte {
+	t.Helper()
+	priv, err := r.PrivateKey(m.From)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailbox.Sign(m, priv)
+	return m.Marshal()
+}
+
+// ledgerEntries reads every line of r's ledger.
+func ledgerEntries(t *testing.T, r *mailbox.Root) []mailbox.Entry {
+	t.Helper()
+	f, err := os.Open(filepath.Join(r.Dir, mailbox.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []mailbox.Entry
+	if err := mailbox.ReadEntries(f, func(_ int, e mailbox.Entry) error { out = append(out, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
