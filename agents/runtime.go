@@ -180,6 +180,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	intake.Taken = func(file string, m *mailbox.Message, err error) {
 		if err != nil {
 			rt.Log(fmt.Sprintf("rejected %s: %v", filepath.Base(file), err))
+			if err := intake.engine.Watch(rt.Name); err != nil {
+				rt.Log("the circuit breaker cannot count: " + err.Error())
+			}
 		}
 	}
 	wg.Add(1)
@@ -213,6 +216,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		case errors.Is(err, context.DeadlineExceeded):
 		case errors.Is(err, mailbox.ErrRejected):
 			rt.Log(err.Error())
+			if err := rt.engine.Watch(rt.Name); err != nil {
+				return err
+			}
 		case err != nil:
 			// Tried again at the next tick, not at once: an error that
 			// lasts must not spin.
@@ -258,6 +264,11 @@ func (rt *Runtime) tick() error {
 	_ = os.Chtimes(rt.Root.Inbox(rt.Name).Path("state", "lock"), now, now)
 	if paused {
 		return nil
+	}
+	// Errors any process recorded since (files set aside, bounces) may trip
+	// the breaker: at once, not at the next action of anyone.
+	if err := rt.engine.Watch(rt.Name); err != nil {
+		return err
 	}
 	if err := rt.overdue(); err != nil {
 		return err
@@ -314,13 +325,13 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		return nil
 	} else if err != nil {
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
-		return rt.Root.SetAside(c, err)
+		return rt.setAside(c, err)
 	}
 	if was, seen := rt.state.Handled[m.ID]; seen {
 		if was != "" && was != substance(m) {
 			err := fmt.Errorf("Message-ID %s was handled before for another message (%s); a sender must give each message its own id", m.ID, was)
 			rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
-			return rt.Root.SetAside(c, err)
+			return rt.setAside(c, err)
 		}
 		rt.Log(fmt.Sprintf("← %s %s from %s again: already handled, nothing done", m.Verb, m.ID, m.From))
 		return rt.Root.Finish(c, mailbox.FlagDone, "already handled")
@@ -330,7 +341,7 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		// Not a verb its role acts on: set aside, and the sender told.
 		why := fmt.Errorf("%s (%s) acts only on %s, not %s (parley.toml [[role]] %s)", rt.Name, spec.Name, strings.Join(spec.Handles, ", "), m.Verb, spec.Name)
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, why))
-		return rt.Root.SetAside(c, why)
+		return rt.setAside(c, why)
 	}
 	rt.Log(fmt.Sprintf("← %s from %s: %s", m.Verb, m.From, subject(m)))
 	now := rt.Root.Now()
@@ -370,6 +381,15 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		return err
 	}
 	return rt.Root.Finish(c, mailbox.FlagDone, "")
+}
+
+// setAside moves a message aside for good, with why, and lets the breaker
+// count it at once.
+func (rt *Runtime) setAside(c *mailbox.Claimed, why error) error {
+	if err := rt.Root.SetAside(c, why); err != nil {
+		return err
+	}
+	return rt.engine.Watch(rt.Name)
 }
 
 // overdue gives up on what waits for a human who did not answer within the

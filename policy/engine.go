@@ -12,6 +12,9 @@ import (
 	"github.com/parley-dev/parley/mailbox"
 )
 
+// BreakerName is who pauses when errors spike, as PAUSED and status name it.
+const BreakerName = "the circuit breaker"
+
 // PausedFile is the file whose presence in a root pauses every agent.
 const PausedFile = "PAUSED"
 
@@ -97,37 +100,57 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 			d = prev
 			return nil, nil
 		}
-		var out []mailbox.Entry
-		trip := func(n int, last string) error {
-			if p == nil || p.Breaker.MaxErrors == 0 || n < p.Breaker.MaxErrors {
-				return nil
-			}
-			if _, paused := e.paused(); paused {
-				return nil
-			}
-			why := fmt.Sprintf("%d errors or denials within %v (the last: %s)", n, p.Breaker.Window.Duration, last)
-			out = append(out, mailbox.Entry{Time: now, Agent: a.Agent, Event: EventPaused, Rule: "breaker", Reason: why})
-			return e.writePaused(a.Agent, now, why)
-		}
-		trouble := 0
-		if p != nil {
-			trouble = e.state.Trouble(p, now)
-			if err := trip(trouble, "earlier errors"); err != nil { // errors recorded since the last decision
-				return nil, err
-			}
+		out, err := e.trip(p, a.Agent, now, nil)
+		if err != nil { // errors recorded since the last decision
+			return nil, err
 		}
 		d = e.judge(p, perr, a, now)
 		entry := mailbox.MessageEntry(a.Agent, EventDecision, a.Message)
 		entry.Time, entry.Decision, entry.Rule, entry.Reason, entry.Policy, entry.Key = now, string(d.Outcome), d.Rule, d.Reason, d.Policy, a.Message.ID
 		out = append(out, entry) // after a pause tripped by earlier errors, before one this decision trips
-		if d.Outcome == Deny || (d.Outcome == Escalate && isFuse(d.Rule)) {
-			if err := trip(trouble+1, d.Rule+": "+d.Reason); err != nil {
+		if len(out) == 1 && (d.Outcome == Deny || (d.Outcome == Escalate && isFuse(d.Rule))) {
+			more, err := e.trip(p, a.Agent, now, &trouble{at: now, agent: a.Agent, what: troubleOf(d.Outcome, string(a.Message.Verb), d.Rule)})
+			if err != nil {
 				return nil, err
 			}
+			out = append(out, more...)
 		}
 		return out, nil
 	})
 	return d, err
+}
+
+// trip pauses the root when the errors and denials within the breaker's
+// window, with the one being decided (when not nil), reach its count: at
+// once, by whichever process sees it, naming the agents whose errors
+// counted. It returns the paused entry to record, or none.
+func (e *Engine) trip(p *Policy, agent string, now time.Time, deciding *trouble) ([]mailbox.Entry, error) {
+	if p == nil || p.Breaker.MaxErrors == 0 {
+		return nil, nil
+	}
+	n, who := e.state.Troubles(p, now, deciding)
+	if n < p.Breaker.MaxErrors {
+		return nil, nil
+	}
+	if _, paused := e.paused(); paused {
+		return nil, nil
+	}
+	why := fmt.Sprintf("%d errors or denials within %v (%s)", n, p.Breaker.Window.Duration, who)
+	if err := e.writePaused(BreakerName, now, why); err != nil {
+		return nil, err
+	}
+	return []mailbox.Entry{{Time: now, Agent: agent, Event: EventPaused, Rule: "breaker", Reason: why}}, nil
+}
+
+// Watch trips the circuit breaker, as agent, if the errors recorded since
+// the last decision reach its count: an agent calls it after it sets a file
+// aside, and at every tick, so that a burst of bad files pauses the team at
+// once, not at the next action of anyone.
+func (e *Engine) Watch(agent string) error {
+	_, err := e.transact(func(p *Policy, _ error) ([]mailbox.Entry, error) {
+		return e.trip(p, agent, e.root.Now(), nil)
+	})
+	return err
 }
 
 // Explain decides an action as Decide would, and records nothing.
@@ -306,6 +329,41 @@ var ErrDenied = errors.New("denied by policy")
 // human: the escalation was delivered instead of the message.
 var ErrEscalated = errors.New("escalated to the human")
 
+// DecisionError is Send's error for an action not taken: denied (it
+// wraps ErrDenied) or waiting for the human (ErrEscalated), with the
+// decision, for a caller that needs its rule.
+type DecisionError struct {
+	Action   Action
+	Decision Decision
+}
+
+func (e *DecisionError) Error() string {
+	m := e.Action.Message
+	return fmt.Sprintf("%s %s to %s: %v: %s: %s", m.Verb, m.ID, m.To, e.Unwrap(), e.Decision.Rule, e.Decision.Reason)
+}
+
+// Unwrap is ErrEscalated or ErrDenied.
+func (e *DecisionError) Unwrap() error {
+	if e.Decision.Outcome == Escalate {
+		return ErrEscalated
+	}
+	return ErrDenied
+}
+
+// Hint says what a person can do about it.
+func (e *DecisionError) Hint() string {
+	switch e.Decision.Rule {
+	case "breaker.paused":
+		return "parley status says why it is paused; parley resume lifts the pause"
+	case "policy":
+		return "parley policy check names the line of policy.toml to mend"
+	}
+	if e.Decision.Outcome == Escalate {
+		return "the human answers with parley approve " + e.Action.Message.Thread + " or parley deny"
+	}
+	return "parley policy explain FILE says which rule decides, and why"
+}
+
 // Send is the one way an agent acts: it decides a, and delivers the message
 // only when allowed. When the human must decide, the ESCALATE goes to the
 // human's inbox instead. Either way the decision is in the ledger first.
@@ -325,7 +383,7 @@ func (e *Engine) Send(a Action) (Decision, error) {
 		if err := e.root.Send(a.Agent, EscalationMessage(p, a, d, e.root.Now())); err != nil {
 			return d, err
 		}
-		return d, fmt.Errorf("%s %s to %s: %w: %s: %s", a.Message.Verb, a.Message.ID, a.Message.To, ErrEscalated, d.Rule, d.Reason)
+		return d, &DecisionError{Action: a, Decision: d}
 	}
-	return d, fmt.Errorf("%s %s to %s: %w: %s: %s", a.Message.Verb, a.Message.ID, a.Message.To, ErrDenied, d.Rule, d.Reason)
+	return d, &DecisionError{Action: a, Decision: d}
 }

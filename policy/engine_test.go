@@ -170,7 +170,7 @@ func TestBreaker(t *testing.T) {
 		}
 	}
 	why, paused := e.Paused()
-	if !paused || !strings.Contains(why, "paused by vendor-b") || !strings.Contains(why, "10 errors or denials within 5m0s") {
+	if !paused || !strings.Contains(why, "paused by the circuit breaker") || !strings.Contains(why, "10 errors or denials within 5m0s (vendor-b: 10 denied PAID (allow))") {
 		t.Fatalf("Paused() = %q, %v; want paused by the breaker", why, paused)
 	}
 	// Messages still arrive, and wait; no action is allowed.

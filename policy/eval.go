@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -171,11 +172,11 @@ func (s *State) Apply(e mailbox.Entry) {
 		t := s.thread(e.Thread)
 		switch d.Outcome {
 		case Deny:
-			s.troubled(e, "denied "+e.Verb+" ("+e.Rule+")")
+			s.troubled(e, troubleOf(d.Outcome, e.Verb, e.Rule))
 		case Escalate:
 			if isFuse(e.Rule) {
 				t.stopped = e.Rule
-				s.troubled(e, "the "+e.Rule+" fuse") // a blown fuse counts towards the breaker
+				s.troubled(e, troubleOf(d.Outcome, e.Verb, e.Rule)) // a blown fuse counts towards the breaker
 			}
 			if e.Rule == RuleTerms {
 				t.disputed = e.Time
@@ -191,10 +192,23 @@ func (s *State) Apply(e mailbox.Entry) {
 	case mailbox.EventRejected, mailbox.EventFailed, mailbox.EventBounced, "error":
 		s.troubled(e, e.Event)
 	case EventPaused:
-		s.paused = fmt.Sprintf("paused by %s at %s: %s", e.Agent, e.Time.UTC().Format(time.RFC3339), e.Reason)
+		who := e.Agent
+		if e.Rule == "breaker" {
+			who = BreakerName
+		}
+		s.paused = fmt.Sprintf("paused by %s at %s: %s", who, e.Time.UTC().Format(time.RFC3339), e.Reason)
 	case EventResumed:
 		s.trouble, s.paused = nil, ""
 	}
+}
+
+// troubleOf says what a denial or a blown fuse was, for the breaker's
+// reason.
+func troubleOf(o Outcome, verb, rule string) string {
+	if o == Deny {
+		return "denied " + verb + " (" + rule + ")"
+	}
+	return "stopped by " + rule
 }
 
 func (s *State) troubled(e mailbox.Entry, what string) {
@@ -500,6 +514,42 @@ func (s *State) Trouble(p *Policy, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// Troubles counts the errors and denials within the breaker's window since
+// the last resume, and says whose they were: "procurement: 6 rejected;
+// finance: 1 denied ORDER (order.unapproved)".
+func (s *State) Troubles(p *Policy, now time.Time, more ...*trouble) (int, string) {
+	n := 0
+	count := map[string]map[string]int{}
+	var agents []string
+	all := s.trouble
+	for _, t := range more {
+		if t != nil {
+			all = append(all[:len(all):len(all)], *t)
+		}
+	}
+	for _, t := range all {
+		if now.Sub(t.at) > p.Breaker.Window.Duration {
+			continue
+		}
+		n++
+		if count[t.agent] == nil {
+			count[t.agent] = map[string]int{}
+			agents = append(agents, t.agent)
+		}
+		count[t.agent][t.what]++
+	}
+	var parts []string
+	for _, a := range agents {
+		var whats []string
+		for w, k := range count[a] {
+			whats = append(whats, fmt.Sprintf("%d %s", k, w))
+		}
+		sort.Strings(whats)
+		parts = append(parts, a+": "+strings.Join(whats, ", "))
+	}
+	return n, strings.Join(parts, "; ")
 }
 
 // Decided returns the decision already recorded about this very action

@@ -224,6 +224,7 @@ func hintFor(err error) string {
 		ur      *mailbox.UnknownRecipientError
 		ue      usageError
 		running *agents.RunningError
+		decided *policy.DecisionError
 	)
 	switch {
 	case errors.As(err, &h):
@@ -238,8 +239,8 @@ func hintFor(err error) string {
 		return "stop it first, or use it: there is one process per agent"
 	case errors.As(err, &ur):
 		return "send to one of the agents listed, or add the agent to parley.toml and run parley init"
-	case errors.Is(err, policy.ErrDenied):
-		return "parley policy explain FILE says which rule decides, and why"
+	case errors.As(err, &decided):
+		return decided.Hint()
 	case errors.Is(err, policy.ErrNotPaused):
 		return ""
 	case errors.Is(err, mailbox.ErrNoRoot):

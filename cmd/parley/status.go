@@ -128,6 +128,14 @@ type spendStatus struct {
 	Limit string `json:"limit"`
 }
 
+// breakerStatus is the circuit breaker's count against its threshold.
+type breakerStatus struct {
+	Errors int    `json:"errors"` // errors and denials within the window since the last resume
+	Max    int    `json:"max_errors"`
+	Window string `json:"window"`
+	Whose  string `json:"whose,omitempty"`
+}
+
 type status struct {
 	Root        string         `json:"root"`
 	Now         time.Time      `json:"now"`
@@ -135,6 +143,7 @@ type status struct {
 	Agents      []agentStatus  `json:"agents"`
 	Escalations []escalation   `json:"escalations"`
 	Expired     int            `json:"escalations_expired"` // put to the human, never answered in time
+	Breaker     *breakerStatus `json:"breaker,omitempty"`
 	Open        []threadStatus `json:"open_threads"`
 	Spend       []spendStatus  `json:"spend"`
 	Attention   []string       `json:"attention"`
@@ -225,7 +234,7 @@ func (e *env) status() (*status, error) {
 	eng := e.engine()
 	if why, paused := eng.Paused(); paused {
 		st.Paused = firstLine(why)
-		st.Attention = append(st.Attention, "parley is paused")
+		st.Attention = append(st.Attention, "parley is paused (parley resume lifts it)")
 	}
 	st.Open = openThreads(entries)
 	s, p, err := eng.State()
@@ -244,6 +253,10 @@ func (e *env) status() (*status, error) {
 		case policy.Expired:
 			st.Expired++
 		}
+	}
+	if p != nil && p.Breaker.MaxErrors > 0 {
+		n, whose := s.Troubles(p, now)
+		st.Breaker = &breakerStatus{Errors: n, Max: p.Breaker.MaxErrors, Window: p.Breaker.Window.Duration.String(), Whose: whose}
 	}
 	if p != nil {
 		for _, a := range team.Agents {
@@ -332,6 +345,13 @@ func (st *status) print(w io.Writer) error {
 	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
 	for _, x := range st.Escalations {
 		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: parley approve %s   or: parley deny %s --reason ...\n", x.Thread, ago(x.Since), x.From, x.Subject, x.Thread, x.Thread)
+	}
+	if b := st.Breaker; b != nil {
+		fmt.Fprintf(w, "circuit breaker: %d of %d errors or denials within %s", b.Errors, b.Max, b.Window)
+		if b.Whose != "" {
+			fmt.Fprintf(w, " (%s)", b.Whose)
+		}
+		fmt.Fprintln(w)
 	}
 	if st.Expired > 0 {
 		fmt.Fprintf(w, "escalations that expired unanswered: %d (parley inbox human)\n", st.Expired)
