@@ -55,8 +55,12 @@ type Runtime struct {
 	later   []*mailbox.Claimed // claimed, to be handled when acting is possible again
 
 	ctx     context.Context
-	model   *llm.Client // an Ollama brain's client
-	noteErr error       // a model call that could not be recorded
+	model   *llm.Client  // an Ollama brain's client
+	noteErr error        // a model call that could not be recorded
+	kept    mailbox.Head // the ledger's head last kept in state/
+	// brokenSaid is what was last said of a ledger that does not verify:
+	// said once, not at every tick.
+	brokenSaid string
 }
 
 // Intake is a drop folder's intake whose messages go through the policy,
@@ -157,6 +161,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	rt.ctx = ctx
 	rt.engine = policy.NewEngine(rt.Root)
 	defer rt.engine.Close()
+	defer func() { _ = rt.keepHead() }() // before the engine closes
 	if err := rt.reset(); err != nil {
 		return err
 	}
@@ -198,7 +203,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	for {
 		if now := time.Now(); !now.Before(next) {
 			if err := rt.tick(); err != nil {
-				return err
+				if err := rt.broken(err, nil); err != nil {
+					return err
+				}
 			}
 			next = now.Add(rt.Every)
 		}
@@ -216,7 +223,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		case errors.Is(err, context.DeadlineExceeded):
 		case errors.Is(err, mailbox.ErrRejected):
 			rt.Log(err.Error())
-			if err := rt.engine.Watch(rt.Name); err != nil {
+			if err := rt.watch(); err != nil {
 				return err
 			}
 		case err != nil:
@@ -229,7 +236,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 		default:
 			if err := rt.handle(c); err != nil {
-				return err
+				if err := rt.broken(err, c); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -267,7 +276,10 @@ func (rt *Runtime) tick() error {
 	}
 	// Errors any process recorded since (files set aside, bounces) may trip
 	// the breaker: at once, not at the next action of anyone.
-	if err := rt.engine.Watch(rt.Name); err != nil {
+	if err := rt.watch(); err != nil {
+		return err
+	}
+	if err := rt.keepHead(); err != nil {
 		return err
 	}
 	if err := rt.overdue(); err != nil {
@@ -275,9 +287,10 @@ func (rt *Runtime) tick() error {
 	}
 	later := rt.later
 	rt.later = nil
-	for _, c := range later {
+	for i, c := range later {
 		if err := rt.handle(c); err != nil {
-			return err
+			rt.later = append(rt.later, later[i+1:]...)
+			return rt.broken(err, c)
 		}
 	}
 	now = rt.Root.Now()
@@ -383,13 +396,62 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	return rt.Root.Finish(c, mailbox.FlagDone, "")
 }
 
+// broken takes an error of a step: a ledger that does not verify is a
+// state to wait out — nothing is decided or appended, the team is paused
+// (the engine wrote PAUSED), the step's changes in memory are undone and
+// its message is handled again once a person has mended the ledger and
+// resumed. Any other error is returned.
+func (rt *Runtime) broken(err error, c *mailbox.Claimed) error {
+	if !errors.Is(err, mailbox.ErrBroken) {
+		return err
+	}
+	if said := err.Error(); said != rt.brokenSaid {
+		rt.Log("the ledger does not verify, so nothing is done until a person mends it (parley ledger verify): " + said)
+		rt.brokenSaid = said
+	}
+	if c != nil {
+		rt.later = append(rt.later, c)
+	}
+	return rt.reset()
+}
+
+// keepHead keeps the last ledger line the agent verified in its state
+// folder, for the next process to check the ledger against: a ledger cut
+// or rewritten while the team was stopped is caught at the next start.
+func (rt *Runtime) keepHead() error {
+	if rt.Root.Transport != nil {
+		return nil // the ledger is a stream no editor reaches
+	}
+	h := rt.engine.Verified()
+	if h.Seq == 0 || h == rt.kept {
+		return nil
+	}
+	if err := rt.Root.KeepHead(rt.Name, h); err != nil {
+		return err
+	}
+	rt.kept = h
+	return nil
+}
+
 // setAside moves a message aside for good, with why, and lets the breaker
 // count it at once.
 func (rt *Runtime) setAside(c *mailbox.Claimed, why error) error {
 	if err := rt.Root.SetAside(c, why); err != nil {
 		return err
 	}
-	return rt.engine.Watch(rt.Name)
+	return rt.watch()
+}
+
+// watch lets the circuit breaker count what was recorded since: a ledger
+// that cannot be read just now (a server between leaders) is tried again at
+// the next tick; one that does not verify is returned, for broken.
+func (rt *Runtime) watch() error {
+	err := rt.engine.Watch(rt.Name)
+	if err != nil && !errors.Is(err, mailbox.ErrBroken) {
+		rt.Log("the circuit breaker cannot count just now: " + err.Error())
+		return nil
+	}
+	return err
 }
 
 // overdue gives up on what waits for a human who did not answer within the

@@ -151,7 +151,7 @@ func floorAppend(tb testing.TB, f *os.File, n int) {
 }
 
 func BenchmarkLedgerAppend(b *testing.B) {
-	l, err := OpenLedger(filepath.Join(b.TempDir(), LedgerFile), nil)
+	l, err := OpenLedger(filepath.Join(b.TempDir(), LedgerFile), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func BenchmarkLedgerAppend4Procs(b *testing.B) {
 // it, beside the floor of hashing the same bytes with SHA-256.
 func BenchmarkVerify(b *testing.B) {
 	path := filepath.Join(b.TempDir(), LedgerFile)
-	l, err := OpenLedger(path, nil)
+	l, err := OpenLedger(path, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func TestMain(m *testing.M) {
 	proctest.Main(m, map[string]func(args []string) error{
 		"append": func(args []string) error { // PATH COUNT AGENT
 			n, _ := strconv.Atoi(args[1])
-			l, err := OpenLedger(args[0], nil)
+			l, err := OpenLedger(args[0], nil, nil)
 			if err != nil {
 				return err
 			}

@@ -116,11 +116,44 @@ type Ledger struct {
 	lastSeq  uint64
 	lastHash string
 	readOff  int64 // how far Transact has read
+
+	// The prefix this process has verified (RELIABILITY.md: no decision on
+	// history that does not verify): its length in bytes and lines, and
+	// the seq and hash of its last line. Nothing is read for a decision,
+	// and nothing appended, beyond a line that does not verify.
+	verOff   int64
+	verLines int
+	verSeq   uint64
+	verHash  string
+	// Heads the ledger must have passed through (the anchors, and what each
+	// agent verified before: its state/ledger.head), by seq; read again by
+	// heads whenever the ledger is verified from its start.
+	expect map[uint64]Head
+	heads  func() ([]Head, error)
+	trust  bool // a copy of a ledger kept elsewhere: its source verifies it
 }
 
-// OpenLedger opens (creating) the ledger at path, and sets aside a torn
-// last line left by a crash.
-func OpenLedger(path string, now func() time.Time) (*Ledger, error) {
+// Head is a ledger line's seq and hash, as someone saw it: an anchor, or
+// an agent's last verified line.
+type Head struct {
+	Seq  uint64
+	Hash string
+	By   string // who saw it, and where that is kept
+}
+
+// ErrBroken is matched (errors.Is) by a *VerifyError that is not a torn
+// tail: the ledger was edited, cut, reordered or rewritten, and nothing may
+// be decided or appended until a person mends it.
+var ErrBroken = errors.New("the ledger does not verify")
+
+// OpenLedger opens (creating) the ledger at path, verifies it — against
+// the heads it must have passed through, as heads reads them (nil: none) —
+// and sets aside a torn last line left by a crash.
+func OpenLedger(path string, now func() time.Time, heads func() ([]Head, error)) (*Ledger, error) {
+	return openLedger(path, now, false, heads)
+}
+
+func openLedger(path string, now func() time.Time, trust bool, heads func() ([]Head, error)) (*Ledger, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
@@ -128,12 +161,20 @@ func OpenLedger(path string, now func() time.Time) (*Ledger, error) {
 	if now == nil {
 		now = time.Now
 	}
-	l := &Ledger{path: path, f: f, now: now, size: -1}
+	l := &Ledger{path: path, f: f, now: now, size: -1, verHash: genesis, trust: trust, heads: heads}
 	if err := l.locked(func() error { return nil }); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return l, nil
+}
+
+// Verified is the last line this process verified: every line up to it
+// chains, and matches every head expected of it.
+func (l *Ledger) Verified() Head {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Head{Seq: l.verSeq, Hash: l.verHash}
 }
 
 // Path is the ledger file's path.
@@ -241,9 +282,9 @@ func Chain(seq uint64, prev string, entries []Entry, now func() time.Time) ([]by
 	return buf, out, nil
 }
 
-// Head reads the seq and hash of a ledger line, as the next line chains to
+// LineHead reads the seq and hash of a ledger line, as the next line chains to
 // them.
-func Head(line []byte) (seq uint64, hash string, err error) { return lineHead(line) }
+func LineHead(line []byte) (seq uint64, hash string, err error) { return lineHead(line) }
 
 func encodeEntry(e Entry) (line []byte, hash string, err error) {
 	e.Hash = ""
@@ -278,6 +319,14 @@ func (l *Ledger) locked(fn func() error) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fmt.Errorf("stat ledger: %w", err)
 	}
+	if !l.trust {
+		if err := l.verifyTo(st.Size); err != nil {
+			// Read again from the start next time: a person may have
+			// mended it by then.
+			l.verOff, l.verLines, l.verSeq, l.verHash, l.size, l.readOff = 0, 0, 0, genesis, -1, 0
+			return err
+		}
+	}
 	if st.Size != l.size {
 		repaired, err := l.readTail(st.Size)
 		if err != nil {
@@ -294,6 +343,72 @@ func (l *Ledger) locked(fn func() error) error {
 	}
 	return fn()
 }
+
+// verifyTo checks the complete lines from the verified prefix to size: each
+// well formed, covered by its hash, chained to the one before, and equal to
+// the heads expected of it; and that the ledger reaches every expected
+// head. A torn last line is left to readTail.
+func (l *Ledger) verifyTo(size int64) error {
+	if l.verOff == 0 && l.heads != nil {
+		heads, err := l.heads()
+		if err != nil {
+			return err
+		}
+		l.expect = map[uint64]Head{}
+		for _, h := range heads {
+			if _, ok := l.expect[h.Seq]; !ok {
+				l.expect[h.Seq] = h
+			}
+		}
+	}
+	if size < l.verOff {
+		return &VerifyError{Line: l.verLines, Seq: l.verSeq, Kind: "cut",
+			Msg:  fmt.Sprintf("the ledger is %d bytes, shorter than the %d (seq %d) this process read: lines were cut", size, l.verOff, l.verSeq),
+			Hint: cutHint}
+	}
+	if size > l.verOff {
+		lr := lineReader{br: bufio.NewReaderSize(io.NewSectionReader(l.f, l.verOff, size-l.verOff), 1<<16)}
+		for {
+			line, err := lr.next()
+			if err == io.EOF || (err == nil && line[len(line)-1] != '\n') {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			n := l.verLines + 1
+			seq, hash, verr := checkLine(line, n, l.verSeq, l.verHash)
+			if verr != nil {
+				if verr.Kind == "dropped" {
+					verr = lr.findMoved(verr, n)
+				}
+				return verr
+			}
+			if h, ok := l.expect[seq]; ok && h.Hash != hash {
+				return &VerifyError{Line: n, Seq: seq, Kind: "rewritten",
+					Msg:  fmt.Sprintf("seq %d has hash %s, but %s saw %s: the ledger was rewritten since", seq, hash[:16], h.By, h.Hash[:min(16, len(h.Hash))]),
+					Hint: cutHint}
+			}
+			l.verOff += int64(len(line))
+			l.verLines, l.verSeq, l.verHash = n, seq, hash
+		}
+	}
+	for seq, h := range l.expect {
+		if seq > l.verSeq {
+			return &VerifyError{Line: l.verLines + 1, Seq: seq, Kind: "cut",
+				Msg:  fmt.Sprintf("the ledger ends at seq %d, but %s saw seq %d: lines were cut from its end", l.verSeq, h.By, seq),
+				Hint: cutHint}
+		}
+	}
+	return nil
+}
+
+// cutHint says how to mend a ledger that lost lines or was rewritten.
+const cutHint = "restore the ledger from git (docs/POLICY.md, \"A ledger that does not verify\"); if an older copy is what you mean to keep, parley resume --accept-ledger"
+
+// Is makes a VerifyError match ErrBroken, but for a torn tail, which is
+// a crash's, not a person's, and is set aside by the next append.
+func (e *VerifyError) Is(target error) bool { return target == ErrBroken && e.Kind != "torn" }
 
 func flock(fd, how int) error {
 	for {
@@ -686,7 +801,7 @@ type Copied interface {
 // own way is set aside beside it (ledger.jsonl.replaced.TIME), never
 // lost, and written anew.
 func (l *Ledger) CopyFrom(src Copied) error {
-	return l.locked(func() error {
+	return l.locked(func() error { // a copy's ledger is l.trust: its source verifies it
 		seq, hash := l.lastSeq, l.lastHash
 		if seq == 0 {
 			hash = ""

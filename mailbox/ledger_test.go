@@ -27,7 +27,7 @@ func fixedClock() func() time.Time {
 func writeLedger(t testing.TB, n int) (string, []Entry) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), LedgerFile)
-	l, err := OpenLedger(path, fixedClock())
+	l, err := OpenLedger(path, fixedClock(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestLedgerTornTailIsSetAside(t *testing.T) {
 	if err := os.Truncate(path, int64(cut)); err != nil {
 		t.Fatal(err)
 	}
-	l, err := OpenLedger(path, fixedClock())
+	l, err := OpenLedger(path, fixedClock(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestLedgerTornWholeFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"seq":1,"ti`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := OpenLedger(path, nil)
+	l, err := OpenLedger(path, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestLedgerRefusesBadLastLine(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not a ledger line\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenLedger(path, nil); err == nil {
+	if _, err := OpenLedger(path, nil, nil); err == nil {
 		t.Fatal("OpenLedger accepted a ledger whose last line is not an entry; a complete line must never be cut")
 	}
 	if got, _ := os.ReadFile(path); string(got) != "not a ledger line\n" {
@@ -303,12 +303,12 @@ func FuzzVerify(f *testing.F) {
 
 func TestTransactSeesEveryEntryOnce(t *testing.T) {
 	path, _ := writeLedger(t, 3)
-	a, err := OpenLedger(path, nil)
+	a, err := OpenLedger(path, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := OpenLedger(path, nil)
+	b, err := OpenLedger(path, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,4 +380,104 @@ func TestAnchorsCatchARewrite(t *testing.T) {
 	if _, err := VerifyAnchored(bytes.NewReader(short), at); !errors.As(err, &ve) || ve.Kind != "dropped" {
 		t.Errorf("a ledger cut back before its anchor: %v, want dropped", err)
 	}
+}
+
+// TestLedgerActsOnlyOnAVerifiedChain: a ledger edited, cut, reordered,
+// inserted into or rewritten — while no process had it open, or under one
+// that has — is refused by the next append or transaction: nothing is
+// read for a decision and nothing appended after the break, and the file
+// is left as it was. A cut from the end, or a rewrite with every hash
+// recomputed, shows only against a head kept elsewhere (an agent's
+// state/ledger.head, an anchor).
+func TestLedgerActsOnlyOnAVerifiedChain(t *testing.T) {
+	path, entries := writeLedger(t, 8)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	lines = lines[:len(lines)-1]
+	kept := []Head{{Seq: 8, Hash: entries[7].Hash, By: "procurement (procurement/state/ledger.head)"}}
+	rewritten := func(l []string) []string {
+		// Line 4's amount changed and every hash from it on recomputed: an
+		// honest chain of its own.
+		es := append([]Entry(nil), entries...)
+		es[3].Amount = "0.01"
+		buf, _, err := Chain(es[2].Seq, es[2].Hash, es[3:], time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := strings.SplitAfter(string(buf), "\n")
+		return append(l[:3:3], fresh[:len(fresh)-1]...)
+	}
+	tests := []struct {
+		name  string
+		edit  func(l []string) []string
+		heads []Head
+		kind  string
+	}{
+		{"amount edited", func(l []string) []string {
+			l[3] = strings.Replace(l[3], `"amount":"2400.00"`, `"amount":"0.01"`, 1)
+			return l
+		}, nil, "edited"},
+		{"a line dropped", func(l []string) []string { return append(l[:4:4], l[5:]...) }, nil, "dropped"},
+		{"two lines swapped", func(l []string) []string { l[2], l[3] = l[3], l[2]; return l }, nil, "reordered"},
+		{"a line copied in", func(l []string) []string { return append(append(l[:5:5], l[2]), l[5:]...) }, nil, "inserted"},
+		{"the last lines cut, against an agent's kept head", func(l []string) []string { return l[:5] }, kept, "cut"},
+		{"rewritten with fresh hashes, against an agent's kept head", rewritten, kept, "rewritten"},
+		{"rewritten with fresh hashes, against an anchor", rewritten, []Head{{Seq: 6, Hash: entries[5].Hash, By: "the anchor"}}, "rewritten"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+", while stopped", func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), LedgerFile)
+			tampered := strings.Join(tt.edit(append([]string(nil), lines...)), "")
+			if err := os.WriteFile(p, []byte(tampered), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, err := OpenLedger(p, nil, func() ([]Head, error) { return tt.heads, nil })
+			if err == nil {
+				_, err = l.Append(Entry{Agent: "finance", Event: "decision"})
+				l.Close()
+			}
+			var ve *VerifyError
+			if !errors.Is(err, ErrBroken) || !errors.As(err, &ve) || ve.Kind != tt.kind {
+				t.Fatalf("open and append: %v; want ErrBroken, %s", err, tt.kind)
+			}
+			if after, _ := os.ReadFile(p); string(after) != tampered {
+				t.Errorf("the ledger changed after the break:\n%s", after)
+			}
+		})
+	}
+	t.Run("cut under a running process", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), LedgerFile)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := OpenLedger(p, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := os.WriteFile(p, []byte(strings.Join(lines[:6], "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		called := false
+		_, err = l.Transact(func([]Entry) ([]Entry, error) {
+			called = true
+			return []Entry{{Agent: "finance", Event: "decision"}}, nil
+		})
+		if !errors.Is(err, ErrBroken) || called {
+			t.Fatalf("Transact after a cut: %v (decided: %v); want ErrBroken, nothing decided", err, called)
+		}
+		// Mended (the lines put back), the same process goes on.
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(Entry{Agent: "finance", Event: "decision"}); err != nil {
+			t.Fatalf("append once mended: %v", err)
+		}
+		if _, err := Verify(bytes.NewReader(mustRead(t, p))); err != nil {
+			t.Errorf("after the mend: %v", err)
+		}
+	})
 }

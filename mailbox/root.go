@@ -44,9 +44,8 @@ type Root struct {
 	// Maildirs and ledger.jsonl in Dir. The Root closes it.
 	Transport Transport
 
-	once   sync.Once
+	mu     sync.Mutex
 	ledger Journal
-	err    error
 
 	keyMu sync.Mutex
 	keys  map[string]cachedKey // the private keys read so far, by agent
@@ -96,12 +95,20 @@ func (r *Root) transport() Transport {
 	return r.Transport
 }
 
-// Ledger opens the root's ledger once and returns it.
+// Ledger opens the root's ledger once and returns it. An open that failed
+// (a ledger that does not verify, a full disk) is tried again next time.
 func (r *Root) Ledger() (Journal, error) {
-	r.once.Do(func() {
-		r.ledger, r.err = r.transport().Journal()
-	})
-	return r.ledger, r.err
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ledger != nil {
+		return r.ledger, nil
+	}
+	l, err := r.transport().Journal()
+	if err != nil {
+		return nil, err
+	}
+	r.ledger = l
+	return l, nil
 }
 
 // Journal opens the ledger with a read position of its own (the policy
@@ -117,7 +124,7 @@ func (r *Root) LedgerPath() (string, error) {
 	if !ok {
 		return path, nil
 	}
-	l, err := OpenLedger(path, r.Now)
+	l, err := openLedger(path, r.Now, true, nil)
 	if err != nil {
 		return "", err
 	}
@@ -128,9 +135,11 @@ func (r *Root) LedgerPath() (string, error) {
 // Close closes the ledger if it was opened, and the transport.
 func (r *Root) Close() error {
 	var err error
+	r.mu.Lock()
 	if r.ledger != nil {
 		err = r.ledger.Close()
 	}
+	r.mu.Unlock()
 	return errors.Join(err, r.transport().Close())
 }
 

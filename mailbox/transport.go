@@ -162,9 +162,62 @@ func (f Files) Put(m *Message, data []byte, now time.Time) (string, error) {
 	return filepath.Join(m.To, "new", name), err
 }
 
-// Journal opens ledger.jsonl.
+// Journal opens ledger.jsonl, to be verified against the heads it must
+// have passed through: its anchors, and the last line each agent verified.
 func (f Files) Journal() (Journal, error) {
-	return OpenLedger(filepath.Join(f.Dir, LedgerFile), f.Now)
+	l, err := OpenLedger(filepath.Join(f.Dir, LedgerFile), f.Now, func() ([]Head, error) { return Heads(f.Dir) })
+	if err != nil {
+		return nil, err // not a nil *Ledger in a Journal
+	}
+	return l, nil
+}
+
+// HeadFile is where, in its state/ folder, an agent keeps the last ledger
+// line it verified ("SEQ HASH"): a ledger later found shorter, or with
+// another hash there, was cut or rewritten while nobody looked.
+const HeadFile = "ledger.head"
+
+// Heads are the heads a root's ledger must have passed through: the
+// anchors (ledger.anchors) and each agent's kept head.
+func Heads(dir string) ([]Head, error) {
+	anchors, err := ReadAnchors(filepath.Join(dir, AnchorFile))
+	if err != nil {
+		return nil, err
+	}
+	var heads []Head
+	for seq, hash := range anchors {
+		heads = append(heads, Head{Seq: seq, Hash: hash, By: "the anchor in " + AnchorFile})
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, "*", "state", HeadFile))
+	for _, path := range kept {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue // a cache: one that cannot be read checks nothing
+		}
+		var h Head
+		if _, err := fmt.Sscanf(string(data), "%d %64s", &h.Seq, &h.Hash); err != nil || len(h.Hash) != 64 {
+			continue
+		}
+		rel, _ := filepath.Rel(dir, path)
+		h.By = fmt.Sprintf("%s (%s)", filepath.Base(filepath.Dir(filepath.Dir(path))), rel)
+		heads = append(heads, h)
+	}
+	return heads, nil
+}
+
+// KeepHead records h as the last ledger line agent verified, for the next
+// process that opens the ledger to check. It is a check, not the truth: a
+// crash may lose it, so it is not synced.
+func (r *Root) KeepHead(agent string, h Head) error {
+	path := r.Inbox(agent).Path("state", HeadFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %s\n", h.Seq, h.Hash), 0o644); err != nil {
+		return fmt.Errorf("keep the ledger's head: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("keep the ledger's head: %w", err)
+	}
+	return nil
 }
 
 // Close does nothing: every file is closed by its user.

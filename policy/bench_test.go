@@ -94,7 +94,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		fresh := NewEngine(r)
 		fresh.root = r
-		l, _ := mailbox.OpenLedger(r.Dir+"/"+mailbox.LedgerFile, nil)
+		l, _ := mailbox.OpenLedger(r.Dir+"/"+mailbox.LedgerFile, nil, nil)
 		fresh.state = NewState()
 		if _, err := l.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
 			for _, n := range news {

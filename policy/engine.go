@@ -183,6 +183,23 @@ func firstLine(s string) string {
 // force, appending what it returns only if no line came between (under the
 // file ledger's lock; on JetStream, fn is run again with the newer lines).
 func (e *Engine) transact(fn func(p *Policy, perr error) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
+	out, err := e.transactOnce(fn)
+	if errors.Is(err, mailbox.ErrBroken) {
+		// Nothing decided, nothing appended: the team is paused until a
+		// person mends the ledger, and what the state was built from is
+		// read again, from the start, once it verifies.
+		if e.ledger != nil {
+			e.ledger.Close()
+		}
+		e.ledger, e.state = nil, NewState()
+		if werr := e.halt(err); werr != nil {
+			return nil, errors.Join(err, werr)
+		}
+	}
+	return out, err
+}
+
+func (e *Engine) transactOnce(fn func(p *Policy, perr error) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
 	if e.ledger == nil {
 		l, err := e.root.Journal()
 		if err != nil {
@@ -197,6 +214,28 @@ func (e *Engine) transact(fn func(p *Policy, perr error) ([]mailbox.Entry, error
 		p, perr := e.Policy()
 		return fn(p, perr)
 	})
+}
+
+// LedgerCheck is who pauses the team when the ledger does not verify.
+const LedgerCheck = "the ledger check"
+
+// halt pauses the root (ROOT/PAUSED, not a ledger line: nothing is
+// appended after the break) because the ledger does not verify.
+func (e *Engine) halt(broken error) error {
+	if _, paused := e.paused(); paused {
+		return nil
+	}
+	return e.writePaused(LedgerCheck, e.root.Now(), "the ledger does not verify: "+broken.Error()+
+		"\nparley ledger verify names the line; restore the ledger from git, then parley resume")
+}
+
+// Verified is the last ledger line the engine verified: every decision it
+// made rests on lines up to it.
+func (e *Engine) Verified() mailbox.Head {
+	if v, ok := e.ledger.(interface{ Verified() mailbox.Head }); ok {
+		return v.Verified()
+	}
+	return mailbox.Head{}
 }
 
 // State brings the state up to date with the ledger and returns it, with

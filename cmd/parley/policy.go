@@ -203,13 +203,27 @@ func resumeCommand() *cli.Command {
 		Description: `Removes ROOT/PAUSED and records it; the circuit breaker counts afresh, and
 the messages that waited are handled.
 
+A team paused because the ledger does not verify resumes only once it does
+(parley ledger verify): restore it from git. If the copy you restore is
+older than what the agents had seen, their kept heads (NAME/state/
+ledger.head) still name the lost lines: --accept-ledger, after a person
+has checked the ledger, forgets those heads and accepts the ledger as it
+now is (its chain and anchors must still verify).
+
 Example:
-   parley resume --reason "invoices checked"`,
+   parley resume --reason "invoices checked"
+   git checkout -- mailboxes/ledger.jsonl && parley resume --accept-ledger --reason "restored from git"`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "reason", Usage: "why, for the ledger"},
 			&cli.StringFlag{Name: "as", Value: "human", Usage: "who resumes"},
+			&cli.BoolFlag{Name: "accept-ledger", Usage: "forget the agents' kept heads: accept the ledger, chained and anchored, as it now is"},
 		},
 		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
+			if c.Bool("accept-ledger") {
+				if err := e.acceptLedger(); err != nil {
+					return err
+				}
+			}
 			eng := e.engine()
 			why, _ := eng.Paused()
 			if err := eng.Resume(c.String("as"), c.String("reason")); err != nil {
@@ -228,4 +242,25 @@ func firstLine(s string) string {
 		}
 	}
 	return s
+}
+
+// acceptLedger forgets the heads the agents kept of the ledger, once its
+// chain and anchors verify: a person restored an older copy and means to
+// go on from it.
+func (e *env) acceptLedger() error {
+	if e.root.Transport != nil {
+		return usageError{fmt.Errorf("--accept-ledger: the ledger of a team on %s is its stream, which no one edits", e.transport)}
+	}
+	res, err := e.verify(false)
+	if err != nil {
+		return err
+	}
+	kept, _ := filepath.Glob(filepath.Join(e.root.Dir, "*", "state", mailbox.HeadFile))
+	for _, path := range kept {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("accept the ledger: %w", err)
+		}
+	}
+	fmt.Fprintf(e.stdout, "accepted the ledger as it is: %d entries, head %s; forgot %d kept head(s)\n", res.Lines, res.Head, len(kept))
+	return nil
 }

@@ -36,7 +36,7 @@ func (c *countLines) Write(p []byte) (int, error) {
 // the writer stopped.
 func BenchmarkTailFollow(b *testing.B) {
 	path := filepath.Join(b.TempDir(), mailbox.LedgerFile)
-	l, err := mailbox.OpenLedger(path, nil)
+	l, err := mailbox.OpenLedger(path, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

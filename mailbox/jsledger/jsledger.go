@@ -114,7 +114,7 @@ func lastHead(data []byte) (uint64, string, error) {
 	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
 		data = data[i+1:]
 	}
-	return mailbox.Head(data)
+	return mailbox.LineHead(data)
 }
 
 // Append adds entries as consecutive lines of the chain and returns them as
@@ -357,7 +357,7 @@ func (l *Ledger) Since(ctx context.Context, seq uint64, hash string) (lines []by
 		if err != nil {
 			return nil, false, err
 		}
-		s, _, err := mailbox.Head(firstLine(m.Data))
+		s, _, err := mailbox.LineHead(firstLine(m.Data))
 		if err != nil {
 			return nil, false, fmt.Errorf("ledger stream: message %d: %w", mid, err)
 		}
@@ -374,7 +374,7 @@ func (l *Ledger) Since(ctx context.Context, seq uint64, hash string) (lines []by
 	for rest := m.Data; len(rest) > 0; {
 		line := firstLine(rest)
 		rest = rest[min(len(line)+1, len(rest)):]
-		if s, h, err := mailbox.Head(line); err == nil && s == seq && h == hash {
+		if s, h, err := mailbox.LineHead(line); err == nil && s == seq && h == hash {
 			after, err := l.messages(ctx, lo+1, last)
 			return append(append([]byte(nil), rest...), after...), false, err
 		}
