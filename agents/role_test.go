@@ -549,3 +549,51 @@ func TestProcurementPresses(t *testing.T) {
 		t.Errorf("vendor-a: %+v", o)
 	}
 }
+
+// TestProcurementNoticesOnceAndTellsChangedTerms: the end of a deal is told
+// once to each who needs it — to the human once, even when the human asked
+// — and a part the vendor confirmed on other terms than ordered is named in
+// the human's notice with both figures.
+func TestProcurementNoticesOnceAndTellsChangedTerms(t *testing.T) {
+	tests := []struct {
+		name      string
+		requester string
+		confirm   func(m *mailbox.Message, ordered mailbox.Money)
+		want      []string // the recipients of the notices
+		says      string   // in the human's notice
+	}{
+		{"asked by inventory", "inventory", nil, []string{"human", "inventory"}, "Ordered 500 widget"},
+		{"asked by the human", "human", nil, []string{"human"}, "Ordered 500 widget"},
+		{"confirmed for more", "inventory", func(m *mailbox.Message, ordered mailbox.Money) {
+			m.Amount = mailbox.MustMoney("5000.00 USD")
+		}, []string{"human", "inventory"}, "vendor-b confirmed 5000.00 USD, not what was ordered"},
+		{"confirmed fewer, later", "human", func(m *mailbox.Message, ordered mailbox.Money) {
+			m.Quantity, m.DeliverBy = 400, now.AddDate(0, 1, 0)
+		}, []string{"human"}, "vendor-b confirmed 400 units, delivery 2026-12-26, not what was ordered (500 widget"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := dealTo(t, []string{"vendor-a", "vendor-b", "vendor-c"})
+			d := p.Deals["restock-1"]
+			d.Requester = tt.requester
+			p.Receive(now, in("finance", "procurement", mailbox.Approved, "restock-1", func(m *mailbox.Message) { m.Amount = d.Agreed.Times(500) }))
+			ordered := d.Agreed.Times(500)
+			done := p.Receive(now, in("vendor-b", "procurement", mailbox.Confirmed, "restock-1", func(m *mailbox.Message) {
+				m.Amount, m.DeliverBy = ordered, d.Quotes["vendor-b"].DeliverBy
+				if tt.confirm != nil {
+					tt.confirm(m, ordered)
+				}
+			}))
+			var to []string
+			for _, m := range done {
+				to = append(to, m.To)
+			}
+			if !slices.Equal(to, tt.want) {
+				t.Fatalf("notices to %v, want %v", to, tt.want)
+			}
+			if !strings.Contains(done[0].Body, tt.says) {
+				t.Errorf("the human's notice does not say %q:\n%s", tt.says, done[0].Body)
+			}
+		})
+	}
+}

@@ -332,7 +332,10 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 	}
 	isHuman := a.Agent == p.Human.Agent
 	human := t.human(p.Human.Agent)
-	if human != nil && human.verb == mailbox.Denied && !isHuman {
+	// A DENIED stops the thread's money; but one answering a payment on
+	// changed terms stops that payment only: the order stands, and a
+	// corrected confirmation may still be paid.
+	if human != nil && human.verb == mailbox.Denied && !isHuman && (t.disputed.IsZero() || human.at.Before(t.disputed)) {
 		return deny("human.denied", "%s denied thread %s", p.Human.Agent, m.Thread)
 	}
 	acct := s.books.Account(m.Thread)
@@ -459,7 +462,9 @@ func (s *State) payment(p *Policy, a Action, now time.Time, t *thread, acct *Acc
 	}
 	if h := t.human(p.Human.Agent); h != nil && !t.disputed.IsZero() && !h.at.Before(t.disputed) && h.verb == mailbox.Approved {
 		if !h.amount.Equal(amt) {
-			return Decision{Outcome: Deny, Rule: RuleTerms, Reason: fmt.Sprintf("%s approved %s, not the %s to be paid (%s)", p.Human.Agent, p.money(h.amount), m.Total(), why)}
+			// Not an approval of this payment: asked again, saying so.
+			return Decision{Outcome: Escalate, Rule: RuleTerms, Covers: m.Total(),
+				Reason: fmt.Sprintf("%s approved %s, not the %s to be paid: approve exactly %s, or deny (%s)", p.Human.Agent, p.money(h.amount), m.Total(), m.Total(), why)}
 		}
 		if lim := p.Budget.Amount; !lim.IsZero() && amt.GreaterThan(owed) {
 			// Beyond the order: the budget was not holding it.
