@@ -166,22 +166,49 @@ func TestBooksReplayKeepsVendor(t *testing.T) {
 	}
 }
 
-// TestBooksHumanAnswerWithinBudget (human-hold): the human's answers to
-// two sign-off questions let procurement commit 6000.00 against a budget
-// of 5000.00, with no approval from finance and no budget check.
+// TestBooksHumanAnswerWithinBudget (human-hold): the human's answer to a
+// sign-off question is an approval the budget never checks. Finance's own
+// approval, once the human said yes, is denied by the budget — and
+// procurement orders on the human's answer all the same; or with no
+// approval from finance at all, the answers to two orders' questions
+// commit 6000.00. Either way the 5000.00 budget is passed.
 func TestBooksHumanAnswerWithinBudget(t *testing.T) {
-	l := newBkLedger(t, bkIssueRules)
-	for _, th := range []string{"t1", "t2"} {
-		order := l.msg("procurement", "vendor-a", mailbox.Order, th, "3000.00")
-		l.must(order, Escalate, "human.approval_over")
-		l.must(l.msg(bkHuman, "procurement", mailbox.Approved, th, "3000.00"), Allow, "allow.5")
-		if d := l.send(order); d.Outcome == Allow {
-			t.Logf("%s: ORDER 3000.00 allowed by %s (%s)", th, d.Rule, d.Reason)
-		}
-	}
-	if used := l.s.BudgetUsed(l.p, l.at); used.GreaterThan(bkD("5000")) {
-		f := l.s.Books().Totals(l.p.Budget.ReserveFor.Duration, l.at)
-		t.Errorf("budget used %s (committed %s, held %s), above the budget of 5000.00", used, f.Committed, f.Held)
+	for _, tt := range []struct {
+		name  string
+		steps func(l *bkLedger)
+	}{
+		{"finance denied by the budget", func(l *bkLedger) {
+			l.must(l.msg("finance", "procurement", mailbox.Approved, "t1", "2000.00", "vendor-a"), Allow, "allow.4")
+			l.must(l.msg("procurement", "vendor-a", mailbox.Order, "t1", "2000.00"), Allow, "allow.2")
+			l.must(l.msg("vendor-a", "procurement", mailbox.Confirmed, "t1", "2000.00"), Allow, "allow.3")
+			l.must(l.msg("finance", "vendor-a", mailbox.Paid, "t1", "2000.00"), Allow, "allow.4")
+			approve := l.msg("finance", "procurement", mailbox.Approved, "t2", "3400.00", "vendor-b")
+			l.must(approve, Escalate, "human.approval_over")
+			l.must(l.msg(bkHuman, "finance", mailbox.Approved, "t2", "3400.00"), Allow, "allow.5")
+			l.must(approve, Deny, "budget") // 2000.00 spent + 3400.00 is above 5000.00
+			if d := l.send(l.msg("procurement", "vendor-b", mailbox.Order, "t2", "3400.00")); d.Outcome == Allow {
+				t.Logf("t2: ORDER 3400.00 allowed by %s (%s)", d.Rule, d.Reason)
+			}
+		}},
+		{"no approval from finance", func(l *bkLedger) {
+			for _, th := range []string{"t1", "t2"} {
+				order := l.msg("procurement", "vendor-a", mailbox.Order, th, "3000.00")
+				l.must(order, Escalate, "human.approval_over")
+				l.must(l.msg(bkHuman, "procurement", mailbox.Approved, th, "3000.00"), Allow, "allow.5")
+				if d := l.send(order); d.Outcome == Allow {
+					t.Logf("%s: ORDER 3000.00 allowed by %s (%s)", th, d.Rule, d.Reason)
+				}
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newBkLedger(t, bkIssueRules)
+			tt.steps(l)
+			if used := l.s.BudgetUsed(l.p, l.at); used.GreaterThan(bkD("5000")) {
+				f := l.s.Books().Totals(l.p.Budget.ReserveFor.Duration, l.at)
+				t.Errorf("budget used %s (spent %s, committed %s, held %s), above the budget of 5000.00", used, f.Spent, f.Committed, f.Held)
+			}
+		})
 	}
 }
 
