@@ -34,6 +34,14 @@ import (
 // while it is in force (not released, not closed by the payment of all that
 // was ordered on it, and ordered on or younger than reserve_for).
 type Books struct {
+	// human is who answers escalations: an APPROVED of theirs is an
+	// answer, which lets an agent's action through; it holds no money and
+	// no order draws on it. reserve is how long an approval holds its
+	// money unless ordered on (the policy's reserve_for), to tell which
+	// approval was in force when an order or a payment came.
+	human   string
+	reserve time.Duration
+
 	accounts map[string]*Account
 	threads  []string            // in the order their money first moved
 	open     map[string]*Account // accounts that may still hold or owe money
@@ -61,9 +69,9 @@ type Approval struct {
 	Item     string // the mandate, when it says: this item...
 	Quantity int64  // ...at most this many
 	Released bool
-	// What its vendor (or, for the whole, the vendors drawing on it) had
-	// ordered and been paid before it: it draws only on what comes after.
-	baseOrdered, basePaid decimal.Decimal
+	// What was drawn on it: the orders placed while it was in force, and
+	// what was paid on them.
+	ordered, paid decimal.Decimal
 }
 
 // Terms are what an ORDER or a CONFIRMED says.
@@ -87,13 +95,14 @@ type Part struct {
 	Paid      decimal.Decimal
 	Payments  int
 	// PaidBeyond is what was paid above the order, with a person's
-	// approval of the exact amount.
+	// approval of the exact amount; beyondOf what was ordered then.
 	PaidBeyond decimal.Decimal
+	beyondOf   decimal.Decimal
 }
 
 // NewBooks returns the books of an empty ledger.
 func NewBooks() *Books {
-	return &Books{accounts: map[string]*Account{}, open: map[string]*Account{},
+	return &Books{human: "human", reserve: 24 * time.Hour, accounts: map[string]*Account{}, open: map[string]*Account{},
 		byAgent: map[string]decimal.Decimal{}, byItem: map[string]decimal.Decimal{}, paid: map[string]decimal.Decimal{}}
 }
 
@@ -131,25 +140,29 @@ func termsOf(e mailbox.Entry, amount decimal.Decimal) *Terms {
 	return &Terms{Amount: amount, Quantity: e.Quantity, Item: e.Item, DeliverBy: e.DeliverBy, At: e.Time, By: e.Agent, MsgID: e.MsgID}
 }
 
-// approve records an allowed APPROVED.
+// approve records an allowed APPROVED; the human's is an answer, not an
+// approval.
 func (b *Books) approve(e mailbox.Entry, amount decimal.Decimal) {
+	if e.Agent == b.human {
+		return
+	}
 	a := b.account(e.Thread)
 	ap := &Approval{By: e.Agent, Amount: amount, At: e.Time, Vendor: e.Vendor, Item: e.Item, Quantity: e.Quantity}
 	if e.Vendor == "" {
-		ap.baseOrdered, ap.basePaid = a.onWhole()
 		a.Whole = ap
 		return
 	}
-	// A new approval for a vendor replaces the one before: it draws on
-	// what is ordered from now on.
-	p := a.part(e.Vendor)
-	ap.baseOrdered, ap.basePaid = p.Ordered, p.Paid
-	p.Approval = ap
+	a.part(e.Vendor).Approval = ap // a new approval for a vendor replaces the one before
 }
 
-// order records an allowed ORDER, by agent, to vendor.
+// order records an allowed ORDER, by agent, to vendor: it draws on the
+// approval in force for the vendor then, if any (the human orders on
+// none).
 func (b *Books) order(e mailbox.Entry, amount decimal.Decimal) {
 	a := b.account(e.Thread)
+	if ap := a.inForce(e.To, b.reserve, e.Time); ap != nil {
+		ap.ordered = ap.ordered.Add(amount)
+	}
 	p := a.part(e.To)
 	p.Ordered = p.Ordered.Add(amount)
 	p.Order = termsOf(e, amount)
@@ -164,15 +177,22 @@ func (b *Books) confirm(e mailbox.Entry, amount decimal.Decimal) {
 }
 
 // pay records an allowed PAID, by agent, to vendor. A payer that placed the
-// order itself committed the money once, when it ordered.
+// order itself committed the money once, when it ordered. What is paid
+// above what was owed paid changed terms a person approved, not a later
+// order.
 func (b *Books) pay(e mailbox.Entry, amount decimal.Decimal) {
 	a := b.account(e.Thread)
+	ap := a.inForce(e.To, b.reserve, e.Time)
 	p := a.part(e.To)
-	if owed := p.Ordered.Sub(p.Paid); amount.GreaterThan(owed) {
-		p.PaidBeyond = p.PaidBeyond.Add(amount.Sub(decimal.Max(owed, decimal.Zero)))
+	if owed := p.Committed(); amount.GreaterThan(owed) {
+		p.PaidBeyond = p.PaidBeyond.Add(amount.Sub(owed))
+		p.beyondOf = p.Ordered
 	}
 	p.Paid = p.Paid.Add(amount)
 	p.Payments++
+	if ap != nil {
+		ap.paid = ap.paid.Add(amount)
+	}
 	if p.Order == nil || p.Order.By != e.Agent {
 		b.add(b.byAgent, e.Agent+"|"+day(e.Time), amount)
 		b.add(b.byAgent, e.Agent+"|"+month(e.Time), amount)
@@ -218,64 +238,39 @@ func (b *Books) release(thread, vendor string) {
 
 func (b *Books) add(m map[string]decimal.Decimal, k string, d decimal.Decimal) { m[k] = m[k].Add(d) }
 
-// drawn is what was ordered and paid on ap, of ordered and paid in all by
-// those who draw on it.
-func (ap *Approval) drawn(ordered, paid decimal.Decimal) (decimal.Decimal, decimal.Decimal) {
-	if ap == nil {
-		return ordered, paid
-	}
-	return ordered.Sub(ap.baseOrdered), paid.Sub(ap.basePaid)
-}
-
-// drawsOnWhole reports whether the part's orders draw on the thread's
-// whole approval.
-func (p *Part) drawsOnWhole() bool { return p.Approval == nil }
-
-// Committed is what was ordered from the vendor and not yet paid.
+// Committed is what was ordered from the vendor and not yet paid: a
+// payment beyond what was owed paid changed terms, not a later order.
 func (p *Part) Committed() decimal.Decimal {
-	return decimal.Max(p.Ordered.Sub(p.Paid), decimal.Zero)
+	return decimal.Max(p.Ordered.Sub(p.Paid.Sub(p.PaidBeyond)), decimal.Zero)
 }
 
-// settled reports whether all that was ordered was paid: an approval whose
-// orders are all paid holds nothing more.
-func settled(ordered, paid decimal.Decimal) bool {
-	return ordered.IsPositive() && !paid.LessThan(ordered)
+// settled reports whether all that was ordered on the approval was paid:
+// it holds nothing more.
+func (ap *Approval) settled() bool {
+	return ap.ordered.IsPositive() && !ap.paid.LessThan(ap.ordered)
 }
 
-// inForce reports whether an approval, with ordered drawn on it and paid of
-// that, may still be ordered on and holds money at now.
-func (ap *Approval) inForce(reserve time.Duration, ordered, paid decimal.Decimal, now time.Time) bool {
-	if ap == nil || ap.Released {
+// InForce reports whether the approval may be ordered on, and holds money,
+// at now: not released, not settled, and ordered on or younger than
+// reserve.
+func (ap *Approval) InForce(reserve time.Duration, now time.Time) bool {
+	if ap == nil || ap.Released || ap.settled() {
 		return false
 	}
-	ordered, paid = ap.drawn(ordered, paid)
-	if settled(ordered, paid) {
-		return false
-	}
-	return ordered.IsPositive() || now.Sub(ap.At) <= reserve
+	return ap.ordered.IsPositive() || now.Sub(ap.At) <= reserve
 }
 
 // lapsed reports whether the approval ran out unused.
-func (ap *Approval) lapsed(reserve time.Duration, ordered decimal.Decimal, now time.Time) bool {
-	if ap == nil {
-		return false
-	}
-	ordered, _ = ap.drawn(ordered, decimal.Zero)
-	return !ap.Released && !ordered.IsPositive() && now.Sub(ap.At) > reserve
+func (ap *Approval) lapsed(reserve time.Duration, now time.Time) bool {
+	return ap != nil && !ap.Released && !ap.ordered.IsPositive() && now.Sub(ap.At) > reserve
 }
 
-// onWhole is what the parts drawing on the whole approval ordered and paid.
-func (a *Account) onWhole() (ordered, paid decimal.Decimal) {
-	for _, p := range a.Parts {
-		if p.drawsOnWhole() {
-			ordered, paid = ordered.Add(p.Ordered), paid.Add(p.Paid)
-		}
-	}
-	return ordered, paid
-}
+// Drawn is what was ordered on the approval.
+func (ap *Approval) Drawn() decimal.Decimal { return ap.ordered }
 
 // hasOwnApprovals reports whether any vendor of the thread has an approval
-// of its own: then the whole approval holds nothing on top of them.
+// of its own: then the whole approval holds nothing on top of them, and is
+// for them, not for another vendor.
 func (a *Account) hasOwnApprovals() bool {
 	for _, p := range a.Parts {
 		if p.Approval != nil {
@@ -285,28 +280,33 @@ func (a *Account) hasOwnApprovals() bool {
 	return false
 }
 
-// Mandate is the approval that an order to vendor draws on, with what was
-// ordered and paid on it so far; nil when there is none in force.
-func (a *Account) Mandate(vendor string, reserve time.Duration, now time.Time) (ap *Approval, ordered, paid decimal.Decimal) {
+// approvalFor is the approval an order to vendor would draw on: the
+// vendor's own, else the thread's whole one while no vendor has its own.
+func (a *Account) approvalFor(vendor string) *Approval {
+	if p := a.Parts[vendor]; p != nil && p.Approval != nil {
+		return p.Approval
+	}
+	if a.hasOwnApprovals() {
+		return nil
+	}
+	return a.Whole
+}
+
+// inForce is the approval for vendor when it is in force at now, or nil.
+func (a *Account) inForce(vendor string, reserve time.Duration, now time.Time) *Approval {
+	if ap := a.approvalFor(vendor); ap.InForce(reserve, now) {
+		return ap
+	}
+	return nil
+}
+
+// Mandate is the approval that an order to vendor draws on at now, or nil
+// when there is none in force.
+func (a *Account) Mandate(vendor string, reserve time.Duration, now time.Time) *Approval {
 	if a == nil {
-		return nil, decimal.Zero, decimal.Zero
+		return nil
 	}
-	ap, ordered, paid = a.Whole, decimal.Zero, decimal.Zero
-	switch p := a.Parts[vendor]; {
-	case p != nil && p.Approval != nil:
-		ap, ordered, paid = p.Approval, p.Ordered, p.Paid
-	case a.hasOwnApprovals():
-		// The thread's approvals name their vendors: the whole one is for
-		// them, not for another vendor.
-		return nil, decimal.Zero, decimal.Zero
-	default:
-		ordered, paid = a.onWhole()
-	}
-	if !ap.inForce(reserve, ordered, paid, now) {
-		return nil, decimal.Zero, decimal.Zero
-	}
-	ordered, paid = ap.drawn(ordered, paid)
-	return ap, ordered, paid
+	return a.inForce(vendor, reserve, now)
 }
 
 // ApprovedVendors are the vendors with an approval of their own in force.
@@ -316,7 +316,7 @@ func (a *Account) ApprovedVendors(reserve time.Duration, now time.Time) []string
 		return nil
 	}
 	for v, p := range a.Parts {
-		if p.Approval.inForce(reserve, p.Ordered, p.Paid, now) {
+		if p.Approval.InForce(reserve, now) {
 			out = append(out, v)
 		}
 	}
@@ -344,21 +344,22 @@ func (f *Figures) Add(o Figures) {
 	f.Released, f.Lapsed = f.Released.Add(o.Released), f.Lapsed.Add(o.Lapsed)
 }
 
-// hold splits an approval's unordered rest into held, released or lapsed.
-func hold(f *Figures, ap *Approval, reserve time.Duration, ordered, paid decimal.Decimal, now time.Time) {
+// hold splits an approval's unordered rest into held, released or lapsed:
+// an approval settled by the payment of all that was ordered on it gives
+// back what it did not use.
+func hold(f *Figures, ap *Approval, reserve time.Duration, now time.Time) {
 	if ap == nil {
 		return
 	}
 	f.Approved = f.Approved.Add(ap.Amount)
-	on, _ := ap.drawn(ordered, paid)
-	rest := decimal.Max(ap.Amount.Sub(on), decimal.Zero)
+	rest := decimal.Max(ap.Amount.Sub(ap.ordered), decimal.Zero)
 	switch {
-	case ap.inForce(reserve, ordered, paid, now):
+	case ap.InForce(reserve, now):
 		f.Held = f.Held.Add(rest)
-	case ap.Released:
-		f.Released = f.Released.Add(rest)
-	case ap.lapsed(reserve, ordered, now):
+	case ap.lapsed(reserve, now):
 		f.Lapsed = f.Lapsed.Add(rest)
+	default: // released, or settled
+		f.Released = f.Released.Add(rest)
 	}
 }
 
@@ -368,7 +369,7 @@ func (p *Part) Figures(reserve time.Duration, now time.Time) Figures {
 	if p.Confirmed != nil {
 		f.Confirmed = p.Confirmed.Amount
 	}
-	hold(&f, p.Approval, reserve, p.Ordered, p.Paid, now)
+	hold(&f, p.Approval, reserve, now)
 	return f
 }
 
@@ -379,9 +380,8 @@ func (a *Account) Figures(reserve time.Duration, now time.Time) Figures {
 	for _, p := range a.Parts {
 		f.Add(p.Figures(reserve, now))
 	}
-	if a.Whole != nil && !a.hasOwnApprovals() {
-		o, pd := a.onWhole()
-		hold(&f, a.Whole, reserve, o, pd, now)
+	if !a.hasOwnApprovals() {
+		hold(&f, a.Whole, reserve, now)
 	}
 	return f
 }
@@ -419,11 +419,11 @@ func (b *Books) Paid(period string, now time.Time) decimal.Decimal {
 func (b *Books) BudgetUsed(period string, reserve time.Duration, now time.Time, thread, vendor string) decimal.Decimal {
 	used := b.Paid(period, now)
 	for id, a := range b.open {
-		out := a.Outstanding(reserve, now)
-		if out.IsZero() && a.closed(reserve, now) {
-			delete(b.open, id) // nothing can come back: no need to look again
+		if a.closed() {
+			delete(b.open, id) // nothing it holds can hold money again
 			continue
 		}
+		out := a.Outstanding(reserve, now)
 		if id == thread {
 			out = out.Sub(a.replaced(vendor, reserve, now))
 		}
@@ -436,26 +436,28 @@ func (b *Books) BudgetUsed(period string, reserve time.Duration, now time.Time, 
 // approval's hold, which a new approval for vendor takes the place of.
 func (a *Account) replaced(vendor string, reserve time.Duration, now time.Time) decimal.Decimal {
 	var f Figures
-	if p := a.Parts[vendor]; vendor != "" && p != nil && p.Approval != nil {
-		hold(&f, p.Approval, reserve, p.Ordered, p.Paid, now)
+	if p := a.Parts[vendor]; vendor != "" && p != nil {
+		hold(&f, p.Approval, reserve, now)
 	}
-	if a.Whole != nil && !a.hasOwnApprovals() {
-		o, pd := a.onWhole()
-		hold(&f, a.Whole, reserve, o, pd, now)
+	if !a.hasOwnApprovals() {
+		hold(&f, a.Whole, reserve, now)
 	}
 	return f.Held
 }
 
-// closed reports whether nothing the account holds can hold money again
-// later than now: every approval is released, settled or lapsed.
-func (a *Account) closed(reserve time.Duration, now time.Time) bool {
+// closed reports whether the account can hold or owe nothing at any time:
+// every approval released or settled, and nothing committed. (A lapse is
+// not: at an earlier moment the approval still held its money.)
+func (a *Account) closed() bool {
+	if a.Whole != nil && !a.Whole.Released && !a.Whole.settled() {
+		return false
+	}
 	for _, p := range a.Parts {
-		if p.Approval.inForce(reserve, p.Ordered, p.Paid, now) || p.Committed().IsPositive() {
+		if p.Committed().IsPositive() || (p.Approval != nil && !p.Approval.Released && !p.Approval.settled()) {
 			return false
 		}
 	}
-	o, pd := a.onWhole()
-	return !a.Whole.inForce(reserve, o, pd, now)
+	return true
 }
 
 // Mismatch is a figure of a part that does not reconcile.
@@ -489,13 +491,13 @@ func (a *Account) Mismatches(currency string, reserve time.Duration, now time.Ti
 			add(v, "paid≠confirmed", "paid "+money(p.Paid)+", confirmed "+money(p.Confirmed.Amount))
 		}
 		if p.PaidBeyond.IsPositive() {
-			add(v, "paid-beyond-order", "paid "+money(p.PaidBeyond)+" more than the "+money(p.Ordered)+" ordered")
+			add(v, "paid-beyond-order", "paid "+money(p.PaidBeyond)+" more than the "+money(p.beyondOf)+" ordered")
 		}
-		if p.Approval.lapsed(reserve, p.Ordered, now) {
+		if p.Approval.lapsed(reserve, now) {
 			add(v, "approval-unused", "approved "+money(p.Approval.Amount)+" at "+p.Approval.At.UTC().Format(time.RFC3339)+"; nothing ordered, lapsed")
 		}
 	}
-	if o, _ := a.onWhole(); a.Whole.lapsed(reserve, o, now) && !a.hasOwnApprovals() {
+	if a.Whole.lapsed(reserve, now) && !a.hasOwnApprovals() {
 		add("", "approval-unused", "approved "+money(a.Whole.Amount)+" at "+a.Whole.At.UTC().Format(time.RFC3339)+"; nothing ordered, lapsed")
 	}
 	return out

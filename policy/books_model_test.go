@@ -7,7 +7,6 @@ package policy
 // the system does, and predicts each decision before it is made.
 
 import (
-	"flag"
 	"fmt"
 	"slices"
 	"sort"
@@ -17,50 +16,6 @@ import (
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/shopspring/decimal"
 )
-
-var bkStrict = flag.String("books.strict", "",
-	`model the books by the words of issue 15 where parley is known to differ from them, "all" or a comma-separated list of bkKnown's names (the property test then fails)`)
-
-// bkKnown says whether the model follows parley where parley is known to
-// differ from the issue's words (reported on issue 15; -books.strict
-// models the words, and the property test fails until parley is fixed):
-//
-//   - "clock": an allowed action on a thread — any, a vendor's CONFIRMED,
-//     finance's approval of another part — restarts the human's
-//     decision_timeout for the question still waiting on it, so the
-//     escalated action is asked again instead of timing out (eval.go spend
-//     clears thread.escalated).
-//   - "withdrawn": a newer ESCALATE from the same agent marks an older one
-//     that had already expired as withdrawn (escalations.go escalated).
-//   - "replay": Replay rebuilds actions without their Vendor header
-//     (whatif.go actionOf), so an approval for a vendor that replaces one
-//     holding money is judged against the budget as if it replaced nothing.
-//   - "human-hold": the human's APPROVED holds money against the budget
-//     with no budget check, and procurement may order on it with no
-//     approval from finance: an answer alone can take the budget past its
-//     amount, held or committed.
-//   - "settled-rest": an approval whose orders are all paid holds nothing
-//     more, but the rest of it (approved 2000.00, ordered and paid 1000.00)
-//     is in no figure — not held, released nor lapsed — and no mismatch
-//     says so: approved ≠ ordered + held + released + lapsed.
-//   - "revive": an order or payment to a vendor counts as drawn on the
-//     vendor's approval (or the thread's whole one) even when that approval
-//     is not in force — lapsed or released — so the human's own ORDER
-//     (which needs no approval) placed after an approval lapsed brings the
-//     lapsed approval back: lapsed 0 where the approval was never ordered
-//     on within reserve_for, and in force again for payments.
-//   - "beyond": a payment above what was owed (changed terms a person
-//     approved, or the human paying before any order) is taken off what a
-//     later order to the same vendor owes, while paid-beyond-order still
-//     counts it as beyond the order: the two figures contradict.
-func bkKnown(name string) bool {
-	for _, s := range strings.Split(*bkStrict, ",") {
-		if s == "all" || s == name {
-			return false
-		}
-	}
-	return true
-}
 
 // bkCents is an amount of money in cents: the model's arithmetic is exact
 // without sharing the system's decimals.
@@ -347,11 +302,9 @@ func (t *bkThread) approvalFor(vendor string) *bkApproval {
 	return nil
 }
 
-// drawsOn is the approval an allowed order or payment draws on.
+// drawsOn is the approval an allowed order or payment draws on: the one
+// in force then, if any (the human orders on none).
 func (m *bkModel) drawsOn(t *bkThread, vendor string, now time.Time) *bkApproval {
-	if bkKnown("revive") {
-		return t.approvalFor(vendor) // parley: in force or not
-	}
 	return m.mandate(t, vendor, now)
 }
 
@@ -361,12 +314,7 @@ func (p *bkPart) committed() bkCents {
 	return max(p.ordered-(p.paid-p.beyond), 0)
 }
 
-func (p *bkPart) owed() bkCents {
-	if bkKnown("beyond") {
-		return max(p.ordered-p.paid, 0)
-	}
-	return p.committed()
-}
+func (p *bkPart) owed() bkCents { return p.committed() }
 
 type bkFigs [8]bkCents
 
@@ -402,7 +350,7 @@ func (m *bkModel) hold(f *bkFigs, a *bkApproval, now time.Time) {
 		f[fReleased] += rest
 	case m.lapsed(a, now):
 		f[fLapsed] += rest
-	case !bkKnown("settled-rest"):
+	default:
 		f[fReleased] += rest // closed by its payment: what it did not use is given back
 	}
 }
@@ -523,7 +471,9 @@ func (m *bkModel) decide(agent string, msg *mailbox.Message, now time.Time) (Out
 		return Deny, "limits.per_transaction"
 	}
 	isHuman := agent == bkHuman
-	if t.human != nil && t.human.verb == mailbox.Denied && !isHuman {
+	// A DENIED answering a payment on changed terms stops that payment
+	// only; any other stops the thread's money.
+	if t.human != nil && t.human.verb == mailbox.Denied && !isHuman && (t.disputed.IsZero() || t.human.at.Before(t.disputed)) {
 		return Deny, "human.denied"
 	}
 	ordered := t.ordered()
@@ -607,7 +557,7 @@ func (m *bkModel) decide(agent string, msg *mailbox.Message, now time.Time) (Out
 	// put, lets it go.
 	if h := t.human; h != nil && h.verb == mailbox.Approved && !t.disputed.IsZero() && !h.at.Before(t.disputed) {
 		if h.amount != amt {
-			return Deny, RuleTerms
+			return Escalate, RuleTerms // not an approval of this payment: asked again
 		}
 		if m.r.budget > 0 && amt > owed && m.budgetUsed(now)+amt-owed > m.r.budget {
 			return Deny, "budget"
@@ -642,15 +592,14 @@ func (m *bkModel) apply(e mailbox.Entry) {
 				t.asked, t.askedID = e.Time, e.MsgID
 			}
 		case Allow:
-			if !bkKnown("clock") {
-				if e.MsgID == t.askedID {
-					t.asked, t.askedID = time.Time{}, "" // what was asked about went ahead
-				}
-			} else if e.Verb != string(mailbox.Escalate) {
-				t.asked, t.askedID = time.Time{}, "" // parley: anything allowed on the thread
+			if e.MsgID == t.askedID {
+				t.asked, t.askedID = time.Time{}, "" // what was asked about went ahead
 			}
 			switch mailbox.Verb(e.Verb) {
 			case mailbox.Approved:
+				if e.Agent == bkHuman {
+					break // the human's is an answer: it holds no money, and nothing is ordered on it
+				}
 				t = m.book(e.Thread)
 				a := &bkApproval{amount: amt, at: e.Time, item: e.Item, qty: e.Quantity, by: e.Agent}
 				if e.Vendor == "" {
@@ -701,9 +650,7 @@ func (m *bkModel) apply(e mailbox.Entry) {
 				return
 			}
 			t.human = &bkAnswer{verb: mailbox.Verb(e.Verb), amount: amt, at: e.Time}
-			if !bkKnown("clock") {
-				t.asked, t.askedID = time.Time{}, ""
-			}
+			t.asked, t.askedID = time.Time{}, ""
 			for _, x := range t.escs {
 				if x.state(e.Time) == Waiting {
 					x.answered = true
@@ -721,7 +668,7 @@ func (m *bkModel) apply(e mailbox.Entry) {
 				if old.id == x.id {
 					return
 				}
-				if old.from == x.from && !old.answered && (bkKnown("withdrawn") || old.state(e.Time) == Waiting) {
+				if old.from == x.from && !old.answered && old.state(e.Time) == Waiting {
 					old.withdrawn = true // a newer question takes its place
 				}
 			}
@@ -927,14 +874,6 @@ func (m *bkModel) limits(at time.Time) []string {
 	var out []string
 	if m.r.budget > 0 {
 		used := m.budgetUsed(at)
-		if bkKnown("human-hold") {
-			for _, t := range m.threads {
-				if !t.hasOwn() && t.whole != nil && t.whole.by == bkHuman {
-					f := m.threadFigs(t, at) // held by the answer, ordered or paid on it
-					used -= f[fHeld] + f[fCommitted] + t.paidIn[m.period(at)]
-				}
-			}
-		}
 		if used > m.r.budget {
 			out = append(out, fmt.Sprintf("budget used %s, above %s", used, m.r.budget))
 		}

@@ -87,6 +87,7 @@ func newBkHistory(seed uint64, rules []bkRules, pols []*Policy) *bkHistory {
 	rng := rand.New(rand.NewPCG(seed, 15))
 	i := rng.IntN(len(rules))
 	h := &bkHistory{rng: rng, seed: seed, r: rules[i], p: pols[i], s: NewState(), model: newBkModel(rules[i])}
+	h.s.Follow(h.p)
 	h.clock = bkStarts[rng.IntN(len(bkStarts))].Add(time.Duration(rng.IntN(90)) * time.Minute)
 	for d := range 1 + rng.IntN(3) {
 		deal := &bkDeal{thread: fmt.Sprintf("deal-%d", d), item: bkItems[rng.IntN(len(bkItems))], whole: rng.IntN(5) == 0,
@@ -522,6 +523,7 @@ func (h *bkHistory) release(d *bkDeal, p *bkDealPart) {
 func (h *bkHistory) restart() {
 	h.restarts++
 	fresh := NewState()
+	fresh.Follow(h.p)
 	for _, e := range h.entries {
 		fresh.Apply(e)
 	}
@@ -541,11 +543,6 @@ func (h *bkHistory) finish() {
 		return
 	}
 	w := Replay(h.entries, h.p)
-	if len(w.Changes) > 0 && bkKnown("replay") {
-		if c := w.Changes[0]; h.entries[c.Seq-1].Vendor != "" && c.Would.Rule == "budget" {
-			return // what follows, and the books replayed, differ by that change
-		}
-	}
 	if len(w.Changes) > 0 {
 		c := w.Changes[0]
 		h.fail(fmt.Sprintf("replay: %s %s by %s, was %s by %s", c.Verb, c.Would.Outcome, c.Would.Rule, c.Was.Outcome, c.Was.Rule),

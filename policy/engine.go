@@ -208,10 +208,11 @@ func (e *Engine) transactOnce(fn func(p *Policy, perr error) ([]mailbox.Entry, e
 		e.ledger = l
 	}
 	return e.ledger.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
+		p, perr := e.Policy()
+		e.state.Follow(p)
 		for _, n := range news {
 			e.state.Apply(n)
 		}
-		p, perr := e.Policy()
 		return fn(p, perr)
 	})
 }

@@ -64,8 +64,8 @@ func (s *State) escalated(e mailbox.Entry) {
 		if old.MsgID == e.MsgID {
 			return // the same question, recorded again
 		}
-		if old.From == e.From && old.To == e.To && old.Answer == "" {
-			old.withdrawn = true
+		if old.From == e.From && old.To == e.To && old.State(e.Time) == Waiting {
+			old.withdrawn = true // one that expired stays expired
 		}
 	}
 	s.escalations[e.Thread] = append(s.escalations[e.Thread], x)

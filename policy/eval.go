@@ -89,7 +89,8 @@ type thread struct {
 	tokens    int64
 	rounds    map[string]int // "a|b": counter-offers between two agents
 	stopped   string         // the fuse that stopped it
-	escalated time.Time      // when the human was first asked, if unanswered
+	escalated time.Time      // when the human was first asked, if unanswered...
+	askedID   string         // ...about this message
 	disputed  time.Time      // when a payment against changed terms was last put to the human
 	answers   []answer       // APPROVED and DENIED, in order
 }
@@ -138,9 +139,7 @@ func (s *State) Apply(e mailbox.Entry) {
 		// The receiver may claim an answer before its sender has recorded
 		// the delivery (the file is visible first): the claim counts too.
 		if v := mailbox.Verb(e.Verb); e.Thread != "" && (v == mailbox.Approved || v == mailbox.Denied) {
-			t := s.thread(e.Thread)
-			t.answers = append(t.answers, answer{from: e.From, verb: v, amount: amount, at: e.Time})
-			s.answered(e)
+			s.answer(e, amount)
 		}
 	case mailbox.EventDelivered:
 		if e.Thread == "" {
@@ -157,8 +156,7 @@ func (s *State) Apply(e mailbox.Entry) {
 		case mailbox.Counter:
 			t.rounds[pair(e.From, e.To)]++
 		case mailbox.Approved, mailbox.Denied:
-			t.answers = append(t.answers, answer{from: e.From, verb: mailbox.Verb(e.Verb), amount: amount, at: e.Time})
-			s.answered(e)
+			s.answer(e, amount)
 		case mailbox.Escalate:
 			s.escalated(e)
 		case mailbox.Confirmed:
@@ -182,10 +180,13 @@ func (s *State) Apply(e mailbox.Entry) {
 				t.disputed = e.Time
 			}
 			if t.escalated.IsZero() {
-				t.escalated = e.Time
+				t.escalated, t.askedID = e.Time, e.MsgID
 			}
 		case Allow:
-			s.spend(e, t, amount)
+			if e.MsgID != "" && e.MsgID == t.askedID {
+				t.escalated, t.askedID = time.Time{}, "" // what was asked about went ahead
+			}
+			s.spend(e, amount)
 		}
 	case EventReleased:
 		s.books.release(e.Thread, e.Vendor)
@@ -216,7 +217,7 @@ func (s *State) troubled(e mailbox.Entry, what string) {
 }
 
 // spend enters an allowed money action in the books.
-func (s *State) spend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
+func (s *State) spend(e mailbox.Entry, amount decimal.Decimal) {
 	switch mailbox.Verb(e.Verb) {
 	case mailbox.Approved:
 		s.books.approve(e, amount)
@@ -225,8 +226,26 @@ func (s *State) spend(e mailbox.Entry, t *thread, amount decimal.Decimal) {
 	case mailbox.Paid:
 		s.books.pay(e, amount)
 	}
-	if !t.escalated.IsZero() && mailbox.Verb(e.Verb) != mailbox.Escalate {
-		t.escalated = time.Time{} // decided: nobody waits any more
+}
+
+// answer records an APPROVED or DENIED on a thread, delivered or claimed:
+// the human's ends the wait for an answer there.
+func (s *State) answer(e mailbox.Entry, amount decimal.Decimal) {
+	t := s.thread(e.Thread)
+	t.answers = append(t.answers, answer{from: e.From, verb: mailbox.Verb(e.Verb), amount: amount, at: e.Time})
+	if e.From == s.books.human {
+		t.escalated, t.askedID = time.Time{}, ""
+	}
+	s.answered(e)
+}
+
+// Follow sets what the state must know of the policy to take the ledger's
+// lines as the policy will judge them: who the human is (whose APPROVED is
+// an answer, not an approval) and how long an approval holds its money.
+// The engine calls it before it applies lines.
+func (s *State) Follow(p *Policy) {
+	if p != nil {
+		s.books.human, s.books.reserve = p.Human.Agent, p.Budget.ReserveFor.Duration
 	}
 }
 
@@ -401,7 +420,7 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 			break
 		}
 		rule := strings.ToLower(string(m.Verb)) + ".unapproved"
-		held, drawn, _ := acct.Mandate(m.To, reserve, now)
+		held := acct.Mandate(m.To, reserve, now)
 		if held == nil {
 			if others := acct.ApprovedVendors(reserve, now); m.Verb == mailbox.Order && len(others) > 0 {
 				return deny("order.vendor", "thread %s's approval is for %s, not %s", m.Thread, strings.Join(others, " and "), m.To)
@@ -416,8 +435,8 @@ func (s *State) money(p *Policy, a Action, now time.Time, t *thread, allowed Dec
 				return deny("order.item", "thread %s's approval is for %s, not %s", m.Thread, held.Item, m.Item)
 			case held.Quantity > 0 && m.Quantity > held.Quantity:
 				return deny("order.quantity", "thread %s's approval is for %d %s, not %d", m.Thread, held.Quantity, held.Item, m.Quantity)
-			case drawn.Add(amt).GreaterThan(held.Amount):
-				return deny(rule, "%s with %s already ordered on thread %s is above the %s approved", total, p.money(drawn), m.Thread, p.money(held.Amount))
+			case held.Drawn().Add(amt).GreaterThan(held.Amount):
+				return deny(rule, "%s with %s already ordered on thread %s is above the %s approved", total, p.money(held.Drawn()), m.Thread, p.money(held.Amount))
 			}
 			if lim := p.Fuses.MaxSpend; !lim.IsZero() && ordered.Add(amt).GreaterThan(lim.Amount) {
 				return Decision{Outcome: Escalate, Rule: "fuses.max_spend",

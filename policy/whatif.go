@@ -37,6 +37,8 @@ type WhatIf struct {
 // and everything else that happened is taken as it was.
 func Replay(entries []mailbox.Entry, p *Policy) WhatIf {
 	s, orig := NewState(), NewState()
+	s.Follow(p)
+	orig.Follow(p)
 	w := WhatIf{Would: map[Outcome]int{}, Was: map[Outcome]int{}, Currency: p.Currency}
 	var last time.Time
 	for _, e := range entries {
@@ -70,6 +72,9 @@ func actionOf(e mailbox.Entry) Action {
 		Verb: mailbox.Verb(e.Verb), Item: e.Item, Quantity: e.Quantity}
 	if e.Amount != "" {
 		m.Amount, _ = mailbox.ParseMoney(e.Amount + " " + e.Currency)
+	}
+	if e.Vendor != "" {
+		m.Extra = []mailbox.Header{{Name: "Vendor", Value: e.Vendor}}
 	}
 	return Action{Agent: e.Agent, Message: m}
 }

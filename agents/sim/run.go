@@ -165,6 +165,7 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 	r := &run{s: s, opt: opt, pol: pol, state: policy.NewState(), roles: map[string]agents.Role{}, now: Start,
 		thread: "sim-" + s.Name, rng: rand.New(rand.NewPCG(opt.Seed, 7)),
 		res: &Result{Type: "scenario", Scenario: s.Name, Regime: s.Regime, Seed: opt.Seed, Buyer: buyer, Oracle: Solve(s), Orders: []Order{}, Violations: []string{}}}
+	r.state.Follow(pol)
 	for i := range team.Agents {
 		a := &team.Agents[i]
 		if a.Role == "human" || a.Role == "inventory" || s.Silent(a.Name) {
