@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -113,7 +112,7 @@ func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
 		row := inboxRow{State: string(it.State), Date: it.Time, File: it.Where, Verb: "?"}
 		data := it.Data
 		if data == nil {
-			if data, err = os.ReadFile(it.Where); err != nil {
+			if data, err = mailbox.ReadMessageFile(it.Where, e.root.MaxMessageSize); err != nil {
 				continue // claimed and moved on since the listing
 			}
 		}
