@@ -2,6 +2,8 @@ package mailbox
 
 import (
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // fault is the one seam through which tests make the mailbox's file system
@@ -37,6 +39,14 @@ func syncFile(f *os.File) error {
 		return &os.PathError{Op: "sync", Path: f.Name(), Err: err}
 	}
 	return f.Sync()
+}
+
+// syncData is fdatasync(2) on f through the seam.
+func syncData(f *os.File) error {
+	if err := fault("sync", f.Name()); err != nil {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: err}
+	}
+	return unix.Fdatasync(int(f.Fd()))
 }
 
 // renameFile is os.Rename through the seam.
