@@ -289,6 +289,10 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
 		return rt.Root.SetAside(c, err)
 	}
+	if err := rt.addressed(m); err != nil {
+		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
+		return rt.Root.SetAside(c, err)
+	}
 	answer := m.From == rt.Team.Human && (m.Verb == mailbox.Approved || m.Verb == mailbox.Denied) && len(rt.state.Escalated[m.Thread]) > 0
 	if spec := rt.Team.Spec(rt.agent); spec != nil && !spec.Acts(m.Verb) && !answer && m.From != mailbox.System {
 		// Not a verb its role acts on: set aside, and the sender told.
@@ -334,6 +338,29 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		return err
 	}
 	return rt.Root.Finish(c, mailbox.FlagDone, "")
+}
+
+// addressed checks, as a mail server checks an envelope, that a signed
+// message is for this agent and could have been sent: To names it, its
+// Date is not further ahead of the clock than the policy lets a sender
+// date one (policy.FutureSkew), and a verb that moves money carries an
+// amount above zero. A signature proves who wrote a message, not that it
+// was meant for whoever finds it in a folder.
+func (rt *Runtime) addressed(m *mailbox.Message) error {
+	if m.To != rt.Name {
+		return fmt.Errorf("it is addressed to %s, not to %s: an agent acts only on messages to it", m.To, rt.Name)
+	}
+	if now := rt.Root.Now(); m.Date.After(now.Add(policy.FutureSkew)) {
+		return fmt.Errorf("it is dated %s, more than %v after this agent's clock (%s)",
+			m.Date.Format(time.RFC3339), policy.FutureSkew, now.UTC().Format(time.RFC3339))
+	}
+	switch m.Verb {
+	case mailbox.Approved, mailbox.Order, mailbox.Paid, mailbox.Confirmed:
+		if t := m.Total(); t.IsZero() || !t.Amount.IsPositive() {
+			return fmt.Errorf("%s moves money, and this one carries %s: it needs an amount above zero", m.Verb, cmp.Or(t.String(), "no amount"))
+		}
+	}
+	return nil
 }
 
 // overdue gives up on what waits for a human who did not answer within the
