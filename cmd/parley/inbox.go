@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"text/tabwriter"
@@ -112,7 +113,15 @@ func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
 		row := inboxRow{State: string(it.State), Date: it.Time, File: it.Where, Verb: "?"}
 		data := it.Data
 		if data == nil {
-			if data, err = mailbox.ReadMessageFile(it.Where, e.root.MaxMessageSize); err != nil {
+			data, err = mailbox.ReadMessageFile(it.Where, e.root.MaxMessageSize)
+			if errors.Is(err, mailbox.ErrStranger) {
+				// Shown, unread: a person should know it is there.
+				row.Problem = err.Error()
+				row.Subject = "(not a message file: " + err.Error() + ")"
+				rows = append(rows, row)
+				continue
+			}
+			if err != nil {
 				continue // claimed and moved on since the listing
 			}
 		}
