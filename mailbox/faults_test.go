@@ -265,3 +265,27 @@ func TestLedgerOpenFails(t *testing.T) {
 		t.Fatalf("Deliver with the disk back = %v", err)
 	}
 }
+
+// TestFinishAgain: a message finished whose record failed (a full disk)
+// is finished again by the retry, not refused for being gone.
+func TestFinishAgain(t *testing.T) {
+	d := newInbox(t)
+	name, err := d.Deliver([]byte("m\n"), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := d.Claim(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := d.Finish(claimed, FlagDone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := d.Finish(claimed, FlagDone); err != nil || again != first {
+		t.Fatalf("Finish again = %q, %v; want %q", again, err, first)
+	}
+	if _, err := d.Finish(claimed, FlagFailed); err == nil {
+		t.Fatalf("Finish with other flags after done succeeded")
+	}
+}

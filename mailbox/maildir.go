@@ -205,6 +205,11 @@ func (d Maildir) Unclaim(claimed string) error {
 func (d Maildir) Finish(claimed, flags string) (string, error) {
 	done := baseName(claimed) + info + sortFlags(flags)
 	if err := renameFile(d.Path("cur", claimed), d.Path("cur", done)); err != nil {
+		if _, serr := os.Lstat(d.Path("cur", done)); errors.Is(err, fs.ErrNotExist) && serr == nil {
+			// Finished so already, by a try whose record failed (a full
+			// disk): finishing again is finishing.
+			return done, nil
+		}
 		return "", fmt.Errorf("finish %s: %w", claimed, err)
 	}
 	return done, nil
