@@ -115,6 +115,8 @@ func (a *agentRun) await(what string, n int) {
 				n--
 			}
 		case err := <-a.done:
+			a.stop()
+			a.stop = nil // stopped: nothing to wait for
 			a.t.Fatalf("the agent stopped before %q: %v\n%s", what, err, strings.Join(a.seen, "\n"))
 		case <-a.ctx.Done():
 			a.t.Fatalf("no %q in time; the agent said:\n%s", what, strings.Join(a.seen, "\n"))

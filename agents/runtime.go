@@ -57,6 +57,9 @@ type Runtime struct {
 	ctx     context.Context
 	model   *llm.Client // an Ollama brain's client
 	noteErr error       // a model call that could not be recorded
+
+	trouble time.Time     // since when the disk is full or failing (trouble.go)
+	backoff time.Duration // the wait between two tries meanwhile
 }
 
 // Intake is a drop folder's intake whose messages go through the policy,
@@ -166,9 +169,11 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	for {
 		if now := time.Now(); !now.Before(next) {
 			if err := rt.tick(); err != nil {
-				return err
+				if err := rt.waitOut(err, nil); err != nil {
+					return err
+				}
 			}
-			next = now.Add(rt.Every)
+			next = now.Add(max(rt.Every, rt.backoff))
 		}
 		wait, cancelWait := context.WithDeadline(ctx, next)
 		c, err := rt.next(wait, claims)
@@ -194,7 +199,12 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 		default:
 			if err := rt.handle(c); err != nil {
-				return err
+				if err := rt.waitOut(err, c); err != nil {
+					return err
+				}
+				next = time.Now().Add(rt.backoff)
+			} else {
+				rt.recovered()
 			}
 		}
 	}
@@ -235,10 +245,14 @@ func (rt *Runtime) tick() error {
 	}
 	later := rt.later
 	rt.later = nil
-	for _, c := range later {
+	for i, c := range later {
 		if err := rt.handle(c); err != nil {
-			return err
+			rt.later = append(rt.later, later[i:]...) // kept, in order, for a later tick
+			return rt.waitOut(err, c)
 		}
+	}
+	if len(later) > 0 {
+		rt.recovered()
 	}
 	now = rt.Root.Now()
 	out := rt.role.Tick(now)
@@ -268,7 +282,9 @@ func (rt *Runtime) recover(claims *mailbox.Claims) error {
 		m := c.Message
 		rt.Log(fmt.Sprintf("handling again %s %s from %s, claimed before a stop", m.Verb, m.ID, m.From))
 		if err := rt.handle(c); err != nil {
-			return err
+			if err := rt.waitOut(err, c); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
