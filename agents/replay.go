@@ -74,7 +74,7 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 		if e.Event != mailbox.EventClaimed || e.Agent != name || e.Thread != thread {
 			continue
 		}
-		m, err := claimedMessage(root.Dir, e.File)
+		m, err := claimedMessage(root, e.File)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -127,12 +127,12 @@ func entryLine(e mailbox.Entry) string {
 
 // claimedMessage reads a message an agent claimed: the file the ledger
 // names, under the flags it got when it was finished.
-func claimedMessage(root, file string) (*mailbox.Message, error) {
-	matches, _ := filepath.Glob(filepath.Join(root, file) + "*")
+func claimedMessage(root *mailbox.Root, file string) (*mailbox.Message, error) {
+	matches, _ := filepath.Glob(filepath.Join(root.Dir, file) + "*")
 	if len(matches) == 0 {
 		return nil, fmt.Errorf("replay: %s is no longer in the inbox: %w", file, os.ErrNotExist)
 	}
-	data, err := os.ReadFile(matches[0])
+	data, err := mailbox.ReadMessageFile(matches[0], root.MaxMessageSize)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}

@@ -61,6 +61,9 @@ type Runtime struct {
 	// brokenSaid is what was last said of a ledger that does not verify:
 	// said once, not at every tick.
 	brokenSaid string
+
+	trouble time.Time     // since when the disk is full or failing (trouble.go)
+	backoff time.Duration // the wait between two tries meanwhile
 }
 
 // Intake is a drop folder's intake whose messages go through the policy,
@@ -203,11 +206,11 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	for {
 		if now := time.Now(); !now.Before(next) {
 			if err := rt.tick(); err != nil {
-				if err := rt.broken(err, nil); err != nil {
+				if err := rt.waitOut(err, nil); err != nil {
 					return err
 				}
 			}
-			next = now.Add(rt.Every)
+			next = now.Add(max(rt.Every, rt.backoff))
 		}
 		wait, cancelWait := context.WithDeadline(ctx, next)
 		c, err := rt.next(wait, claims)
@@ -236,9 +239,12 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 		default:
 			if err := rt.handle(c); err != nil {
-				if err := rt.broken(err, c); err != nil {
+				if err := rt.waitOut(err, c); err != nil {
 					return err
 				}
+				next = time.Now().Add(rt.backoff)
+			} else {
+				rt.recovered()
 			}
 		}
 	}
@@ -289,9 +295,12 @@ func (rt *Runtime) tick() error {
 	rt.later = nil
 	for i, c := range later {
 		if err := rt.handle(c); err != nil {
-			rt.later = append(rt.later, later[i+1:]...)
-			return rt.broken(err, c)
+			rt.later = append(rt.later, later[i:]...) // kept, in order, for a later tick
+			return rt.waitOut(err, c)
 		}
+	}
+	if len(later) > 0 {
+		rt.recovered()
 	}
 	now = rt.Root.Now()
 	out := rt.role.Tick(now)
@@ -321,7 +330,9 @@ func (rt *Runtime) recover(claims *mailbox.Claims) error {
 		m := c.Message
 		rt.Log(fmt.Sprintf("handling again %s %s from %s, claimed before a stop", m.Verb, m.ID, m.From))
 		if err := rt.handle(c); err != nil {
-			return err
+			if err := rt.waitOut(err, c); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -348,6 +359,10 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 		}
 		rt.Log(fmt.Sprintf("← %s %s from %s again: already handled, nothing done", m.Verb, m.ID, m.From))
 		return rt.Root.Finish(c, mailbox.FlagDone, "already handled")
+	}
+	if err := rt.addressed(m); err != nil {
+		rt.Log(fmt.Sprintf("refused %s %s from %s: %v", m.Verb, m.ID, m.From, err))
+		return rt.Root.SetAside(c, err)
 	}
 	answer := m.From == rt.Team.Human && (m.Verb == mailbox.Approved || m.Verb == mailbox.Denied) && len(rt.state.Escalated[m.Thread]) > 0
 	if spec := rt.Team.Spec(rt.agent); spec != nil && !spec.Acts(m.Verb) && !answer && m.From != mailbox.System {
@@ -396,25 +411,6 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 	return rt.Root.Finish(c, mailbox.FlagDone, "")
 }
 
-// broken takes an error of a step: a ledger that does not verify is a
-// state to wait out — nothing is decided or appended, the team is paused
-// (the engine wrote PAUSED), the step's changes in memory are undone and
-// its message is handled again once a person has mended the ledger and
-// resumed. Any other error is returned.
-func (rt *Runtime) broken(err error, c *mailbox.Claimed) error {
-	if !errors.Is(err, mailbox.ErrBroken) {
-		return err
-	}
-	if said := err.Error(); said != rt.brokenSaid {
-		rt.Log("the ledger does not verify, so nothing is done until a person mends it (parley ledger verify): " + said)
-		rt.brokenSaid = said
-	}
-	if c != nil {
-		rt.later = append(rt.later, c)
-	}
-	return rt.reset()
-}
-
 // keepHead keeps the last ledger line the agent verified in its state
 // folder, for the next process to check the ledger against: a ledger cut
 // or rewritten while the team was stopped is caught at the next start.
@@ -452,6 +448,29 @@ func (rt *Runtime) watch() error {
 		return nil
 	}
 	return err
+}
+
+// addressed checks, as a mail server checks an envelope, that a signed
+// message is for this agent and could have been sent: To names it, its
+// Date is not further ahead of the clock than the policy lets a sender
+// date one (policy.FutureSkew), and a verb that moves money carries an
+// amount above zero. A signature proves who wrote a message, not that it
+// was meant for whoever finds it in a folder.
+func (rt *Runtime) addressed(m *mailbox.Message) error {
+	if m.To != rt.Name {
+		return fmt.Errorf("it is addressed to %s, not to %s: an agent acts only on messages to it", m.To, rt.Name)
+	}
+	if now := rt.Root.Now(); m.Date.After(now.Add(policy.FutureSkew)) {
+		return fmt.Errorf("it is dated %s, more than %v after this agent's clock (%s)",
+			m.Date.Format(time.RFC3339), policy.FutureSkew, now.UTC().Format(time.RFC3339))
+	}
+	switch m.Verb {
+	case mailbox.Approved, mailbox.Order, mailbox.Paid, mailbox.Confirmed:
+		if t := m.Total(); t.IsZero() || !t.Amount.IsPositive() {
+			return fmt.Errorf("%s moves money, and this one carries %s: it needs an amount above zero", m.Verb, cmp.Or(t.String(), "no amount"))
+		}
+	}
+	return nil
 }
 
 // overdue gives up on what waits for a human who did not answer within the

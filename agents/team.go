@@ -88,6 +88,13 @@ var (
 // time-dependent tactics: e = 0.2, 1 and 2).
 var Styles = map[string]float64{"boulware": 0.2, "linear": 1, "conceder": 2}
 
+// The bounds of max_message_size: room for a message's headers and a
+// signature, and no more than an agent should hold in memory.
+const (
+	minMessageSize mailbox.Size = 4 << 10
+	maxMessageSize mailbox.Size = 1 << 30
+)
+
 // Team is parley.toml: the agents of one root.
 type Team struct {
 	Version int    `toml:"version"`
@@ -106,9 +113,13 @@ type Team struct {
 	// Transport is where the team's messages and ledger go: "" or "files"
 	// for the Maildirs and ledger.jsonl in the root, or a NATS JetStream
 	// URL (nats://host:4222, docs/NATS.md) for a team on several machines.
-	Transport string     `toml:"transport"`
-	Roles     []RoleSpec `toml:"role"`
-	Agents    []Agent    `toml:"agent"`
+	Transport string `toml:"transport"`
+	// MaxMessageSize is the largest message an agent reads ("1MiB", the
+	// default, or a number of bytes): a larger file in an inbox or a drop
+	// folder is set aside unread, and a larger message is not sent.
+	MaxMessageSize mailbox.Size `toml:"max_message_size"`
+	Roles          []RoleSpec   `toml:"role"`
+	Agents         []Agent      `toml:"agent"`
 }
 
 // RoleSpec is a role of the team's own, declared in parley.toml: the
@@ -199,6 +210,10 @@ func ParseTeam(name string, data []byte) (*Team, error) {
 		if _, err := jsteam.ParseURL(t.Transport); err != nil {
 			return nil, tomlfile.Errorf(name, at("transport", ""), hint, "%v", err)
 		}
+	}
+	if t.MaxMessageSize != 0 && (t.MaxMessageSize < minMessageSize || t.MaxMessageSize > maxMessageSize) {
+		return nil, tomlfile.Errorf(name, at("max_message_size", ""), `max_message_size = "1MiB" (the default); at least 4KiB, at most 1GiB`,
+			"max_message_size is %s, outside %s to %s", t.MaxMessageSize, minMessageSize, maxMessageSize)
 	}
 	if err := mailbox.CheckVersion(t.Protocol); err != nil {
 		return nil, tomlfile.Errorf(name, at("protocol", ""), `protocol = "1.1": this parley speaks 1 and its minor versions`, "%v", err)

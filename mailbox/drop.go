@@ -121,8 +121,19 @@ func (in *Intake) Run(ctx context.Context) error {
 // long to wait before looking again.
 func (in *Intake) consider(path string) time.Duration {
 	st, err := os.Lstat(path)
-	if err != nil || !st.Mode().IsRegular() {
-		return 0 // gone (an editor's rename), or a folder such as done/
+	if err != nil {
+		return 0 // gone (an editor's rename)
+	}
+	if !st.Mode().IsRegular() {
+		if st.IsDir() && filepath.Base(path) == "done" {
+			return 0
+		}
+		// A link, a pipe, a folder: nothing to wait for, never read.
+		m, err := in.refuse(path, nil, &StrangerError{What: kindOf(st.Mode(), path), Why: onlyRegular})
+		if in.Taken != nil {
+			in.Taken(path, m, err)
+		}
+		return 0
 	}
 	busy, err := beingWritten(path)
 	if err != nil {
@@ -141,28 +152,27 @@ func (in *Intake) consider(path string) time.Duration {
 	return 0
 }
 
-// Accept takes in one file from the drop folder now.
+// Accept takes in one file from the drop folder now. Only a regular file
+// within the size limit is read (ReadMessageFile); anything else is
+// rejected, unread.
 func (in *Intake) Accept(path string) (*Message, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadMessageFile(path, in.Root.MaxMessageSize)
+	if errors.Is(err, ErrStranger) {
+		return in.refuse(path, nil, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("take in %s: %w", path, err)
 	}
 	m, err := in.check(path, data)
 	if err != nil {
-		if rerr := in.Root.Reject(in.Agent, path, m, err); rerr != nil {
-			return m, rerr
-		}
-		return m, err
+		return in.refuse(path, m, err)
 	}
 	send := in.Send
 	if send == nil {
 		send = func(m *Message) error { _, err := in.Root.Deliver(m.From, m); return err }
 	}
 	if err := send(m); err != nil {
-		if rerr := in.Root.Reject(in.Agent, path, m, err); rerr != nil {
-			return m, rerr
-		}
-		return m, err
+		return in.refuse(path, m, err)
 	}
 	// Delivered first, then moved: a crash between the two takes the file
 	// in again, with the same Message-ID, and the receiver handles it once.
@@ -170,10 +180,18 @@ func (in *Intake) Accept(path string) (*Message, error) {
 	if _, err := os.Lstat(done); err == nil {
 		done += "." + NewFileName(in.Root.Now())
 	}
-	if err := os.Rename(path, done); err != nil {
+	if err := renameFile(path, done); err != nil {
 		return m, fmt.Errorf("take in %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// refuse moves the file at path to rejected/ with why, and records it.
+func (in *Intake) refuse(path string, m *Message, why error) (*Message, error) {
+	if err := in.Root.Reject(in.Agent, path, m, why); err != nil {
+		return m, err
+	}
+	return m, why
 }
 
 func (in *Intake) check(path string, data []byte) (*Message, error) {
@@ -213,7 +231,7 @@ func (in *Intake) check(path string, data []byte) (*Message, error) {
 		return m, &ParseError{Header: "To", Msg: fmt.Sprintf("is %s, but this drop folder delivers to %s", m.To, in.Agent),
 			Hint: fmt.Sprintf("save the file in %s instead", filepath.Join(in.Root.Dir, m.To, "drop"))}
 	}
-	st, err := os.Stat(path)
+	st, err := os.Lstat(path)
 	if err != nil {
 		return m, err
 	}

@@ -154,7 +154,7 @@ func OpenLedger(path string, now func() time.Time, heads func() ([]Head, error))
 }
 
 func openLedger(path string, now func() time.Time, trust bool, heads func() ([]Head, error)) (*Ledger, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := openFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -198,7 +198,7 @@ func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
 	// Sync after unlocking, so that other processes append meanwhile; each
 	// caller is answered only after its own lines are durable. (RELIABILITY.md
 	// 13: about 11,000 lines/s from four processes, against 7,000 from one.)
-	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+	if err := syncData(l.f); err != nil {
 		return nil, fmt.Errorf("sync ledger: %w", err)
 	}
 	return out, nil
@@ -228,7 +228,7 @@ func (l *Ledger) Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, erro
 	if err != nil || len(out) == 0 {
 		return out, err
 	}
-	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+	if err := syncData(l.f); err != nil {
 		return nil, fmt.Errorf("sync ledger: %w", err)
 	}
 	return out, nil
@@ -245,8 +245,14 @@ func (l *Ledger) write(entries []Entry) ([]Entry, error) {
 		return nil, err
 	}
 	seq, prev := out[len(out)-1].Seq, out[len(out)-1].Hash
-	if _, err := l.f.Write(buf); err != nil {
-		l.size = -1
+	if n, err := writeFile(l.f, buf); err != nil {
+		// A full disk cuts a write short: cut the file back to what it
+		// was, under the lock, so that the append lands whole or not at
+		// all (RELIABILITY.md 14). If even that fails, the next append
+		// finds the torn tail and sets it aside.
+		if n > 0 && truncateFile(l.f, l.size) != nil {
+			l.size = -1
+		}
 		return nil, fmt.Errorf("append to ledger: %w", err)
 	}
 	if l.verOff == l.size {
@@ -343,7 +349,7 @@ func (l *Ledger) locked(fn func() error) error {
 			if _, err := l.write([]Entry{{Agent: System, Event: EventRepaired, Reason: repaired}}); err != nil {
 				return err
 			}
-			if err := l.f.Sync(); err != nil {
+			if err := syncFile(l.f); err != nil {
 				return fmt.Errorf("sync ledger: %w", err)
 			}
 		}
@@ -487,35 +493,48 @@ func lastLine(f *os.File, size int64) ([]byte, int64, error) {
 }
 
 // setAside saves a torn tail next to the ledger, then cuts the ledger back
-// to its last complete line (etcd's WAL does the same).
+// to its last complete line (etcd's WAL does the same). The copy is named
+// by where the tail starts, so that an attempt that fails after saving it
+// (a full disk) and is made again saves it once.
 func (l *Ledger) setAside(torn []byte, at int64) (string, error) {
-	aside := fmt.Sprintf("%s.torn.%d", l.path, time.Now().UnixNano())
-	if err := writeFileSync(aside, torn); err != nil {
-		return "", fmt.Errorf("set aside torn ledger tail: %w", err)
+	aside := fmt.Sprintf("%s.torn.%d", l.path, at)
+	if old, err := os.ReadFile(aside); err != nil || !bytes.Equal(old, torn) {
+		if err == nil { // another tail once torn at the same place
+			aside = fmt.Sprintf("%s.torn.%d.%d", l.path, at, time.Now().UnixNano())
+		}
+		if err := writeFileSync(aside, torn); err != nil {
+			return "", fmt.Errorf("set aside torn ledger tail: %w", err)
+		}
 	}
-	if err := l.f.Truncate(at); err != nil {
+	if err := truncateFile(l.f, at); err != nil {
 		return "", fmt.Errorf("cut torn ledger tail: %w", err)
 	}
-	if err := l.f.Sync(); err != nil {
+	if err := syncFile(l.f); err != nil {
 		return "", fmt.Errorf("sync ledger after cut: %w", err)
 	}
 	return fmt.Sprintf("set aside a torn last line of %d bytes to %s", len(torn), filepath.Base(aside)), nil
 }
 
+// writeFileSync writes a new file durably; on failure it removes what it
+// wrote, so that no empty or partial file is left.
 func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	fail := func(err error) error {
 		f.Close()
+		os.Remove(path)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if _, err := writeFile(f, data); err != nil {
+		return fail(err)
+	}
+	if err := syncFile(f); err != nil {
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
+		os.Remove(path)
 		return err
 	}
 	return syncDir(filepath.Dir(path))

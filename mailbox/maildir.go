@@ -35,7 +35,12 @@ var (
 // Maildir is one agent's inbox: tmp/, new/ and cur/ as the Maildir spec has
 // them, plus rejected/ for files that could not be accepted, drop/ for
 // hand-written files and state/ for the agent's own state.
-type Maildir struct{ Dir string }
+type Maildir struct {
+	Dir string
+	// Max is the largest message file read from the inbox, in bytes:
+	// DefaultMaxMessageSize when 0. A larger file is set aside unread.
+	Max int64
+}
 
 // Subdirectories of an inbox.
 var subdirs = []string{"tmp", "new", "cur", "rejected", "drop", "state"}
@@ -50,6 +55,10 @@ func (d Maildir) Create() error {
 	return nil
 }
 
+// Read reads a message file of the inbox (see ReadMessageFile): only a
+// regular file, only up to d.Max.
+func (d Maildir) Read(path string) ([]byte, error) { return ReadMessageFile(path, d.Max) }
+
 // Exists reports whether d is an inbox.
 func (d Maildir) Exists() bool {
 	st, err := os.Stat(filepath.Join(d.Dir, "new"))
@@ -61,10 +70,6 @@ func (d Maildir) Path(parts ...string) string {
 	return filepath.Join(append([]string{d.Dir}, parts...)...)
 }
 
-// fault is the seam where tests make a delivery fail at each step
-// ("write", "sync", "rename", "syncdir"), as if the machine had.
-var fault = func(step string) error { return nil }
-
 // Deliver writes data into the inbox as qmail does: a unique file in tmp/,
 // synced and closed, renamed into new/, and new/ synced. Only then is the
 // message delivered; on any failure before the rename the temporary file is
@@ -73,7 +78,7 @@ var fault = func(step string) error { return nil }
 func (d Maildir) Deliver(data []byte, now time.Time) (string, error) {
 	name := NewFileName(now)
 	tmp := d.Path("tmp", name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("deliver into %s: %w", d.Dir, err)
 	}
@@ -82,16 +87,10 @@ func (d Maildir) Deliver(data []byte, now time.Time) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("deliver into %s: %s: %w", d.Dir, step, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := writeFile(f, data); err != nil {
 		return fail("write", err)
 	}
-	if err := fault("write"); err != nil {
-		return fail("write", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail("sync", err)
-	}
-	if err := fault("sync"); err != nil {
+	if err := syncFile(f); err != nil {
 		return fail("sync", err)
 	}
 	// Close, then rename: Windows refuses the reverse, and a closed file is
@@ -100,20 +99,13 @@ func (d Maildir) Deliver(data []byte, now time.Time) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("deliver into %s: close: %w", d.Dir, err)
 	}
-	if err := fault("rename"); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("deliver into %s: rename: %w", d.Dir, err)
-	}
-	if err := os.Rename(tmp, d.Path("new", name)); err != nil {
+	if err := renameFile(tmp, d.Path("new", name)); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("deliver into %s: rename: %w", d.Dir, err)
 	}
 	// From here the message is visible: a failure leaves it delivered but
 	// perhaps not durable, and the caller is told so; receivers are
 	// idempotent by Message-ID, so a retry cannot do anything twice.
-	if err := fault("syncdir"); err != nil {
-		return name, fmt.Errorf("deliver into %s: sync new/: %w", d.Dir, err)
-	}
 	if err := syncDir(d.Path("new")); err != nil {
 		return name, fmt.Errorf("deliver into %s: sync new/: %w", d.Dir, err)
 	}
@@ -124,42 +116,33 @@ func (d Maildir) Deliver(data []byte, now time.Time) (string, error) {
 // a temporary file, fsync, rename, and the folder synced.
 func WriteDurable(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	fail := func(err error) error {
 		f.Close()
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	if _, err := writeFile(f, data); err != nil {
+		return fail(err)
+	}
+	if err := syncFile(f); err != nil {
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := renameFile(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // baseName strips a Maildir info suffix.
@@ -176,18 +159,30 @@ func baseName(name string) string {
 // that skipped tmp/) is not taken: Claim returns ErrBusy.
 func (d Maildir) Claim(name string) (string, error) {
 	src := d.Path("new", name)
-	busy, err := beingWritten(src)
+	st, err := os.Lstat(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("claim %s: %w", name, ErrClaimed)
 	}
 	if err != nil {
 		return "", fmt.Errorf("claim %s: %w", name, err)
 	}
-	if busy {
-		return "", fmt.Errorf("claim %s: %w", name, ErrBusy)
+	// A file that is not a regular one (a link, a pipe, a folder) is
+	// claimed like any other, and its reading refuses it: claimed, it is
+	// set aside once, not found again at every start.
+	if st.Mode().IsRegular() {
+		busy, err := beingWritten(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("claim %s: %w", name, ErrClaimed)
+		}
+		if err != nil && describe(src) == nil {
+			return "", fmt.Errorf("claim %s: %w", name, err)
+		}
+		if busy {
+			return "", fmt.Errorf("claim %s: %w", name, ErrBusy)
+		}
 	}
 	claimed := baseName(name) + info
-	if err := os.Rename(src, d.Path("cur", claimed)); err != nil {
+	if err := renameFile(src, d.Path("cur", claimed)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("claim %s: %w", name, ErrClaimed)
 		}
@@ -199,7 +194,7 @@ func (d Maildir) Claim(name string) (string, error) {
 // Unclaim puts a claimed message (as Claim named it) back into new/, to be
 // claimed again.
 func (d Maildir) Unclaim(claimed string) error {
-	if err := os.Rename(d.Path("cur", claimed), d.Path("new", baseName(claimed))); err != nil {
+	if err := renameFile(d.Path("cur", claimed), d.Path("new", baseName(claimed))); err != nil {
 		return fmt.Errorf("unclaim %s: %w", claimed, err)
 	}
 	return nil
@@ -209,7 +204,12 @@ func (d Maildir) Unclaim(claimed string) error {
 // FlagDone or FlagFailed, and returns its new name in cur/.
 func (d Maildir) Finish(claimed, flags string) (string, error) {
 	done := baseName(claimed) + info + sortFlags(flags)
-	if err := os.Rename(d.Path("cur", claimed), d.Path("cur", done)); err != nil {
+	if err := renameFile(d.Path("cur", claimed), d.Path("cur", done)); err != nil {
+		if _, serr := os.Lstat(d.Path("cur", done)); errors.Is(err, fs.ErrNotExist) && serr == nil {
+			// Finished so already, by a try whose record failed (a full
+			// disk): finishing again is finishing.
+			return done, nil
+		}
 		return "", fmt.Errorf("finish %s: %w", claimed, err)
 	}
 	return done, nil
@@ -222,7 +222,8 @@ func sortFlags(flags string) string {
 }
 
 // Pending lists the names waiting in new/, oldest name first, leaving out
-// what is not a message (dot files, editors' swap and backup files).
+// what is not a message (dot files, editors' swap and backup files). A
+// file that is not a regular one is listed: claimed, it is set aside.
 func (d Maildir) Pending() ([]string, error) {
 	return listNames(d.Path("new"))
 }
@@ -250,7 +251,7 @@ func listNames(dir string) ([]string, error) {
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		if e.Type().IsRegular() && !Ignored(e.Name()) {
+		if !Ignored(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -330,7 +331,7 @@ func (d Maildir) List() ([]Item, error) {
 			if sub == "cur" {
 				it.State = stateOf(n)
 			}
-			if st, err := os.Stat(it.Path); err == nil {
+			if st, err := os.Lstat(it.Path); err == nil {
 				it.MTime = st.ModTime()
 			}
 			items = append(items, it)
@@ -351,9 +352,9 @@ func (d Maildir) IDs() (map[string]string, error) {
 			return nil, err
 		}
 		for _, n := range names {
-			data, err := os.ReadFile(d.Path(sub, n))
+			data, err := d.Read(d.Path(sub, n))
 			if err != nil {
-				continue // claimed and moved on since the listing
+				continue // claimed and moved on since the listing, or not a message file
 			}
 			if m, err := Parse(data); err == nil && m.ID != "" {
 				ids[m.ID] = filepath.Join(sub, n)
@@ -373,7 +374,8 @@ func (d Maildir) Reject(src, reason string) (string, error) {
 		name = name + "." + NewFileName(time.Now())
 		dst = d.Path("rejected", name)
 	}
-	if err := os.Rename(src, dst); err != nil {
+	// A rename moves a link itself, never what it points to.
+	if err := renameFile(src, dst); err != nil {
 		return "", fmt.Errorf("reject %s: %w", src, err)
 	}
 	if err := writeFileSync(dst+".err", []byte(strings.TrimRight(reason, "\n")+"\n")); err != nil {

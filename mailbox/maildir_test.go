@@ -134,13 +134,13 @@ func TestDeliverFaults(t *testing.T) {
 		t.Run(tt.step, func(t *testing.T) {
 			d := newInbox(t)
 			injected := errors.New("injected " + tt.step + " failure")
-			fault = func(step string) error {
-				if step == tt.step {
+			fault = func(op, _ string) error {
+				if op == tt.step {
 					return injected
 				}
 				return nil
 			}
-			defer func() { fault = func(string) error { return nil } }()
+			defer func() { fault = func(string, string) error { return nil } }()
 			_, err := d.Deliver([]byte("whole message\n"), t0)
 			if !errors.Is(err, injected) {
 				t.Fatalf("Deliver err = %v, want the injected failure", err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Version is the protocol version this parley writes into the Parley header.
@@ -291,8 +292,9 @@ func (e *ParseError) Error() string {
 // with an ERROR rather than silence.
 var ErrVersion = errors.New("unsupported protocol version")
 
-// maxHeaderLine is RFC 5322's limit on a line, without its CRLF.
-const maxHeaderLine = 998
+// maxLine is RFC 5322's limit on a line (section 2.1.1), without its
+// CRLF: in the headers and in the body alike.
+const maxLine = 998
 
 // Parse reads a message. It is strict about the protocol's headers (each at
 // most once, each well formed) and tolerant about the rest: unknown headers
@@ -359,11 +361,14 @@ func Parse(data []byte) (*Message, error) {
 			if err := flush(); err != nil {
 				return m, err
 			}
+			if err := checkBodyLines(rest, lineNo); err != nil {
+				return m, err
+			}
 			m.Body = normalizeBody(rest)
 			break
 		}
-		if len(line) > maxHeaderLine {
-			return m, &ParseError{Line: lineNo, Msg: fmt.Sprintf("is %d characters long, over the limit of %d", len(line), maxHeaderLine),
+		if len(line) > maxLine {
+			return m, &ParseError{Line: lineNo, Msg: fmt.Sprintf("is %d characters long, over the limit of %d", len(line), maxLine),
 				Hint: "fold a long header onto lines that start with a space, or move the text into the body"}
 		}
 		if !isText(line) {
@@ -394,6 +399,56 @@ func Parse(data []byte) (*Message, error) {
 		}
 	}
 	return m, nil
+}
+
+// checkBodyLines applies the line limit to the body, which starts after
+// line blank: a body of 50 MB on one line is not a message.
+func checkBodyLines(body []byte, blank int) error {
+	for n := blank + 1; len(body) > 0; n++ {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if l := len(bytes.TrimSuffix(line, []byte("\r"))); l > maxLine {
+			return &ParseError{Line: n, Msg: fmt.Sprintf("is %d characters long, over the limit of %d (RFC 5322) that holds in the body too", l, maxLine),
+				Hint: "break the text into lines; parley send and parley compose do it for you"}
+		}
+	}
+	return nil
+}
+
+// wrapBody breaks the lines of a normalized body that are over the line
+// limit: at the last space that keeps them within it, else (a word of a
+// thousand characters) at the limit, between two UTF-8 characters. What a
+// brain or a person wrote as one long paragraph is still a message.
+func wrapBody(s string) string {
+	if len(s) <= maxLine {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		line, rest, _ := strings.Cut(s, "\n")
+		for len(line) > maxLine {
+			cut := strings.LastIndexByte(line[:maxLine+1], ' ')
+			next := cut + 1
+			if cut <= 0 {
+				cut = maxLine
+				for cut > 0 && !utf8.RuneStart(line[cut]) {
+					cut--
+				}
+				next = cut
+			}
+			b.WriteString(line[:cut])
+			b.WriteByte('\n')
+			line = line[next:]
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+		s = rest
+	}
+	return b.String()
 }
 
 func trimErr(err error) string {
@@ -533,7 +588,7 @@ func (m *Message) Marshal() []byte {
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
-	b.WriteString(normalizeBody([]byte(m.Body)))
+	b.WriteString(wrapBody(normalizeBody([]byte(m.Body))))
 	return b.Bytes()
 }
 

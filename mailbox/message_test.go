@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -339,4 +340,54 @@ func TestProtocolDocExamples(t *testing.T) {
 			t.Errorf("PROTOCOL.md has no example of %s", v)
 		}
 	}
+}
+
+// TestMarshalWrapsLongLines: a body written with a line over RFC 5322's
+// limit (a brain's long paragraph) is broken into lines that Parse
+// accepts, at spaces where it can, and the result is canonical.
+func TestMarshalWrapsLongLines(t *testing.T) {
+	tests := []struct{ name, body string }{
+		{"words", strings.Repeat("word ", 700) + "\n"},
+		{"one word", strings.Repeat("x", 5000) + "\n"},
+		{"utf-8", strings.Repeat("é", 1500) + "\nshort\n"},
+		{"spaces", strings.Repeat(" ", 1200) + "x\n"},
+		{"exactly the limit", strings.Repeat("y", 998) + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &Message{Version: Version, ID: "<w@x>", Date: t0, From: "a", To: "b", Thread: "t", Verb: Notify, Body: tt.body}
+			out := m.Marshal()
+			m2, err := Parse(out)
+			if err != nil {
+				t.Fatalf("Parse(Marshal(m)) = %v", err)
+			}
+			if again := m2.Marshal(); !bytes.Equal(again, out) {
+				t.Fatalf("not canonical")
+			}
+			if got, want := strings.ReplaceAll(strings.ReplaceAll(m2.Body, "\n", ""), " ", ""), strings.ReplaceAll(strings.ReplaceAll(tt.body, "\n", ""), " ", ""); got != want {
+				t.Errorf("the text changed beyond its line breaks")
+			}
+		})
+	}
+}
+
+// FuzzMarshalBody: whatever body a brain writes, Marshal makes a message
+// Parse reads, canonically.
+func FuzzMarshalBody(f *testing.F) {
+	f.Add(strings.Repeat("word ", 700))
+	f.Add(strings.Repeat("é", 1500))
+	f.Fuzz(func(t *testing.T, body string) {
+		if !utf8.ValidString(body) || strings.ContainsFunc(body, func(r rune) bool { return r < 32 && r != '\n' && r != '\t' }) {
+			return
+		}
+		m := &Message{Version: Version, ID: "<w@x>", Date: t0, From: "a", To: "b", Thread: "t", Verb: Notify, Body: body}
+		out := m.Marshal()
+		m2, err := Parse(out)
+		if err != nil {
+			t.Fatalf("Parse(Marshal(m)) = %v", err)
+		}
+		if again := m2.Marshal(); !bytes.Equal(again, out) {
+			t.Fatalf("not canonical")
+		}
+	})
 }

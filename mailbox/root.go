@@ -43,9 +43,14 @@ type Root struct {
 	// Transport carries the messages and keeps the ledger: nil for the
 	// Maildirs and ledger.jsonl in Dir. The Root closes it.
 	Transport Transport
+	// MaxMessageSize is the largest message file read from an inbox, in
+	// bytes (parley.toml's max_message_size): DefaultMaxMessageSize when
+	// 0. A larger file is set aside unread, and a larger message is not
+	// delivered.
+	MaxMessageSize int64
 
-	mu     sync.Mutex
-	ledger Journal
+	ledgerMu sync.Mutex
+	ledger   Journal
 
 	keyMu sync.Mutex
 	keys  map[string]cachedKey // the private keys read so far, by agent
@@ -70,7 +75,17 @@ func OpenRoot(dir string, now func() time.Time) (*Root, error) {
 }
 
 // Inbox returns the inbox of the agent name (which may not exist).
-func (r *Root) Inbox(name string) Maildir { return Maildir{Dir: filepath.Join(r.Dir, name)} }
+func (r *Root) Inbox(name string) Maildir {
+	return Maildir{Dir: filepath.Join(r.Dir, name), Max: r.MaxMessageSize}
+}
+
+// maxSize is the size limit on a message.
+func (r *Root) maxSize() int64 {
+	if r.MaxMessageSize > 0 {
+		return r.MaxMessageSize
+	}
+	return DefaultMaxMessageSize
+}
 
 // Agents lists the agents that have an inbox, in name order.
 func (r *Root) Agents() ([]string, error) {
@@ -90,16 +105,17 @@ func (r *Root) Agents() ([]string, error) {
 
 func (r *Root) transport() Transport {
 	if r.Transport == nil {
-		return Files{Dir: r.Dir, Now: r.Now}
+		return Files{Dir: r.Dir, Now: r.Now, Max: r.MaxMessageSize}
 	}
 	return r.Transport
 }
 
 // Ledger opens the root's ledger once and returns it. An open that failed
-// (a ledger that does not verify, a full disk) is tried again next time.
+// (a ledger that does not verify, a full disk, a torn tail that could not
+// be set aside) is tried again at the next call.
 func (r *Root) Ledger() (Journal, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.ledgerMu.Lock()
+	defer r.ledgerMu.Unlock()
 	if r.ledger != nil {
 		return r.ledger, nil
 	}
@@ -135,11 +151,12 @@ func (r *Root) LedgerPath() (string, error) {
 // Close closes the ledger if it was opened, and the transport.
 func (r *Root) Close() error {
 	var err error
-	r.mu.Lock()
+	r.ledgerMu.Lock()
 	if r.ledger != nil {
 		err = r.ledger.Close()
+		r.ledger = nil
 	}
-	r.mu.Unlock()
+	r.ledgerMu.Unlock()
 	return errors.Join(err, r.transport().Close())
 }
 
@@ -168,7 +185,14 @@ func (r *Root) Deliver(actor string, m *Message) (string, error) {
 	if err := r.sign(m); err != nil {
 		return "", fmt.Errorf("deliver %s: %w", m.ID, err)
 	}
-	where, err := r.transport().Put(m, m.Marshal(), r.Now())
+	data := m.Marshal()
+	if max := r.maxSize(); int64(len(data)) > max {
+		// Its receiver would set it aside unread.
+		return "", fmt.Errorf("deliver %s: %w", m.ID, &ParseError{
+			Msg:  fmt.Sprintf("the message is %d bytes, over the limit of %s (max_message_size in parley.toml)", len(data), Size(max)),
+			Hint: "shorten the text, or raise max_message_size in parley.toml"})
+	}
+	where, err := r.transport().Put(m, data, r.Now())
 	if err != nil {
 		return "", err
 	}
@@ -254,7 +278,8 @@ type Claimed struct {
 	// Handle is the transport's own hold on the claim.
 	Handle any
 
-	inbox Inbox // what Finish and SetAside go through
+	unread *StrangerError // why Data was not read: the file is not a message file
+	inbox  Inbox          // what Finish and SetAside go through
 }
 
 // ErrRejected is wrapped by Claim's error for a file that was not a valid
@@ -291,8 +316,11 @@ func claimEntry(c *Claimed) Entry {
 // read parses a claimed message; one that is not valid is set aside, its
 // sender told, and the error wraps ErrRejected.
 func (r *Root) read(c *Claimed) error {
-	m, err := Parse(c.Data)
-	if err == nil {
+	var m *Message
+	var err error
+	if c.unread != nil {
+		err = c.unread
+	} else if m, err = Parse(c.Data); err == nil {
 		err = m.Validate()
 	}
 	if err != nil {
@@ -354,11 +382,13 @@ func (cl *Claims) Next(ctx context.Context) (*Claimed, error) {
 
 // Unfinished returns what was claimed before a stop and never finished, to
 // be handled again; what is not valid is set aside, as a claim would have,
-// and said in rejected.
+// and said in rejected, as is what could not be read now (it stays
+// claimed, for the next start).
 func (cl *Claims) Unfinished() (claimed []*Claimed, rejected []error, err error) {
 	cs, err := cl.in.Unfinished()
 	if err != nil {
-		return nil, nil, err
+		// What could be read is handled; the rest waits for the next start.
+		rejected = append(rejected, err)
 	}
 	for _, c := range cs {
 		c.inbox = cl.in
@@ -426,6 +456,9 @@ func explain(reason error) string {
 	var pe *ParseError
 	if errors.As(reason, &pe) && pe.Hint != "" {
 		return fmt.Sprintf("%s\nhow to fix it: %s", reason, pe.Hint)
+	}
+	if errors.Is(reason, ErrStranger) {
+		return fmt.Sprintf("%s\nit was not read; a message is a regular file of at most the size limit, such as parley send and parley compose write", reason)
 	}
 	return reason.Error()
 }

@@ -151,6 +151,9 @@ type Keeper interface {
 type Files struct {
 	Dir string
 	Now func() time.Time
+	// Max is the largest message file read from an inbox:
+	// DefaultMaxMessageSize when 0.
+	Max int64
 }
 
 // Put delivers into the recipient's Maildir.
@@ -167,7 +170,9 @@ func (f Files) Put(m *Message, data []byte, now time.Time) (string, error) {
 func (f Files) Journal() (Journal, error) {
 	l, err := OpenLedger(filepath.Join(f.Dir, LedgerFile), f.Now, func() ([]Head, error) { return Heads(f.Dir) })
 	if err != nil {
-		return nil, err // not a nil *Ledger in a Journal
+		// Not l: a nil *Ledger in a Journal is not a nil Journal, and its
+		// Close would dereference it.
+		return nil, err
 	}
 	return l, nil
 }
@@ -225,7 +230,7 @@ func (f Files) Close() error { return nil }
 
 // Inbox watches agent's new/ (fsnotify, and a rescan) and claims from it.
 func (f Files) Inbox(agent string) (Inbox, error) {
-	d := Maildir{Dir: filepath.Join(f.Dir, agent)}
+	d := Maildir{Dir: filepath.Join(f.Dir, agent), Max: f.Max}
 	w, err := Watch(d.Path("new"), WatchOptions{})
 	if err != nil {
 		return nil, err
@@ -272,11 +277,24 @@ func claimFile(agent string, d Maildir, name string) (*Claimed, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(d.Path("cur", claimed))
-	if err != nil {
-		return nil, fmt.Errorf("claim %s: %w", name, err)
+	return readClaimed(agent, d, claimed)
+}
+
+// readClaimed reads the file claimed into cur/. A file that is not a
+// message file (a link, a pipe, a folder, one over the size limit) is
+// claimed all the same, unread, for Root to set aside.
+func readClaimed(agent string, d Maildir, claimed string) (*Claimed, error) {
+	c := &Claimed{Agent: agent, Name: claimed, Where: filepath.Join(agent, "cur", claimed)}
+	data, err := d.Read(d.Path("cur", claimed))
+	var stranger *StrangerError
+	switch {
+	case errors.As(err, &stranger):
+		c.unread = stranger
+	case err != nil:
+		return nil, fmt.Errorf("claim %s: %w", claimed, err)
 	}
-	return &Claimed{Agent: agent, Name: claimed, Data: data, Where: filepath.Join(agent, "cur", claimed)}, nil
+	c.Data = data
+	return c, nil
 }
 
 func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
@@ -285,14 +303,18 @@ func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
 		return nil, err
 	}
 	var out []*Claimed
+	var errs []error
 	for _, n := range names {
-		data, err := os.ReadFile(in.d.Path("cur", n))
+		c, err := readClaimed(in.agent, in.d, n)
 		if err != nil {
-			return nil, fmt.Errorf("claimed before a stop: %w", err)
+			// Left in cur/, unfinished, for the next start: one file that
+			// cannot be read now must not keep the agent from the others.
+			errs = append(errs, fmt.Errorf("claimed before a stop: %w", err))
+			continue
 		}
-		out = append(out, &Claimed{Agent: in.agent, Name: n, Data: data, Where: filepath.Join(in.agent, "cur", n)})
+		out = append(out, c)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // Finish renames the file in cur/ with its flags; the ledger keeps the

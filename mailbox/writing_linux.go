@@ -15,7 +15,7 @@ import (
 // a lease cannot be had (another owner without CAP_LEASE, a network file
 // system), a file changed in the last settle interval counts as busy.
 func beingWritten(path string) (bool, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false, err
 	}

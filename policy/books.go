@@ -21,18 +21,22 @@ import (
 //   - held: approved, not yet ordered;
 //   - committed: ordered, not yet paid;
 //   - spent: paid;
-//   - released: held money given back (the deal fell through);
+//   - released: held money given back (the deal fell through), or what an
+//     approval did not use once all that was ordered on it was paid;
 //   - lapsed: held money of an approval never ordered on within
 //     reserve_for.
 //
-// A thread's approval that names no vendor (the human's answer, or an
-// approval of the whole need) covers the thread once: while any vendor of
-// the thread has an approval of its own, it holds nothing on top of them.
+// A thread's approval that names no vendor covers the thread once: while
+// any vendor of the thread has an approval of its own, it holds nothing on
+// top of them. The human's APPROVED is an answer, not an approval: it
+// holds nothing and nothing is ordered on it.
 //
 // Invariants: every amount is a decimal in the policy's currency; held,
 // committed and spent are never negative; an approval holds money only
-// while it is in force (not released, not closed by the payment of all that
-// was ordered on it, and ordered on or younger than reserve_for).
+// while it is in force (not released, not settled by the payment of all
+// that was ordered on it, and ordered on or younger than reserve_for); an
+// order draws on the approval in force when it is placed; for each
+// approval, approved = held + ordered on it + released + lapsed.
 type Books struct {
 	// human is who answers escalations: an APPROVED of theirs is an
 	// answer, which lets an agent's action through; it holds no money and

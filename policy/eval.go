@@ -47,8 +47,10 @@ func isMoney(v mailbox.Verb) bool {
 	return v == mailbox.Approved || v == mailbox.Order || v == mailbox.Paid
 }
 
-// futureSkew is how far ahead of the clock a message's Date may be.
-const futureSkew = 5 * time.Minute
+// FutureSkew is how far ahead of the clock a message's Date may be: the
+// policy denies sending a message dated later, and a receiver sets such a
+// message aside (agents.Runtime), by the one rule.
+const FutureSkew = 5 * time.Minute
 
 // State is what the ledger says, as facts the rules need: it holds no
 // policy, so a changed policy judges the same facts.
@@ -277,7 +279,7 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 	if m.From != a.Agent {
 		return deny("from", "the message says it is from %s, but %s is sending it", m.From, a.Agent)
 	}
-	if m.Date.After(now.Add(futureSkew)) {
+	if m.Date.After(now.Add(FutureSkew)) {
 		return deny("date", "the message is dated %s, in the future", m.Date.Format(time.RFC3339))
 	}
 	rule := p.Allows(m.From, m.Verb, m.To)

@@ -42,6 +42,9 @@ Example:
 		Subcommands: []*cli.Command{agentAddCommand(), agentRemoveCommand()},
 		Action: withRoot(1, 1, "one agent NAME", func(c *cli.Context, e *env) error {
 			name := c.Args().First()
+			if err := orphaned(); err != nil {
+				return err
+			}
 			team, err := e.team()
 			if err != nil {
 				return err

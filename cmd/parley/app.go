@@ -295,6 +295,9 @@ func open(c *cli.Context) (*env, error) {
 		return nil, err
 	}
 	transport, team := transportOf(c, r.Dir)
+	if team != nil {
+		r.MaxMessageSize = int64(team.MaxMessageSize)
+	}
 	if r.Transport, err = dialTransport(c.Context, transport, now); err != nil {
 		return nil, err
 	}

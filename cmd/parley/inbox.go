@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -123,7 +123,15 @@ func (e *env) inbox(name string, onlyNew bool) ([]inboxRow, error) {
 		row := inboxRow{State: string(it.State), Date: it.Time, File: it.Where, Verb: "?"}
 		data := it.Data
 		if data == nil {
-			if data, err = os.ReadFile(it.Where); err != nil {
+			data, err = mailbox.ReadMessageFile(it.Where, e.root.MaxMessageSize)
+			if errors.Is(err, mailbox.ErrStranger) {
+				// Shown, unread: a person should know it is there.
+				row.Problem = err.Error()
+				row.Subject = "(not a message file: " + err.Error() + ")"
+				rows = append(rows, row)
+				continue
+			}
+			if err != nil {
 				continue // claimed and moved on since the listing
 			}
 		}

@@ -9,7 +9,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +31,11 @@ func upCommand() *cli.Command {
 running parley agent NAME, prints their lines prefixed with the agent's name,
 restarts one that crashes (after 1 s, then 2, 4, ... up to 30 s), and on
 Ctrl-C stops them all cleanly: each finishes the message in hand first.
+
+The agents die with it, however it ends (kill -9 included): each is sent
+SIGTERM by the kernel when parley up is gone, and stops as on Ctrl-C. One
+parley up runs a root at a time (it holds ROOT/up.lock); a second says
+which process runs the team, and exits with status 1.
 
 On a team whose agents run on several machines (transport = "nats://..."),
 it starts, unless named, the agents whose private key is on this machine
@@ -63,6 +72,11 @@ Example:
 // up supervises one child process per agent until ctx ends, then stops
 // them with SIGINT and waits.
 func (e *env) up(ctx context.Context, names []string, out io.Writer) error {
+	unlock, err := lockUp(e.root.Dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var (
 		mu sync.Mutex // one writer of whole lines
 		wg sync.WaitGroup
@@ -126,13 +140,23 @@ func (e *env) supervise(ctx context.Context, name string, say func(string)) {
 // child runs one agent process; on ctx's end it is asked to stop (SIGINT)
 // and, if it has not within 10 s, killed.
 func (e *env) child(ctx context.Context, name string, say func(string)) error {
+	// The kernel sends Pdeathsig when the thread that started the child
+	// ends, not the process (prctl(2)): this goroutine keeps its thread,
+	// alive, until the child is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd := exec.Command(os.Args[0], "--root", e.root.Dir, "agent", name)
 	// The transport by the environment, not the command line, where ps
 	// would show a password it carries.
-	cmd.Env = append(os.Environ(), "PARLEY_TRANSPORT="+cmp.Or(e.transport, "files"))
+	cmd.Env = append(os.Environ(), "PARLEY_TRANSPORT="+cmp.Or(e.transport, "files"), fmt.Sprintf("%s=%d", supervisorEnv, os.Getpid()))
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C at the terminal reaches parley up, which stops each child in turn
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true, // Ctrl-C at the terminal reaches parley up, which stops each child in turn
+		// An agent dies with parley up, even on kill -9 of it: no orphans
+		// that a second parley up would find "already running".
+		Pdeathsig: syscall.SIGTERM,
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -162,4 +186,56 @@ func (e *env) child(ctx context.Context, name string, say func(string)) error {
 	}
 	<-lines
 	return err
+}
+
+// supervisorEnv names, in an agent's environment, the pid of the parley up
+// that started it.
+const supervisorEnv = "PARLEY_SUPERVISOR"
+
+// orphaned says whether this process was started by a parley up that is
+// gone already: one that died between fork and exec, before the kernel
+// could be told to signal the child (Pdeathsig) — the child checks at its
+// start, and stops.
+func orphaned() error {
+	sup := os.Getenv(supervisorEnv)
+	if sup == "" || sup == strconv.Itoa(os.Getppid()) {
+		return nil
+	}
+	return fmt.Errorf("parley up (pid %s), which started this agent, is gone", sup)
+}
+
+// upLockFile is the lock parley up holds in a root while it runs.
+const upLockFile = "up.lock"
+
+// upRunningError says another parley up runs the root's team.
+type upRunningError struct{ pid string }
+
+func (e *upRunningError) Error() string {
+	if e.pid == "" {
+		return "the team runs already under another parley up"
+	}
+	return fmt.Sprintf("the team runs already under parley up, pid %s", e.pid)
+}
+
+// lockUp takes the root's parley up lock (flock, held for the process's
+// lifetime, as an agent's lock is), or says who holds it.
+func lockUp(root string) (func(), error) {
+	path := filepath.Join(root, upLockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock the team: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, withHint(&upRunningError{pid: strings.TrimSpace(string(pid))},
+				"stop it first (Ctrl-C where it runs, or kill -INT PID); parley status shows the agents")
+		}
+		return nil, fmt.Errorf("lock the team: %w", err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return func() { f.Close() }, nil
 }

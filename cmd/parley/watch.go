@@ -155,7 +155,11 @@ func (e *env) show(ctx context.Context, w *mailbox.Watcher, name, notify string,
 		}
 		seen[n] = true
 		path := e.root.Inbox(name).Path("new", n)
-		data, err := os.ReadFile(path)
+		data, err := mailbox.ReadMessageFile(path, e.root.MaxMessageSize)
+		if errors.Is(err, mailbox.ErrStranger) {
+			say("%s ← %s, which is not a message file: %v (its agent sets it aside)", name, n, err)
+			return
+		}
 		if err != nil {
 			return // claimed already
 		}
