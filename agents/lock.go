@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,32 @@ type Liveness struct {
 	Running  bool
 	PID      string
 	LastSeen time.Time
+	// Trouble is what keeps a running agent waiting, when something does:
+	// "disk full or failing since ...".
+	Trouble string
+}
+
+// SayTrouble writes what keeps agent name waiting ("" when nothing does)
+// into its lock file, after its pid, for parley status. The file is
+// rewritten in place, within the block it already has: on a full disk
+// there may be room for nothing else.
+func SayTrouble(lockPath, trouble string) error {
+	f, err := os.OpenFile(lockPath, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	text := strconv.Itoa(os.Getpid()) + "\n"
+	if trouble != "" {
+		text += strings.ReplaceAll(trouble, "\n", " ") + "\n"
+	}
+	if len(text) > 4000 {
+		text = text[:4000] + "\n"
+	}
+	if _, err := f.WriteAt([]byte(text), 0); err != nil {
+		return err
+	}
+	return f.Truncate(int64(len(text)))
 }
 
 // BeatLapse is how old an agent's last beat on a transport that spans
@@ -106,8 +133,9 @@ func Alive(lockPath string) Liveness {
 	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		l.Running = true
-		if pid, err := os.ReadFile(lockPath); err == nil {
-			l.PID = strings.TrimSpace(string(pid))
+		if data, err := os.ReadFile(lockPath); err == nil {
+			pid, trouble, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
+			l.PID, l.Trouble = strings.TrimSpace(pid), strings.TrimSpace(trouble)
 		}
 		return l
 	}

@@ -231,8 +231,16 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			}
 		case err != nil:
 			// Tried again at the next tick, not at once: an error that
-			// lasts must not spin.
-			rt.Log("inbox: " + err.Error())
+			// lasts must not spin. A full disk is said as one, and backs
+			// off.
+			if diskTrouble(err) {
+				if err := rt.waitOut(fmt.Errorf("inbox: %w", err), nil); err != nil {
+					return err
+				}
+				next = time.Now().Add(rt.backoff)
+			} else {
+				rt.Log("inbox: " + err.Error())
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Until(next)):

@@ -47,6 +47,9 @@ func (rt *Runtime) waitOut(err error, c *mailbox.Claimed) error {
 	} else {
 		rt.backoff = min(2*rt.backoff, maxBackoff)
 	}
+	// Said where parley status reads the agent's heartbeat; best effort.
+	_ = SayTrouble(rt.Root.Inbox(rt.Name).Path("state", "lock"),
+		fmt.Sprintf("disk full or failing since %s: %v", rt.trouble.UTC().Format(time.RFC3339), err))
 	if c != nil && !slices.Contains(rt.later, c) {
 		rt.later = append(rt.later, c)
 	}
@@ -62,4 +65,5 @@ func (rt *Runtime) recovered() {
 	}
 	rt.Log(fmt.Sprintf("the disk is back after %v: going on", time.Since(rt.trouble).Round(time.Second)))
 	rt.trouble, rt.backoff = time.Time{}, 0
+	_ = SayTrouble(rt.Root.Inbox(rt.Name).Path("state", "lock"), "")
 }

@@ -83,11 +83,19 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(paused); err != nil {
 		t.Fatal(err)
 	}
-	a.await("no space left on device", 1)
+	a.await("disk full or failing since", 1)
+	// parley status reads it from the agent's heartbeat.
+	if live := Alive(r.Inbox("finance").Path("state", "lock")); !live.Running || !strings.HasPrefix(live.Trouble, "disk full or failing since") {
+		t.Errorf("the lock file says %+v, want the agent running and its disk full", live)
+	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	a.await("→ procurement APPROVED", 1)
+	a.await("the disk is back", 1)
+	if live := Alive(r.Inbox("finance").Path("state", "lock")); live.Trouble != "" {
+		t.Errorf("after the disk is back, the lock file still says %q", live.Trouble)
+	}
 	a.close()
 	if !strings.Contains(strings.Join(a.seen, "\n"), "disk full or failing since") && !strings.Contains(strings.Join(a.seen, "\n"), "inbox: ") {
 		t.Errorf("the agent did not say the disk was full:\n%s", strings.Join(a.seen, "\n"))

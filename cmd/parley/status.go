@@ -69,6 +69,7 @@ type agentStatus struct {
 	Waiting    int       `json:"waiting"`
 	Oldest     time.Time `json:"oldest_waiting,omitzero"`
 	Model      *modelUse `json:"model,omitempty"` // an Ollama brain's use of its model
+	Trouble    string    `json:"trouble,omitempty"` // what keeps it waiting: "disk full or failing since ..."
 }
 
 // modelUse is what an agent's model has cost, from the ledger's llm lines.
@@ -207,7 +208,10 @@ func (e *env) status() (*status, error) {
 			// Running on another machine, as its heartbeat says.
 			live = agents.Liveness{Running: true, PID: b.Who, LastSeen: b.At}
 		}
-		as := agentStatus{Name: a.Name, Role: a.Role, Running: live.Running, PID: live.PID}
+		as := agentStatus{Name: a.Name, Role: a.Role, Running: live.Running, PID: live.PID, Trouble: live.Trouble}
+		if as.Trouble != "" {
+			st.Attention = append(st.Attention, a.Name+": "+as.Trouble)
+		}
 		if live.Running {
 			as.LastSeen = live.LastSeen
 		}
