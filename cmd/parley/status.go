@@ -68,7 +68,7 @@ type agentStatus struct {
 	LastAt     time.Time `json:"last_at,omitzero"`
 	Waiting    int       `json:"waiting"`
 	Oldest     time.Time `json:"oldest_waiting,omitzero"`
-	Model      *modelUse `json:"model,omitempty"` // an Ollama brain's use of its model
+	Model      *modelUse `json:"model,omitempty"`   // an Ollama brain's use of its model
 	Trouble    string    `json:"trouble,omitempty"` // what keeps it waiting: "disk full or failing since ..."
 }
 
