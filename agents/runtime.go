@@ -179,12 +179,14 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	if err := rt.recover(claims); err != nil {
 		return err
 	}
+	// Deferred in this order so that they run as: stop the intake, wait
+	// for it, then close its engine (which its goroutine uses).
+	intake := PolicyIntake(rt.Root, rt.Name, rt.Team.Human)
+	defer intake.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	intake := PolicyIntake(rt.Root, rt.Name, rt.Team.Human)
-	defer intake.Close()
 	intake.Taken = func(file string, m *mailbox.Message, err error) {
 		if err != nil {
 			rt.Log(fmt.Sprintf("rejected %s: %v", filepath.Base(file), err))
