@@ -2,14 +2,13 @@ package agents
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parley-dev/parley/internal/strangers"
 	"github.com/parley-dev/parley/mailbox"
 )
 
@@ -24,45 +23,12 @@ type hostile struct {
 // links in and out of the root, special files, a folder, oversized files.
 // outside is a signed message outside the root.
 func hostiles(outside string) []hostile {
-	link := func(to string) func(*testing.T, string) {
-		return func(t *testing.T, path string) {
-			if err := os.Symlink(to, path); err != nil {
-				t.Fatal(err)
-			}
-		}
+	var out []hostile
+	for _, s := range strangers.All(outside) {
+		out = append(out, hostile{s.Name, s.Make, s.What})
 	}
-	return []hostile{
-		{"link-dev-zero", link("/dev/zero"), "a symbolic link (to /dev/zero): parley reads only regular files"},
-		{"link-dev-urandom", link("/dev/urandom"), "a symbolic link (to /dev/urandom)"},
-		{"link-etc-passwd", link("/etc/passwd"), "a symbolic link (to /etc/passwd)"},
-		{"link-nowhere", link("/nonexistent/parley"), "a symbolic link (to /nonexistent/parley)"},
-		{"link-signed-outside", link(outside), "a symbolic link (to " + outside + ")"},
-		{"fifo", func(t *testing.T, path string) {
-			if err := syscall.Mkfifo(path, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}, "a named pipe (FIFO): parley reads only regular files"},
-		{"directory", func(t *testing.T, path string) {
-			if err := os.MkdirAll(filepath.Join(path, "inside"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}, "a directory: parley reads only regular files"},
-		{"socket", func(t *testing.T, path string) {
-			short, err := os.MkdirTemp("", "s") // sun_path holds 108 bytes
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer os.RemoveAll(short)
-			l, err := net.Listen("unix", filepath.Join(short, "s"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.(*net.UnixListener).SetUnlinkOnClose(false)
-			l.Close()
-			if err := os.Rename(filepath.Join(short, "s"), path); err != nil {
-				t.Fatal(err)
-			}
-		}, "a socket: parley reads only regular files"},
+	out[0].says += ": parley reads only regular files"
+	return append(out, []hostile{
 		{"oversized", func(t *testing.T, path string) {
 			big := "From: procurement\nTo: finance\nVerb: NOTIFY\n\n" + strings.Repeat("a", 2<<20) + "\n"
 			if err := os.WriteFile(path, []byte(big), 0o644); err != nil {
@@ -75,7 +41,7 @@ func hostiles(outside string) []hostile {
 				t.Fatal(err)
 			}
 		}, "is 100000 characters long, over the limit of 998"},
-	}
+	}...)
 }
 
 // agentRun is an agent running in the test, its lines awaited.

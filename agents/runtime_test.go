@@ -353,7 +353,7 @@ func TestSignatureBeforeMemory(t *testing.T) {
 				t.Errorf("refused without saying %q: %s", tt.refused, lines)
 			}
 			rejected := 0
-			for _, e := range ledgerEntries(t, r) {
+			for _, e := range ledger(t, r) {
 				if e.Event == mailbox.EventRejected && e.MsgID == "<once@test>" {
 					rejected++
 				}
@@ -374,19 +374,4 @@ func signed(t *testing.T, r *mailbox.Root, m *mailbox.Message) []byte {
 	}
 	mailbox.Sign(m, priv)
 	return m.Marshal()
-}
-
-// ledgerEntries reads every line of r's ledger.
-func ledgerEntries(t *testing.T, r *mailbox.Root) []mailbox.Entry {
-	t.Helper()
-	f, err := os.Open(filepath.Join(r.Dir, mailbox.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []mailbox.Entry
-	if err := mailbox.ReadEntries(f, func(_ int, e mailbox.Entry) error { out = append(out, e); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

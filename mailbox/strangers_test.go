@@ -3,13 +3,13 @@ package mailbox
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parley-dev/parley/internal/strangers"
 )
 
 // stranger makes a file of one hostile kind at path; it returns what the
@@ -20,54 +20,18 @@ type stranger struct {
 	what string
 }
 
-func strangers(t *testing.T, outside string) []stranger {
-	link := func(to string) func(*testing.T, string) {
-		return func(t *testing.T, path string) {
-			if err := os.Symlink(to, path); err != nil {
-				t.Fatal(err)
-			}
-		}
+func strangerFiles(t *testing.T, outside string) []stranger {
+	var out []stranger
+	for _, s := range strangers.All(outside) {
+		out = append(out, stranger{s.Name, s.Make, s.What})
 	}
-	return []stranger{
-		{"link-dev-zero", link("/dev/zero"), "a symbolic link (to /dev/zero)"},
-		{"link-dev-urandom", link("/dev/urandom"), "a symbolic link (to /dev/urandom)"},
-		{"link-etc-passwd", link("/etc/passwd"), "a symbolic link (to /etc/passwd)"},
-		{"link-nowhere", link("/nonexistent/parley"), "a symbolic link (to /nonexistent/parley)"},
-		{"link-signed-outside", link(outside), "a symbolic link (to " + outside + ")"},
-		{"fifo", func(t *testing.T, path string) {
-			if err := syscall.Mkfifo(path, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}, "a named pipe (FIFO)"},
-		{"directory", func(t *testing.T, path string) {
-			if err := os.MkdirAll(filepath.Join(path, "inside"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}, "a directory"},
-		{"socket", func(t *testing.T, path string) {
-			// Bound in a short folder (sun_path holds 108 bytes), then
-			// moved into place.
-			short, err := os.MkdirTemp("", "s")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer os.RemoveAll(short)
-			l, err := net.Listen("unix", filepath.Join(short, "s"))
-			if err != nil {
-				t.Skip("no unix socket here:", err)
-			}
-			l.(*net.UnixListener).SetUnlinkOnClose(false)
-			l.Close()
-			if err := os.Rename(filepath.Join(short, "s"), path); err != nil {
-				t.Fatal(err)
-			}
-		}, "a socket"},
+	return append(out, []stranger{
 		{"oversized", func(t *testing.T, path string) {
 			if err := os.WriteFile(path, []byte(strings.Repeat("x", DefaultMaxMessageSize+1)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}, "a file of 1048577 bytes"},
-	}
+	}...)
 }
 
 // TestReadMessageFile: only a regular file within the limit is read, and
@@ -84,7 +48,7 @@ func TestReadMessageFile(t *testing.T) {
 	if _, err := ReadMessageFile(good, 5); !errors.Is(err, ErrStranger) {
 		t.Fatalf("ReadMessageFile(6 bytes, limit 5) = %v, want a stranger", err)
 	}
-	for _, s := range strangers(t, good) {
+	for _, s := range strangerFiles(t, good) {
 		t.Run(s.name, func(t *testing.T) {
 			path := filepath.Join(dir, s.name)
 			s.make(t, path)
@@ -113,7 +77,7 @@ func TestClaimsSetStrangersAside(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := r.Inbox("procurement")
-			ss := strangers(t, outside)
+			ss := strangerFiles(t, outside)
 			var made []stranger
 			for i, s := range ss {
 				name := NewFileName(t0.Add(time.Duration(i) * time.Second))
