@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parley-dev/parley/agents"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -119,6 +120,9 @@ func isTerminal(w io.Writer) bool {
 func (e *env) supervise(ctx context.Context, name string, say func(string)) {
 	backoff := time.Second
 	for {
+		if !e.whileElsewhere(ctx, name, say) {
+			return
+		}
 		started := time.Now()
 		err := e.child(ctx, name, say)
 		if ctx.Err() != nil {
@@ -135,6 +139,28 @@ func (e *env) supervise(ctx context.Context, name string, say func(string)) {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// whileElsewhere waits while another process runs agent name (started by
+// hand with parley agent): it is said once and watched, not started again
+// and again to be refused. It reports false when ctx ended meanwhile.
+func (e *env) whileElsewhere(ctx context.Context, name string, say func(string)) bool {
+	lock := e.root.Inbox(name).Path("state", "lock")
+	live := agents.Alive(lock)
+	if !live.Running {
+		return true
+	}
+	say(fmt.Sprintf("runs already as pid %s, not under parley up: watched, and started here once it stops", live.PID))
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for agents.Alive(lock).Running {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 // child runs one agent process; on ctx's end it is asked to stop (SIGINT)
