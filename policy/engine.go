@@ -108,7 +108,8 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 		entry := mailbox.MessageEntry(a.Agent, EventDecision, a.Message)
 		entry.Time, entry.Decision, entry.Rule, entry.Reason, entry.Policy, entry.Key = now, string(d.Outcome), d.Rule, d.Reason, d.Policy, a.Message.ID
 		out = append(out, entry) // after a pause tripped by earlier errors, before one this decision trips
-		if len(out) == 1 && (d.Outcome == Deny || (d.Outcome == Escalate && isFuse(d.Rule))) {
+		tripped := len(out) > 1
+		if !tripped && (d.Outcome == Deny || (d.Outcome == Escalate && isFuse(d.Rule))) {
 			more, err := e.trip(p, a.Agent, now, &trouble{at: now, agent: a.Agent, what: troubleOf(d.Outcome, string(a.Message.Verb), d.Rule)})
 			if err != nil {
 				return nil, err

@@ -530,18 +530,6 @@ func (s *State) recentSends(agent string, now time.Time) int {
 	return n
 }
 
-// Trouble counts the errors and denials within the breaker's window since
-// the last resume.
-func (s *State) Trouble(p *Policy, now time.Time) int {
-	n := 0
-	for _, t := range s.trouble {
-		if now.Sub(t.at) <= p.Breaker.Window.Duration {
-			n++
-		}
-	}
-	return n
-}
-
 // Troubles counts the errors and denials within the breaker's window since
 // the last resume, and says whose they were: "procurement: 6 rejected;
 // finance: 1 denied ORDER (order.unapproved)".
