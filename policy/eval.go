@@ -53,7 +53,9 @@ func isMoney(v mailbox.Verb) bool {
 const FutureSkew = 5 * time.Minute
 
 // State is what the ledger says, as facts the rules need: it holds no
-// policy, so a changed policy judges the same facts.
+// policy, so a changed policy judges the same facts — but for the two
+// things the books must know to take a line as the policy will (Follow):
+// who the human is, and how long an approval holds its money.
 type State struct {
 	books   *Books
 	threads map[string]*thread
