@@ -162,6 +162,26 @@ func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
 	if err != nil {
 		return mailbox.VerifyResult{}, err
 	}
+	anchors, err := mailbox.ReadAnchors(filepath.Join(e.root.Dir, mailbox.AnchorFile))
+	if err != nil {
+		return mailbox.VerifyResult{}, err
+	}
+	if !sinceCommit {
+		// Read as a stream: memory does not grow with the ledger.
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return mailbox.VerifyResult{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
+		}
+		if err != nil {
+			return mailbox.VerifyResult{}, fmt.Errorf("read ledger: %w", err)
+		}
+		defer f.Close()
+		res, err := mailbox.VerifyAnchored(f, anchors)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", path, err)
+		}
+		return res, nil
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return mailbox.VerifyResult{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
@@ -179,10 +199,6 @@ func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
 			data = staged
 		}
 		committed, _ = g.show("HEAD:")
-	}
-	anchors, err := mailbox.ReadAnchors(filepath.Join(e.root.Dir, mailbox.AnchorFile))
-	if err != nil {
-		return mailbox.VerifyResult{}, err
 	}
 	res, err := mailbox.VerifyAnchored(bytes.NewReader(data), anchors)
 	if err != nil {
