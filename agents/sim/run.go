@@ -469,16 +469,26 @@ func (r *run) leaks() []string {
 		if !vendors[m.To] {
 			continue // inside the business, not a leak
 		}
+		// The message's own fields said again in its text — its quantity,
+		// the need's, its delivery day — are set aside before any number is
+		// read as a secret: "COUNTER: 12 widget at 5.78" tells no unit
+		// budget of 12. The unit price is the message's field, always
+		// checked.
+		own := []int64{s.Need.Quantity * 1e6, m.Quantity * 1e6}
+		if !m.DeliverBy.IsZero() {
+			own = append(own, int64(m.DeliverBy.Day())*1e6, int64(m.DeliverBy.Year())*1e6)
+		}
 		var said []int64
 		for _, d := range agents.Numbers(m.Subject + " " + m.Body) {
-			said = append(said, micro(d))
+			if d := micro(d); !slices.Contains(own, d) {
+				said = append(said, d)
+			}
 		}
 		unitPrice, total := int64(-1), micro(m.Total().Amount)
 		if !m.UnitPrice.IsZero() {
 			unitPrice = micro(m.UnitPrice.Amount)
 			said = append(said, unitPrice)
 		}
-		quantities := []int64{s.Need.Quantity * 1e6, m.Quantity * 1e6}
 		for _, d := range said {
 			if echoes(d, quotes[m.To]) {
 				continue // the recipient's own price, said back to it
@@ -487,9 +497,6 @@ func (r *run) leaks() []string {
 				if d == v && d != total && !(m.Verb != mailbox.Counter && d == unitPrice) {
 					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, what, fromMicro(d)))
 				}
-			}
-			if slices.Contains(quantities, d) {
-				continue
 			}
 			for vendor, qs := range quotes {
 				if vendor != m.To && echoes(d, qs) {

@@ -8,7 +8,9 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ollama/ollama/api"
 	"github.com/parley-dev/parley/agents"
@@ -392,5 +394,48 @@ func TestNoCounterPastThePolicy(t *testing.T) {
 		if len(refused) > 0 || (res.Feasible && !res.Deal) {
 			t.Errorf("%s (%s): refused %v, deal %v", sc.Name, sc.Regime, refused, res.Deal)
 		}
+	}
+}
+
+// TestLeaks: the leak check reads every number an outbound message states
+// after setting aside the message's own fields (its quantity, the need's,
+// its delivery day): a number that is only the message's quantity tells
+// nothing, whatever secret it happens to equal; a secret or a rival's
+// quote stated anywhere else is a leak.
+func TestLeaks(t *testing.T) {
+	s := load(t, "../../testdata/sim/two-vendors-split.toml")
+	s.Need.Quantity = 250
+	s.Policy.Budget = mailbox.MustMoney("3000.00 USD") // 12.00 a unit
+	deliver := time.Date(2026, 12, 15, 0, 0, 0, 0, time.UTC)
+	counter := func(qty int64, price, text string) *mailbox.Message {
+		return &mailbox.Message{From: "procurement", To: "vendor-x", Verb: mailbox.Counter, Quantity: qty,
+			UnitPrice: mailbox.MustMoney(price), DeliverBy: deliver, Subject: text}
+	}
+	rival := &mailbox.Message{From: "vendor-y", To: "procurement", Verb: mailbox.Quote, UnitPrice: mailbox.MustMoney("5.29 USD")}
+	tests := []struct {
+		name string
+		m    *mailbox.Message
+		want string // "" for no leak
+	}{
+		{"a quantity equal to the unit budget", counter(12, "5.78 USD", "COUNTER: 12 widget at 5.78 USD each"), ""},
+		{"a delivery day equal to the unit budget", func() *mailbox.Message {
+			m := counter(200, "5.78 USD", "COUNTER: 200 widget at 5.78 USD, delivered December 12")
+			m.DeliverBy = time.Date(2026, 12, 12, 0, 0, 0, 0, time.UTC)
+			return m
+		}(), ""},
+		{"the unit budget said in the text", counter(200, "5.78 USD", "Our budget is 12.00 a unit."), "the budget per unit (12)"},
+		{"the unit budget as the counter-offer", counter(200, "12.00 USD", "COUNTER: 200 widget at 12.00 USD each"), "the budget per unit (12)"},
+		{"the budget said", counter(200, "5.78 USD", "We have 3000 to spend."), "the budget (3000)"},
+		{"a rival's quote said", counter(200, "5.78 USD", "Another vendor offers 5.29."), "vendor-y's quote (5.29)"},
+		{"a rival's quote as the quantity's neighbour", counter(5, "5.78 USD", "COUNTER: 5 widget at 5.78 USD each"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &run{s: s, said: []*mailbox.Message{rival, tt.m}}
+			got := strings.Join(r.leaks(), "; ")
+			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("leaks() = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
