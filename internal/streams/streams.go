@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -32,4 +33,33 @@ func Ensure(ctx context.Context, js jetstream.JetStream, want jetstream.StreamCo
 		cfg.Duplicates = want.Duplicates
 	}
 	return js.UpdateStream(ctx, cfg)
+}
+
+// Lingering is how long the server keeps an ordered consumer that its
+// reader left without deleting it (a process killed mid-read): long enough
+// for a read between two requests, short enough that none add up.
+const Lingering = 30 * time.Second
+
+// Read makes an ordered consumer of s with cfg for one read; done deletes
+// it from the server. Ordered consumers are made on the server anew at
+// every read and otherwise linger there (5 minutes by default): a team
+// reading the ledger at every step reached the server's 1,000 consumers
+// a stream and stopped (issue 23).
+func Read(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedConsumerConfig) (cons jetstream.Consumer, done func(), err error) {
+	if cfg.InactiveThreshold == 0 {
+		cfg.InactiveThreshold = Lingering
+	}
+	cons, err = s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cons, func() {
+		info := cons.CachedInfo()
+		if info == nil {
+			return // never made on the server: nothing was fetched
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(ctx, info.Name) // else it lapses after Lingering
+	}, nil
 }

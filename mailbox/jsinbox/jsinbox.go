@@ -186,10 +186,11 @@ func (in *Inboxes) Kept(ctx context.Context, fn func(subject, id string, data []
 	if want == 0 {
 		return nil
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	cons, done, err := streams.Read(ctx, st, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		return fmt.Errorf("read %s: %w", in.stream, err)
 	}
+	defer done()
 	for got := uint64(0); got < want; {
 		batch, err := cons.Fetch(int(min(want-got, 500)), jetstream.FetchMaxWait(natsretry.Try))
 		if err != nil {

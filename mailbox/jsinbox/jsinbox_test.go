@@ -330,3 +330,32 @@ func TestConsumerDeleted(t *testing.T) {
 	}
 	t.Fatalf("the inbox was not made again: %v", errs)
 }
+
+// TestKeptLeavesNoConsumer: reading every kept message (ledger verify
+// --messages) leaves no consumer behind on the server (issue 23).
+func TestKeptLeavesNoConsumer(t *testing.T) {
+	in, _ := open(t, 30*time.Second)
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := deliver(ctx, in, msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		n := 0
+		if err := in.Kept(ctx, func(string, string, []byte) error { n++; return nil }); err != nil || n != 5 {
+			t.Fatalf("Kept: %d messages, %v; want 5", n, err)
+		}
+	}
+	st, err := in.js.Stream(ctx, "INBOXES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Consumers; n != 0 {
+		t.Errorf("%d consumers left after 10 reads, want 0", n)
+	}
+}

@@ -297,10 +297,11 @@ func (l *Ledger) each(ctx context.Context, from uint64, fn func(seq uint64, data
 		if from > last {
 			return nil
 		}
-		cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
+		cons, done, err := streams.Read(ctx, l.stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
 		if err != nil {
 			return fmt.Errorf("ledger stream: read from message %d: %w", from, err)
 		}
+		defer done()
 		for from <= last {
 			batch, err := cons.Fetch(int(min(last-from+1, 1000)), jetstream.FetchMaxWait(natsretry.Try))
 			if err != nil {

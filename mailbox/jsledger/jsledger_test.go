@@ -209,3 +209,37 @@ func TestLostAnswerNotAppendedTwice(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLongReadsLeaveNoConsumers: every read of more than a few lines goes
+// through an ordered consumer; none is left on the server after it, so
+// reads do not add up to the server's limit of consumers on a stream
+// (issue 23: a team stopped after about 129 deals at 1,000 consumers).
+func TestLongReadsLeaveNoConsumers(t *testing.T) {
+	s := natstest.Start(t)
+	ctx := context.Background()
+	l, err := Open(ctx, natstest.Connect(t, s), "PARLEY", "parley", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 { // a stream message an append: more than a few to read
+		if _, err := l.Append(ctx, mailbox.Entry{Agent: "test", Event: "decision"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 30 {
+		lines, _, err := l.Since(ctx, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(lines, []byte("\n")); n != 100 {
+			t.Fatalf("read %d lines, want 100", n)
+		}
+	}
+	info, err := natstest.Stream(t, s, "PARLEY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Consumers; n != 0 {
+		t.Errorf("%d consumers left on the ledger stream after 30 long reads, want 0", n)
+	}
+}
