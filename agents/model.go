@@ -121,6 +121,13 @@ func (b *Model) Tick(now time.Time) []*mailbox.Message {
 	return b.narrate(now, "tick", b.Rules.Tick(now))
 }
 
+// Sent passes on to the rules when the step's messages went out.
+func (b *Model) Sent(at time.Time, out []*mailbox.Message) {
+	if s, ok := b.Rules.(sender); ok {
+		s.Sent(at, out)
+	}
+}
+
 // Denied lets the rules take the next best step.
 func (b *Model) Denied(now time.Time, m *mailbox.Message, d policy.Decision) []*mailbox.Message {
 	return b.Rules.Denied(now, m, d)
