@@ -470,19 +470,34 @@ func TestChoiceNeverTheCeiling(t *testing.T) {
 	}
 }
 
-// TestTapesKeepOnlyAnswers: a call the server never answered is not taped:
-// the step taken again asks the model again.
-func TestTapesKeepOnlyAnswers(t *testing.T) {
+// TestTapesOfNoAnswer: a call the server never answered is taped, as the
+// record of no answer that replay plays; the step taken again asks the
+// model again, and its answer replaces the record.
+func TestTapesOfNoAnswer(t *testing.T) {
 	tapes := Tapes{Dir: t.TempDir()}
 	for _, kind := range []string{"unreachable", "timeout", ""} {
-		ask := tapes.Recording(func(context.Context, llm.Call) (llm.Answer, error) {
-			return llm.Answer{Tape: llm.Tape{Kind: kind, Answer: "{}"}}, nil
-		})
 		key := "k-" + kind
+		asked := 0
+		ask := tapes.Recording(func(context.Context, llm.Call) (llm.Answer, error) {
+			asked++
+			if asked == 1 && kind != "" {
+				return llm.Play(llm.Tape{Kind: kind, Error: "no answer"})
+			}
+			return llm.Answer{Tape: llm.Tape{Answer: "{}"}}, nil
+		})
+		_, err := ask(context.Background(), key, llm.Call{})
+		if tape, ok, lerr := tapes.Load(key); lerr != nil || !ok || tape.Kind != kind {
+			t.Errorf("kind %q: taped %v, kind %q (%v)", kind, ok, tape.Kind, lerr)
+		}
+		if _, perr := tapes.Playing()(context.Background(), key, llm.Call{}); (perr == nil) != (err == nil) {
+			t.Errorf("kind %q: replay gives %v, the call gave %v", kind, perr, err)
+		}
 		ask(context.Background(), key, llm.Call{})
-		_, ok, err := tapes.Load(key)
-		if err != nil || ok != (kind == "") {
-			t.Errorf("kind %q: taped %v (%v)", kind, ok, err)
+		if want := map[bool]int{true: 1, false: 2}[kind == ""]; asked != want {
+			t.Errorf("kind %q: the model was asked %d times for the step taken twice, want %d", kind, asked, want)
+		}
+		if tape, _, _ := tapes.Load(key); tape.Kind != "" {
+			t.Errorf("kind %q: after an answer the tape still says %q", kind, tape.Kind)
 		}
 	}
 }

@@ -324,8 +324,7 @@ func (rt *Runtime) tick(claims *mailbox.Claims) error {
 	if err := rt.failed("tick"); err != nil {
 		return err
 	}
-	rt.sent(out)
-	err = rt.sendTick(out, now)
+	err = rt.sendTick(out, rt.sent(out))
 	if errors.Is(err, errLater) {
 		return rt.reset()
 	}
@@ -420,12 +419,14 @@ type sender interface {
 	Sent(at time.Time, out []*mailbox.Message)
 }
 
-// sent tells the role when the messages of its step go out: now, after a
-// model may have taken a minute to write them.
-func (rt *Runtime) sent(out []*mailbox.Message) {
+// sent returns when the messages of a step go out — now, after a model
+// may have taken a minute to write them: their Date — and tells the role.
+func (rt *Runtime) sent(out []*mailbox.Message) time.Time {
+	at := rt.Root.Now()
 	if s, ok := rt.role.(sender); ok && len(out) > 0 {
-		s.Sent(rt.Root.Now(), out)
+		s.Sent(at, out)
 	}
+	return at
 }
 
 // recover handles again what was claimed but not finished.
@@ -501,8 +502,7 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 				return rt.save()
 			}
 		}
-		rt.sent(out)
-		err = rt.send(out, m.ID, now)
+		err = rt.send(out, m.ID, rt.sent(out))
 	}
 	if errors.Is(err, errLater) {
 		// The message stays claimed and unfinished; the state goes back to
@@ -686,15 +686,20 @@ func subject(m *mailbox.Message) string {
 func (rt *Runtime) sendTick(out []*mailbox.Message, now time.Time) error {
 	for _, m := range out {
 		if m.ID == "" {
-			c := *m
-			// Not the text: a model may word the same step differently
-			// when it is taken again.
-			c.ID, c.Date, c.Version, c.From, c.Body = "", time.Time{}, "", rt.Name, ""
-			sum := sha256.Sum256(c.Marshal())
-			m.ID = "<" + hex.EncodeToString(sum[:12]) + "." + rt.Name + "@parley>"
+			m.ID = tickID(rt.Name, m)
 		}
 	}
 	return rt.send(out, "tick", now)
+}
+
+// tickID is the id of a message agent's clock sends: drawn from what it
+// says, not its text, which a model may word differently when the step is
+// taken again.
+func tickID(agent string, m *mailbox.Message) string {
+	c := *m
+	c.ID, c.Date, c.Version, c.From, c.Body = "", time.Time{}, "", agent, ""
+	sum := sha256.Sum256(c.Marshal())
+	return "<" + hex.EncodeToString(sum[:12]) + "." + agent + "@parley>"
 }
 
 // send puts each message through the policy and delivers what it allows.

@@ -114,7 +114,7 @@ func slowNarrator(t *testing.T, clock *fakeClock, delay time.Duration) *fakeolla
 // three vendors and finance, each driven by its runtime on a fake clock,
 // and returns how procurement's deals ended. Set changes the team (the
 // brains) and may start a fake model on the clock.
-func dealOutcome(t *testing.T, needs int, set func(team *Team, clock *fakeClock)) string {
+func dealOutcome(t *testing.T, needs int, down string, set func(team *Team, clock *fakeClock)) string {
 	t.Helper()
 	clock := &fakeClock{t: now}
 	team := defaultTeam(t)
@@ -139,7 +139,9 @@ func dealOutcome(t *testing.T, needs int, set func(team *Team, clock *fakeClock)
 	}
 	var agents []*stepped
 	for _, name := range []string{"procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
-		agents = append(agents, stepRuntime(t, r, team, name))
+		if name != down {
+			agents = append(agents, stepRuntime(t, r, team, name))
+		}
 	}
 	priv, err := r.PrivateKey("inventory")
 	if err != nil {
@@ -178,6 +180,11 @@ func dealOutcome(t *testing.T, needs int, set func(team *Team, clock *fakeClock)
 			}
 		}
 		if len(ends) == len(threads) {
+			for _, a := range agents {
+				for _, th := range threads {
+					replayed(t, r, team, a.rt.Name, th)
+				}
+			}
 			return strings.Join(ends, "; ")
 		}
 		if !busy {
@@ -186,6 +193,34 @@ func dealOutcome(t *testing.T, needs int, set func(team *Team, clock *fakeClock)
 	}
 	t.Fatalf("the deal did not end by %s", clock.Now())
 	return ""
+}
+
+// replayed replays agent name's decisions on thread, clock steps
+// included, and fails the test on every one that comes out differently.
+func replayed(t *testing.T, r *mailbox.Root, team *Team, name, thread string) {
+	t.Helper()
+	path, err := r.LedgerPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var entries []mailbox.Entry
+	if err := mailbox.ReadEntries(f, func(_ int, e mailbox.Entry) error { entries = append(entries, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	steps, _, err := Replay(r, team, name, thread, entries)
+	if err != nil {
+		t.Fatalf("replay %s on %s: %v", name, thread, err)
+	}
+	for _, s := range steps {
+		if !s.Same {
+			t.Errorf("replay %s on %s: %s differs:\n  then: %q\n  now:  %q\n  model: %q", name, thread, s.Message, s.Recorded, s.Replayed, s.Model)
+		}
+	}
 }
 
 // notice is the subject of the last NOTIFY on thread in the human's inbox.
@@ -209,7 +244,7 @@ func notice(t *testing.T, r *mailbox.Root, thread string) string {
 // that arrived while procurement waited on its model are weighed before
 // the window closes, and the window counts from when the requests went out.
 func TestSlowModelKeepsTheRulesDeal(t *testing.T) {
-	want := map[int]string{1: dealOutcome(t, 1, nil), 2: dealOutcome(t, 2, nil)}
+	want := map[int]string{1: dealOutcome(t, 1, "", nil), 2: dealOutcome(t, 2, "", nil)}
 	for _, w := range want {
 		if strings.Contains(w, "failed") {
 			t.Fatalf("the rules' deals: %s", w)
@@ -245,10 +280,44 @@ func TestSlowModelKeepsTheRulesDeal(t *testing.T) {
 			{"everyone, two deals", 2, 5 * time.Minute, []string{"procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}},
 		} {
 			t.Run(fmt.Sprintf("%s %v", tc.name, delay), func(t *testing.T) {
-				if got := dealOutcome(t, tc.needs, narrate(delay, tc.window, tc.who...)); got != want[tc.needs] {
+				if got := dealOutcome(t, tc.needs, "", narrate(delay, tc.window, tc.who...)); got != want[tc.needs] {
 					t.Errorf("deals = %s\nwant the rules' %s", got, want[tc.needs])
 				}
 			})
 		}
+	}
+}
+
+// TestReplayEveryDeal: replaying every agent of a deal, clock steps
+// included, reports every decision the same — the rules' deal, one with a
+// vendor down (its quote window closes on the clock), and both on a model
+// that narrates. (TestSlowModelKeepsTheRulesDeal replays its deals too.)
+func TestReplayEveryDeal(t *testing.T) {
+	narrate := func(team *Team, clock *fakeClock) {
+		srv := slowNarrator(t, clock, 3*time.Second)
+		for _, a := range team.Agents {
+			if a.Role == "procurement" || a.Role == "vendor" || a.Role == "finance" {
+				a.Brain, a.Model, a.Host, a.LLM, a.Fallback = "ollama", "fake", srv.URL, "narrate", "rules"
+				a.Timeout.Duration, a.MaxTokens = time.Minute, 512
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		needs int
+		down  string
+		set   func(*Team, *fakeClock)
+	}{
+		{"rules", 1, "", nil},
+		{"rules, vendor-c down", 1, "vendor-c", nil},
+		{"rules, two deals", 2, "", nil},
+		{"narrate", 1, "", narrate},
+		{"narrate, vendor-c down", 1, "vendor-c", narrate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := dealOutcome(t, tc.needs, tc.down, tc.set); strings.Contains(got, "failed") {
+				t.Errorf("deal = %s", got)
+			}
+		})
 	}
 }
