@@ -148,8 +148,9 @@ func (b *Model) failed(now time.Time, m *mailbox.Message, purpose string, err er
 	what := map[string]string{"read": "read the price in", "decide": "decide what to answer to"}[purpose]
 	return []*mailbox.Message{{From: b.Agent.Name, To: b.Human, Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Escalate, Item: m.Item, Quantity: m.Quantity,
 		Subject: fmt.Sprintf("ESCALATE: my model could not %s %s's %s", what, m.From, m.Verb),
-		Body: fmt.Sprintf("%s\n\nThe message, %s, is below. Answer %s yourself (parley send --from %s --to %s --thread %s),\n"+
-			"or set fallback = \"rules\" for %s in parley.toml.\n\n%s", err, m.ID, m.From, b.Agent.Name, m.From, m.Thread, b.Agent.Name, m.Marshal())}}
+		Body: fmt.Sprintf("%s\n\nThe message, %s, is below. Answer %s yourself (parley compose --from %s --to %s --reply-to '%s'),\n"+
+			"then close this: parley deny %s --reason \"answered by hand\". Or set fallback = \"rules\" for %s in parley.toml.\n\n%s",
+			err, m.ID, m.From, b.Agent.Name, m.From, m.ID, m.Thread, b.Agent.Name, m.Marshal())}}
 }
 
 // errDown says the model was not asked: its server failed a moment ago.

@@ -212,7 +212,7 @@ func TestModelFailuresFallBack(t *testing.T) {
 		defer srv.Close()
 		b, notes := withModel(t, "procurement", srv.URL, p, func(a *Agent) { a.Fallback = "escalate" })
 		out := b.Receive(now, quote)
-		if len(out) != 1 || out[0].Verb != mailbox.Escalate || out[0].To != "human" || !strings.Contains(out[0].Body, "parley send --from procurement --to vendor-b") {
+		if len(out) != 1 || out[0].Verb != mailbox.Escalate || out[0].To != "human" || !strings.Contains(out[0].Body, "parley compose --from procurement --to vendor-b --reply-to '") {
 			t.Fatalf("out = %v, want one ESCALATE to the human saying how to answer", summary(out))
 		}
 		if d := p.Deals["restock-1"]; d.Round != 1 {

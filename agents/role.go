@@ -438,7 +438,9 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 				Subject: fmt.Sprintf("ORDER: %d %s at %s, %s", d.Lot, d.Item, d.Agreed, total)}})
 		}
 	case mailbox.Denied:
-		if d.Phase == "approving" {
+		// Finance's answer; the human's DENIED closes a question asked
+		// without a spend (a silent agent), and ends no deal.
+		if d.Phase == "approving" && m.From == r.Finance {
 			return r.fail(now, d, fmt.Sprintf("finance denied %s: %s", d.Agreed.Times(d.Lot), firstLine(m.Body, m.Subject)))
 		}
 	case mailbox.Confirmed:

@@ -298,6 +298,13 @@ func TestProcurementWindowAndFailures(t *testing.T) {
 			t.Fatalf("one declined, two silent: %q", out[0].Subject)
 		}
 	})
+	t.Run("the human closes a question", func(t *testing.T) {
+		p, _ := dealTo(t, []string{"vendor-b", "vendor-a", "vendor-c"})
+		out := p.Receive(now, in("human", "procurement", mailbox.Denied, "restock-1", func(m *mailbox.Message) { m.Body = "..." }))
+		if d := p.Deals["restock-1"]; len(out) != 0 || d.Phase != "approving" {
+			t.Fatalf("the human's DENIED of an escalation with no spend: %v, phase %s; want nothing, the deal going on", summary(out), d.Phase)
+		}
+	})
 	t.Run("finance denies", func(t *testing.T) {
 		p, _ := dealTo(t, []string{"vendor-b", "vendor-a", "vendor-c"})
 		out := p.Receive(now, in("finance", "procurement", mailbox.Denied, "restock-1", func(m *mailbox.Message) { m.Body = "over the budget" }))

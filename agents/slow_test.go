@@ -114,7 +114,7 @@ func slowNarrator(t *testing.T, clock *fakeClock, delay time.Duration) *fakeolla
 // three vendors and finance, each driven by its runtime on a fake clock,
 // and returns how procurement's deals ended. Set changes the team (the
 // brains) and may start a fake model on the clock.
-func dealOutcome(t *testing.T, needs int, down string, set func(team *Team, clock *fakeClock)) string {
+func dealOutcome(t *testing.T, needs int, opt dealOpts, set func(team *Team, clock *fakeClock)) string {
 	t.Helper()
 	clock := &fakeClock{t: now}
 	team := defaultTeam(t)
@@ -139,7 +139,7 @@ func dealOutcome(t *testing.T, needs int, down string, set func(team *Team, cloc
 	}
 	var agents []*stepped
 	for _, name := range []string{"procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
-		if name != down {
+		if name != opt.down {
 			agents = append(agents, stepRuntime(t, r, team, name))
 		}
 	}
@@ -159,13 +159,21 @@ func dealOutcome(t *testing.T, needs int, down string, set func(team *Team, cloc
 			t.Fatal(err)
 		}
 	}
-	proc := agents[0].rt
+	var stopped time.Time // when procurement was stopped, to be started again
 	for turns := 0; turns < 20000; turns++ {
 		busy := false
-		for _, a := range agents {
+		for i, a := range agents {
+			if i == 0 && !stopped.IsZero() {
+				if clock.Now().Before(stopped.Add(25 * time.Minute)) {
+					continue // down, past every reply_within and reminder
+				}
+				a = stepRuntime(t, r, team, "procurement")
+				agents[0], stopped = a, time.Time{}
+				opt.restart = false
+			}
 			busy = a.step(t) || busy
 		}
-		rules := proc.role
+		rules := agents[0].rt.role
 		if b, ok := rules.(*Model); ok {
 			rules = b.Rules
 		}
@@ -187,12 +195,34 @@ func dealOutcome(t *testing.T, needs int, down string, set func(team *Team, cloc
 			}
 			return strings.Join(ends, "; ")
 		}
+		if opt.restart && stopped.IsZero() && waitsForVendors(rules.(*Procurement)) {
+			stopped = clock.Now()
+		}
 		if !busy {
 			clock.Advance(time.Second)
 		}
 	}
 	t.Fatalf("the deal did not end by %s", clock.Now())
 	return ""
+}
+
+// dealOpts are the ways a deal is played: with an agent down all along,
+// or procurement stopped while it waits for the vendors' answers, and
+// started again long after they came.
+type dealOpts struct {
+	down    string
+	restart bool
+}
+
+// waitsForVendors reports whether a deal awaits the vendors' answers to
+// counter-offers.
+func waitsForVendors(p *Procurement) bool {
+	for _, d := range p.Deals {
+		if d.Phase == "pressing" || (d.Phase == "negotiating" && d.Awaiting != nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // replayed replays agent name's decisions on thread, clock steps
@@ -244,7 +274,7 @@ func notice(t *testing.T, r *mailbox.Root, thread string) string {
 // that arrived while procurement waited on its model are weighed before
 // the window closes, and the window counts from when the requests went out.
 func TestSlowModelKeepsTheRulesDeal(t *testing.T) {
-	want := map[int]string{1: dealOutcome(t, 1, "", nil), 2: dealOutcome(t, 2, "", nil)}
+	want := map[int]string{1: dealOutcome(t, 1, dealOpts{}, nil), 2: dealOutcome(t, 2, dealOpts{}, nil)}
 	for _, w := range want {
 		if strings.Contains(w, "failed") {
 			t.Fatalf("the rules' deals: %s", w)
@@ -280,7 +310,7 @@ func TestSlowModelKeepsTheRulesDeal(t *testing.T) {
 			{"everyone, two deals", 2, 5 * time.Minute, []string{"procurement", "vendor-a", "vendor-b", "vendor-c", "finance"}},
 		} {
 			t.Run(fmt.Sprintf("%s %v", tc.name, delay), func(t *testing.T) {
-				if got := dealOutcome(t, tc.needs, "", narrate(delay, tc.window, tc.who...)); got != want[tc.needs] {
+				if got := dealOutcome(t, tc.needs, dealOpts{}, narrate(delay, tc.window, tc.who...)); got != want[tc.needs] {
 					t.Errorf("deals = %s\nwant the rules' %s", got, want[tc.needs])
 				}
 			})
@@ -305,19 +335,32 @@ func TestReplayEveryDeal(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		needs int
-		down  string
+		opt   dealOpts
 		set   func(*Team, *fakeClock)
 	}{
-		{"rules", 1, "", nil},
-		{"rules, vendor-c down", 1, "vendor-c", nil},
-		{"rules, two deals", 2, "", nil},
-		{"narrate", 1, "", narrate},
-		{"narrate, vendor-c down", 1, "vendor-c", narrate},
+		{"rules", 1, dealOpts{}, nil},
+		{"rules, vendor-c down", 1, dealOpts{down: "vendor-c"}, nil},
+		{"rules, two deals", 2, dealOpts{}, nil},
+		{"narrate", 1, dealOpts{}, narrate},
+		{"narrate, vendor-c down", 1, dealOpts{down: "vendor-c"}, narrate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := dealOutcome(t, tc.needs, tc.down, tc.set); strings.Contains(got, "failed") {
+			if got := dealOutcome(t, tc.needs, tc.opt, tc.set); strings.Contains(got, "failed") {
 				t.Errorf("deal = %s", got)
 			}
 		})
+	}
+}
+
+// TestRestartRemindsOnlyTheUnanswered: procurement stops while the vendors
+// answer its counter-offers and starts again long after reply_within: the
+// answers waiting in its inbox are read before its clock looks for
+// silence, so no vendor is reminded of what it answered, none is dropped
+// for "not answering", and the deal ends as it does without the stop.
+func TestRestartRemindsOnlyTheUnanswered(t *testing.T) {
+	want := dealOutcome(t, 1, dealOpts{}, nil)
+	got := dealOutcome(t, 1, dealOpts{restart: true}, nil)
+	if got != want {
+		t.Errorf("after a restart: %s\nwant %s", got, want)
 	}
 }
