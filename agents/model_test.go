@@ -563,3 +563,16 @@ func TestDeclaredRoleOnAModel(t *testing.T) {
 		t.Errorf("the schema offered %+v", asked)
 	}
 }
+
+// TestRetriesZeroAsksOnce: retries = 0 asks the model once; an unusable
+// answer goes straight to the fallback.
+func TestRetriesZeroAsksOnce(t *testing.T) {
+	p, quote := negotiating(t)
+	srv := fakeollama.Start(func(api.ChatRequest) fakeollama.Reply { return fakeollama.Reply{Content: `Sure, I accept.`} })
+	defer srv.Close()
+	b, _ := withModel(t, "procurement", srv.URL, p, func(a *Agent) { a.Retries = 0 })
+	b.Receive(now, quote)
+	if n := len(srv.Requests()); n != 1 {
+		t.Errorf("%d calls, want 1", n)
+	}
+}
