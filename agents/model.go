@@ -431,9 +431,10 @@ func (b *Model) narrate(now time.Time, cause string, out []*mailbox.Message) []*
 }
 
 // fits says whether a model's text may go out as m's text: not empty, not
-// too long, and stating no number but those m's fields carry (its quantity,
-// unit price, amount) and the parts of dates — a price in words is a price
-// said, and a model must not say one the code did not choose.
+// too long, language (notLanguage), naming in words no date but those m's
+// fields carry, and stating no number but those its fields carry (its
+// quantity, unit price, amount) and the parts of dates — a price in words
+// is a price said, and a model must not say one the code did not choose.
 func fits(text string, m *mailbox.Message) error {
 	text = strings.TrimSpace(text)
 	if text == "" {
@@ -441,6 +442,15 @@ func fits(text string, m *mailbox.Message) error {
 	}
 	if n := utf8.RuneCountInString(text); n > maxText {
 		return fmt.Errorf("the text is %d characters long, more than %d", n, maxText)
+	}
+	if err := notLanguage(text); err != nil {
+		return err
+	}
+	// A date in words that the message's fields carry is a date, not a
+	// number it states ("delivered by December 11.").
+	text, err := withoutDates(text, m)
+	if err != nil {
+		return err
 	}
 	known := []decimal.Decimal{decimal.NewFromInt(m.Quantity)}
 	for _, v := range []mailbox.Money{m.UnitPrice, m.Amount, m.Total()} {

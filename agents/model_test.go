@@ -576,3 +576,54 @@ func TestRetriesZeroAsksOnce(t *testing.T) {
 		t.Errorf("%d calls, want 1", n)
 	}
 }
+
+// TestTextChecks: a narrated text may name in words the dates its message
+// carries, and is refused when it names another, or is not language.
+func TestTextChecks(t *testing.T) {
+	m := &mailbox.Message{Verb: mailbox.Quote, Quantity: 500, UnitPrice: mailbox.MustMoney("5.10 USD"),
+		DeliverBy: time.Date(2026, 12, 11, 0, 0, 0, 0, time.UTC)}
+	for _, tt := range []struct {
+		text, refused string // refused: what the error says, "" for none
+	}{
+		{"500 widgets at 5.10 USD each, delivered by December 11.", ""},
+		{"Delivered by Dec. 11th, 2026, as you asked.", ""},
+		{"We deliver on the 11th of December 2026.", ""},
+		{"We can deliver 500 widgets on 11 December.", ""},
+		{"We deliver by December 12.", `names the date "December 12"`},
+		{"We deliver by December 11, 2027.", "does not carry"},
+		{"Our price is 4.90 USD.", "states 4.9"},
+		{"bhhhdml捡/l捉|LlP", "mixes scripts"},
+		{"l/l/l/l/l/l/l/l/l/l/l/l/", "repeats"},
+		{"Thanks!!!! ##$$%%", "run of symbols"},
+		{"Merci, c'est noté: 500 à 5.10 USD.", ""},
+	} {
+		err := fits(tt.text, m)
+		if tt.refused == "" && err != nil || tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)) {
+			t.Errorf("fits(%q) = %v, want refused for %q", tt.text, err, tt.refused)
+		}
+	}
+}
+
+// FuzzTextChecks: the date and language checks take any text without
+// panicking, and a date they pass is one the message carries.
+func FuzzTextChecks(f *testing.F) {
+	for _, s := range []string{"delivered by December 11.", "the 11th of Dec, 2026", "l/l/l/l/l/l/", "bhhhdml捡/l捉|LlP", "Sept 31st 0000", ""} {
+		f.Add(s)
+	}
+	m := &mailbox.Message{Quantity: 500, DeliverBy: time.Date(2026, 12, 11, 0, 0, 0, 0, time.UTC)}
+	f.Fuzz(func(t *testing.T, text string) {
+		notLanguage(text)
+		rest, err := withoutDates(text, m)
+		if err != nil {
+			return
+		}
+		if len(rest) != len(text) {
+			t.Fatalf("withoutDates changed the length: %q to %q", text, rest)
+		}
+		for _, d := range datesIn(text) {
+			if d.month != time.December || d.day != 11 || (d.year != 0 && d.year != 2026) {
+				t.Fatalf("%q passed with the date %+v", text, d)
+			}
+		}
+	})
+}
