@@ -334,6 +334,10 @@ func (rt *Runtime) tick(claims *mailbox.Claims) error {
 	return rt.save() // a no-op unless the tick changed the state
 }
 
+// waitingFor is how long a transport other than files is given to hand
+// over a message that is waiting.
+const waitingFor = 50 * time.Millisecond
+
 // drainRounds bounds how often drain looks again at an inbox that keeps
 // filling while it works, so that the timers still run.
 const drainRounds = 8
@@ -380,16 +384,19 @@ func (rt *Runtime) drain(claims *mailbox.Claims) (time.Time, error) {
 // returns nil. On files, that is the next of names, the files in new/ when
 // the round began (a name starts with the time it was delivered, so they
 // come in the order they arrived), whatever the watcher has reported yet;
-// on another transport, what it hands over without waiting.
+// on another transport, what it hands over within waitingFor.
 func (rt *Runtime) claimWaiting(claims *mailbox.Claims, names *[]string) (*mailbox.Claimed, error) {
 	for {
 		var c *mailbox.Claimed
 		var err error
 		if rt.Root.Transport != nil {
-			ctx, cancel := context.WithCancel(rt.ctx)
+			// A server hands over what it holds within a moment; it is not
+			// waited for longer.
+			ctx, cancel := context.WithTimeout(rt.ctx, waitingFor)
+			c, err = claims.Next(ctx)
 			cancel()
-			if c, err = claims.Next(ctx); err != nil && !errors.Is(err, mailbox.ErrRejected) {
-				return nil, nil // nothing more without waiting
+			if err != nil && !errors.Is(err, mailbox.ErrRejected) {
+				return nil, nil // nothing more waiting
 			}
 		} else {
 			if len(*names) == 0 {
