@@ -121,6 +121,13 @@ func (b *Model) Tick(now time.Time) []*mailbox.Message {
 	return b.narrate(now, "tick", b.Rules.Tick(now))
 }
 
+// Sent passes on to the rules when the step's messages went out.
+func (b *Model) Sent(at time.Time, out []*mailbox.Message) {
+	if s, ok := b.Rules.(sender); ok {
+		s.Sent(at, out)
+	}
+}
+
 // Denied lets the rules take the next best step.
 func (b *Model) Denied(now time.Time, m *mailbox.Message, d policy.Decision) []*mailbox.Message {
 	return b.Rules.Denied(now, m, d)
@@ -141,8 +148,9 @@ func (b *Model) failed(now time.Time, m *mailbox.Message, purpose string, err er
 	what := map[string]string{"read": "read the price in", "decide": "decide what to answer to"}[purpose]
 	return []*mailbox.Message{{From: b.Agent.Name, To: b.Human, Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Escalate, Item: m.Item, Quantity: m.Quantity,
 		Subject: fmt.Sprintf("ESCALATE: my model could not %s %s's %s", what, m.From, m.Verb),
-		Body: fmt.Sprintf("%s\n\nThe message, %s, is below. Answer %s yourself (parley send --from %s --to %s --thread %s),\n"+
-			"or set fallback = \"rules\" for %s in parley.toml.\n\n%s", err, m.ID, m.From, b.Agent.Name, m.From, m.Thread, b.Agent.Name, m.Marshal())}}
+		Body: fmt.Sprintf("%s\n\nThe message, %s, is below. Answer %s yourself (parley compose --from %s --to %s --reply-to '%s'),\n"+
+			"then close this: parley deny %s --reason \"answered by hand\". Or set fallback = \"rules\" for %s in parley.toml.\n\n%s",
+			err, m.ID, m.From, b.Agent.Name, m.From, m.ID, m.Thread, b.Agent.Name, m.Marshal())}}
 }
 
 // errDown says the model was not asked: its server failed a moment ago.
@@ -423,9 +431,10 @@ func (b *Model) narrate(now time.Time, cause string, out []*mailbox.Message) []*
 }
 
 // fits says whether a model's text may go out as m's text: not empty, not
-// too long, and stating no number but those m's fields carry (its quantity,
-// unit price, amount) and the parts of dates — a price in words is a price
-// said, and a model must not say one the code did not choose.
+// too long, language (notLanguage), naming in words no date but those m's
+// fields carry, and stating no number but those its fields carry (its
+// quantity, unit price, amount) and the parts of dates — a price in words
+// is a price said, and a model must not say one the code did not choose.
 func fits(text string, m *mailbox.Message) error {
 	text = strings.TrimSpace(text)
 	if text == "" {
@@ -433,6 +442,15 @@ func fits(text string, m *mailbox.Message) error {
 	}
 	if n := utf8.RuneCountInString(text); n > maxText {
 		return fmt.Errorf("the text is %d characters long, more than %d", n, maxText)
+	}
+	if err := notLanguage(text); err != nil {
+		return err
+	}
+	// A date in words that the message's fields carry is a date, not a
+	// number it states ("delivered by December 11.").
+	text, err := withoutDates(text, m)
+	if err != nil {
+		return err
 	}
 	known := []decimal.Decimal{decimal.NewFromInt(m.Quantity)}
 	for _, v := range []mailbox.Money{m.UnitPrice, m.Amount, m.Total()} {

@@ -212,7 +212,7 @@ func TestModelFailuresFallBack(t *testing.T) {
 		defer srv.Close()
 		b, notes := withModel(t, "procurement", srv.URL, p, func(a *Agent) { a.Fallback = "escalate" })
 		out := b.Receive(now, quote)
-		if len(out) != 1 || out[0].Verb != mailbox.Escalate || out[0].To != "human" || !strings.Contains(out[0].Body, "parley send --from procurement --to vendor-b") {
+		if len(out) != 1 || out[0].Verb != mailbox.Escalate || out[0].To != "human" || !strings.Contains(out[0].Body, "parley compose --from procurement --to vendor-b --reply-to '") {
 			t.Fatalf("out = %v, want one ESCALATE to the human saying how to answer", summary(out))
 		}
 		if d := p.Deals["restock-1"]; d.Round != 1 {
@@ -470,19 +470,34 @@ func TestChoiceNeverTheCeiling(t *testing.T) {
 	}
 }
 
-// TestTapesKeepOnlyAnswers: a call the server never answered is not taped:
-// the step taken again asks the model again.
-func TestTapesKeepOnlyAnswers(t *testing.T) {
+// TestTapesOfNoAnswer: a call the server never answered is taped, as the
+// record of no answer that replay plays; the step taken again asks the
+// model again, and its answer replaces the record.
+func TestTapesOfNoAnswer(t *testing.T) {
 	tapes := Tapes{Dir: t.TempDir()}
 	for _, kind := range []string{"unreachable", "timeout", ""} {
-		ask := tapes.Recording(func(context.Context, llm.Call) (llm.Answer, error) {
-			return llm.Answer{Tape: llm.Tape{Kind: kind, Answer: "{}"}}, nil
-		})
 		key := "k-" + kind
+		asked := 0
+		ask := tapes.Recording(func(context.Context, llm.Call) (llm.Answer, error) {
+			asked++
+			if asked == 1 && kind != "" {
+				return llm.Play(llm.Tape{Kind: kind, Error: "no answer"})
+			}
+			return llm.Answer{Tape: llm.Tape{Answer: "{}"}}, nil
+		})
+		_, err := ask(context.Background(), key, llm.Call{})
+		if tape, ok, lerr := tapes.Load(key); lerr != nil || !ok || tape.Kind != kind {
+			t.Errorf("kind %q: taped %v, kind %q (%v)", kind, ok, tape.Kind, lerr)
+		}
+		if _, perr := tapes.Playing()(context.Background(), key, llm.Call{}); (perr == nil) != (err == nil) {
+			t.Errorf("kind %q: replay gives %v, the call gave %v", kind, perr, err)
+		}
 		ask(context.Background(), key, llm.Call{})
-		_, ok, err := tapes.Load(key)
-		if err != nil || ok != (kind == "") {
-			t.Errorf("kind %q: taped %v (%v)", kind, ok, err)
+		if want := map[bool]int{true: 1, false: 2}[kind == ""]; asked != want {
+			t.Errorf("kind %q: the model was asked %d times for the step taken twice, want %d", kind, asked, want)
+		}
+		if tape, _, _ := tapes.Load(key); tape.Kind != "" {
+			t.Errorf("kind %q: after an answer the tape still says %q", kind, tape.Kind)
 		}
 	}
 }
@@ -547,4 +562,68 @@ func TestDeclaredRoleOnAModel(t *testing.T) {
 	if len(asked) != 1 || !slices.Equal(asked[0].Properties["to"].Enum, []string{"editor"}) || !slices.Contains(asked[0].Properties["action"].Enum, "NOTHING") {
 		t.Errorf("the schema offered %+v", asked)
 	}
+}
+
+// TestRetriesZeroAsksOnce: retries = 0 asks the model once; an unusable
+// answer goes straight to the fallback.
+func TestRetriesZeroAsksOnce(t *testing.T) {
+	p, quote := negotiating(t)
+	srv := fakeollama.Start(func(api.ChatRequest) fakeollama.Reply { return fakeollama.Reply{Content: `Sure, I accept.`} })
+	defer srv.Close()
+	b, _ := withModel(t, "procurement", srv.URL, p, func(a *Agent) { a.Retries = 0 })
+	b.Receive(now, quote)
+	if n := len(srv.Requests()); n != 1 {
+		t.Errorf("%d calls, want 1", n)
+	}
+}
+
+// TestTextChecks: a narrated text may name in words the dates its message
+// carries, and is refused when it names another, or is not language.
+func TestTextChecks(t *testing.T) {
+	m := &mailbox.Message{Verb: mailbox.Quote, Quantity: 500, UnitPrice: mailbox.MustMoney("5.10 USD"),
+		DeliverBy: time.Date(2026, 12, 11, 0, 0, 0, 0, time.UTC)}
+	for _, tt := range []struct {
+		text, refused string // refused: what the error says, "" for none
+	}{
+		{"500 widgets at 5.10 USD each, delivered by December 11.", ""},
+		{"Delivered by Dec. 11th, 2026, as you asked.", ""},
+		{"We deliver on the 11th of December 2026.", ""},
+		{"We can deliver 500 widgets on 11 December.", ""},
+		{"We deliver by December 12.", `names the date "December 12"`},
+		{"We deliver by December 11, 2027.", "does not carry"},
+		{"Our price is 4.90 USD.", "states 4.9"},
+		{"bhhhdml捡/l捉|LlP", "mixes scripts"},
+		{"l/l/l/l/l/l/l/l/l/l/l/l/", "repeats"},
+		{"Thanks!!!! ##$$%%", "run of symbols"},
+		{"Merci, c'est noté: 500 à 5.10 USD.", ""},
+	} {
+		err := fits(tt.text, m)
+		if tt.refused == "" && err != nil || tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)) {
+			t.Errorf("fits(%q) = %v, want refused for %q", tt.text, err, tt.refused)
+		}
+	}
+}
+
+// FuzzTextChecks: the date and language checks take any text without
+// panicking, and a date they pass is one the message carries.
+func FuzzTextChecks(f *testing.F) {
+	for _, s := range []string{"delivered by December 11.", "the 11th of Dec, 2026", "l/l/l/l/l/l/", "bhhhdml捡/l捉|LlP", "Sept 31st 0000", ""} {
+		f.Add(s)
+	}
+	m := &mailbox.Message{Quantity: 500, DeliverBy: time.Date(2026, 12, 11, 0, 0, 0, 0, time.UTC)}
+	f.Fuzz(func(t *testing.T, text string) {
+		notLanguage(text)
+		rest, err := withoutDates(text, m)
+		if err != nil {
+			return
+		}
+		if len(rest) != len(text) {
+			t.Fatalf("withoutDates changed the length: %q to %q", text, rest)
+		}
+		for _, d := range datesIn(text) {
+			if d.month != time.December || d.day != 11 || (d.year != 0 && d.year != 2026) {
+				t.Fatalf("%q passed with the date %+v", text, d)
+			}
+		}
+	})
 }

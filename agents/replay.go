@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"time"
 
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
@@ -20,12 +20,16 @@ type Step struct {
 	Model    []string `json:"model,omitempty"` // the model's part in it, played from its tapes
 }
 
-// Replay runs agent name's decisions on thread again: each message it
-// claimed there, from its inbox, in the order it claimed them, through a
-// fresh brain whose model calls are played from the agent's tapes (no
-// model runs), and compares what it sends with what the ledger says it
-// sent. The steps its clock took (a quote window closing, a reminder) are
-// not replayed; clock counts them.
+// Replay runs agent name's decisions on thread again, clock steps
+// included: each message it claimed there, from its inbox, and each step
+// its clock took there (a quote window closing, a reminder, the human's
+// decision timeout), in the order the ledger has them, through a fresh
+// brain whose model calls are played from the agent's tapes (no model
+// runs), and compares what it sends with what the ledger says it sent. A
+// clock step is taken at the Date of the first message it sent; what the
+// policy denied or held for the human is told to the brain as it was then,
+// and a held message goes again when the human's answer is replayed. Clock
+// is how many of the steps are the clock's.
 func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailbox.Entry) (steps []Step, clock int, err error) {
 	a := team.Agent(name)
 	if a == nil {
@@ -45,8 +49,7 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 	if p, ok := rules.(*Procurement); ok {
 		p.Bind(pol)
 	}
-	brain := rules
-	var uses []string
+	rp := &replayer{name: name, human: team.Human, thread: thread, brain: rules, sent: map[string][]mailbox.Entry{}, done: map[uint64]bool{}}
 	if a.Brain == "ollama" {
 		b, err := NewModel(root.Dir, team, a, rules, pol)
 		if err != nil {
@@ -59,57 +62,186 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 			if n.Played {
 				how += ", played from its tape"
 			}
-			uses = append(uses, fmt.Sprintf("%s: %s: %s", n.Purpose, how, firstLine(n.Reason)))
+			rp.uses = append(rp.uses, fmt.Sprintf("%s: %s: %s", n.Purpose, how, firstLine(n.Reason)))
 		}
-		brain = b
+		rp.brain = b
 	}
-	sent := map[string]mailbox.Entry{} // id: the decision on a message the agent sent
-	caused := map[string]bool{}        // ids of messages sent in answer to a message
 	for _, e := range entries {
 		if e.Event == policy.EventDecision && e.Agent == name && e.Thread == thread {
-			sent[e.MsgID] = e
+			rp.sent[e.MsgID] = append(rp.sent[e.MsgID], e)
 		}
 	}
 	for _, e := range entries {
-		if e.Event != mailbox.EventClaimed || e.Agent != name || e.Thread != thread {
-			continue
-		}
-		m, err := claimedMessage(root, e.File)
-		if err != nil {
-			return nil, 0, err
-		}
-		uses = nil
-		out := brain.Receive(e.Time, m)
-		st := Step{Message: fmt.Sprintf("%s %s from %s", m.Verb, m.ID, m.From), Recorded: []string{}, Replayed: []string{}, Same: true}
-		for i := 0; ; i++ {
-			id := MessageID(name, m.ID, i)
-			rec, was := sent[id]
-			if !was && i >= len(out) {
-				break
+		switch {
+		case e.Agent != name || e.Thread != thread:
+		case e.Event == mailbox.EventClaimed:
+			m, err := claimedMessage(root, e.File)
+			if err != nil {
+				return nil, 0, err
 			}
-			caused[id] = true
-			if was {
-				st.Recorded = append(st.Recorded, entryLine(rec))
-			}
-			if i < len(out) {
-				o := out[i]
-				o.ID, o.From = id, name
-				st.Replayed = append(st.Replayed, entryLine(mailbox.MessageEntry(name, "", o)))
-				if was && rec.Decision == string(policy.Deny) {
-					brain.Denied(e.Time, o, policy.Decision{Outcome: policy.Deny, Rule: rec.Rule, Reason: rec.Reason})
-				}
-			}
-			st.Same = st.Same && was && i < len(out) && entryLine(rec) == st.Replayed[len(st.Replayed)-1]
-		}
-		st.Model = uses
-		steps = append(steps, st)
-	}
-	for id, e := range sent {
-		if !caused[id] && !strings.Contains(e.Rule, "human") {
+			steps = append(steps, rp.receive(e.Time, m))
+		case e.Event == policy.EventDecision && !rp.done[e.Seq]:
+			// Sent, and by no message replayed so far: a step of the clock.
+			steps = append(steps, rp.tick(e))
 			clock++
 		}
 	}
 	return steps, clock, nil
+}
+
+// replayer is the state of one replay.
+type replayer struct {
+	name, human, thread string
+	brain               Role
+	// sent holds the decisions on each message the agent sent, by id, in
+	// order: a message held for the human goes again under its id.
+	sent map[string][]mailbox.Entry
+	done map[uint64]bool    // the decisions replayed, by Seq
+	held []*mailbox.Message // what waits for the human, as replayed
+	uses []string           // the model's part in the step
+}
+
+// receive replays the handling of m, claimed at t.
+func (rp *replayer) receive(t time.Time, m *mailbox.Message) Step {
+	rp.uses = nil
+	st := Step{Message: fmt.Sprintf("%s %s from %s", m.Verb, m.ID, m.From), Recorded: []string{}, Replayed: []string{}, Same: true}
+	if m.From == rp.human && len(rp.held) > 0 && (m.Verb == mailbox.Approved || m.Verb == mailbox.Denied) {
+		// The runtime's answer to the human's: the held messages go, or the
+		// role hears they were denied.
+		held := rp.held
+		rp.held = nil
+		if m.Verb == mailbox.Approved {
+			rp.play(&st, m.ID+"|approved", held, t, false)
+		} else {
+			for _, h := range held {
+				d := policy.Decision{Outcome: policy.Deny, Rule: "human.denied", Reason: rp.human + " denied it: " + firstLine(m.Body, m.Subject)}
+				rp.play(&st, m.ID+"|denied|"+h.ID, rp.brain.Denied(t, h, d), t, false)
+			}
+		}
+	}
+	out := rp.brain.Receive(t, m)
+	rp.sentAt(rp.when(m.ID, t), out)
+	rp.play(&st, m.ID, out, rp.when(m.ID, t), true)
+	st.Model = rp.uses
+	return st
+}
+
+// tick replays the step of the clock that sent e: the role's timers run at
+// e's Date, and the human's decision timeout.
+func (rp *replayer) tick(e mailbox.Entry) Step {
+	rp.uses = nil
+	at := e.Date
+	if at.IsZero() {
+		at = e.Time // a ledger written before entries had dates
+	}
+	st := Step{Message: "the clock at " + at.UTC().Format(time.TimeOnly), Recorded: []string{}, Replayed: []string{}, Same: true}
+	for _, h := range rp.held {
+		if h.ID == e.MsgID {
+			// The human did not answer in time: what was held is decided
+			// again.
+			held := rp.held
+			rp.held = nil
+			rp.play(&st, "timeout|"+rp.thread, held, at, false)
+			break
+		}
+	}
+	var out []*mailbox.Message
+	for _, m := range rp.brain.Tick(at) {
+		if m.Thread == rp.thread {
+			out = append(out, m)
+		}
+	}
+	rp.sentAt(at, out)
+	for _, m := range out {
+		m.ID = tickID(rp.name, m)
+	}
+	rp.play(&st, "tick", out, at, false)
+	if !rp.done[e.Seq] {
+		// Sent then, and not by this step now.
+		rp.done[e.Seq] = true
+		st.Recorded, st.Same = append(st.Recorded, entryLine(e)), false
+	}
+	st.Model = rp.uses
+	return st
+}
+
+// take returns the first decision on id not replayed yet.
+func (rp *replayer) take(id string) (mailbox.Entry, bool) {
+	for _, e := range rp.sent[id] {
+		if !rp.done[e.Seq] {
+			rp.done[e.Seq] = true
+			return e, true
+		}
+	}
+	return mailbox.Entry{}, false
+}
+
+// recorded reports whether a decision on id is still to be replayed.
+func (rp *replayer) recorded(id string) bool {
+	for _, e := range rp.sent[id] {
+		if !rp.done[e.Seq] {
+			return true
+		}
+	}
+	return false
+}
+
+// when is the Date of the first message sent under key: when the step's
+// messages went out; t when it sent none.
+func (rp *replayer) when(key string, t time.Time) time.Time {
+	if es := rp.sent[MessageID(rp.name, key, 0)]; len(es) > 0 && !es[0].Date.IsZero() {
+		return es[0].Date
+	}
+	return t
+}
+
+// sentAt tells the brain when the step's messages went out, as the runtime
+// did.
+func (rp *replayer) sentAt(at time.Time, out []*mailbox.Message) {
+	if s, ok := rp.brain.(sender); ok && len(out) > 0 {
+		s.Sent(at, out)
+	}
+}
+
+// play compares out, sent under key, with what the ledger recorded under
+// the same ids, and tells the brain what the policy denied or held then,
+// replaying what it does next. All, for a message's own step, also counts
+// what was recorded under key beyond what comes out now. A message with an
+// id keeps it, as the runtime's send keeps it (the clock's, one held for
+// the human).
+func (rp *replayer) play(st *Step, key string, out []*mailbox.Message, at time.Time, all bool) {
+	for i := 0; ; i++ {
+		id := MessageID(rp.name, key, i)
+		if i >= len(out) && (!all || !rp.recorded(id)) {
+			return
+		}
+		if i < len(out) && out[i].ID != "" {
+			id = out[i].ID
+		}
+		rec, was := rp.take(id)
+		if was {
+			st.Recorded = append(st.Recorded, entryLine(rec))
+		}
+		if i >= len(out) {
+			st.Same = false
+			continue
+		}
+		o := out[i]
+		o.ID, o.From = id, rp.name
+		line := entryLine(mailbox.MessageEntry(rp.name, "", o))
+		st.Replayed = append(st.Replayed, line)
+		st.Same = st.Same && was && entryLine(rec) == line
+		if !was {
+			continue
+		}
+		switch rec.Decision {
+		case string(policy.Deny):
+			next := rp.brain.Denied(at, o, policy.Decision{Outcome: policy.Deny, Rule: rec.Rule, Reason: rec.Reason})
+			rp.play(st, key+"|denied|"+id, next, at, false)
+		case string(policy.Escalate):
+			rp.held = append(rp.held, o)
+		}
+	}
 }
 
 // entryLine is what replay compares of a message: verb, recipient, item,

@@ -438,7 +438,9 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 				Subject: fmt.Sprintf("ORDER: %d %s at %s, %s", d.Lot, d.Item, d.Agreed, total)}})
 		}
 	case mailbox.Denied:
-		if d.Phase == "approving" {
+		// Finance's answer; the human's DENIED closes a question asked
+		// without a spend (a silent agent), and ends no deal.
+		if d.Phase == "approving" && m.From == r.Finance {
 			return r.fail(now, d, fmt.Sprintf("finance denied %s: %s", d.Agreed.Times(d.Lot), firstLine(m.Body, m.Subject)))
 		}
 	case mailbox.Confirmed:
@@ -555,7 +557,7 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 		if d.Bought > 0 {
 			return r.finish(now, d, fmt.Sprintf("no other vendor can deliver the other %d in time at an acceptable price", d.Quantity-d.Bought))
 		}
-		return r.fail(now, d, fmt.Sprintf("no vendor can deliver %d %s by %s at an acceptable price", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly)))
+		return r.fail(now, d, r.noneUsable(d))
 	}
 	if r.Rounds > 0 && r.Tactic == "" && !r.Serial && d.Bought == 0 && r.covers(d, vs[0]) {
 		var whole []string // only vendors that can deliver all of it are pressed
@@ -592,6 +594,51 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 	}
 	d.Phase = "negotiating"
 	return r.counter(now, d, o.UnitPrice)
+}
+
+// noneUsable says why no quote of deal d can be taken: a vendor that did
+// not quote before the window closed is named as such, not counted among
+// those that cannot deliver.
+func (r *Procurement) noneUsable(d *Deal) string {
+	var silent []string
+	for _, v := range r.Vendors {
+		if d.Quotes[v] == nil {
+			silent = append(silent, v)
+		}
+	}
+	closed := d.Closes.UTC().Format(time.TimeOnly)
+	switch {
+	case len(silent) == 0:
+		return fmt.Sprintf("no vendor can deliver %d %s by %s at an acceptable price", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly))
+	case len(silent) == len(r.Vendors):
+		return fmt.Sprintf("no vendor quoted before the quote window closed at %s UTC (no answer from %s)", closed, strings.Join(silent, ", "))
+	}
+	return fmt.Sprintf("no vendor that quoted can deliver %d %s by %s at an acceptable price, and %s did not quote before the quote window closed at %s UTC",
+		d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly), strings.Join(silent, ", "), closed)
+}
+
+// Sent tells procurement when the messages of its last step went out: the
+// quote window and the wait for an answer count from then, not from when
+// the step began, which a model writing the text may have made a minute
+// earlier. A deadline only moves later.
+func (r *Procurement) Sent(at time.Time, out []*mailbox.Message) {
+	for _, m := range out {
+		d := r.Deals[m.Thread]
+		if d == nil {
+			continue
+		}
+		if d.Phase == "quoting" && m.Verb == mailbox.Request && m.To != r.Finance {
+			if c := at.Add(r.Window); c.After(d.Closes) {
+				d.Closes = c
+			}
+			m.Expires = d.Closes
+		}
+		if r.ReplyWithin > 0 && !d.Due.IsZero() && (d.Awaiting == m || (d.Phase == "pressing" && m.Verb == mailbox.Counter)) {
+			if due := at.Add(r.ReplyWithin); due.After(d.Due) {
+				d.Due = due
+			}
+		}
+	}
 }
 
 // choose turns deal d to vendor for as much of what is still needed as it

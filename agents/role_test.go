@@ -282,6 +282,29 @@ func TestProcurementWindowAndFailures(t *testing.T) {
 			t.Fatalf("all declined: %v %q", got, out[0].Subject)
 		}
 	})
+	t.Run("no quote in time", func(t *testing.T) {
+		p := role(t, "procurement").(*Procurement)
+		p.Receive(now, in("inventory", "procurement", mailbox.Request, "q", nil))
+		out := p.Tick(now.Add(31 * time.Second))
+		if got := summary(out); !slices.Equal(got, []string{"human NOTIFY", "inventory NOTIFY"}) ||
+			out[0].Subject != "Could not buy 500 widget: no vendor quoted before the quote window closed at 10:00:30 UTC (no answer from vendor-a, vendor-b, vendor-c)." {
+			t.Fatalf("no answers: %v %q", got, out[0].Subject)
+		}
+		p = role(t, "procurement").(*Procurement)
+		p.Receive(now, in("inventory", "procurement", mailbox.Request, "q", nil))
+		p.Receive(now, in("vendor-a", "procurement", mailbox.Decline, "q", nil))
+		out = p.Tick(now.Add(31 * time.Second))
+		if !strings.Contains(out[0].Subject, "no vendor that quoted can deliver") || !strings.Contains(out[0].Subject, "vendor-b, vendor-c did not quote before the quote window closed") {
+			t.Fatalf("one declined, two silent: %q", out[0].Subject)
+		}
+	})
+	t.Run("the human closes a question", func(t *testing.T) {
+		p, _ := dealTo(t, []string{"vendor-b", "vendor-a", "vendor-c"})
+		out := p.Receive(now, in("human", "procurement", mailbox.Denied, "restock-1", func(m *mailbox.Message) { m.Body = "..." }))
+		if d := p.Deals["restock-1"]; len(out) != 0 || d.Phase != "approving" {
+			t.Fatalf("the human's DENIED of an escalation with no spend: %v, phase %s; want nothing, the deal going on", summary(out), d.Phase)
+		}
+	})
 	t.Run("finance denies", func(t *testing.T) {
 		p, _ := dealTo(t, []string{"vendor-b", "vendor-a", "vendor-c"})
 		out := p.Receive(now, in("finance", "procurement", mailbox.Denied, "restock-1", func(m *mailbox.Message) { m.Body = "over the budget" }))

@@ -207,7 +207,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	next := time.Now()
 	for {
 		if now := time.Now(); !now.Before(next) {
-			if err := rt.tick(); err != nil {
+			if err := rt.tick(claims); err != nil {
 				if err := rt.waitOut(err, nil); err != nil {
 					return err
 				}
@@ -271,9 +271,12 @@ func (rt *Runtime) next(ctx context.Context, claims *mailbox.Claims) (*mailbox.C
 	return claims.Next(ctx)
 }
 
-// tick checks for a pause, runs the role's timers and handles what was
-// held while acting was not possible.
-func (rt *Runtime) tick() error {
+// tick checks for a pause, handles what was held while acting was not
+// possible and what is waiting in the inbox, and only then runs the role's
+// timers: a deadline is judged against when messages arrived, not against
+// when the agent got round to them (a quote that arrived while the agent
+// waited 40 s on its model is weighed before the quote window closes).
+func (rt *Runtime) tick(claims *mailbox.Claims) error {
 	why, paused := rt.engine.Paused()
 	if paused != rt.paused {
 		if paused {
@@ -298,9 +301,6 @@ func (rt *Runtime) tick() error {
 	if err := rt.keepHead(); err != nil {
 		return err
 	}
-	if err := rt.overdue(); err != nil {
-		return err
-	}
 	later := rt.later
 	rt.later = nil
 	for i, c := range later {
@@ -312,12 +312,19 @@ func (rt *Runtime) tick() error {
 	if len(later) > 0 {
 		rt.recovered()
 	}
-	now = rt.Root.Now()
+	now, err := rt.drain(claims)
+	if err != nil || len(rt.later) > 0 {
+		// What arrived is not weighed yet: no deadline passes before it is.
+		return err
+	}
+	if err := rt.overdue(now); err != nil {
+		return err
+	}
 	out := rt.role.Tick(now)
 	if err := rt.failed("tick"); err != nil {
 		return err
 	}
-	err := rt.sendTick(out, now)
+	err = rt.sendTick(out, rt.sent(out))
 	if errors.Is(err, errLater) {
 		return rt.reset()
 	}
@@ -325,6 +332,108 @@ func (rt *Runtime) tick() error {
 		return err
 	}
 	return rt.save() // a no-op unless the tick changed the state
+}
+
+// waitingFor is how long a transport other than files is given to hand
+// over a message that is waiting.
+const waitingFor = 50 * time.Millisecond
+
+// drainRounds bounds how often drain looks again at an inbox that keeps
+// filling while it works, so that the timers still run.
+const drainRounds = 8
+
+// drain handles every message waiting in the inbox, in the order they
+// arrived, and returns a time before which everything that arrived was
+// handled: the time the role's timers are run at. It looks again while
+// messages came in during the handling (a model call may take a minute),
+// a few rounds at most. It stops at the first message that could not be
+// handled now (rt.later).
+func (rt *Runtime) drain(claims *mailbox.Claims) (time.Time, error) {
+	var now time.Time
+	for round := 0; ; round++ {
+		now = rt.Root.Now()
+		var names []string
+		if rt.Root.Transport == nil {
+			var err error
+			if names, err = rt.Root.Inbox(rt.Name).Pending(); err != nil {
+				return now, fmt.Errorf("inbox: %w", err)
+			}
+		}
+		handled := 0
+		for {
+			c, err := rt.claimWaiting(claims, &names)
+			if err != nil || c == nil {
+				if err != nil || handled == 0 || round == drainRounds-1 {
+					return now, err
+				}
+				break
+			}
+			handled++
+			if err := rt.handle(c); err != nil {
+				return now, rt.waitOut(err, c)
+			}
+			if len(rt.later) > 0 {
+				return now, nil
+			}
+			rt.recovered()
+		}
+	}
+}
+
+// claimWaiting claims the next message that is in the inbox now, or
+// returns nil. On files, that is the next of names, the files in new/ when
+// the round began (a name starts with the time it was delivered, so they
+// come in the order they arrived), whatever the watcher has reported yet;
+// on another transport, what it hands over within waitingFor.
+func (rt *Runtime) claimWaiting(claims *mailbox.Claims, names *[]string) (*mailbox.Claimed, error) {
+	for {
+		var c *mailbox.Claimed
+		var err error
+		if rt.Root.Transport != nil {
+			// A server hands over what it holds within a moment; it is not
+			// waited for longer.
+			ctx, cancel := context.WithTimeout(rt.ctx, waitingFor)
+			c, err = claims.Next(ctx)
+			cancel()
+			if err != nil && !errors.Is(err, mailbox.ErrRejected) {
+				return nil, nil // nothing more waiting
+			}
+		} else {
+			if len(*names) == 0 {
+				return nil, nil
+			}
+			name := (*names)[0]
+			*names = (*names)[1:]
+			c, err = claims.Take(name)
+			if errors.Is(err, mailbox.ErrClaimed) || errors.Is(err, mailbox.ErrBusy) {
+				continue // taken meanwhile, or not whole yet: the watcher reports it again
+			}
+		}
+		if errors.Is(err, mailbox.ErrRejected) {
+			rt.Log(err.Error())
+			if err := rt.watch(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return c, err
+	}
+}
+
+// A sender is a role whose deadlines count from when its messages went
+// out (Procurement.Sent).
+type sender interface {
+	Sent(at time.Time, out []*mailbox.Message)
+}
+
+// sent returns when the messages of a step go out — now, after a model
+// may have taken a minute to write them: their Date — and tells the role.
+func (rt *Runtime) sent(out []*mailbox.Message) time.Time {
+	at := rt.Root.Now()
+	if s, ok := rt.role.(sender); ok && len(out) > 0 {
+		s.Sent(at, out)
+	}
+	return at
 }
 
 // recover handles again what was claimed but not finished.
@@ -400,7 +509,7 @@ func (rt *Runtime) handle(c *mailbox.Claimed) error {
 				return rt.save()
 			}
 		}
-		err = rt.send(out, m.ID, now)
+		err = rt.send(out, m.ID, rt.sent(out))
 	}
 	if errors.Is(err, errLater) {
 		// The message stays claimed and unfinished; the state goes back to
@@ -486,7 +595,7 @@ func (rt *Runtime) addressed(m *mailbox.Message) error {
 // overdue gives up on what waits for a human who did not answer within the
 // policy's decision_timeout: deciding it again gets the policy's answer for
 // that case (on_timeout), recorded, and the role moves on.
-func (rt *Runtime) overdue() error {
+func (rt *Runtime) overdue(now time.Time) error {
 	if len(rt.state.Escalated) == 0 {
 		return nil
 	}
@@ -494,7 +603,6 @@ func (rt *Runtime) overdue() error {
 	if err != nil || p == nil {
 		return err
 	}
-	now := rt.Root.Now()
 	for _, th := range st.Overdue(p, now) {
 		held := rt.state.Escalated[th]
 		if len(held) == 0 {
@@ -585,15 +693,20 @@ func subject(m *mailbox.Message) string {
 func (rt *Runtime) sendTick(out []*mailbox.Message, now time.Time) error {
 	for _, m := range out {
 		if m.ID == "" {
-			c := *m
-			// Not the text: a model may word the same step differently
-			// when it is taken again.
-			c.ID, c.Date, c.Version, c.From, c.Body = "", time.Time{}, "", rt.Name, ""
-			sum := sha256.Sum256(c.Marshal())
-			m.ID = "<" + hex.EncodeToString(sum[:12]) + "." + rt.Name + "@parley>"
+			m.ID = tickID(rt.Name, m)
 		}
 	}
 	return rt.send(out, "tick", now)
+}
+
+// tickID is the id of a message agent's clock sends: drawn from what it
+// says, not its text, which a model may word differently when the step is
+// taken again.
+func tickID(agent string, m *mailbox.Message) string {
+	c := *m
+	c.ID, c.Date, c.Version, c.From, c.Body = "", time.Time{}, "", agent, ""
+	sum := sha256.Sum256(c.Marshal())
+	return "<" + hex.EncodeToString(sum[:12]) + "." + agent + "@parley>"
 }
 
 // send puts each message through the policy and delivers what it allows.

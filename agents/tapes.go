@@ -54,10 +54,13 @@ func (t Tapes) Save(key string, tape llm.Tape) error {
 
 // Recording returns an ask that plays a call's tape when there is one (the
 // same step, taken again after a restart) and otherwise asks the model and
-// keeps the tape.
+// keeps the tape. A call the server never answered (unreachable, timed
+// out) is taped too, as the record of no answer that replay plays and the
+// ledger names, but it is not played here: the same step taken again, once
+// the server is back, asks the model again.
 func (t Tapes) Recording(ask func(context.Context, llm.Call) (llm.Answer, error)) func(context.Context, string, llm.Call) (llm.Answer, error) {
 	return func(ctx context.Context, key string, c llm.Call) (llm.Answer, error) {
-		if ans, err, ok := t.play(key); ok {
+		if ans, err, ok := t.play(key); ok && !unanswered(ans.Tape) {
 			return ans, err
 		}
 		ans, err := ask(ctx, c)
@@ -67,17 +70,16 @@ func (t Tapes) Recording(ask func(context.Context, llm.Call) (llm.Answer, error)
 			}
 			return ans, err // stopped: the call did not really happen
 		}
-		if ans.Tape.Kind == "unreachable" || ans.Tape.Kind == "timeout" {
-			// Not an answer of the model's: the same step taken again, once
-			// the server is back, asks it again.
-			return ans, err
-		}
 		if serr := t.Save(key, ans.Tape); serr != nil {
 			return ans, serr
 		}
 		return ans, err
 	}
 }
+
+// unanswered reports whether a tape is the record of a call the server
+// never answered.
+func unanswered(tape llm.Tape) bool { return tape.Kind == "unreachable" || tape.Kind == "timeout" }
 
 // ErrNoTape is a replayed call that was never recorded: the prompt differs
 // from the one the model got (the thread, the prompt file, the policy or

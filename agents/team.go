@@ -64,7 +64,8 @@ type Agent struct {
 	NumCtx      int             `toml:"num_ctx"`     // the context window, in tokens; default: the server's
 	LLM         string          `toml:"llm"`         // narrate (the default): code picks the numbers; decide: the model does, within bounds
 	Fallback    string          `toml:"fallback"`    // rules (the default) or escalate, when the model fails
-	Retries     int             `toml:"retries"`     // unusable answers asked again in one step; default 1
+	Retries     int             `toml:"-"`           // unusable answers asked again in one step: retries, default 1
+	RetriesSet  *int            `toml:"retries"`     // as written, nil when not: retries = 0 asks once
 	Prompt      string          `toml:"prompt"`      // the role prompt, relative to the root; default prompts/ROLE.md
 
 	// An exec brain's settings (brain = "exec"; docs/EXEC.md): the program
@@ -364,8 +365,8 @@ func checkModel(file, text string, a *Agent) error {
 	if a.MaxTokens == 0 {
 		a.MaxTokens = 512
 	}
-	if a.Retries == 0 {
-		a.Retries = 1
+	if a.Retries = 1; a.RetriesSet != nil {
+		a.Retries = *a.RetriesSet // 0 is no retry, not the default
 	}
 	switch {
 	case a.Model == "":

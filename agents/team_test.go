@@ -87,6 +87,20 @@ func TestOllamaBrainDefaults(t *testing.T) {
 	if a.LLM != "narrate" || a.Fallback != "rules" || a.Retries != 1 || a.Timeout.Duration != 60*time.Second || a.MaxTokens != 512 {
 		t.Errorf("defaults = %+v", a)
 	}
+	for _, tt := range []struct {
+		line string
+		want int
+	}{{"retries = 0\n", 0}, {"retries = 3\n", 3}, {"", 1}} {
+		team, err := ParseTeam("parley.toml", []byte("version = 1\nhuman = \"h\"\n[[agent]]\nname = \"h\"\nrole = \"human\"\n"+
+			"[[agent]]\nname = \"f\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\n"+tt.line+
+			"[[agent]]\nname = \"g\"\nrole = \"finance\"\nbrain = \"ollama\"\nmodel = \"m\"\nretries = 2\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := team.Agent("f").Retries; got != tt.want {
+			t.Errorf("%q: Retries = %d, want %d", tt.line, got, tt.want)
+		}
+	}
 	if got := a.PromptFile("/r"); got != "/r/prompts/finance.md" {
 		t.Errorf("PromptFile = %s", got)
 	}

@@ -66,5 +66,13 @@ func withAllow(def, allow []byte) []byte {
 	if first < 0 || end < first {
 		return def // the default's layout changed: keep it whole (a test says so)
 	}
-	return []byte(text[:first] + strings.TrimSpace(string(allow)) + "\n\n" + text[end:])
+	rest := text[end:]
+	if i := strings.Index(rest, escalateRules); i >= 0 {
+		rest = strings.TrimRight(rest[:i], "\n") + "\n" // the procurement team's escalations, at the end
+	}
+	return []byte(text[:first] + strings.TrimSpace(string(allow)) + "\n\n" + rest)
 }
+
+// escalateRules begins the default policy's [[allow]] rules at its end,
+// which let the procurement team's roles escalate to the human.
+const escalateRules = "# Every role of the team may put a step to the human"

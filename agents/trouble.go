@@ -63,7 +63,9 @@ func (rt *Runtime) recovered() {
 	if rt.trouble.IsZero() {
 		return
 	}
-	_ = SayTrouble(rt.Root.Inbox(rt.Name).Path("state", "lock"), "") // before it is said: the heartbeat is never behind the log
+	// The heartbeat first, then the log: whoever reads the log's word
+	// finds the heartbeat saying it too.
+	_ = SayTrouble(rt.Root.Inbox(rt.Name).Path("state", "lock"), "")
 	rt.Log(fmt.Sprintf("the disk is back after %v: going on", time.Since(rt.trouble).Round(time.Second)))
 	rt.trouble, rt.backoff = time.Time{}, 0
 }

@@ -60,8 +60,11 @@ type Entry struct {
 	Key       string    `json:"key,omitempty"`    // an action's idempotency key
 	Tokens    int64     `json:"tokens,omitempty"` // model tokens spent
 	File      string    `json:"file,omitempty"`
-	Prev      string    `json:"prev"`
-	Hash      string    `json:"hash,omitempty"`
+	// Date is the message's Date: when its sender sent it. Replay runs an
+	// agent's clock at the dates of what its clock sent.
+	Date time.Time `json:"date,omitzero"`
+	Prev string    `json:"prev"`
+	Hash string    `json:"hash,omitempty"`
 }
 
 // MessageEntry returns an entry of kind event about m, as agent.
@@ -71,7 +74,7 @@ func MessageEntry(agent, event string, m *Message) Entry {
 		return e
 	}
 	e.Thread, e.MsgID, e.InReplyTo, e.Verb, e.From, e.To = m.Thread, m.ID, m.InReplyTo, string(m.Verb), m.From, m.To
-	e.Item, e.Quantity, e.Subject = m.Item, m.Quantity, m.Subject
+	e.Item, e.Quantity, e.Subject, e.Date = m.Item, m.Quantity, m.Subject, m.Date
 	e.Vendor, _ = m.Get("Vendor")
 	if money := m.Total(); !money.IsZero() {
 		e.Amount, e.Currency = money.Decimal(), money.Currency

@@ -380,6 +380,33 @@ func (cl *Claims) Next(ctx context.Context) (*Claimed, error) {
 	return c, nil
 }
 
+// Take claims the message name from agent's new/ now, as Next would have
+// when the watcher reported it: the runtime takes what is waiting before a
+// deadline passes, whatever the watcher has seen yet. It is for files only
+// (another transport returns an error); ErrClaimed and ErrBusy are passed on.
+func (cl *Claims) Take(name string) (*Claimed, error) {
+	in, ok := cl.in.(*maildirInbox)
+	if !ok {
+		return nil, errors.New("only an inbox of files is taken by name")
+	}
+	c, err := claimFile(in.agent, in.d, name)
+	if err != nil {
+		return nil, err
+	}
+	c.inbox = cl.in
+	err = cl.r.read(c)
+	if err == nil {
+		err = cl.r.record(claimEntry(c))
+	}
+	if err != nil && !errors.Is(err, ErrRejected) {
+		cl.in.Release(c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // Unfinished returns what was claimed before a stop and never finished, to
 // be handled again; what is not valid is set aside, as a claim would have,
 // and said in rejected, as is what could not be read now (it stays

@@ -84,7 +84,8 @@ func (e *env) answer(thread string, verb mailbox.Verb, as, amount, text string) 
 		amount = asked.Amount + " " + asked.Currency
 	}
 	if amount == "" {
-		return nil, withHint(fmt.Errorf("the escalation on %s names no amount", thread), "give --amount, such as --amount 2400.00 USD")
+		return nil, withHint(fmt.Errorf("the escalation on %s asks no spend, so there is nothing to approve", thread),
+			fmt.Sprintf("read it (parley inbox human), do what it says, then close it: parley deny %s --reason ...", thread))
 	}
 	if m.Amount, err = mailbox.ParseMoney(amount); err != nil {
 		return nil, usageError{fmt.Errorf("--amount: %w", err)}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ollama/ollama/api"
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/agents/llm"
+	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
 )
 
@@ -21,7 +24,9 @@ func doctorCommand() *cli.Command {
 		Description: `For every agent of parley.toml with brain = "ollama": checks that its role
 prompt can be read, that its Ollama host answers, and that its model is
 pulled there — and says what to run when not (ollama serve, ollama pull
-MODEL). Agents with rules brains need no model and are skipped.
+MODEL) — and warns where fallback = "escalate" cannot work (the policy does
+not let the agent send ESCALATE to the human). Agents with rules brains need
+no model and are skipped.
 
 Exit status is 1 when a check fails.
 
@@ -64,6 +69,9 @@ type check struct {
 	OK      bool   `json:"ok"`
 	Problem string `json:"problem,omitempty"`
 	Fix     string `json:"fix,omitempty"`
+	// Warning is what will not work as set, though the model answers: a
+	// fallback = "escalate" the policy does not let through.
+	Warning string `json:"warning,omitempty"`
 }
 
 func doctor(ctx context.Context, root string, team *agents.Team, timeout time.Duration) []check {
@@ -76,9 +84,28 @@ func doctor(ctx context.Context, root string, team *agents.Team, timeout time.Du
 		ch := check{Agent: a.Name, Model: a.Model}
 		ch.Problem, ch.Fix = diagnose(ctx, root, a, timeout, &ch.Host)
 		ch.OK = ch.Problem == ""
+		ch.Warning = fallbackWarning(root, team, a)
 		checks = append(checks, ch)
 	}
 	return checks
+}
+
+// fallbackWarning says why agent a's fallback = "escalate" cannot work:
+// the policy does not let it send ESCALATE to the human, so when its model
+// fails nothing is sent and no one answers for it.
+func fallbackWarning(root string, team *agents.Team, a *agents.Agent) string {
+	if a.Fallback != "escalate" {
+		return ""
+	}
+	p, err := policy.Load(filepath.Join(root, policy.File))
+	if err != nil {
+		return fmt.Sprintf("fallback = \"escalate\" cannot be checked: %v", err)
+	}
+	if p.Allows(a.Name, mailbox.Escalate, team.Human) == 0 {
+		return fmt.Sprintf("fallback = \"escalate\" cannot work: no [[allow]] rule of %s lets %s send ESCALATE to %s; add one, or set fallback = \"rules\"",
+			policy.File, a.Name, team.Human)
+	}
+	return ""
 }
 
 // diagnose returns what is wrong with agent a's model, and what to do.
@@ -130,9 +157,12 @@ func printChecks(e *env, checks []check) error {
 	for _, ch := range checks {
 		if ch.OK {
 			fmt.Fprintf(e.stdout, "ok    %s: model %s on %s\n", ch.Agent, ch.Model, ch.Host)
-			continue
+		} else {
+			fmt.Fprintf(e.stdout, "FAIL  %s: %s\n      %s\n", ch.Agent, ch.Problem, ch.Fix)
 		}
-		fmt.Fprintf(e.stdout, "FAIL  %s: %s\n      %s\n", ch.Agent, ch.Problem, ch.Fix)
+		if ch.Warning != "" {
+			fmt.Fprintf(e.stdout, "warn  %s: %s\n", ch.Agent, ch.Warning)
+		}
 	}
 	return nil
 }

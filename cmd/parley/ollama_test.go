@@ -14,6 +14,7 @@ import (
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/internal/fakeollama"
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/parley-dev/parley/policy"
 	"github.com/shopspring/decimal"
 )
 
@@ -197,6 +198,64 @@ func TestOllamaDeal(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDoctorEscalateFallback: with the policy parley init writes, every
+// role of the default team may put a step to the human, so fallback =
+// "escalate" works for a vendor; doctor warns when the policy does not let
+// it through.
+func TestDoctorEscalateFallback(t *testing.T) {
+	srv := fakeollama.Start(followingModel, "llama3.2:latest")
+	defer srv.Close()
+	bin := parleyBin(t)
+	for _, tt := range []struct {
+		name, policy string
+		warn         bool
+	}{
+		{"default policy", "", false},
+		{"no rule", "vendors may not escalate", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "root")
+			if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
+				t.Fatalf("init: %v\n%s", err, out)
+			}
+			team := filepath.Join(root, agents.TeamFile)
+			data, _ := os.ReadFile(team)
+			one := []byte("name = \"vendor-b\"\nrole = \"vendor\"\nbrain = \"rules\"")
+			with := []byte("name = \"vendor-b\"\nrole = \"vendor\"\nbrain = \"ollama\"\nmodel = \"llama3.2\"\nfallback = \"escalate\"\nhost = \"" + srv.URL + "\"")
+			if !bytes.Contains(data, one) {
+				t.Fatalf("the default team has no %q", one)
+			}
+			os.WriteFile(team, bytes.Replace(data, one, with, 1), 0o644)
+			if tt.policy != "" {
+				pol := filepath.Join(root, policy.File)
+				data, _ := os.ReadFile(pol)
+				os.WriteFile(pol, bytes.Replace(data, []byte("verbs = [\"ESCALATE\"]\nto = [\"human\"]"), []byte("verbs = [\"ESCALATE\"]\nto = [\"nobody\"]"), 1), 0o644)
+			}
+			out, err := exec.Command(bin, "--root", root, "doctor", "--timeout", "2s").CombinedOutput()
+			if err != nil {
+				t.Fatalf("doctor: %v\n%s", err, out)
+			}
+			warned := strings.Contains(string(out), "warn  vendor-b: fallback = \"escalate\" cannot work: no [[allow]] rule of policy.toml lets vendor-b send ESCALATE to human")
+			if warned != tt.warn {
+				t.Errorf("doctor said:\n%s\nwant a warning: %v", out, tt.warn)
+			}
+		})
+	}
+	pol, err := policy.Parse("policy.toml", policy.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := agents.ParseTeam("parley.toml", agents.DefaultTeam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range def.Agents {
+		if a.Role != "human" && pol.Allows(a.Name, mailbox.Escalate, def.Human) == 0 {
+			t.Errorf("the default policy does not let %s send ESCALATE to %s", a.Name, def.Human)
+		}
 	}
 }
 

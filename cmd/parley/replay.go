@@ -11,19 +11,22 @@ import (
 func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "replay",
-		Usage:     "run an agent's decisions on a thread again, with its model's recorded answers",
+		Usage:     "run an agent's decisions on a thread again, clock steps included, with its model's recorded answers",
 		ArgsUsage: "NAME --thread ID",
-		Description: `Takes every message NAME handled on the thread, from its inbox, in the order
-it handled them, and runs its brain on them again. A model is never called:
-each call is played from the tape the agent recorded in NAME/state/llm/, so a
-deal made by an LLM can be debugged, reviewed and turned into a test. Each
-decision is shown with what the ledger says was sent then and what comes out
-now.
+		Description: `Takes every message NAME handled on the thread, from its inbox, and every
+step its clock took there (a quote window closing, a reminder, the human's
+decision timeout), in the order the ledger has them, and runs its brain on
+them again; a clock step runs at the Date of what it sent. What the policy
+denied or held for the human then is told to the brain as it was. A model is
+never called: each call is played from the tape the agent recorded in
+NAME/state/llm/ (a call the server never answered has a tape that says so),
+so a deal made by an LLM can be debugged, reviewed and turned into a test.
+Each decision is shown with what the ledger says was sent then and what
+comes out now.
 
 A call whose prompt differs from the recorded one (the prompt file, the
 policy or parley changed) has no tape; the agent then does what it does when
-its model fails, and the decision may differ. Steps taken by the agent's
-clock (a quote window closing, a reminder) are counted, not replayed.
+its model fails, and the decision may differ.
 
 Exit status is 1 when a decision comes out differently.
 
@@ -65,7 +68,7 @@ Example:
 					return err
 				}
 			} else {
-				fmt.Fprintf(e.stdout, "replaying %s on %s: %d decisions\n", name, thread, len(steps))
+				fmt.Fprintf(e.stdout, "replaying %s on %s: %d decisions, %d of them by its clock\n", name, thread, len(steps), clock)
 				for _, s := range steps {
 					mark := "same"
 					if !s.Same {
@@ -79,9 +82,6 @@ Example:
 					for _, u := range s.Model {
 						fmt.Fprintf(e.stdout, "  model %s\n", u)
 					}
-				}
-				if clock > 0 {
-					fmt.Fprintf(e.stdout, "\n%d message(s) sent by %s's clock (a quote window closing, a reminder) are not replayed\n", clock, name)
 				}
 			}
 			if differ > 0 {

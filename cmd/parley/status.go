@@ -348,7 +348,7 @@ func (st *status) print(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
 	for _, x := range st.Escalations {
-		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: parley approve %s   or: parley deny %s --reason ...\n", x.Thread, ago(x.Since), x.From, x.Subject, x.Thread, x.Thread)
+		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: %s\n", x.Thread, ago(x.Since), x.From, x.Subject, answerHint(x.Thread, x.Amount != ""))
 	}
 	if b := st.Breaker; b != nil {
 		fmt.Fprintf(w, "circuit breaker: %d of %d errors or denials within %s", b.Errors, b.Max, b.Window)
@@ -376,4 +376,14 @@ func (st *status) print(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "needs a person: %s\n", strings.Join(st.Attention, "; "))
 	return err
+}
+
+// answerHint is the command that answers the escalation on thread: one
+// that asks no spend has nothing to approve; a person does what it says and
+// closes it.
+func answerHint(thread string, spend bool) string {
+	if spend {
+		return fmt.Sprintf("parley approve %s   or: parley deny %s --reason ...", thread, thread)
+	}
+	return fmt.Sprintf("it asks no spend: read it (parley inbox human), do what it says, then close it: parley deny %s --reason ...", thread)
 }
