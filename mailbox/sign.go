@@ -306,7 +306,8 @@ func (r *Root) VerifyDelivered(entries []Entry) (int, error) {
 }
 
 // findMessage finds a delivered file wherever it went in its inbox: still
-// in new/, claimed into cur/ (with flags), or moved to rejected/.
+// in new/, claimed into cur/ (with parley's mark and flags), or moved to
+// rejected/.
 func (r *Root) findMessage(file string) string {
 	agent, base := filepath.Dir(filepath.Dir(file)), filepath.Base(file)
 	inbox := r.Inbox(agent)
@@ -315,8 +316,11 @@ func (r *Root) findMessage(file string) string {
 			return p
 		}
 	}
-	if matches, _ := filepath.Glob(inbox.Path("cur", base+info+"*")); len(matches) > 0 {
-		return matches[0]
+	// Claimed with parley's mark, or moved there by a mail client.
+	for _, pat := range []string{base + markField + "*", base + info + "*"} {
+		if matches, _ := filepath.Glob(inbox.Path("cur", pat)); len(matches) > 0 {
+			return matches[0]
+		}
 	}
 	return ""
 }

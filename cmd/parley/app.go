@@ -260,6 +260,7 @@ type env struct {
 	stdin     io.Reader
 	now       func() time.Time
 	eng       *policy.Engine
+	rec       mailbox.Record // read once, by status
 }
 
 // engine is the policy engine of the root, made once.
