@@ -271,6 +271,39 @@ func (d Maildir) find(claimed string) (string, bool) {
 	return "", false
 }
 
+// Locate finds the message file a ledger line names (NAME in new/ or
+// cur/, as it was then) where it is now: still in new/, or in cur/ under
+// any mark and flags since; "" if it is in neither.
+func (d Maildir) Locate(name string) string {
+	uniq := Uniq(name)
+	if p := d.Path("new", uniq); exists(p) {
+		return p
+	}
+	// Marked first: a client's copy of a claimed file has no mark.
+	for _, pat := range []string{uniq + markField + "*", uniq + info + "*"} {
+		if matches, _ := filepath.Glob(d.Path("cur", globEscape(pat))); len(matches) > 0 {
+			return matches[0]
+		}
+	}
+	return ""
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// globEscape escapes the glob's own characters in a name, but for a final *.
+func globEscape(pat string) string {
+	body, star := strings.CutSuffix(pat, "*")
+	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
+	body = r.Replace(body)
+	if star {
+		body += "*"
+	}
+	return body
+}
+
 // Unclaim puts a claimed message (as Claim named it) back into new/, to be
 // claimed again.
 func (d Maildir) Unclaim(claimed string) error {

@@ -311,16 +311,8 @@ func (r *Root) VerifyDelivered(entries []Entry) (int, error) {
 func (r *Root) findMessage(file string) string {
 	agent, base := filepath.Dir(filepath.Dir(file)), filepath.Base(file)
 	inbox := r.Inbox(agent)
-	for _, p := range []string{inbox.Path("new", base), inbox.Path("rejected", base)} {
-		if _, err := os.Lstat(p); err == nil {
-			return p
-		}
+	if p := inbox.Path("rejected", Uniq(base)); exists(p) {
+		return p
 	}
-	// Claimed with parley's mark, or moved there by a mail client.
-	for _, pat := range []string{base + markField + "*", base + info + "*"} {
-		if matches, _ := filepath.Glob(inbox.Path("cur", pat)); len(matches) > 0 {
-			return matches[0]
-		}
-	}
-	return ""
+	return inbox.Locate(base)
 }
