@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "parley",
 		Usage: "a team of small agents that trade through message files",
 		Description: `parley runs agents — inventory, procurement, vendors, finance and a human —
@@ -81,8 +81,9 @@ that needs a person.`,
 		},
 		// Errors are reported once, by run; the library must not exit.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError:   onUsageError,
 	}
+	strict(app)
+	return app
 }
 
 // hoistFlags moves a command's flags before its arguments, so that
@@ -165,10 +166,6 @@ func takesValue(flags []cli.Flag, arg string) bool {
 	return false
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return usageError{err}
-}
-
 // usageError is a mistake in how parley was called: exit status 2.
 type usageError struct{ error }
 
@@ -196,6 +193,10 @@ func report(stderr io.Writer, err error) int {
 		return exitAttention // status said it all on stdout
 	}
 	fmt.Fprintf(stderr, "parley: error: %s\n", oneLine(err.Error()))
+	var ul usageLine
+	if errors.As(err, &ul) {
+		fmt.Fprintf(stderr, "parley: usage: %s\n", ul.line)
+	}
 	if h := hintFor(err); h != "" {
 		fmt.Fprintf(stderr, "parley: hint: %s\n", h)
 	}
@@ -223,6 +224,7 @@ func hintFor(err error) string {
 		ve      *mailbox.VerifyError
 		ur      *mailbox.UnknownRecipientError
 		ue      usageError
+		ul      usageLine
 		running *agents.RunningError
 		decided *policy.DecisionError
 	)
@@ -245,6 +247,8 @@ func hintFor(err error) string {
 		return ""
 	case errors.Is(err, mailbox.ErrNoRoot):
 		return "run parley init to create it, or point --root (PARLEY_ROOT) at an existing root"
+	case errors.As(err, &ul):
+		return ul.help + " says more"
 	case errors.As(err, &ue):
 		return "see parley --help, or parley COMMAND --help"
 	}
@@ -427,7 +431,7 @@ func withRoot(min, max int, what string, fn func(c *cli.Context, e *env) error) 
 // needArgs checks the number of arguments.
 func needArgs(c *cli.Context, min, max int, what string) error {
 	if n := c.NArg(); n < min || (max >= 0 && n > max) {
-		return usageError{fmt.Errorf("%s: want %s", c.Command.Name, what)}
+		return misuse(c.Command, fmt.Errorf("%swant %s", whereIn(c.Command), what), "")
 	}
 	return nil
 }
