@@ -240,6 +240,9 @@ func hintFor(err error) string {
 	case errors.As(err, &running):
 		return "stop it first, or use it: there is one process per agent"
 	case errors.As(err, &ur):
+		if guess := suggest(ur.Name, ur.Agents); guess != "" {
+			return "did you mean " + guess + "? (else add " + ur.Name + " to parley.toml and run parley init)"
+		}
 		return "send to one of the agents listed, or add the agent to parley.toml and run parley init"
 	case errors.As(err, &decided):
 		return decided.Hint()
