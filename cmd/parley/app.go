@@ -202,9 +202,12 @@ func report(stderr io.Writer, err error) int {
 	}
 	var ue usageError
 	var ve *mailbox.VerifyError
+	var decided *policy.DecisionError
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &decided) && decided.Decision.Rule == "policy":
+		return exitError // the policy could not be read: nothing was decided
 	case errors.As(err, &ve) && ve.Kind != "torn":
 		return exitTampered
 	case errors.Is(err, policy.ErrDenied), errors.Is(err, policy.ErrEscalated):

@@ -105,6 +105,11 @@ func (e *env) send(name string, data []byte, from string) (*mailbox.Message, err
 	}
 	// Policy before action: a hand-written message is decided like any other.
 	eng := e.engine()
+	if _, err := eng.Policy(); err != nil {
+		// Nothing can be decided, so nothing is sent: an error to mend,
+		// not a decision of the policy's (exit status 1, not 4).
+		return nil, withHint(fmt.Errorf("nothing sent: the policy cannot be read: %w", err), "parley policy check names the line of policy.toml to mend")
+	}
 	if _, err := eng.Send(policy.Action{Agent: m.From, Message: m}); err != nil {
 		if p, perr := eng.Policy(); perr == nil && errors.Is(err, policy.ErrEscalated) {
 			return nil, withHint(err, fmt.Sprintf("%s was asked (parley inbox %s); once they answer with parley approve %s, send it again",
