@@ -57,10 +57,15 @@ Start with:
    parley inbox procurement    see what waits for an agent
    parley tail -f              follow the ledger
 
-Exit status is 0 on success, 1 on an error, 2 on a usage error, 3 when
-parley ledger verify finds the ledger altered, 4 when the policy denied an
-action or sent it to the human, and 5 when parley status finds something
-that needs a person.`,
+Exit status, the same for every command:
+   0  done (also: a draft left as it was, nothing sent)
+   1  an error: something to mend, said on stderr with a hint
+   2  a usage error: the command's usage on one line, and what was meant
+   3  parley ledger verify found the ledger altered
+   4  the policy denied the action, or sent it to the human
+   5  parley status or books finds something that needs a person
+
+NO_COLOR turns colour off.`,
 		Version:              version,
 		Reader:               stdin,
 		Writer:               stdout,
