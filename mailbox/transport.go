@@ -244,7 +244,7 @@ func (f Files) Inbox(agent string) (Inbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &maildirInbox{agent: agent, d: d, w: w, rec: rec, held: map[string]bool{}, shadowed: map[string][]string{}}
+	in := &maildirInbox{agent: agent, d: d, w: w, rec: rec}
 	in.cur, err = Watch(d.Path("cur"), WatchOptions{Keep: in.unclaimed})
 	if err != nil {
 		w.Close()
@@ -287,6 +287,9 @@ func (in *maildirInbox) unclaimed(name string) bool {
 		if in.held[u] {
 			// Looked at again when the claim ends: a copy, or the
 			// claimed file as a mail client renamed it.
+			if in.shadowed == nil {
+				in.shadowed = map[string][]string{}
+			}
 			in.shadowed[u] = append(in.shadowed[u], name)
 			return false
 		}
@@ -299,6 +302,9 @@ func (in *maildirInbox) hold(c *Claimed, on bool) {
 	u := Uniq(c.Name)
 	in.mu.Lock()
 	if on {
+		if in.held == nil { // an inbox opened for one claim (Root.Claim)
+			in.held = map[string]bool{}
+		}
 		in.held[u] = true
 		in.mu.Unlock()
 		return
@@ -308,7 +314,7 @@ func (in *maildirInbox) hold(c *Claimed, on bool) {
 	delete(in.shadowed, u)
 	in.mu.Unlock()
 	for _, name := range again {
-		in.cur.add(name) // not under in.mu: the watcher calls unclaimed under its own lock
+		in.cur.add(name) // again is empty unless in.cur watched // not under in.mu: the watcher calls unclaimed under its own lock
 	}
 }
 
@@ -444,6 +450,9 @@ func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
 		out = append(out, c)
 	}
 	in.mu.Lock()
+	if in.held == nil {
+		in.held = map[string]bool{}
+	}
 	for _, c := range out {
 		in.held[Uniq(c.Name)] = true
 	}
