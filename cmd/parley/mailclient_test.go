@@ -98,6 +98,50 @@ synchronize_flags=true
 	return nil
 }
 
+// neomuttReads opens each inbox in neomutt under tmux (it needs a
+// terminal), reads the first message and quits: neomutt moves every
+// message of new/ to cur/...:2, on quit, and the one read to :2,S.
+func neomuttReads(ctx context.Context, t *testing.T, root string, inboxes []string) error {
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "neomuttrc")
+	text := fmt.Sprintf("set folder=%s\nset spoolfile=%s\nset mbox_type=Maildir\nset move=no\nset mark_old=yes\nset quit=yes\nset wait_key=no\n",
+		root, filepath.Join(root, inboxes[0]))
+	if err := os.WriteFile(rc, []byte(text), 0o644); err != nil {
+		return err
+	}
+	runs, stuck := 0, 0
+	for ctx.Err() == nil {
+		for _, n := range inboxes {
+			if names, _ := os.ReadDir(filepath.Join(root, n, "new")); len(names) == 0 {
+				continue // nothing new to read
+			}
+			runs++
+			session := fmt.Sprintf("parley-%d-%d", os.Getpid(), runs)
+			cmd := fmt.Sprintf("HOME=%s neomutt -n -F %s -f %s -e 'push <display-message><exit><quit>'", dir, rc, filepath.Join(root, n))
+			if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", cmd).CombinedOutput(); err != nil {
+				return fmt.Errorf("tmux: %v\n%s", err, out)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for exec.Command("tmux", "has-session", "-t", session).Run() == nil {
+				if time.Now().After(deadline) {
+					// An inbox emptied by its agent meanwhile: there is no
+					// message to display, and neomutt drops the rest of
+					// what was pushed. Quit as a person would.
+					exec.Command("tmux", "send-keys", "-t", session, "q").Run()
+					time.Sleep(200 * time.Millisecond)
+					exec.Command("tmux", "kill-session", "-t", session).Run()
+					stuck++
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("neomutt opened an inbox %d times (%d with nothing left to display)", runs, stuck)
+	return nil
+}
+
 // TestMailClientsDuringDeal runs a deal with parley up while a real mail
 // client reads and flags every inbox: each message is handled once, and
 // then parley status counts nothing waiting but the human's messages, and
@@ -106,11 +150,14 @@ func TestMailClientsDuringDeal(t *testing.T) {
 	for _, mc := range []mailClient{
 		{"python-mailbox", "python3", pythonMailbox},
 		{"notmuch", "notmuch", notmuchTags},
+		{"neomutt", "neomutt", neomuttReads},
 	} {
 		t.Run(mc.name, func(t *testing.T) {
-			if _, err := exec.LookPath(mc.need); err != nil {
-				// CI installs it (.ci/run), so a missing one is a failure.
-				t.Fatalf("%s is needed to read the inboxes as a person's mail client does; .ci/run installs it (apt-get install %s)", mc.need, mc.need)
+			for _, need := range []string{mc.need, "tmux"} {
+				if _, err := exec.LookPath(need); err != nil && (need != "tmux" || mc.name == "neomutt") {
+					// CI installs it (.ci/run), so a missing one is a failure.
+					t.Fatalf("%s is needed to read the inboxes as a person's mail client does; .ci/run installs it (apt-get install %s)", need, need)
+				}
 			}
 			mailClientDeal(t, mc)
 		})
@@ -151,6 +198,11 @@ func mailClientDeal(t *testing.T, mc mailClient) {
 		moved, _ := fin.Waiting(nil)
 		if len(pending) == 0 && len(moved) > 0 {
 			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("%s stopped: %v", mc.name, err)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no message for %s was moved into cur/ by %s in 60s:\n%s", late, mc.name, logs.String())
