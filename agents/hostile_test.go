@@ -132,7 +132,7 @@ func TestHostileFiles(t *testing.T) {
 				inbox := r.Inbox("finance")
 				name := "1000.M1P1Q0." + h.name
 				if where == "cur" {
-					name += ":2,"
+					name += ",parley=claimed:2," // claimed before a stop
 				}
 				h.make(t, inbox.Path(where, name))
 				a := startRuntime(t, r, team, "finance")

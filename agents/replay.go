@@ -258,19 +258,19 @@ func entryLine(e mailbox.Entry) string {
 }
 
 // claimedMessage reads a message an agent claimed: the file the ledger
-// names, under the flags it got when it was finished.
+// names, under the mark and flags it got when it was finished.
 func claimedMessage(root *mailbox.Root, file string) (*mailbox.Message, error) {
-	matches, _ := filepath.Glob(filepath.Join(root.Dir, file) + "*")
-	if len(matches) == 0 {
+	path := root.Inbox(filepath.Dir(filepath.Dir(file))).Locate(filepath.Base(file))
+	if path == "" {
 		return nil, fmt.Errorf("replay: %s is no longer in the inbox: %w", file, os.ErrNotExist)
 	}
-	data, err := mailbox.ReadMessageFile(matches[0], root.MaxMessageSize)
+	data, err := mailbox.ReadMessageFile(path, root.MaxMessageSize)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	m, err := mailbox.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("replay: %s: %w", matches[0], err)
+		return nil, fmt.Errorf("replay: %s: %w", path, err)
 	}
 	return m, nil
 }

@@ -88,12 +88,12 @@ func post(t *testing.T, r *mailbox.Root, m *mailbox.Message) {
 // by a crash before it could be moved aside does not stop the agent.
 func TestRecoverRejectsABadClaimedFile(t *testing.T) {
 	r, team := newTeamRoot(t)
-	bad := r.Inbox("finance").Path("cur", "1.M1P1Q1.host:2,")
+	bad := r.Inbox("finance").Path("cur", "1.M1P1Q1.host,parley=claimed:2,")
 	if err := os.WriteFile(bad, []byte("Verb: NONSENSE\n\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	lines := runUntil(t, r, team, "finance", "is running")
-	if !strings.Contains(strings.Join(lines, "\n"), "claim 1.M1P1Q1.host:2,: rejected") {
+	if !strings.Contains(strings.Join(lines, "\n"), "claim 1.M1P1Q1.host,parley=claimed:2,: rejected") {
 		t.Errorf("lines: %q", lines)
 	}
 	if _, err := os.Stat(r.Inbox("finance").Path("rejected", "1.M1P1Q1.host.err")); err != nil {
@@ -150,7 +150,7 @@ func TestUnreadablePolicyMidStepLosesNothing(t *testing.T) {
 		}
 	}
 	await("waiting: APPROVED to procurement: the policy cannot be read")
-	if got, _ := r.Inbox("finance").Unfinished(); len(got) != 1 {
+	if got, _ := r.Inbox("finance").Unfinished(nil); len(got) != 1 {
 		t.Fatalf("unfinished: %v, want the request kept claimed", got)
 	}
 	if err := os.WriteFile(pol, policy.Default, 0o644); err != nil {
@@ -162,7 +162,7 @@ func TestUnreadablePolicyMidStepLosesNothing(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	items, _ := r.Inbox("finance").List()
+	items, _ := r.Inbox("finance").List(nil)
 	if len(items) != 1 || items[0].State != mailbox.StateDone {
 		t.Errorf("finance's inbox: %+v, want the request done", items)
 	}
@@ -247,12 +247,12 @@ func TestReplayedApprovalDoesNothing(t *testing.T) {
 	if n := strings.Count(strings.Join(lines, "\n"), "→ vendor-b ORDER"); n != 1 {
 		t.Errorf("procurement sent %d orders, want 1: %q", n, lines)
 	}
-	items, _ := r.Inbox("vendor-b").List()
+	items, _ := r.Inbox("vendor-b").List(nil)
 	if len(items) != 1 {
 		t.Errorf("vendor-b got %d orders, want 1", len(items))
 	}
 	// The copy was finished without a second order.
-	inbox, _ := r.Inbox("procurement").List()
+	inbox, _ := r.Inbox("procurement").List(nil)
 	done := 0
 	for _, it := range inbox {
 		if it.State == mailbox.StateDone {

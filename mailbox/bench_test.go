@@ -97,7 +97,7 @@ func BenchmarkClaimFullCur(b *testing.B) {
 	for _, old := range []int{10, 100_000} {
 		d := newInbox(b) // filled once: the sub-benchmark runs several times
 		for i := 0; i < old; i++ {
-			if err := os.WriteFile(d.Path("cur", fmt.Sprintf("old%d:2,S", i)), benchMsg, 0o644); err != nil {
+			if err := os.WriteFile(d.Path("cur", fmt.Sprintf("old%d,parley=done:2,S", i)), benchMsg, 0o644); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -163,6 +164,16 @@ func (in *Intake) Accept(path string) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("take in %s: %w", path, err)
 	}
+	done := filepath.Join(filepath.Dir(path), "done", filepath.Base(path))
+	if note, err := os.ReadFile(done + SentSuffix); err == nil {
+		// Saved again after it was taken in (vim's second :w): one file
+		// name sends at most one message.
+		m, _ := Parse(data)
+		return in.refuse(path, m, &ParseError{
+			Msg: fmt.Sprintf("%s was sent already, and a file saved again is not sent again: %s", filepath.Base(path), strings.TrimSpace(string(note))),
+			Hint: fmt.Sprintf("the version that went is %s; to send another message, save it under a new name",
+				filepath.Join(in.Agent, "drop", "done", filepath.Base(path)))})
+	}
 	m, err := in.check(path, data)
 	if err != nil {
 		return in.refuse(path, m, err)
@@ -176,15 +187,24 @@ func (in *Intake) Accept(path string) (*Message, error) {
 	}
 	// Delivered first, then moved: a crash between the two takes the file
 	// in again, with the same Message-ID, and the receiver handles it once.
-	done := filepath.Join(filepath.Dir(path), "done", filepath.Base(path))
 	if _, err := os.Lstat(done); err == nil {
-		done += "." + NewFileName(in.Root.Now())
+		done += "." + NewFileName(in.Root.Now()) // taken in before the .sent notes
 	}
 	if err := renameFile(path, done); err != nil {
 		return m, fmt.Errorf("take in %s: %w", path, err)
 	}
+	// The note says which version went, and keeps a later save of the
+	// same name from going too.
+	note := fmt.Sprintf("sent as %s (%s from %s to %s) at %s\n", m.ID, m.Verb, m.From, m.To, in.Root.Now().UTC().Format(time.RFC3339))
+	if err := writeFileSync(done+SentSuffix, []byte(note)); err != nil {
+		return m, fmt.Errorf("take in %s: %w", path, err)
+	}
 	return m, nil
 }
+
+// SentSuffix names the note beside a file taken in from a drop folder
+// (drop/done/NAME.sent): the Message-ID it went as, and when.
+const SentSuffix = ".sent"
 
 // refuse moves the file at path to rejected/ with why, and records it.
 func (in *Intake) refuse(path string, m *Message, why error) (*Message, error) {

@@ -186,8 +186,8 @@ func checkAccounted(t *testing.T, r *Root, landed map[string]string) {
 			if strings.HasSuffix(n, ".err") {
 				continue
 			}
-			found[baseName(n)] = true
-			if sub == "cur" && stateOf(n) != StateDone {
+			found[Uniq(n)] = true
+			if sub == "cur" && d.stateOf(n, nil) != StateDone {
 				t.Errorf("cur/%s is not finished", n)
 			}
 			data, err := d.Read(d.Path(sub, n))

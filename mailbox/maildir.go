@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -153,12 +154,71 @@ func baseName(name string) string {
 	return name
 }
 
-// Claim takes the message name out of new/ into cur/ with one rename, so
-// that of any number of processes claiming it exactly one wins; the others
-// get ErrClaimed. A file still open for writing (put into new/ by a tool
-// that skipped tmp/) is not taken: Claim returns ErrBusy.
+// markField opens parley's own mark on a file it claimed: a field in the
+// unique part of the name, where Dovecot keeps its ",S=size". Mail clients
+// (mutt and neomutt, notmuch with synchronize_flags, Python's mailbox)
+// move a file from new/ to cur/ and rewrite what follows ":2,", but keep
+// the unique part as it is, and none writes this field (RELIABILITY.md
+// 12). So a client's flags never make a message claimed or done: only
+// parley's mark does, and the ledger records each.
+const markField = ",parley="
+
+// The marks, one for each state a claimed file can be in.
+const (
+	markClaimed  = "claimed"
+	markDone     = "done"
+	markAnswered = "answered"
+	markFailed   = "failed"
+)
+
+// splitName parts a file name into its unique part (without parley's
+// mark), the mark ("" for none) and the flags after ":2,".
+func splitName(name string) (uniq, mark, flags string) {
+	uniq = baseName(name)
+	if i := strings.Index(name, info); i >= 0 {
+		flags = name[i+len(info):]
+	}
+	if i := strings.Index(uniq, markField); i >= 0 {
+		uniq, mark = uniq[:i], uniq[i+len(markField):]
+	}
+	return uniq, mark, flags
+}
+
+// Uniq is the unique part of a message file's name: what stays the same
+// whoever moves or flags it.
+func Uniq(name string) string {
+	u, _, _ := splitName(name)
+	return u
+}
+
+// Marked reports whether parley has claimed the file name (in cur/).
+func Marked(name string) bool { return strings.Contains(baseName(name), markField) }
+
+func markedName(uniq, mark, flags string) string {
+	return uniq + markField + mark + info + sortFlags(flags)
+}
+
+// Claim takes the message name out of new/ into cur/ with one rename,
+// marked as parley's claim, so that of any number of processes claiming it
+// exactly one wins; the others get ErrClaimed. A file still open for
+// writing (put into new/ by a tool that skipped tmp/) is not taken: Claim
+// returns ErrBusy.
 func (d Maildir) Claim(name string) (string, error) {
-	src := d.Path("new", name)
+	return d.claim("new", name)
+}
+
+// ClaimCur claims the file name that a mail client moved into cur/ before
+// parley claimed it (a person read it, or marked it seen): it is still
+// waiting for its agent. The client's flags are kept.
+func (d Maildir) ClaimCur(name string) (string, error) {
+	if Marked(name) {
+		return "", fmt.Errorf("claim %s: %w", name, ErrClaimed)
+	}
+	return d.claim("cur", name)
+}
+
+func (d Maildir) claim(sub, name string) (string, error) {
+	src := d.Path(sub, name)
 	st, err := os.Lstat(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("claim %s: %w", name, ErrClaimed)
@@ -181,7 +241,8 @@ func (d Maildir) Claim(name string) (string, error) {
 			return "", fmt.Errorf("claim %s: %w", name, ErrBusy)
 		}
 	}
-	claimed := baseName(name) + info
+	uniq, _, flags := splitName(name)
+	claimed := markedName(uniq, markClaimed, flags)
 	if err := renameFile(src, d.Path("cur", claimed)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("claim %s: %w", name, ErrClaimed)
@@ -191,28 +252,113 @@ func (d Maildir) Claim(name string) (string, error) {
 	return claimed, nil
 }
 
+// find is the name the file claimed has now in cur/: a mail client may
+// have changed its flags since (the unique part and parley's mark stay).
+func (d Maildir) find(claimed string) (string, bool) {
+	if _, err := os.Lstat(d.Path("cur", claimed)); err == nil {
+		return claimed, true
+	}
+	names, err := listNames(d.Path("cur"))
+	if err != nil {
+		return "", false
+	}
+	want := baseName(claimed)
+	for _, n := range names {
+		if baseName(n) == want {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// Locate finds the message file a ledger line names (NAME in new/ or
+// cur/, as it was then) where it is now: still in new/, or in cur/ under
+// any mark and flags since; "" if it is in neither.
+func (d Maildir) Locate(name string) string {
+	uniq := Uniq(name)
+	if p := d.Path("new", uniq); exists(p) {
+		return p
+	}
+	// Marked first: a client's copy of a claimed file has no mark.
+	for _, pat := range []string{uniq + markField + "*", uniq + info + "*"} {
+		if matches, _ := filepath.Glob(d.Path("cur", globEscape(pat))); len(matches) > 0 {
+			return matches[0]
+		}
+	}
+	return ""
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// globEscape escapes the glob's own characters in a name, but for a final *.
+func globEscape(pat string) string {
+	body, star := strings.CutSuffix(pat, "*")
+	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
+	body = r.Replace(body)
+	if star {
+		body += "*"
+	}
+	return body
+}
+
 // Unclaim puts a claimed message (as Claim named it) back into new/, to be
 // claimed again.
 func (d Maildir) Unclaim(claimed string) error {
-	if err := renameFile(d.Path("cur", claimed), d.Path("new", baseName(claimed))); err != nil {
+	now, ok := d.find(claimed)
+	if !ok {
+		now = claimed
+	}
+	if err := renameFile(d.Path("cur", now), d.Path("new", Uniq(claimed))); err != nil {
 		return fmt.Errorf("unclaim %s: %w", claimed, err)
 	}
 	return nil
 }
 
-// Finish marks a claimed message (as Claim named it) with flags, such as
-// FlagDone or FlagFailed, and returns its new name in cur/.
+// Finish marks a claimed message (as Claim named it) done, answered or
+// failed, as flags say (FlagDone, FlagAnswered, FlagFailed): parley's mark
+// says which, and the flags, added to any a mail client set, show it in
+// the client. It returns the message's new name in cur/.
 func (d Maildir) Finish(claimed, flags string) (string, error) {
-	done := baseName(claimed) + info + sortFlags(flags)
-	if err := renameFile(d.Path("cur", claimed), d.Path("cur", done)); err != nil {
+	uniq, _, _ := splitName(claimed)
+	mark := markDone
+	switch {
+	case strings.Contains(flags, FlagFailed):
+		mark = markFailed
+	case strings.Contains(flags, FlagAnswered):
+		mark = markAnswered
+	}
+	now, ok := d.find(claimed)
+	if !ok {
+		// Finished so already, by a try whose record failed (a full
+		// disk): finishing again is finishing.
+		if done, ok := d.find(uniq + markField + mark + info); ok {
+			return done, nil
+		}
+		return "", fmt.Errorf("finish %s: %w", claimed, fs.ErrNotExist)
+	}
+	_, _, had := splitName(now)
+	done := markedName(uniq, mark, mergeFlags(had, flags))
+	if err := renameFile(d.Path("cur", now), d.Path("cur", done)); err != nil {
 		if _, serr := os.Lstat(d.Path("cur", done)); errors.Is(err, fs.ErrNotExist) && serr == nil {
-			// Finished so already, by a try whose record failed (a full
-			// disk): finishing again is finishing.
 			return done, nil
 		}
 		return "", fmt.Errorf("finish %s: %w", claimed, err)
 	}
 	return done, nil
+}
+
+// mergeFlags is the union of two Maildir flag sets.
+func mergeFlags(a, b string) string {
+	var out []byte
+	for _, c := range []byte(a + b) {
+		if !strings.ContainsRune(string(out), rune(c)) {
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }
 
 func sortFlags(flags string) string {
@@ -230,14 +376,34 @@ func (d Maildir) Pending() ([]string, error) {
 
 // Unfinished lists the messages claimed into cur/ but not yet finished: on
 // restart, an agent handles them again (Postfix's active queue does this).
-func (d Maildir) Unfinished() ([]string, error) {
+// A file parley claimed before it marked its claims is unfinished when rec
+// (the ledger) says it was claimed and not finished.
+func (d Maildir) Unfinished(rec Record) ([]string, error) {
 	names, err := listNames(d.Path("cur"))
 	if err != nil {
 		return nil, err
 	}
 	out := names[:0]
 	for _, n := range names {
-		if strings.HasSuffix(n, info) {
+		if d.stateOf(n, rec) == StateClaimed {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Waiting lists the names in cur/ that a mail client moved there before
+// parley claimed them (rec says which unmarked files parley handled
+// before it marked its claims): they wait for their agent as those in
+// new/ do.
+func (d Maildir) Waiting(rec Record) ([]string, error) {
+	names, err := listNames(d.Path("cur"))
+	if err != nil {
+		return nil, err
+	}
+	out := names[:0]
+	for _, n := range names {
+		if d.stateOf(n, rec) == StateNew {
 			out = append(out, n)
 		}
 	}
@@ -291,22 +457,80 @@ const (
 	StateFailed   State = "failed"
 )
 
-// stateOf reads the state from a file name in cur/.
-func stateOf(name string) State {
-	i := strings.Index(name, info)
-	if i < 0 {
+// stateOf is the state of the file name in cur/: parley's mark says it,
+// whatever flags a mail client set. A file without the mark is one a mail
+// client moved there, still waiting, unless rec says parley claimed it
+// before it marked its claims.
+func (d Maildir) stateOf(name string, rec Record) State {
+	uniq, mark, _ := splitName(name)
+	switch mark {
+	case markClaimed:
 		return StateClaimed
-	}
-	flags := name[i+len(info):]
-	switch {
-	case strings.Contains(flags, FlagFailed):
-		return StateFailed
-	case strings.Contains(flags, FlagAnswered):
-		return StateAnswered
-	case strings.Contains(flags, FlagDone):
+	case markDone:
 		return StateDone
+	case markAnswered:
+		return StateAnswered
+	case markFailed:
+		return StateFailed
 	}
-	return StateClaimed
+	if st, ok := rec[filepath.Base(d.Dir)+"/"+uniq]; ok {
+		return st
+	}
+	return StateNew
+}
+
+// Record is what the ledger says parley did with the files in cur/ it
+// claimed before it marked its claims (roots made by earlier versions),
+// by "AGENT/UNIQ": claimed, or finished. Marked files need no record.
+type Record map[string]State
+
+// Add takes in one ledger entry.
+func (rec Record) Add(e Entry) {
+	var st State
+	switch e.Event {
+	case EventClaimed:
+		st = StateClaimed
+	case EventDone:
+		st = StateDone
+	case EventFailed:
+		st = StateFailed
+	default:
+		return
+	}
+	agent, rest, ok := strings.Cut(e.File, "/cur/")
+	if !ok || strings.Contains(agent, "/") || Marked(rest) {
+		return
+	}
+	uniq, _, flags := splitName(rest)
+	if st == StateDone && strings.Contains(flags, FlagAnswered) {
+		st = StateAnswered
+	}
+	if old := rec[agent+"/"+uniq]; st == StateClaimed && old != "" {
+		return // finished already: a claim's line may come after
+	}
+	rec[agent+"/"+uniq] = st
+}
+
+// ReadRecord reads the Record of the ledger at path (a missing ledger has
+// none); a torn last line is left out.
+func ReadRecord(path string) (Record, error) {
+	rec := Record{}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return rec, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	keep := func(line []byte) bool {
+		return bytes.Contains(line, []byte("/cur/")) && !bytes.Contains(line, []byte(markField))
+	}
+	err = ReadSomeEntries(f, keep, func(_ int, e Entry) error { rec.Add(e); return nil })
+	if errors.Is(err, ErrTornTail) {
+		err = nil
+	}
+	return rec, err
 }
 
 // Item is one message file in an inbox.
@@ -318,8 +542,9 @@ type Item struct {
 }
 
 // List returns every message of the inbox, waiting and claimed, in name
-// order (which is arrival order for Maildir names).
-func (d Maildir) List() ([]Item, error) {
+// order (which is arrival order for Maildir names). Its state is parley's
+// (see Record), never a mail client's flag.
+func (d Maildir) List(rec Record) ([]Item, error) {
 	var items []Item
 	for _, sub := range []string{"new", "cur"} {
 		names, err := listNames(d.Path(sub))
@@ -329,7 +554,7 @@ func (d Maildir) List() ([]Item, error) {
 		for _, n := range names {
 			it := Item{Name: n, Path: d.Path(sub, n), State: StateNew}
 			if sub == "cur" {
-				it.State = stateOf(n)
+				it.State = d.stateOf(n, rec)
 			}
 			if st, err := os.Lstat(it.Path); err == nil {
 				it.MTime = st.ModTime()
@@ -337,7 +562,7 @@ func (d Maildir) List() ([]Item, error) {
 			items = append(items, it)
 		}
 	}
-	sort.SliceStable(items, func(i, j int) bool { return baseName(items[i].Name) < baseName(items[j].Name) })
+	sort.SliceStable(items, func(i, j int) bool { return Uniq(items[i].Name) < Uniq(items[j].Name) })
 	return items, nil
 }
 
@@ -368,7 +593,7 @@ func (d Maildir) IDs() (map[string]string, error) {
 // NAME.err beside it saying what is wrong and how to fix it. It returns the
 // path the file now has.
 func (d Maildir) Reject(src, reason string) (string, error) {
-	name := baseName(filepath.Base(src))
+	name := Uniq(filepath.Base(src))
 	dst := d.Path("rejected", name)
 	if _, err := os.Lstat(dst); err == nil {
 		name = name + "." + NewFileName(time.Now())

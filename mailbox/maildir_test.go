@@ -57,23 +57,23 @@ func TestDeliverClaimFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := claimed, name+":2,"; got != want {
+	if got, want := claimed, name+",parley=claimed:2,"; got != want {
 		t.Errorf("Claim = %q, want %q", got, want)
 	}
 	if _, err := d.Claim(name); !errors.Is(err, ErrClaimed) {
 		t.Errorf("second Claim err = %v, want ErrClaimed", err)
 	}
-	if got, _ := d.Unfinished(); len(got) != 1 {
+	if got, _ := d.Unfinished(nil); len(got) != 1 {
 		t.Errorf("Unfinished() = %v, want the claimed message", got)
 	}
 	done, err := d.Finish(claimed, FlagDone)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := done, name+":2,S"; got != want {
+	if got, want := done, name+",parley=done:2,S"; got != want {
 		t.Errorf("Finish = %q, want %q", got, want)
 	}
-	if got, _ := d.Unfinished(); len(got) != 0 {
+	if got, _ := d.Unfinished(nil); len(got) != 0 {
 		t.Errorf("Unfinished() = %v after Finish, want none", got)
 	}
 	data, err := os.ReadFile(d.Path("cur", done))
@@ -103,7 +103,7 @@ func TestListStates(t *testing.T) {
 			}
 		}
 	}
-	items, err := d.List()
+	items, err := d.List(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

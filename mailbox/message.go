@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/parley-dev/parley/internal/spell"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -143,10 +144,16 @@ var fields = []field{
 		return nil
 	}, func(m *Message) string { return m.InReplyTo }, "In-Reply-To: the Message-ID of the message answered, with its <>"},
 	{"Verb", func(m *Message, v string) error {
-		if !Verb(v).Valid() {
+		// In any case, as a person types it: the protocol writes it in
+		// capitals (and signs it so).
+		verb := Verb(strings.ToUpper(v))
+		if !verb.Valid() {
+			if guess := spell.Nearest(v, verbNames()); guess != "" {
+				return fmt.Errorf("is not a verb (did you mean %s?)", guess)
+			}
 			return errors.New("is not a verb")
 		}
-		m.Verb = Verb(v)
+		m.Verb = verb
 		return nil
 	}, func(m *Message) string { return string(m.Verb) }, "Verb: one of " + VerbList()},
 	{"Item", func(m *Message, v string) error { m.Item = v; return nil },
@@ -201,6 +208,14 @@ var fieldIndex = func() map[string]*field {
 
 // verbHint says what a Verb may be; made once, as Validate runs often.
 var verbHint = "Verb: one of " + VerbList()
+
+func verbNames() []string {
+	names := make([]string, len(Verbs))
+	for i, v := range Verbs {
+		names[i] = string(v)
+	}
+	return names
+}
 
 // VerbList names the verbs, in order: "REQUEST, QUOTE, ...".
 func VerbList() string {

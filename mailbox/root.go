@@ -293,7 +293,10 @@ var ErrRejected = errors.New("rejected")
 // Maildir.Claim.
 func (r *Root) Claim(agent, name string) (*Claimed, error) {
 	d := r.Inbox(agent)
-	c, err := claimFile(agent, d, filepath.Base(name))
+	c, err := claimFile(agent, d, filepath.Base(name), false)
+	if errors.Is(err, ErrClaimed) {
+		c, err = r.claimMoved(agent, d, filepath.Base(name))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -305,6 +308,25 @@ func (r *Root) Claim(agent, name string) (*Claimed, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// claimMoved claims the file name from cur/, where a mail client moved it
+// unclaimed (a person read it); ErrClaimed if it is not waiting there.
+func (r *Root) claimMoved(agent string, d Maildir, name string) (*Claimed, error) {
+	rec, err := ReadRecord(filepath.Join(r.Dir, LedgerFile))
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", name, err)
+	}
+	moved, err := d.Waiting(rec)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", name, err)
+	}
+	for _, n := range moved {
+		if Uniq(n) == Uniq(name) {
+			return claimFile(agent, d, n, true)
+		}
+	}
+	return nil, fmt.Errorf("claim %s: %w", name, ErrClaimed)
 }
 
 func claimEntry(c *Claimed) Entry {

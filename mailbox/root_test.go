@@ -86,8 +86,8 @@ func TestRootDeliverRecords(t *testing.T) {
 	}
 	want := []string{
 		"procurement:delivered:vendor-b/new/" + name,
-		"vendor-b:claimed:vendor-b/cur/" + name + ":2,",
-		"vendor-b:done:vendor-b/cur/" + name + ":2,S",
+		"vendor-b:claimed:vendor-b/cur/" + name + ",parley=claimed:2,",
+		"vendor-b:done:vendor-b/cur/" + name + ",parley=done:2,S",
 	}
 	if strings.Join(events, "\n") != strings.Join(want, "\n") {
 		t.Errorf("ledger:\n%s\nwant:\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))

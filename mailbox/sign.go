@@ -306,17 +306,13 @@ func (r *Root) VerifyDelivered(entries []Entry) (int, error) {
 }
 
 // findMessage finds a delivered file wherever it went in its inbox: still
-// in new/, claimed into cur/ (with flags), or moved to rejected/.
+// in new/, claimed into cur/ (with parley's mark and flags), or moved to
+// rejected/.
 func (r *Root) findMessage(file string) string {
 	agent, base := filepath.Dir(filepath.Dir(file)), filepath.Base(file)
 	inbox := r.Inbox(agent)
-	for _, p := range []string{inbox.Path("new", base), inbox.Path("rejected", base)} {
-		if _, err := os.Lstat(p); err == nil {
-			return p
-		}
+	if p := inbox.Path("rejected", Uniq(base)); exists(p) {
+		return p
 	}
-	if matches, _ := filepath.Glob(inbox.Path("cur", base+info+"*")); len(matches) > 0 {
-		return matches[0]
-	}
-	return ""
+	return inbox.Locate(base)
 }

@@ -227,7 +227,7 @@ func TestVerifyDelivered(t *testing.T) {
 	if n, err := r.VerifyDelivered(es); err != nil || n != 1 {
 		t.Fatalf("VerifyDelivered = %d, %v; want 1 checked", n, err)
 	}
-	done := r.Inbox("vendor-b").Path("cur", name+":2,S")
+	done := r.Inbox("vendor-b").Path("cur", name+",parley=done:2,S")
 	data, _ := os.ReadFile(done)
 	os.WriteFile(done, bytes.Replace(data, []byte("Quantity: 500"), []byte("Quantity: 900"), 1), 0o644)
 	var ve *VerifyError

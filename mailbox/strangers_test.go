@@ -65,7 +65,8 @@ func TestReadMessageFile(t *testing.T) {
 }
 
 // TestClaimsSetStrangersAside puts each kind of stranger into new/ and
-// into cur/ (claimed before a stop, unfinished), between good messages:
+// into cur/ (claimed with parley's mark before a stop, unfinished), between
+// good messages:
 // each is moved to rejected/ with a .err that says what it is, one ledger
 // line records it, and every good message is claimed.
 func TestClaimsSetStrangersAside(t *testing.T) {
@@ -82,7 +83,7 @@ func TestClaimsSetStrangersAside(t *testing.T) {
 			for i, s := range ss {
 				name := NewFileName(t0.Add(time.Duration(i) * time.Second))
 				if where == "cur" {
-					name += info
+					name += markField + markClaimed + info
 				}
 				t.Run("make-"+s.name, func(t *testing.T) { s.make(t, d.Path(where, name)) })
 				if _, err := os.Lstat(d.Path(where, name)); err == nil {

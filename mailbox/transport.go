@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -228,21 +230,92 @@ func (r *Root) KeepHead(agent string, h Head) error {
 // Close does nothing: every file is closed by its user.
 func (f Files) Close() error { return nil }
 
-// Inbox watches agent's new/ (fsnotify, and a rescan) and claims from it.
+// Inbox watches agent's new/ (fsnotify, and a rescan) and claims from it;
+// it watches cur/ too, for what a mail client moved there unclaimed.
 func (f Files) Inbox(agent string) (Inbox, error) {
 	d := Maildir{Dir: filepath.Join(f.Dir, agent), Max: f.Max}
+	// What parley claimed before it marked its claims, by the ledger: read
+	// before cur/ is, so that no such file is taken for a waiting one.
+	rec, err := ReadRecord(filepath.Join(f.Dir, LedgerFile))
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", agent, err)
+	}
 	w, err := Watch(d.Path("new"), WatchOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return &maildirInbox{agent: agent, d: d, w: w}, nil
+	in := &maildirInbox{agent: agent, d: d, w: w, rec: rec}
+	in.cur, err = Watch(d.Path("cur"), WatchOptions{Keep: in.unclaimed})
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return in, nil
 }
 
 type maildirInbox struct {
 	agent string
 	d     Maildir
-	w     *Watcher
-	queue []string // names reported, not yet tried
+	w     *Watcher // new/
+	cur   *Watcher // cur/: the files a mail client moved there unclaimed
+	rec   Record
+	queue []string // names reported in new/, not yet tried
+	moved []string // names reported in cur/, not yet tried
+
+	mu       sync.Mutex
+	held     map[string]bool     // the claims handed out and not ended, by Uniq
+	shadowed map[string][]string // files in cur/ seen under a held Uniq
+	opened   bool                // Unfinished has run: what is claimed is held
+}
+
+// unclaimed reports whether the file name in cur/ waits for the agent: a
+// mail client moved it there from new/, or wrote a copy of a claimed file
+// under its name (Python's mailbox rewrites a message so: a copy, then the
+// original removed) that no claim of this inbox holds. Only the agent's
+// own process claims from its inbox (it holds the agent's lock).
+func (in *maildirInbox) unclaimed(name string) bool {
+	switch in.d.stateOf(name, in.rec) {
+	case StateNew:
+		return true
+	case StateClaimed:
+		if !Marked(name) {
+			return false // claimed before the mark: Unfinished takes it
+		}
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		u := Uniq(name)
+		if in.held[u] {
+			// Looked at again when the claim ends: a copy, or the
+			// claimed file as a mail client renamed it.
+			if in.shadowed == nil {
+				in.shadowed = map[string][]string{}
+			}
+			in.shadowed[u] = append(in.shadowed[u], name)
+			return false
+		}
+		return in.opened
+	}
+	return false
+}
+
+func (in *maildirInbox) hold(c *Claimed, on bool) {
+	u := Uniq(c.Name)
+	in.mu.Lock()
+	if on {
+		if in.held == nil { // an inbox opened for one claim (Root.Claim)
+			in.held = map[string]bool{}
+		}
+		in.held[u] = true
+		in.mu.Unlock()
+		return
+	}
+	delete(in.held, u)
+	again := in.shadowed[u]
+	delete(in.shadowed, u)
+	in.mu.Unlock()
+	for _, name := range again {
+		in.cur.add(name) // again is empty unless in.cur watched // not under in.mu: the watcher calls unclaimed under its own lock
+	}
 }
 
 // Warning says the watch polls (a network file system).
@@ -253,27 +326,89 @@ func (in *maildirInbox) Next(ctx context.Context) (*Claimed, error) {
 		for len(in.queue) > 0 {
 			name := in.queue[0]
 			in.queue = in.queue[1:]
-			c, err := claimFile(in.agent, in.d, name)
+			c, err := claimFile(in.agent, in.d, name, false)
 			switch {
 			case errors.Is(err, ErrClaimed):
-				continue
+				continue // or a mail client moved it into cur/: found there
 			case errors.Is(err, ErrBusy):
 				in.w.Again(name, 50*time.Millisecond)
 				continue
 			}
+			if c != nil {
+				in.hold(c, true)
+			}
 			return c, err
 		}
-		names, err := in.w.Next(ctx)
-		if err != nil {
+		for len(in.moved) > 0 {
+			name := in.moved[0]
+			in.moved = in.moved[1:]
+			if !in.unclaimed(name) {
+				continue // claimed since, or held
+			}
+			c, err := in.claimMoved(name)
+			switch {
+			case errors.Is(err, ErrClaimed):
+				continue // flagged again meanwhile: reported under its new name
+			case errors.Is(err, ErrBusy):
+				in.cur.Again(name, 50*time.Millisecond)
+				continue
+			}
+			if c != nil {
+				in.hold(c, true)
+			}
+			return c, err
+		}
+		names, ok, err := in.w.take()
+		if !ok {
+			names, ok, err = in.cur.take()
+			if ok && err == nil {
+				in.moved = names
+				continue
+			}
+		} else if err == nil {
+			in.queue = names
+			continue
+		}
+		if ok {
 			return nil, err
 		}
-		in.queue = names
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-in.w.stop:
+			return nil, errors.New("watcher closed")
+		case <-in.w.ready:
+		case <-in.cur.ready:
+		}
 	}
 }
 
-// claimFile claims name from d's new/ and reads it.
-func claimFile(agent string, d Maildir, name string) (*Claimed, error) {
-	claimed, err := d.Claim(name)
+// claimMoved claims a file a mail client left in cur/: one it moved from
+// new/ keeps its name; a copy it wrote of a claimed one gets a unique
+// name of its own, as a delivery has, so that it never takes the
+// original's place.
+func (in *maildirInbox) claimMoved(name string) (*Claimed, error) {
+	if !Marked(name) {
+		return claimFile(in.agent, in.d, name, true)
+	}
+	_, _, flags := splitName(name)
+	claimed := markedName(Uniq(NewFileName(time.Now())), markClaimed, flags)
+	if err := renameFile(in.d.Path("cur", name), in.d.Path("cur", claimed)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("claim %s: %w", name, ErrClaimed)
+		}
+		return nil, fmt.Errorf("claim %s: %w", name, err)
+	}
+	return readClaimed(in.agent, in.d, claimed)
+}
+
+// claimFile claims name from d's new/ (or, moved, from cur/) and reads it.
+func claimFile(agent string, d Maildir, name string, moved bool) (*Claimed, error) {
+	claim := d.Claim
+	if moved {
+		claim = d.ClaimCur
+	}
+	claimed, err := claim(name)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +433,7 @@ func readClaimed(agent string, d Maildir, claimed string) (*Claimed, error) {
 }
 
 func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
-	names, err := in.d.Unfinished()
+	names, err := in.d.Unfinished(in.rec)
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +449,15 @@ func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
 		}
 		out = append(out, c)
 	}
+	in.mu.Lock()
+	if in.held == nil {
+		in.held = map[string]bool{}
+	}
+	for _, c := range out {
+		in.held[Uniq(c.Name)] = true
+	}
+	in.opened = true
+	in.mu.Unlock()
 	return out, errors.Join(errs...)
 }
 
@@ -324,11 +468,16 @@ func (in *maildirInbox) Finish(c *Claimed, flags, _ string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	in.hold(c, false)
 	return filepath.Join(c.Agent, "cur", name), nil
 }
 
 func (in *maildirInbox) SetAside(c *Claimed, why string) (string, error) {
-	return rejectFile(in.d, c.Agent, in.d.Path("cur", c.Name), why)
+	where, err := rejectFile(in.d, c.Agent, in.d.Path("cur", c.Name), why)
+	if err == nil {
+		in.hold(c, false)
+	}
+	return where, err
 }
 
 // rejectFile moves the file at path into d's rejected/, with why beside
@@ -343,6 +492,16 @@ func rejectFile(d Maildir, agent, path, why string) (string, error) {
 
 // Release puts the file back into new/, where the watcher finds it again;
 // if it cannot, the file stays in cur/, unfinished, for the next start.
-func (in *maildirInbox) Release(c *Claimed) { _ = in.d.Unclaim(c.Name) }
+func (in *maildirInbox) Release(c *Claimed) {
+	if in.d.Unclaim(c.Name) == nil {
+		in.hold(c, false)
+	}
+}
 
-func (in *maildirInbox) Close() error { return in.w.Close() }
+func (in *maildirInbox) Close() error {
+	err := in.w.Close()
+	if in.cur != nil {
+		err = errors.Join(err, in.cur.Close())
+	}
+	return err
+}

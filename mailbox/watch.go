@@ -23,6 +23,8 @@ type WatchOptions struct {
 	// chosen by itself on a network file system, where inotify sees nothing.
 	Poll      bool
 	PollEvery time.Duration // default 250ms
+	// Keep, when set, says which names to report (Ignored ones never are).
+	Keep func(name string) bool
 }
 
 // Watcher reports the names of the files that appear in one folder. Events
@@ -36,6 +38,7 @@ type Watcher struct {
 	fsw     *fsnotify.Watcher
 	every   time.Duration
 	warning string
+	keep    func(string) bool
 
 	mu      sync.Mutex
 	pending map[string]struct{}
@@ -54,7 +57,7 @@ func Watch(dir string, opt WatchOptions) (*Watcher, error) {
 	if opt.PollEvery <= 0 {
 		opt.PollEvery = 250 * time.Millisecond
 	}
-	w := &Watcher{dir: dir, pending: map[string]struct{}{}, ready: make(chan struct{}, 1), stop: make(chan struct{}), every: opt.Rescan}
+	w := &Watcher{dir: dir, pending: map[string]struct{}{}, ready: make(chan struct{}, 1), stop: make(chan struct{}), every: opt.Rescan, keep: opt.Keep}
 	if kind := networkFS(dir); kind != "" && !opt.Poll {
 		opt.Poll = true
 		w.warning = fmt.Sprintf("%s is on %s, where file events are not seen: polling every %v", dir, kind, opt.PollEvery)
@@ -147,7 +150,7 @@ func (w *Watcher) scan() error {
 		names, err := f.Readdirnames(4096)
 		w.mu.Lock()
 		for _, n := range names {
-			if !Ignored(n) {
+			if w.wanted(n) {
 				w.pending[n] = struct{}{}
 			}
 		}
@@ -160,8 +163,12 @@ func (w *Watcher) scan() error {
 	return nil
 }
 
+func (w *Watcher) wanted(name string) bool {
+	return !Ignored(name) && (w.keep == nil || w.keep(name))
+}
+
 func (w *Watcher) add(name string) {
-	if Ignored(name) {
+	if !w.wanted(name) {
 		return
 	}
 	w.mu.Lock()
@@ -187,24 +194,9 @@ func (w *Watcher) signal() {
 // once, after which watching goes on.
 func (w *Watcher) Next(ctx context.Context) ([]string, error) {
 	for {
-		w.mu.Lock()
-		if len(w.errs) > 0 {
-			err := w.errs[0]
-			w.errs = w.errs[1:]
-			w.mu.Unlock()
-			return nil, err
+		if names, ok, err := w.take(); ok {
+			return names, err
 		}
-		if len(w.pending) > 0 {
-			names := make([]string, 0, len(w.pending))
-			for n := range w.pending {
-				names = append(names, n)
-			}
-			clear(w.pending)
-			w.mu.Unlock()
-			sort.Strings(names)
-			return names, nil
-		}
-		w.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -213,6 +205,28 @@ func (w *Watcher) Next(ctx context.Context) ([]string, error) {
 		case <-w.ready:
 		}
 	}
+}
+
+// take returns what Next would, without waiting: ok is false when there
+// is nothing to report yet (then w.ready is where to wait).
+func (w *Watcher) take() (names []string, ok bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.errs) > 0 {
+		err = w.errs[0]
+		w.errs = w.errs[1:]
+		return nil, true, err
+	}
+	if len(w.pending) == 0 {
+		return nil, false, nil
+	}
+	names = make([]string, 0, len(w.pending))
+	for n := range w.pending {
+		names = append(names, n)
+	}
+	clear(w.pending)
+	sort.Strings(names)
+	return names, true, nil
 }
 
 // Each calls fn with every name reported, in order, until ctx ends (which

@@ -350,8 +350,8 @@ func TestDropFolder(t *testing.T) {
 			t.Errorf("delivered %s is not a valid message: %v\n%s", n, err, data)
 		}
 	}
-	if got := files(t, inbox.Path("drop", "done")); len(got) != 3 {
-		t.Errorf("drop/done holds %v, want the 3 originals", got)
+	if got := files(t, inbox.Path("drop", "done")); len(got) != 6 {
+		t.Errorf("drop/done holds %v, want the 3 originals and a .sent note for each", got)
 	}
 	if _, err := os.Stat(inbox.Path("rejected", "bad.err")); err != nil {
 		t.Errorf("no reason beside the rejected file: %v", err)
@@ -364,6 +364,78 @@ func TestDropFolder(t *testing.T) {
 	}
 	if left := files(t, drop); strings.Join(left, " ") != ".approve.swp approve~ done" {
 		t.Errorf("drop/ holds %v, want only the editor's files and done/", left)
+	}
+}
+
+// TestDropSavedTwiceInVim saves a file in a drop folder with vim, then,
+// once it was taken in, changes it and saves it again (:w twice): one
+// message is sent, the note beside the original in drop/done/ says which
+// Message-ID it went as, and the second save is set aside with a reason
+// that names the version that went.
+func TestDropSavedTwiceInVim(t *testing.T) {
+	vim, err := exec.LookPath("vim")
+	if err != nil {
+		t.Fatal("vim is needed to save a file as a person does; .ci/run installs it (apt-get install vim)")
+	}
+	r := newRoot(t, "finance", "human")
+	taken := make(chan string, 4)
+	in := &Intake{Root: r, Agent: "finance", Human: "human", Settle: 50 * time.Millisecond,
+		Taken: func(file string, m *Message, err error) {
+			if err != nil {
+				taken <- "refused: " + err.Error()
+				return
+			}
+			taken <- "sent " + m.ID
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	d := r.Inbox("finance")
+	path := d.Path("drop", "note.msg")
+	// Written, saved, left open while the intake takes it in, changed and
+	// saved again.
+	cmd := exec.Command(vim, "-u", "NONE", "-i", "NONE", "-N", "-n", "-es",
+		"-c", `call setline(1, ["Verb: NOTIFY", "Subject: first", "", "hello"])`,
+		"-c", "w "+path,
+		"-c", "sleep 1",
+		"-c", `call setline(2, "Subject: second")`,
+		"-c", "w",
+		"-c", "q!")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("vim: %v\n%s", err, out)
+	}
+	var said []string
+	for len(said) < 2 {
+		select {
+		case s := <-taken:
+			said = append(said, s)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("taken in: %q, want two", said)
+		}
+	}
+	sent := strings.TrimPrefix(said[0], "sent ")
+	if !strings.HasPrefix(said[0], "sent ") || !strings.HasPrefix(said[1], "refused: note.msg was sent already") ||
+		!strings.Contains(said[1], sent) {
+		t.Errorf("taken in: %q, want the first save sent and the second refused, naming %s", said, sent)
+	}
+	if names, _ := d.Pending(); len(names) != 1 {
+		t.Errorf("finance's new/ holds %v, want one message", names)
+	}
+	note, err := os.ReadFile(d.Path("drop", "done", "note.msg"+SentSuffix))
+	if err != nil || !strings.Contains(string(note), "sent as "+sent) {
+		t.Errorf("drop/done/note.msg.sent says %q (%v), want the Message-ID it went as", note, err)
+	}
+	if first := mustRead(t, d.Path("drop", "done", "note.msg")); !strings.Contains(string(first), "Subject: first") {
+		t.Errorf("drop/done/note.msg is %q, want the version that went", first)
+	}
+	if second := mustRead(t, d.Path("rejected", "note.msg")); !strings.Contains(string(second), "Subject: second") {
+		t.Errorf("rejected/note.msg is %q, want the second save", second)
 	}
 }
 

@@ -179,11 +179,16 @@ Example:
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
-			unfinished, err := inbox.Unfinished()
+			rec := e.record()
+			unfinished, err := inbox.Unfinished(rec)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
-			n := len(waiting) + len(unfinished)
+			moved, err := inbox.Waiting(rec) // read in a mail client, not yet handled
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			n := len(waiting) + len(unfinished) + len(moved)
 			if p, ok := e.root.Transport.(mailbox.Peeker); ok {
 				held, err := p.Peek(name) // waiting or claimed on the transport
 				if err != nil {

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "parley",
 		Usage: "a team of small agents that trade through message files",
 		Description: `parley runs agents — inventory, procurement, vendors, finance and a human —
@@ -57,10 +57,15 @@ Start with:
    parley inbox procurement    see what waits for an agent
    parley tail -f              follow the ledger
 
-Exit status is 0 on success, 1 on an error, 2 on a usage error, 3 when
-parley ledger verify finds the ledger altered, 4 when the policy denied an
-action or sent it to the human, and 5 when parley status finds something
-that needs a person.`,
+Exit status, the same for every command:
+   0  done (also: a draft left as it was, nothing sent)
+   1  an error: something to mend, said on stderr with a hint
+   2  a usage error: the command's usage on one line, and what was meant
+   3  parley ledger verify found the ledger altered
+   4  the policy denied the action, or sent it to the human
+   5  parley status or books finds something that needs a person
+
+NO_COLOR turns colour off.`,
 		Version:              version,
 		Reader:               stdin,
 		Writer:               stdout,
@@ -81,8 +86,9 @@ that needs a person.`,
 		},
 		// Errors are reported once, by run; the library must not exit.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError:   onUsageError,
 	}
+	strict(app)
+	return app
 }
 
 // hoistFlags moves a command's flags before its arguments, so that
@@ -165,10 +171,6 @@ func takesValue(flags []cli.Flag, arg string) bool {
 	return false
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return usageError{err}
-}
-
 // usageError is a mistake in how parley was called: exit status 2.
 type usageError struct{ error }
 
@@ -196,14 +198,21 @@ func report(stderr io.Writer, err error) int {
 		return exitAttention // status said it all on stdout
 	}
 	fmt.Fprintf(stderr, "parley: error: %s\n", oneLine(err.Error()))
+	var ul usageLine
+	if errors.As(err, &ul) {
+		fmt.Fprintf(stderr, "parley: usage: %s\n", ul.line)
+	}
 	if h := hintFor(err); h != "" {
 		fmt.Fprintf(stderr, "parley: hint: %s\n", h)
 	}
 	var ue usageError
 	var ve *mailbox.VerifyError
+	var decided *policy.DecisionError
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &decided) && decided.Decision.Rule == "policy":
+		return exitError // the policy could not be read: nothing was decided
 	case errors.As(err, &ve) && ve.Kind != "torn":
 		return exitTampered
 	case errors.Is(err, policy.ErrDenied), errors.Is(err, policy.ErrEscalated):
@@ -223,6 +232,7 @@ func hintFor(err error) string {
 		ve      *mailbox.VerifyError
 		ur      *mailbox.UnknownRecipientError
 		ue      usageError
+		ul      usageLine
 		running *agents.RunningError
 		decided *policy.DecisionError
 	)
@@ -238,6 +248,9 @@ func hintFor(err error) string {
 	case errors.As(err, &running):
 		return "stop it first, or use it: there is one process per agent"
 	case errors.As(err, &ur):
+		if guess := suggest(ur.Name, ur.Agents); guess != "" {
+			return "did you mean " + guess + "? (else add " + ur.Name + " to parley.toml and run parley init)"
+		}
 		return "send to one of the agents listed, or add the agent to parley.toml and run parley init"
 	case errors.As(err, &decided):
 		return decided.Hint()
@@ -245,6 +258,8 @@ func hintFor(err error) string {
 		return ""
 	case errors.Is(err, mailbox.ErrNoRoot):
 		return "run parley init to create it, or point --root (PARLEY_ROOT) at an existing root"
+	case errors.As(err, &ul):
+		return ul.help + " says more"
 	case errors.As(err, &ue):
 		return "see parley --help, or parley COMMAND --help"
 	}
@@ -260,6 +275,7 @@ type env struct {
 	stdin     io.Reader
 	now       func() time.Time
 	eng       *policy.Engine
+	rec       mailbox.Record // read once, by status
 }
 
 // engine is the policy engine of the root, made once.
@@ -426,7 +442,7 @@ func withRoot(min, max int, what string, fn func(c *cli.Context, e *env) error) 
 // needArgs checks the number of arguments.
 func needArgs(c *cli.Context, min, max int, what string) error {
 	if n := c.NArg(); n < min || (max >= 0 && n > max) {
-		return usageError{fmt.Errorf("%s: want %s", c.Command.Name, what)}
+		return misuse(c.Command, fmt.Errorf("%swant %s", whereIn(c.Command), what), "")
 	}
 	return nil
 }

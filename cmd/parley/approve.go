@@ -112,7 +112,15 @@ func (e *env) escalation(thread string) (*policy.Escalation, error) {
 	}
 	asked := st.Escalations(team.Human, thread)
 	if len(asked) == 0 {
-		return nil, withHint(fmt.Errorf("no escalation was ever put to %s on thread %q", team.Human, thread), "parley status lists the escalations that wait")
+		hint := "parley status lists the escalations that wait"
+		var threads []string
+		for _, x := range st.Escalations(team.Human, "") {
+			threads = append(threads, x.Thread)
+		}
+		if guess := suggest(thread, threads); guess != "" {
+			hint = "did you mean " + guess + "? " + hint
+		}
+		return nil, withHint(fmt.Errorf("no escalation was ever put to %s on thread %q", team.Human, thread), hint)
 	}
 	for _, x := range asked {
 		if x.State(e.now()) == policy.Waiting {

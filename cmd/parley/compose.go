@@ -17,10 +17,11 @@ func composeCommand() *cli.Command {
 		Usage:     "write a message in your editor, then send it",
 		ArgsUsage: " ",
 		Description: `Opens $VISUAL or $EDITOR (else vi) on a draft outside the inbox, as git does
-for a commit message. When the editor exits, lines starting with # are
-dropped and the message is checked and sent as by parley send. An empty draft
-sends nothing. A draft with a mistake is kept, and the error says where it is
-and how to send it once fixed.
+for a commit message. When the editor exits, the lines starting with # in
+the headers are dropped and the message is checked and sent as by parley
+send. A draft left as it was, or emptied, sends nothing (exit status 0). A
+draft with a mistake is kept, and the error names its line in the draft and
+says how to send it once fixed (parley send takes the draft as it is).
 
 Example:
    parley compose --from human --to finance --verb APPROVED
@@ -41,7 +42,8 @@ Example:
 				return fmt.Errorf("create draft: %w", err)
 			}
 			path := draft.Name()
-			_, err = draft.WriteString(template(c))
+			tmpl := template(c)
+			_, err = draft.WriteString(tmpl)
 			if cerr := draft.Close(); err == nil {
 				err = cerr
 			}
@@ -55,10 +57,15 @@ Example:
 			if err != nil {
 				return fmt.Errorf("read draft: %w", err)
 			}
-			data = dropComments(data)
-			if len(bytes.TrimSpace(data)) == 0 {
+			if string(data) == tmpl {
 				os.Remove(path)
-				return fmt.Errorf("nothing sent: the draft was empty")
+				fmt.Fprintln(e.stderr, "nothing sent: the draft was not changed")
+				return nil
+			}
+			if text, _ := dropComments(data); len(bytes.TrimSpace(text)) == 0 {
+				os.Remove(path)
+				fmt.Fprintln(e.stderr, "nothing sent: the draft was empty")
+				return nil
 			}
 			m, err := e.send(path, data, c.String("from"))
 			if err != nil {
@@ -77,7 +84,8 @@ Example:
 func template(c *cli.Context) string {
 	var b strings.Builder
 	b.WriteString(`# Write the message: headers, one blank line, then the text.
-# Lines starting with # are dropped; an empty draft sends nothing.
+# Lines starting with # above the blank line are dropped; a draft left as
+# it is, or emptied, sends nothing.
 # Verbs: ` + strings.Join(verbNames(), " ") + `
 # Money is exact, with a currency: Unit-Price: 4.80 USD, Amount: 2400.00 USD.
 # parley fills in Message-ID, Date and Thread.
@@ -98,14 +106,28 @@ func verbNames() []string {
 	return s
 }
 
-func dropComments(data []byte) []byte {
+// dropComments drops the lines starting with # among the headers (above
+// the first blank line), as a draft of parley compose has them, and says
+// for each line left its line in data: errors name the line a person sees
+// in the file. A header never starts with #, so a message without such
+// lines is as it was; below the headers, # is the person's text.
+func dropComments(data []byte) (text []byte, lines []int) {
 	var out [][]byte
-	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
-		if !bytes.HasPrefix(line, []byte("#")) {
-			out = append(out, line)
+	inHeaders := true
+	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
+		if len(line) == 0 {
+			continue
 		}
+		if inHeaders && bytes.HasPrefix(line, []byte("#")) {
+			continue
+		}
+		if inHeaders && len(bytes.TrimRight(line, "\r\n")) == 0 {
+			inHeaders = false
+		}
+		out = append(out, line)
+		lines = append(lines, i+1)
 	}
-	return bytes.Join(out, nil)
+	return bytes.Join(out, nil), lines
 }
 
 // edit runs the user's editor on path, attached to parley's terminal. The

@@ -53,8 +53,8 @@ func TestRecordedDeal(t *testing.T) {
 		{"thread.golden", []string{"thread", "restock-gadget-1"}, 0},
 		{"thread.mmd", []string{"thread", "restock-gadget-1", "--format", "mermaid"}, 0},
 		{"thread.html", []string{"thread", "restock-gadget-1", "--format", "html"}, 0},
-		{"tail.golden", []string{"tail", "-n", "0"}, 0},
-		{"tail-thread.golden", []string{"tail", "-n", "0", "--thread", "restock-gadget-1", "--verb", "APPROVED"}, 0},
+		{"tail.golden", []string{"tail", "-n", "+1"}, 0},
+		{"tail-thread.golden", []string{"tail", "-n", "+1", "--thread", "restock-gadget-1", "--verb", "APPROVED"}, 0},
 		{"why.golden", []string{"why", "--", "<42f77ba34e9884b1692ae97e.finance@parley>"}, 0},
 		{"why-thread.golden", []string{"why", "restock-gadget-1"}, 0},
 	}

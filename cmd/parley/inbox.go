@@ -77,7 +77,7 @@ func (e *env) inboxItems(name string) ([]mailbox.Peeked, error) {
 			return p.Peek(name)
 		}
 	}
-	items, err := e.root.Inbox(name).List()
+	items, err := e.root.Inbox(name).List(e.record())
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +86,18 @@ func (e *env) inboxItems(name string) ([]mailbox.Peeked, error) {
 		out[i] = mailbox.Peeked{State: it.State, Time: it.MTime, Where: it.Path}
 	}
 	return out, nil
+}
+
+// record is what the ledger says parley did with inbox files it claimed
+// before it marked its claims (see mailbox.Record); empty if it cannot be
+// read, which makes such files show as waiting rather than as done.
+func (e *env) record() mailbox.Record {
+	path, err := e.root.LedgerPath()
+	if err != nil {
+		return nil
+	}
+	rec, _ := mailbox.ReadRecord(path)
+	return rec
 }
 
 type inboxRow struct {

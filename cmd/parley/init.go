@@ -179,12 +179,21 @@ func initRoot(c *cli.Context) error {
 	return nil
 }
 
-// rootGitignore keeps what must not be committed out of a root's git.
-const rootGitignore = `# Written by parley init: private keys never go into git.
+// rootGitignore keeps out of a root's git what must not be committed (the
+// private keys) and what every run changes but is no record (each agent's
+// state/: its lock, heartbeat, state.json and kept ledger head; up.lock;
+// deliveries under way in tmp/), so that git status after a run shows
+// only the record: new messages and ledger lines.
+const rootGitignore = `# Written by parley init. Commit the team, the policy, keys/, the ledger
+# and the messages; private keys never go into git, and what each run
+# changes but is no record stays out, so git status shows only the record.
 */state/*.key
 */state/*.key.new
 .parley/*.key
 .parley/*.key.new
+*/state/
+up.lock
+*/tmp/
 `
 
 // createFile writes data to a new file at path and reports true, or

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -40,6 +41,7 @@ func TestScripts(t *testing.T) {
 			"awaitgrep":  awaitGrep,
 			"natsserver": natsServer,
 			"awaitrun":   awaitRun,
+			"exits":      exits,
 		},
 	})
 }
@@ -134,5 +136,39 @@ func awaitGrep(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("awaitgrep: no line of %s matched %s after 30s", args[1], args[0])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// exits N PROGRAM [ARGS...] runs PROGRAM, as exec does, and checks that it
+// exits with status N; its output is the script's stdout and stderr.
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits N PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	path, err := exec.LookPath(args[1])
+	if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	cmd := exec.Command(path, args[2:]...)
+	cmd.Dir = ts.MkAbs(".")
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "TZ", "WORK", "EDITOR", "PARLEY_ROOT", "PARLEY_NOW", "NO_COLOR", "TERM"} {
+		if v := ts.Getenv(k); v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	cmd.Stdout, cmd.Stderr = ts.Stdout(), ts.Stderr()
+	err = cmd.Run()
+	got := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", strings.Join(args[1:], " "), got, want)
 	}
 }

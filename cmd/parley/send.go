@@ -64,11 +64,23 @@ Example:
 }
 
 // send checks a hand-written message, completes it and delivers it. name
-// says where it came from, for errors.
+// says where it came from, for errors. Comment lines among its headers (a
+// draft of parley compose) are dropped, and an error names the line of
+// data, comments counted, where a person finds it.
 func (e *env) send(name string, data []byte, from string) (*mailbox.Message, error) {
+	data, lines := dropComments(data)
+	// at names the line in the person's text (before it is in the error's
+	// words: fmt.Errorf writes them at once).
+	at := func(err error) error {
+		var pe *mailbox.ParseError
+		if errors.As(err, &pe) && pe.Line > 0 && pe.Line <= len(lines) {
+			pe.Line = lines[pe.Line-1]
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	m, err := mailbox.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, at(err)
 	}
 	if m.From == "" {
 		m.From = from
@@ -89,10 +101,15 @@ func (e *env) send(name string, data []byte, from string) (*mailbox.Message, err
 		return nil, err
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, at(err)
 	}
 	// Policy before action: a hand-written message is decided like any other.
 	eng := e.engine()
+	if _, err := eng.Policy(); err != nil {
+		// Nothing can be decided, so nothing is sent: an error to mend,
+		// not a decision of the policy's (exit status 1, not 4).
+		return nil, withHint(fmt.Errorf("nothing sent: the policy cannot be read: %w", err), "parley policy check names the line of policy.toml to mend")
+	}
 	if _, err := eng.Send(policy.Action{Agent: m.From, Message: m}); err != nil {
 		if p, perr := eng.Policy(); perr == nil && errors.Is(err, policy.ErrEscalated) {
 			return nil, withHint(err, fmt.Sprintf("%s was asked (parley inbox %s); once they answer with parley approve %s, send it again",

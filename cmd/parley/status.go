@@ -157,9 +157,20 @@ type status struct {
 func (e *env) waiting(name string) (n int, oldest time.Time) {
 	var items []mailbox.Peeked
 	inbox := e.root.Inbox(name)
-	names, _ := inbox.Pending() // new/ only: cur/ holds every message ever handled
+	names, _ := inbox.Pending()
 	for _, n := range names {
 		if fi, err := os.Stat(inbox.Path("new", n)); err == nil {
+			items = append(items, mailbox.Peeked{State: mailbox.StateNew, Time: fi.ModTime()})
+		}
+	}
+	// And what a mail client moved into cur/ before its agent claimed it
+	// (a person read it): it waits all the same.
+	if e.rec == nil {
+		e.rec = e.record()
+	}
+	moved, _ := inbox.Waiting(e.rec)
+	for _, n := range moved {
+		if fi, err := os.Stat(inbox.Path("cur", n)); err == nil {
 			items = append(items, mailbox.Peeked{State: mailbox.StateNew, Time: fi.ModTime()})
 		}
 	}

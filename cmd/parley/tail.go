@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,13 +28,17 @@ func tailCommand() *cli.Command {
 the event, the verb, sender and recipient, the amount and the thread. With
 -f it keeps printing entries as agents append them, until Ctrl-C.
 
+-n counts as tail(1) does: -n 5 the last five, -n 0 none (with -f, only
+what comes from now on), -n +1 every entry from the first. Colours only on
+a terminal, and never with NO_COLOR set.
+
 Example:
    parley tail
-   parley tail -n 0 --json | jq 'select(.event == "rejected")'
-   parley tail -f --thread restock-widget-1
+   parley tail -n +1 --json | jq 'select(.event == "rejected")'
+   parley tail -f -n 0 --thread restock-widget-1
    parley tail -f --agent finance --verb APPROVED --verb PAID`,
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "n", Value: 20, Usage: "how many of the last entries to show; 0 for all"},
+			&cli.StringFlag{Name: "n", Value: "20", Usage: "how many of the last entries to show (0: none), or +K: from the K-th on"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new entries"},
 			&cli.BoolFlag{Name: "json", Usage: "print the ledger's own JSON lines"},
 			&cli.StringSliceFlag{Name: "agent", Usage: "only entries written by, from or to this agent (repeat for more)"},
@@ -53,12 +58,22 @@ Example:
 				return fmt.Errorf("open ledger: %w", err)
 			}
 			defer f.Close()
-			if c.Int("n") < 0 {
-				return usageError{fmt.Errorf("-n is a count of entries, not %d", c.Int("n"))}
+			last, from, err := lines(c.String("n"))
+			if err != nil {
+				return misuse(c.Command, err, "")
 			}
-			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now, color: isTerminal(e.stdout),
-				agents: c.StringSlice("agent"), threads: c.StringSlice("thread"), verbs: c.StringSlice("verb")}
-			if err := t.last(f, c.Int("n")); err != nil {
+			verbs, err := verbsOf(c.Command, c.StringSlice("verb"))
+			if err != nil {
+				return err
+			}
+			for _, a := range c.StringSlice("agent") {
+				if err := e.agent(a); err != nil && a != mailbox.System {
+					return fmt.Errorf("--agent: %w", err)
+				}
+			}
+			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now, color: colored(e.stdout),
+				agents: c.StringSlice("agent"), threads: c.StringSlice("thread"), verbs: verbs}
+			if err := t.last(f, last, from); err != nil {
 				return err
 			}
 			if !c.Bool("follow") {
@@ -98,11 +113,53 @@ func (t *tailer) wants(e mailbox.Entry) bool {
 	return in(t.agents, e.Agent, e.From, e.To) && in(t.threads, e.Thread) && in(t.verbs, e.Verb)
 }
 
-// last prints the last n complete lines of r (all when n is 0).
-func (t *tailer) last(r io.Reader, n int) error {
+// lines reads -n as tail(1) does: N, the last N lines (0: none), or +K,
+// every line from the K-th (from is K, and last -1).
+func lines(n string) (last, from int, err error) {
+	if k, ok := strings.CutPrefix(n, "+"); ok {
+		from, err = strconv.Atoi(k)
+		if err != nil || from < 0 {
+			return 0, 0, fmt.Errorf("-n +%s: want +K, a line number", k)
+		}
+		return -1, max(from, 1), nil
+	}
+	last, err = strconv.Atoi(n)
+	if err != nil || last < 0 {
+		return 0, 0, fmt.Errorf("-n is a count of entries (or +K, from the K-th on), not %s", n)
+	}
+	return last, 0, nil
+}
+
+// verbsOf is the verbs named, in any case, as the protocol writes them;
+// one that is no verb is a usage error, with the verb probably meant.
+func verbsOf(cmd *cli.Command, names []string) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		v, err := verbNamed(n)
+		if err != nil {
+			return nil, misuse(cmd, fmt.Errorf("--verb: %w", err), suggest(n, verbNames()))
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// verbNamed is the verb n names, in any case.
+func verbNamed(n string) (string, error) {
+	for _, v := range mailbox.Verbs {
+		if strings.EqualFold(string(v), n) {
+			return string(v), nil
+		}
+	}
+	return "", fmt.Errorf("%q is not a verb", n)
+}
+
+// last prints the last n complete lines of r (with n -1: every line from
+// the from-th on).
+func (t *tailer) last(r io.Reader, n, from int) error {
 	var ring [][]byte
 	br := bufio.NewReaderSize(r, 1<<16)
-	for {
+	for i := 1; ; i++ {
 		line, err := br.ReadBytes('\n')
 		if err == io.EOF {
 			t.partial = line
@@ -110,6 +167,9 @@ func (t *tailer) last(r io.Reader, n int) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read ledger: %w", err)
+		}
+		if n == 0 || (n < 0 && i < from) {
+			continue
 		}
 		ring = append(ring, line)
 		if n > 0 && len(ring) > n {

@@ -54,7 +54,11 @@ Example:
 				}
 			}
 			if len(steps) == 0 {
-				return withHint(fmt.Errorf("no thread %q in the ledger", id), "parley thread lists them")
+				hint := "parley thread lists them"
+				if guess := suggest(id, threadsOf(entries)); guess != "" {
+					hint = "did you mean " + guess + "? " + hint
+				}
+				return withHint(fmt.Errorf("no thread %q in the ledger", id), hint)
 			}
 			if c.Bool("json") {
 				return printJSON(e.stdout, steps)
@@ -280,4 +284,17 @@ func htmlThread(w io.Writer, id string, steps []mailbox.Entry) error {
 		"ID": id, "Steps": steps, "Agents": participants(steps),
 		"First": steps[0].Time.UTC().Format(time.RFC3339), "Last": steps[len(steps)-1].Time.UTC().Format(time.RFC3339),
 	})
+}
+
+// threadsOf are the threads the ledger names, each once.
+func threadsOf(entries []mailbox.Entry) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range entries {
+		if x.Thread != "" && !seen[x.Thread] {
+			seen[x.Thread] = true
+			out = append(out, x.Thread)
+		}
+	}
+	return out
 }

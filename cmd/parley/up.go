@@ -86,7 +86,7 @@ func (e *env) up(ctx context.Context, names []string, out io.Writer) error {
 	for _, n := range names {
 		width = max(width, len(n))
 	}
-	color := isTerminal(out)
+	color := colored(out)
 	for i, name := range names {
 		prefix := fmt.Sprintf("%-*s | ", width, name)
 		if color {
@@ -104,6 +104,12 @@ func (e *env) up(ctx context.Context, names []string, out io.Writer) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// colored reports whether to colour what is written to w: a terminal,
+// unless NO_COLOR is set to anything (no-color.org).
+func colored(w io.Writer) bool {
+	return os.Getenv("NO_COLOR") == "" && isTerminal(w)
 }
 
 func isTerminal(w io.Writer) bool {

@@ -74,7 +74,11 @@ func whyTarget(entries []mailbox.Entry, q string) (mailbox.Entry, error) {
 	if x, ok := delivered(func(y mailbox.Entry) bool { return y.Thread == q }); ok {
 		return x, nil
 	}
-	return mailbox.Entry{}, withHint(fmt.Errorf("no message or thread %q in the ledger", q), "parley thread lists the threads; parley tail --json shows message ids")
+	hint := "parley thread lists the threads; parley tail --json shows message ids"
+	if guess := suggest(q, threadsOf(entries)); guess != "" {
+		hint = "did you mean " + guess + "? " + hint
+	}
+	return mailbox.Entry{}, withHint(fmt.Errorf("no message or thread %q in the ledger", q), hint)
 }
 
 // whyChain is, oldest first, the messages the target answers (following
