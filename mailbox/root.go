@@ -411,7 +411,7 @@ func (cl *Claims) Take(name string) (*Claimed, error) {
 	if !ok {
 		return nil, errors.New("only an inbox of files is taken by name")
 	}
-	c, err := claimFile(in.agent, in.d, name)
+	c, err := claimFile(in.agent, in.d, name, false)
 	if err != nil {
 		return nil, err
 	}
