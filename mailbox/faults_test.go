@@ -289,3 +289,28 @@ func TestFinishAgain(t *testing.T) {
 		t.Fatalf("Finish with other flags after done succeeded")
 	}
 }
+
+// TestFinishVanished: a claimed file another program took away (a mail
+// client's rewrite that has not put it back) is not an error that stops
+// the agent: the inbox finishes the claim; Maildir says ErrVanished.
+func TestFinishVanished(t *testing.T) {
+	d := newInbox(t)
+	name, err := d.Deliver([]byte("m\n"), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := d.Claim(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(d.Path("cur", claimed)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Finish(claimed, FlagDone); !errors.Is(err, ErrVanished) {
+		t.Fatalf("Maildir.Finish of a vanished file: %v, want ErrVanished", err)
+	}
+	in := &maildirInbox{agent: "finance", d: d}
+	if _, err := in.Finish(&Claimed{Agent: "finance", Name: claimed}, FlagDone, ""); err != nil {
+		t.Fatalf("the inbox's Finish of a vanished file: %v, want nil", err)
+	}
+}

@@ -25,6 +25,10 @@ const (
 const info = ":2,"
 
 var (
+	// ErrVanished is returned by Finish for a claimed file that another
+	// program took away (a mail client's copy may come back later; its
+	// agent finds it handled then). The message was handled all the same.
+	ErrVanished = errors.New("the claimed file is gone: another program moved it")
 	// ErrClaimed is returned by Claim when another process claimed the
 	// message first (or it is gone): the caller lost a race, which is fine.
 	ErrClaimed = errors.New("already claimed")
@@ -331,13 +335,20 @@ func (d Maildir) Finish(claimed, flags string) (string, error) {
 		mark = markAnswered
 	}
 	now, ok := d.find(claimed)
+	// A mail client rewriting the file (Python's mailbox removes it, then
+	// renames its new copy into place) leaves a moment when it is nowhere:
+	// look again, a little, before saying so.
+	for try := 0; !ok && try < 20; try++ {
+		time.Sleep(10 * time.Millisecond)
+		now, ok = d.find(claimed)
+	}
 	if !ok {
 		// Finished so already, by a try whose record failed (a full
 		// disk): finishing again is finishing.
 		if done, ok := d.find(uniq + markField + mark + info); ok {
 			return done, nil
 		}
-		return "", fmt.Errorf("finish %s: %w", claimed, fs.ErrNotExist)
+		return "", fmt.Errorf("finish %s: %w", claimed, ErrVanished)
 	}
 	_, _, had := splitName(now)
 	done := markedName(uniq, mark, mergeFlags(had, flags))

@@ -465,6 +465,12 @@ func (in *maildirInbox) Unfinished() ([]*Claimed, error) {
 // reason.
 func (in *maildirInbox) Finish(c *Claimed, flags, _ string) (string, error) {
 	name, err := in.d.Finish(c.Name, flags)
+	if errors.Is(err, ErrVanished) {
+		// Handled, and its file taken by another program: nothing to
+		// mark, and nothing for the agent to stop for.
+		in.hold(c, false)
+		return filepath.Join(c.Agent, "cur", c.Name), nil
+	}
 	if err != nil {
 		return "", err
 	}
