@@ -51,7 +51,13 @@ func newTeamRoot(t *testing.T) (*mailbox.Root, *Team) {
 // the default policy with the allow rules given added.
 func rootFor(t *testing.T, team *Team, allow string) *mailbox.Root {
 	t.Helper()
-	r, err := mailbox.OpenRoot(t.TempDir(), nil)
+	return rootAt(t, team, allow, nil)
+}
+
+// rootAt is rootFor on the clock now (nil: the time of day).
+func rootAt(t *testing.T, team *Team, allow string, now func() time.Time) *mailbox.Root {
+	t.Helper()
+	r, err := mailbox.OpenRoot(t.TempDir(), now)
 	if err != nil {
 		t.Fatal(err)
 	}

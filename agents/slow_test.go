@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -121,22 +120,7 @@ func dealOutcome(t *testing.T, needs int, opt dealOpts, set func(team *Team, clo
 	if set != nil {
 		set(team, clock)
 	}
-	r, err := mailbox.OpenRoot(t.TempDir(), clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	for _, a := range team.Agents {
-		if err := r.Inbox(a.Name).Create(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.NewKey(a.Name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(r.Dir, policy.File), policy.Default, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r := rootAt(t, team, "", clock.Now)
 	var agents []*stepped
 	for _, name := range []string{"procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
 		if name != opt.down {

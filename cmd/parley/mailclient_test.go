@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/mailbox"
 )
 
@@ -166,14 +165,7 @@ func TestMailClientsDuringDeal(t *testing.T) {
 
 func mailClientDeal(t *testing.T, mc mailClient) {
 	bin := parleyBin(t)
-	root := filepath.Join(t.TempDir(), "root")
-	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	team, err := agents.LoadTeam(filepath.Join(root, agents.TeamFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, team := initTeam(t, bin)
 	names := team.Names()
 	logs := &lineLog{}
 	// Every agent but finance runs; finance starts once its first message

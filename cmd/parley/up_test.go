@@ -62,14 +62,7 @@ func alive(pid string) bool {
 // exited non-zero, and a fresh parley up finishes the deal exactly once.
 func TestUpKilled(t *testing.T) {
 	bin := parleyBin(t)
-	root := filepath.Join(t.TempDir(), "root")
-	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	team, err := agents.LoadTeam(filepath.Join(root, agents.TeamFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, team := initTeam(t, bin)
 	names := team.Names()
 	logs := &lineLog{}
 	up := startUp(t, bin, root, logs)
@@ -126,4 +119,19 @@ func TestUpKilled(t *testing.T) {
 	}
 	defer r.Close()
 	checkOnce(t, r, entries)
+}
+
+// initTeam makes a root with parley init, run as a user would, and returns
+// it with its team.
+func initTeam(t *testing.T, bin string) (root string, team *agents.Team) {
+	t.Helper()
+	root = filepath.Join(t.TempDir(), "root")
+	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	team, err := agents.LoadTeam(filepath.Join(root, agents.TeamFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, team
 }
