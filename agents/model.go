@@ -466,39 +466,6 @@ func fits(text string, m *mailbox.Message) error {
 	return nil
 }
 
-// Numbers are the numbers a text states, but the parts of dates and times
-// (2026-12-03, 10:00): a run of digits, commas and points, not next to a
-// hyphen or a colon.
-func Numbers(text string) []decimal.Decimal {
-	var out []decimal.Decimal
-	isNum := func(c byte) bool { return c >= '0' && c <= '9' || c == '.' || c == ',' }
-	for i := 0; i < len(text); {
-		if text[i] < '0' || text[i] > '9' {
-			i++
-			continue
-		}
-		j := i
-		for j < len(text) && isNum(text[j]) {
-			j++
-		}
-		run := strings.TrimRight(text[i:j], ".,")
-		before, after := byte(' '), byte(' ')
-		if i > 0 {
-			before = text[i-1]
-		}
-		if i+len(run) < len(text) {
-			after = text[i+len(run)]
-		}
-		if before != '-' && before != ':' && after != '-' && after != ':' {
-			if d, err := decimal.NewFromString(strings.ReplaceAll(run, ",", "")); err == nil {
-				out = append(out, d)
-			}
-		}
-		i = j
-	}
-	return out
-}
-
 // decide lets the model choose the step among the role's choices, checks
 // the choice and has the role take it; the text of the answer to the
 // sender is the model's.

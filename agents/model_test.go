@@ -511,6 +511,12 @@ func TestNumbers(t *testing.T) {
 		{"at 10:00, we can do $1,200.50.", []string{"1200.5"}},
 		{"Expires 2026-11-26T12:00:00Z; 9,000 USD", []string{"9000"}},
 		{"no numbers", nil},
+		{"five hundred widgets at five dollars and ten cents", []string{"500", "5.1"}},
+		{"forty-two, one hundred and five, a thousand, two dozen", []string{"42", "105", "1000", "24"}},
+		{"twelve point five, twenty five, five five", []string{"12.5", "25", "5", "5"}},
+		{"the one you sent, on restock-widget-1, v2", nil},
+		{"we can do 1.2k for the lot, or 9 thousand", []string{"1200", "9000"}},
+		{"5-6 days; price:4.90; by the 11th", []string{"5", "6", "4.9"}},
 	}
 	for _, tt := range tests {
 		var got []string
@@ -596,6 +602,16 @@ func TestTextChecks(t *testing.T) {
 		{"l/l/l/l/l/l/l/l/l/l/l/l/", "repeats"},
 		{"Thanks!!!! ##$$%%", "run of symbols"},
 		{"Merci, c'est noté: 500 à 5.10 USD.", ""},
+		{"Five hundred widgets at five dollars and ten cents, by the eleventh.", ""},
+		{"Four hundred and ninety nine widgets.", "states 499"},
+		{"Our price is four dollars ninety.", "states 4.9"},
+		{"We can go to five point two.", "states 5.2"},
+		{"Delivered on the 11th, as agreed; a second look is welcome.", ""},
+		{"Delivered on the twelfth.", `names the day "twelfth"`},
+		{"Delivered on the 12th.", `names the day "12th"`},
+		{"Delivered 2026-12-11.", ""},
+		{"Delivered 2026-12-12.", `names the date "2026-12-12"`},
+		{"Ten percent off: 4-59 USD.", "states 10"},
 	} {
 		err := fits(tt.text, m)
 		if tt.refused == "" && err != nil || tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)) {
@@ -607,12 +623,15 @@ func TestTextChecks(t *testing.T) {
 // FuzzTextChecks: the date and language checks take any text without
 // panicking, and a date they pass is one the message carries.
 func FuzzTextChecks(f *testing.F) {
-	for _, s := range []string{"delivered by December 11.", "the 11th of Dec, 2026", "l/l/l/l/l/l/", "bhhhdml捡/l捉|LlP", "Sept 31st 0000", ""} {
+	for _, s := range []string{"delivered by December 11.", "the 11th of Dec, 2026", "l/l/l/l/l/l/", "bhhhdml捡/l捉|LlP", "Sept 31st 0000", "",
+		"five hundred and five point one two dollars and ten cents", "a dozen, 9k, the twenty-first, 2026-12-11T10:00Z", "-5-"} {
 		f.Add(s)
 	}
 	m := &mailbox.Message{Quantity: 500, DeliverBy: time.Date(2026, 12, 11, 0, 0, 0, 0, time.UTC)}
 	f.Fuzz(func(t *testing.T, text string) {
 		notLanguage(text)
+		Numbers(text)
+		fits(text, m)
 		rest, err := withoutDates(text, m)
 		if err != nil {
 			return

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parley-dev/parley/mailbox"
+	"github.com/shopspring/decimal"
 )
 
 // The checks on a model's text beyond its numbers: the dates it names,
@@ -71,30 +72,63 @@ func monthOf(name string) time.Month {
 	return 0
 }
 
-// withoutDates returns text with every date it names in words blanked
-// out, when each is a day the message's fields carry (its delivery day,
-// its expiry); else an error naming the date it does not carry.
+// withoutDates returns text with every date it names blanked out — in
+// words ("December 11"), as digits (2026-12-11) or as a day of the month
+// ("the 11th", "the eleventh") — when each is a day the message's fields
+// carry (its delivery day, its expiry, the day it is sent); else an error
+// naming the date it does not carry.
 func withoutDates(text string, m *mailbox.Message) (string, error) {
 	var days []time.Time
-	for _, t := range []time.Time{m.DeliverBy, m.Expires} {
+	for _, t := range []time.Time{m.DeliverBy, m.Expires, m.Date} {
 		if !t.IsZero() {
 			days = append(days, t.UTC())
 		}
 	}
-	b := []byte(text)
-	for _, d := range datesIn(text) {
-		ok := false
+	carried := func(month time.Month, day, year int) bool {
 		for _, t := range days {
-			if t.Month() == d.month && t.Day() == d.day && (d.year == 0 || t.Year() == d.year) {
-				ok = true
+			if (month == 0 || t.Month() == month) && t.Day() == day && (year == 0 || t.Year() == year) {
+				return true
 			}
 		}
-		if !ok {
-			return "", fmt.Errorf("the text names the date %q, which the message does not carry", text[d.start:d.end])
-		}
-		for i := d.start; i < d.end; i++ {
+		return false
+	}
+	b := []byte(text)
+	blank := func(start, end int) {
+		for i := start; i < end; i++ {
 			b[i] = ' '
 		}
+	}
+	for _, d := range datesIn(text) {
+		if !carried(d.month, d.day, d.year) {
+			return "", fmt.Errorf("the text names the date %q, which the message does not carry", text[d.start:d.end])
+		}
+		blank(d.start, d.end)
+	}
+	for _, loc := range isoDate.FindAllStringSubmatchIndex(string(b), -1) {
+		t, err := time.Parse(time.DateOnly, text[loc[2]:loc[3]])
+		if err != nil || !carried(t.Month(), t.Day(), t.Year()) {
+			return "", fmt.Errorf("the text names the date %q, which the message does not carry", text[loc[0]:loc[1]])
+		}
+		blank(loc[0], loc[1])
+	}
+	for _, loc := range digitOrd.FindAllStringSubmatchIndex(string(b), -1) {
+		day, _ := strconv.Atoi(text[loc[2]:loc[3]])
+		if !carried(0, day, 0) {
+			return "", fmt.Errorf("the text names the day %q, which the message does not carry", text[loc[0]:loc[1]])
+		}
+		blank(loc[0], loc[1])
+	}
+	for _, loc := range wordOrd.FindAllStringSubmatchIndex(string(b), -1) {
+		day := ordinals[strings.ToLower(text[loc[4]:loc[5]])]
+		if loc[2] >= 0 {
+			day += smallNumbers[strings.ToLower(text[loc[2]:loc[3]])]
+		} else if day <= 3 {
+			continue
+		}
+		if !carried(0, int(day), 0) {
+			return "", fmt.Errorf("the text names the day %q, which the message does not carry", text[loc[0]:loc[1]])
+		}
+		blank(loc[0], loc[1])
 	}
 	return string(b), nil
 }
@@ -166,4 +200,230 @@ func scriptOf(r rune) string {
 		return "Latin"
 	}
 	return "other"
+}
+
+// Numbers written in words are numbers said: "five hundred widgets at five
+// dollars and ten cents" states 500 and 5.10, and is checked like digits.
+var (
+	smallNumbers = map[string]int64{"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+		"eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+		"sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
+		"fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12}
+	scales = map[string]int64{"hundred": 100, "thousand": 1_000, "k": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+	// ordinals are the days of a month in words. Alone, "first", "second"
+	// and "third" are words people use for other things ("a second look"),
+	// so wordOrd takes them only after "twenty" or "thirty".
+	ordinals = map[string]int64{"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10,
+		"eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14, "fifteenth": 15, "sixteenth": 16,
+		"seventeenth": 17, "eighteenth": 18, "nineteenth": 19, "twentieth": 20, "thirtieth": 30}
+	currencyWords = map[string]bool{"dollar": true, "dollars": true, "euro": true, "euros": true, "pound": true,
+		"pounds": true, "bucks": true, "usd": true, "eur": true, "gbp": true}
+)
+
+// word is one word of a text and where it is.
+type word struct {
+	text       string // lower case
+	start, end int
+	apart      bool // set apart from the word before by more than spaces and hyphens ("a thousand, two")
+}
+
+// wordsOf splits a text into its words: runs of letters, hyphens joining
+// them ("forty-two") kept apart as words of their own.
+func wordsOf(text string) []word {
+	var out []word
+	start, apart := -1, false
+	for i, r := range text + " " {
+		if unicode.IsLetter(r) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			out = append(out, word{strings.ToLower(text[start:i]), start, i, apart})
+			start, apart = -1, false
+		}
+		if !unicode.IsSpace(r) && r != '-' {
+			apart = true
+		}
+	}
+	return out
+}
+
+// spelled is a number a text writes in words, and where.
+type spelled struct {
+	value      decimal.Decimal
+	start, end int
+}
+
+// numbersInWords finds the numbers a text writes in words: "five hundred",
+// "forty-two", "a thousand", "twelve point five", "five dollars and ten
+// cents". A lone "one" ("the one you sent") or "a" is not a number.
+func numbersInWords(text string) []spelled {
+	ws := wordsOf(text)
+	var out []spelled
+	for i := 0; i < len(ws); {
+		v, j, ok := wordNumber(ws, i)
+		if !ok {
+			i++
+			continue
+		}
+		// "five dollars and ten cents", "five dollars ten"
+		k := j
+		if k < len(ws) && currencyWords[ws[k].text] {
+			k++
+			if k < len(ws) && ws[k].text == "and" {
+				k++
+			}
+			if c, l, ok := wordNumber(ws, k); ok && c.LessThan(decimal.NewFromInt(100)) {
+				if l < len(ws) && (ws[l].text == "cents" || ws[l].text == "cent") {
+					l++
+				}
+				v, j = v.Add(c.Shift(-2)), l
+			}
+		}
+		out = append(out, spelled{v, ws[i].start, ws[j-1].end})
+		i = j
+	}
+	return out
+}
+
+// wordNumber reads the number in words that starts at ws[i], and returns
+// it with the index of the word after it: units after tens ("forty two"),
+// scales multiplying what came before ("five hundred thousand"), "a" for
+// one before a scale ("a thousand"), "and" after a scale ("one hundred and
+// five"), and "point" followed by digits ("twelve point five").
+func wordNumber(ws []word, i int) (decimal.Decimal, int, bool) {
+	var total, current, last int64 // last: the word number said since the last scale
+	seen, said := false, 0
+	j := i
+	for ; j < len(ws); j++ {
+		w := ws[j].text
+		if j > i && ws[j].apart {
+			break
+		}
+		if n, ok := smallNumbers[w]; ok && w != "dozen" {
+			if last != 0 && !(last >= 20 && last%10 == 0 && n < 10) {
+				break // "five five", "twenty thirty": two numbers
+			}
+			current, last, seen, said = current+n, n, true, said+1
+			continue
+		}
+		s, isScale := scales[w]
+		if w == "dozen" {
+			s, isScale = 12, true
+		}
+		if isScale && (seen || (j > i && ws[j-1].text == "a")) {
+			if !seen {
+				current = 1
+			}
+			if s < 1000 {
+				current *= s
+			} else {
+				total, current = total+current*s, 0
+			}
+			last, seen, said = 0, true, said+1
+			continue
+		}
+		if w == "a" && j == i && j+1 < len(ws) && (scales[ws[j+1].text] > 0 || ws[j+1].text == "dozen") {
+			continue
+		}
+		if w == "and" && seen && last == 0 && j+1 < len(ws) && smallNumbers[ws[j+1].text] > 0 {
+			continue // "one hundred and five"
+		}
+		break
+	}
+	if !seen {
+		return decimal.Zero, i, false
+	}
+	v := decimal.NewFromInt(total + current)
+	if j+1 < len(ws) && ws[j].text == "point" {
+		frac, k := "", j+1
+		for ; k < len(ws); k++ {
+			n, ok := smallNumbers[ws[k].text]
+			if !ok || n > 9 {
+				break
+			}
+			frac += strconv.FormatInt(n, 10)
+		}
+		if frac != "" {
+			f, _ := decimal.NewFromString("0." + frac)
+			v, j, said = v.Add(f), k, said+1
+		}
+	}
+	if said == 1 && ws[i].text == "one" {
+		return decimal.Zero, i, false // "the one you sent"
+	}
+	return v, j, true
+}
+
+// Numbers are the numbers a text states, in digits or in words, but the
+// dates and times it names (2026-12-03, 10:00, the 11th) and the digits of
+// names ("restock-widget-1"): "5-6 days" states 5 and 6, "price:4.90"
+// states 4.90, "1.2k" states 1200.
+func Numbers(text string) []decimal.Decimal {
+	var out []decimal.Decimal
+	for _, n := range numbersIn(text) {
+		out = append(out, n.value)
+	}
+	return out
+}
+
+var (
+	isoDate    = regexp.MustCompile(`\b(\d{4}-\d{2}-\d{2})(?:T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?\b`)
+	clockTime  = regexp.MustCompile(`\b\d{1,2}:\d{2}(:\d{2})?\b`)
+	digitOrd   = regexp.MustCompile(`(?i)\b(\d{1,2})(st|nd|rd|th)\b`)
+	wordOrd    = regexp.MustCompile(`(?i)\b(?:(twenty|thirty)[- ])?(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth)\b`)
+	digitScale = regexp.MustCompile(`(?i)^\s*(k\b|hundred\b|thousand\b|million\b|billion\b)`)
+)
+
+// numbersIn finds the numbers a text states and where, in the order they
+// come.
+func numbersIn(text string) []spelled {
+	skip := make([]bool, len(text))
+	for _, re := range []*regexp.Regexp{isoDate, clockTime, digitOrd} {
+		for _, loc := range re.FindAllStringIndex(text, -1) {
+			for i := loc[0]; i < loc[1]; i++ {
+				skip[i] = true
+			}
+		}
+	}
+	var out []spelled
+	isNum := func(c byte) bool { return c >= '0' && c <= '9' || c == '.' || c == ',' }
+	isName := func(c rune) bool { return unicode.IsLetter(c) || c == '_' }
+	for i := 0; i < len(text); {
+		if text[i] < '0' || text[i] > '9' || skip[i] {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && isNum(text[j]) {
+			j++
+		}
+		run := strings.TrimRight(text[i:j], ".,")
+		end := i + len(run)
+		// The digits of a name: after a letter ("v2"), or after a hyphen
+		// that follows one ("restock-widget-1").
+		before, _ := utf8.DecodeLastRuneInString(text[:i])
+		name := isName(before)
+		if before == '-' {
+			b2, _ := utf8.DecodeLastRuneInString(text[:i-1])
+			name = isName(b2)
+		}
+		if d, err := decimal.NewFromString(strings.ReplaceAll(run, ",", "")); err == nil && !name {
+			if loc := digitScale.FindStringSubmatchIndex(text[end:]); loc != nil {
+				d = d.Mul(decimal.NewFromInt(scales[strings.ToLower(text[end+loc[2]:end+loc[3]])]))
+				end += loc[1]
+			}
+			out = append(out, spelled{d, i, end})
+		}
+		i = j
+	}
+	for _, w := range numbersInWords(text) {
+		if !skip[w.start] {
+			out = append(out, w)
+		}
+	}
+	slices.SortFunc(out, func(a, b spelled) int { return a.start - b.start })
+	return out
 }
