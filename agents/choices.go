@@ -89,8 +89,8 @@ func (r *Procurement) take(now time.Time, m *mailbox.Message, p Pick) []*mailbox
 		o.Rounds++
 		return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, d.Vendor, p.Price.Amount), Currency: p.Price.Currency})
 	}
-	d.Quotes[d.Vendor].Declined = true
-	d.Quotes[d.Vendor].Why = "walked away from"
+	o.Declined, o.Model = true, p.By
+	o.Why = fmt.Sprintf("%s walked away from its quote of %s", p.By, m.UnitPrice)
 	return r.compare(now, d)
 }
 

@@ -157,11 +157,13 @@ func (b *Model) failed(now time.Time, m *mailbox.Message, purpose string, err er
 var errDown = errors.New("the model was not asked")
 
 // ask makes one call, and asks again (up to the agent's retries) while the
-// answer is unusable: cut off, not JSON, or refused by check. A server that
-// does not answer is not asked again for a while.
-func (b *Model) ask(now time.Time, n Note, call llm.Call, check func(json.RawMessage) error) error {
+// answer is unusable: cut off, not JSON, or refused by check, which says
+// in a few words what a usable answer said ("chose DECLINE"), for the
+// ledger. A server that does not answer is not asked again for a while.
+// It returns the key of the call whose answer was used.
+func (b *Model) ask(now time.Time, n Note, call llm.Call, check func(json.RawMessage) (string, error)) (string, error) {
 	if now.Before(b.down) {
-		return fmt.Errorf("%w: its server did not answer a moment ago; asked again from %s", errDown, b.down.Format(time.TimeOnly))
+		return "", fmt.Errorf("%w: its server did not answer a moment ago; asked again from %s", errDown, b.down.Format(time.TimeOnly))
 	}
 	ctx := b.Ctx
 	if ctx == nil {
@@ -177,29 +179,33 @@ func (b *Model) ask(now time.Time, n Note, call llm.Call, check func(json.RawMes
 			if err == nil {
 				err = ctx.Err()
 			}
-			return err
+			return "", err
 		}
+		said := ""
 		if err == nil {
-			if err = check(ans.JSON); err != nil {
+			if said, err = check(ans.JSON); err != nil {
 				err = fmt.Errorf("the answer %s: %w", clip(string(ans.JSON), 200), err)
 			}
 		}
 		n.Key, n.Tape, n.Played, n.Outcome, n.Reason = key, &ans.Tape, ans.Played, Answered, fmt.Sprintf("attempt %d", attempt)
+		if said != "" {
+			n.Reason += ": " + said
+		}
 		if err != nil {
 			n.Outcome, n.Reason = Refused, fmt.Sprintf("attempt %d: %v", attempt, err)
 		}
 		b.Note(n)
 		switch {
 		case err == nil:
-			return nil
+			return key, nil
 		case errors.Is(err, llm.ErrUnreachable) || errors.Is(err, llm.ErrTimeout):
 			b.down = now.Add(downFor)
-			return err
+			return "", err
 		case errors.Is(err, llm.ErrServer) || ctx.Err() != nil:
-			return err
+			return "", err
 		}
 	}
-	return err
+	return "", err
 }
 
 // callKey names a call by what it asks, so a step taken again after a
@@ -305,7 +311,7 @@ func (b *Model) read(now time.Time, m *mailbox.Message) (*mailbox.Message, error
 		}),
 	}
 	var got *mailbox.Message
-	err := b.ask(now, Note{Thread: m.Thread, Cause: m.ID, Purpose: "read"}, call, func(raw json.RawMessage) error {
+	_, err := b.ask(now, Note{Thread: m.Thread, Cause: m.ID, Purpose: "read"}, call, func(raw json.RawMessage) (string, error) {
 		var a struct {
 			Found     *bool  `json:"found"`
 			Price     string `json:"price"`
@@ -314,42 +320,42 @@ func (b *Model) read(now time.Time, m *mailbox.Message) (*mailbox.Message, error
 			DeliverBy string `json:"deliver_by"`
 		}
 		if err := json.Unmarshal(raw, &a); err != nil {
-			return err
+			return "", err
 		}
 		if a.Found == nil || !*a.Found {
-			return errors.New("it found no price")
+			return "", errors.New("it found no price")
 		}
 		price, err := money(a.Price, a.Currency, cur)
 		if err != nil {
-			return err
+			return "", err
 		}
 		switch a.Per {
 		case "unit":
 		case "lot":
 			if m.Quantity <= 0 {
-				return errors.New("a price for the lot, but the quote names no quantity")
+				return "", errors.New("a price for the lot, but the quote names no quantity")
 			}
 			price.Amount = price.Amount.Div(decimal.NewFromInt(m.Quantity)).Round(2)
 		default:
-			return fmt.Errorf("per is %q, not unit or lot", a.Per)
+			return "", fmt.Errorf("per is %q, not unit or lot", a.Per)
 		}
 		if price.Amount.Sign() <= 0 {
-			return errors.New("the price is zero")
+			return "", errors.New("the price is zero")
 		}
 		c := *m
 		c.UnitPrice = price
 		if a.DeliverBy != "" {
 			by, err := time.Parse(time.DateOnly, a.DeliverBy)
 			if err != nil {
-				return fmt.Errorf("deliver_by %q is not a date", a.DeliverBy)
+				return "", fmt.Errorf("deliver_by %q is not a date", a.DeliverBy)
 			}
 			if !m.Date.IsZero() && by.Before(days(m.Date, 0)) {
-				return fmt.Errorf("deliver_by %s is before the quote was sent", a.DeliverBy)
+				return "", fmt.Errorf("deliver_by %s is before the quote was sent", a.DeliverBy)
 			}
 			c.DeliverBy = by
 		}
 		got = &c
-		return nil
+		return fmt.Sprintf("read %s a unit", price), nil
 	})
 	return got, err
 }
@@ -395,13 +401,13 @@ func (b *Model) narrate(now time.Time, cause string, out []*mailbox.Message) []*
 		}),
 	}
 	n := Note{Thread: thread, Cause: cause, Purpose: "narrate"}
-	err := b.ask(now, n, call, func(raw json.RawMessage) error {
+	_, err := b.ask(now, n, call, func(raw json.RawMessage) (string, error) {
 		var a struct{ Texts []string }
 		if err := json.Unmarshal(raw, &a); err != nil {
-			return err
+			return "", err
 		}
 		if len(a.Texts) != len(todo) {
-			return fmt.Errorf("%d texts for %d messages", len(a.Texts), len(todo))
+			return "", fmt.Errorf("%d texts for %d messages", len(a.Texts), len(todo))
 		}
 		var bad []string
 		texts := make([]string, len(todo))
@@ -413,14 +419,17 @@ func (b *Model) narrate(now time.Time, cause string, out []*mailbox.Message) []*
 			texts[i] = t
 		}
 		if len(bad) == len(todo) {
-			return errors.New(strings.Join(bad, "; "))
+			return "", errors.New(strings.Join(bad, "; "))
 		}
 		for i, t := range texts {
 			if t != "" {
 				todo[i].Body = strings.TrimSpace(t) + "\n"
 			}
 		}
-		return nil
+		if len(bad) > 0 {
+			return "some texts refused, the rules' text kept: " + strings.Join(bad, "; "), nil
+		}
+		return "", nil
 	})
 	if err != nil {
 		// The rules' text is a true text: the messages go with it.
@@ -502,7 +511,7 @@ func (b *Model) decide(now time.Time, m *mailbox.Message, d decider, c Choice) (
 		Schema: schema(props),
 	}
 	var pick Pick
-	err := b.ask(now, Note{Thread: m.Thread, Cause: m.ID, Purpose: "decide"}, call, func(raw json.RawMessage) error {
+	key, err := b.ask(now, Note{Thread: m.Thread, Cause: m.ID, Purpose: "decide"}, call, func(raw json.RawMessage) (string, error) {
 		var a struct {
 			Action    string `json:"action"`
 			UnitPrice string `json:"unit_price"`
@@ -510,25 +519,26 @@ func (b *Model) decide(now time.Time, m *mailbox.Message, d decider, c Choice) (
 			Text      string `json:"text"`
 		}
 		if err := json.Unmarshal(raw, &a); err != nil {
-			return err
+			return "", err
 		}
 		p, err := c.check(a.Action, a.UnitPrice)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if len(c.To) > 0 {
 			if !slices.Contains(c.To, a.To) {
-				return fmt.Errorf("to %q is not one of %s", clip(a.To, 40), strings.Join(c.To, ", "))
+				return "", fmt.Errorf("to %q is not one of %s", clip(a.To, 40), strings.Join(c.To, ", "))
 			}
 			p.To = a.To
 		}
 		p.Text = strings.TrimSpace(a.Text)
 		pick = p
-		return nil
+		return p.said(), nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	pick.By = fmt.Sprintf("the model %s (call %s)", b.Agent.Model, key)
 	out := d.take(now, m, pick)
 	if len(c.To) == 0 && len(out) > 0 && out[0].To == m.From {
 		if err := fits(pick.Text, out[0]); err == nil {
@@ -561,6 +571,19 @@ type Pick struct {
 	Action string
 	Price  mailbox.Money
 	Text   string
+	By     string // the model and its call, for what the role tells of the step
+}
+
+// said is the choice in a few words, for the ledger.
+func (p Pick) said() string {
+	s := "chose " + p.Action
+	if !p.Price.IsZero() {
+		s += " at " + p.Price.String()
+	}
+	if p.To != "" {
+		s += " to " + p.To
+	}
+	return s
 }
 
 // maxPrices is the most prices a choice lists: past it, the steps between

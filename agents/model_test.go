@@ -646,3 +646,51 @@ func FuzzTextChecks(f *testing.F) {
 		}
 	})
 }
+
+// TestModelWalkAwayIsTold: when the model in decide mode walks away from
+// every quote, the person's notice says the model did, naming each vendor,
+// the model and its call — not "no vendor can deliver".
+func TestModelWalkAwayIsTold(t *testing.T) {
+	p, quote := negotiating(t)
+	srv := fakeollama.Start(func(req api.ChatRequest) fakeollama.Reply {
+		return fakeollama.Follow(req, func(field string, enum []string) string {
+			if field == "action" {
+				return "DECLINE"
+			}
+			return ""
+		})
+	})
+	defer srv.Close()
+	b, notes := withModel(t, "procurement", srv.URL, p, nil)
+	out := b.Receive(now, quote) // vendor-b walked away from: vendor-a is taken up
+	if got := summary(out); len(got) != 1 || !strings.HasPrefix(got[0], "vendor-a COUNTER") {
+		t.Fatalf("after walking away from vendor-b: %v", got)
+	}
+	out = b.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "restock-1", price("5.30 USD")))
+	var notice *mailbox.Message
+	for _, m := range out {
+		if m.To == "human" {
+			notice = m
+		}
+	}
+	if notice == nil {
+		t.Fatalf("no notice to the human: %v", summary(out))
+	}
+	if want := "the model walked away from every quote (vendor-a at 5.30 USD, vendor-b at 5.00 USD)"; !strings.Contains(notice.Subject, want) {
+		t.Errorf("notice subject = %q, want it to say %q", notice.Subject, want)
+	}
+	for _, want := range []string{"- vendor-a: the model fake (call ", "walked away from its quote of 5.30 USD", "- vendor-c: declined"} {
+		if !strings.Contains(notice.Body, want) {
+			t.Errorf("notice body lacks %q:\n%s", want, notice.Body)
+		}
+	}
+	var said []string
+	for _, n := range *notes {
+		if n.Purpose == "decide" {
+			said = append(said, n.Reason)
+		}
+	}
+	if len(said) != 2 || !strings.HasSuffix(said[0], "chose DECLINE") {
+		t.Errorf("the ledger's notes of the decisions = %q, want two saying chose DECLINE", said)
+	}
+}

@@ -49,7 +49,7 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 	if p, ok := rules.(*Procurement); ok {
 		p.Bind(pol)
 	}
-	rp := &replayer{name: name, human: team.Human, thread: thread, brain: rules, sent: map[string][]mailbox.Entry{}, done: map[uint64]bool{}}
+	rp := &replayer{name: name, human: team.Human, thread: thread, brain: rules, sent: map[string][]mailbox.Entry{}, done: map[uint64]bool{}, entries: entries}
 	if a.Brain == "ollama" {
 		b, err := NewModel(root.Dir, team, a, rules, pol)
 		if err != nil {
@@ -99,6 +99,30 @@ type replayer struct {
 	done map[uint64]bool    // the decisions replayed, by Seq
 	held []*mailbox.Message // what waits for the human, as replayed
 	uses []string           // the model's part in the step
+	// entries is the whole ledger: what the runtime knew from it at each
+	// step (where the human's decisions stood) is told the brain again.
+	entries []mailbox.Entry
+}
+
+// tellAsked tells the brain where the human's decisions stood before the
+// ledger line seq, as the runtime told it then.
+func (rp *replayer) tellAsked(seq uint64, at time.Time) {
+	role := rp.brain
+	if b, ok := role.(*Model); ok {
+		role = b.Rules
+	}
+	a, ok := role.(asker)
+	if !ok {
+		return
+	}
+	st := policy.NewState()
+	for _, e := range rp.entries {
+		if e.Seq >= seq {
+			break
+		}
+		st.Apply(e)
+	}
+	a.Asked(AskedOf(st.Escalations(rp.human, ""), at))
 }
 
 // receive replays the handling of m, claimed at t.
@@ -145,6 +169,7 @@ func (rp *replayer) tick(e mailbox.Entry) Step {
 			break
 		}
 	}
+	rp.tellAsked(e.Seq, at)
 	var out []*mailbox.Message
 	for _, m := range rp.brain.Tick(at) {
 		if m.Thread == rp.thread {

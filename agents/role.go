@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -188,8 +189,9 @@ type Offer struct {
 	Rounds    int               // counter-offers sent to it on the thread
 	Pressed   bool              // a counter-offer to it awaits its answer
 	Declined  bool
-	Ordered   bool // a part of the need was ordered from it
-	Why       string
+	Ordered   bool   // a part of the need was ordered from it
+	Why       string // why it is out, when Declined
+	Model     string // the model that walked away from it, in decide mode
 }
 
 // price is the offer's unit price; nothing for no offer.
@@ -271,6 +273,7 @@ type Procurement struct {
 	// not sent; the quote standing is taken or left.
 	MaxHops int `json:"-"`
 	Deals   map[string]*Deal
+	asked   map[string]time.Time // where the human's decisions stand, by thread (Asked)
 }
 
 // await notes that out (the message just sent in deal d) needs an answer.
@@ -284,6 +287,31 @@ func (r *Procurement) await(now time.Time, d *Deal, out []*mailbox.Message) []*m
 // overdue handles a deal whose awaited answer did not come: a reminder
 // first; then, from a vendor, the next best offer, and from anyone else,
 // the human is asked to look.
+// Asked tells procurement where the human's decisions stand, by thread
+// (the runtime reads it from the ledger before each tick).
+func (r *Procurement) Asked(asked map[string]time.Time) { r.asked = asked }
+
+// due is when what deal d awaits is overdue: an answer that waits for the
+// human's decision (finance's approval above the sign-off threshold, our
+// own order held) is not chased while the human decides, and is given
+// reply_within from the human's answer.
+func (r *Procurement) due(d *Deal) time.Time {
+	at, ok := r.asked[d.Thread]
+	switch {
+	case !ok:
+		return d.Due
+	case at.IsZero():
+		return maxTime
+	}
+	if after := at.Add(r.ReplyWithin); after.After(d.Due) {
+		return after
+	}
+	return d.Due
+}
+
+// maxTime is a time no clock reaches.
+var maxTime = time.Unix(1<<62, 0)
+
 func (r *Procurement) overdue(now time.Time, d *Deal) []*mailbox.Message {
 	m := d.Awaiting
 	if !d.Reminded {
@@ -507,7 +535,7 @@ func (r *Procurement) tick(now time.Time) []*mailbox.Message {
 				}
 			}
 			out = append(out, r.round(now, d)...)
-		case d.Awaiting != nil && now.After(d.Due) && d.Phase != "done" && d.Phase != "failed":
+		case d.Awaiting != nil && now.After(r.due(d)) && d.Phase != "done" && d.Phase != "failed":
 			out = append(out, r.overdue(now, d)...)
 		}
 	}
@@ -607,7 +635,23 @@ func (r *Procurement) noneUsable(d *Deal) string {
 		}
 	}
 	closed := d.Closes.UTC().Format(time.TimeOnly)
+	var byModel []string
+	priced := 0
+	for _, v := range r.Vendors {
+		o := d.Quotes[v]
+		if o != nil && !o.UnitPrice.IsZero() {
+			priced++
+		}
+		if o != nil && o.Model != "" {
+			byModel = append(byModel, fmt.Sprintf("%s at %s", v, o.UnitPrice))
+		}
+	}
 	switch {
+	case len(byModel) > 0 && len(byModel) == priced:
+		return fmt.Sprintf("the model walked away from every quote (%s)", strings.Join(byModel, ", "))
+	case len(byModel) > 0:
+		return fmt.Sprintf("the model walked away from %s, and no other vendor can deliver %d %s by %s at an acceptable price",
+			strings.Join(byModel, ", "), d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly))
 	case len(silent) == 0:
 		return fmt.Sprintf("no vendor can deliver %d %s by %s at an acceptable price", d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly))
 	case len(silent) == len(r.Vendors):
@@ -615,6 +659,36 @@ func (r *Procurement) noneUsable(d *Deal) string {
 	}
 	return fmt.Sprintf("no vendor that quoted can deliver %d %s by %s at an acceptable price, and %s did not quote before the quote window closed at %s UTC",
 		d.Quantity, d.Item, d.DeliverBy.Format(time.DateOnly), strings.Join(silent, ", "), closed)
+}
+
+// whyNot says, a line a vendor, why none of its terms were taken: the
+// person told that a deal failed sees each vendor's part, and the model's
+// where it walked away.
+func (r *Procurement) whyNot(d *Deal) string {
+	var b strings.Builder
+	b.WriteString("Why no vendor's terms were taken:\n")
+	for _, v := range r.Vendors {
+		o := d.Quotes[v]
+		quoted := ""
+		if o != nil && !o.UnitPrice.IsZero() {
+			quoted = fmt.Sprintf("quoted %s a unit; ", o.UnitPrice)
+		}
+		switch {
+		case o == nil:
+			fmt.Fprintf(&b, "- %s: no quote before the quote window closed at %s UTC\n", v, d.Closes.UTC().Format(time.TimeOnly))
+		case o.Declined && o.Model != "":
+			fmt.Fprintf(&b, "- %s: %s\n", v, o.Why)
+		case o.Declined:
+			fmt.Fprintf(&b, "- %s: %s%s\n", v, quoted, cmp.Or(o.Why, "declined"))
+		case o.UnitPrice.IsZero():
+			fmt.Fprintf(&b, "- %s: no usable price\n", v)
+		case !d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy):
+			fmt.Fprintf(&b, "- %s: %sdelivers on %s, after %s\n", v, quoted, o.DeliverBy.Format(time.DateOnly), d.DeliverBy.Format(time.DateOnly))
+		default:
+			fmt.Fprintf(&b, "- %s: %sstill on the table\n", v, quoted)
+		}
+	}
+	return b.String()
 }
 
 // Sent tells procurement when the messages of its last step went out: the
@@ -992,7 +1066,7 @@ func (r *Procurement) fail(now time.Time, d *Deal, why string) []*mailbox.Messag
 		text = fmt.Sprintf("Could not buy the other %d %s from %s: %s.", d.Quantity-d.Bought, d.Item, vendor, why)
 	} else {
 		d.Phase, d.Awaiting = "failed", nil
-		out = append(out, &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text})
+		out = append(out, &mailbox.Message{From: r.Name, To: r.Human, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Quantity: d.Quantity, Subject: text, Body: r.whyNot(d)})
 		if d.Requester != "" && d.Requester != r.Human {
 			out = append(out, &mailbox.Message{From: r.Name, To: d.Requester, Thread: d.Thread, Verb: mailbox.Notify, Item: d.Item, Subject: text})
 		}

@@ -320,6 +320,9 @@ func (rt *Runtime) tick(claims *mailbox.Claims) error {
 	if err := rt.overdue(now); err != nil {
 		return err
 	}
+	if err := rt.tellAsked(now); err != nil {
+		return err
+	}
 	out := rt.role.Tick(now)
 	if err := rt.failed("tick"); err != nil {
 		return err
@@ -615,6 +618,57 @@ func (rt *Runtime) overdue(now time.Time) error {
 		}
 	}
 	return rt.save()
+}
+
+// An asker is a role that chases what it awaits (Procurement): it is told,
+// from the ledger, on which threads a person's decision is awaited, or
+// when the last was given, so that it does not chase an agent whose
+// answer waits for the human.
+type asker interface {
+	Asked(map[string]time.Time)
+}
+
+// tellAsked tells the role where the human's decisions stand: zero for a
+// thread where one is awaited now, else when the last was answered (or
+// lapsed).
+func (rt *Runtime) tellAsked(now time.Time) error {
+	role := rt.role
+	if b, ok := role.(*Model); ok {
+		role = b.Rules
+	}
+	a, ok := role.(asker)
+	if !ok {
+		return nil
+	}
+	st, _, err := rt.engine.State()
+	if err != nil {
+		return err
+	}
+	a.Asked(AskedOf(st.Escalations(rt.Team.Human, ""), now))
+	return nil
+}
+
+// AskedOf is, by thread, where the human's decisions stand at now: zero
+// where one is awaited, else when the last was answered or lapsed.
+func AskedOf(xs []*policy.Escalation, now time.Time) map[string]time.Time {
+	asked := map[string]time.Time{}
+	for _, x := range xs {
+		var at time.Time
+		switch x.State(now) {
+		case policy.Waiting:
+		case policy.Answered:
+			at = x.AnsweredAt
+		case policy.Expired:
+			at = x.Expires
+		default:
+			continue
+		}
+		if was, seen := asked[x.Thread]; seen && (was.IsZero() || was.After(at)) && !at.IsZero() {
+			continue // one still awaited, or a later answer, stands
+		}
+		asked[x.Thread] = at
+	}
+	return asked
 }
 
 // release frees the money of approvals the role no longer needs (a deal

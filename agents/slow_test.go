@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -115,6 +116,13 @@ func slowNarrator(t *testing.T, clock *fakeClock, delay time.Duration) *fakeolla
 // brains) and may start a fake model on the clock.
 func dealOutcome(t *testing.T, needs int, opt dealOpts, set func(team *Team, clock *fakeClock)) string {
 	t.Helper()
+	_, got := dealPlayed(t, needs, opt, set)
+	return got
+}
+
+// dealPlayed is dealOutcome, with the root the deal was played in.
+func dealPlayed(t *testing.T, needs int, opt dealOpts, set func(team *Team, clock *fakeClock)) (*mailbox.Root, string) {
+	t.Helper()
 	clock := &fakeClock{t: now}
 	team := defaultTeam(t)
 	if set != nil {
@@ -135,6 +143,9 @@ func dealOutcome(t *testing.T, needs int, opt dealOpts, set func(team *Team, clo
 	for i := 1; i <= needs; i++ {
 		th := fmt.Sprintf("restock-widget-%d", i)
 		qty := int64(1000 / (2 * needs)) // under the human's approval_over, all of it from one vendor in a day
+		if opt.qty > 0 {
+			qty = opt.qty
+		}
 		threads = append(threads, th)
 		req := &mailbox.Message{Version: mailbox.Version, ID: fmt.Sprintf("<restock-%d@test>", i), Date: clock.Now(), From: "inventory", To: "procurement",
 			Thread: th, Verb: mailbox.Request, Item: "widget", Quantity: qty, DeliverBy: days(now, 8), Subject: "REQUEST: need widget"}
@@ -144,6 +155,7 @@ func dealOutcome(t *testing.T, needs int, opt dealOpts, set func(team *Team, clo
 		}
 	}
 	var stopped time.Time // when procurement was stopped, to be started again
+	answered := map[string]bool{}
 	for turns := 0; turns < 20000; turns++ {
 		busy := false
 		for i, a := range agents {
@@ -177,17 +189,20 @@ func dealOutcome(t *testing.T, needs int, opt dealOpts, set func(team *Team, clo
 					replayed(t, r, team, a.rt.Name, th)
 				}
 			}
-			return strings.Join(ends, "; ")
+			return r, strings.Join(ends, "; ")
 		}
 		if opt.restart && stopped.IsZero() && waitsForVendors(rules.(*Procurement)) {
 			stopped = clock.Now()
+		}
+		if opt.human > 0 {
+			busy = humanApproves(t, r, clock.Now(), opt.human, answered) || busy
 		}
 		if !busy {
 			clock.Advance(time.Second)
 		}
 	}
 	t.Fatalf("the deal did not end by %s", clock.Now())
-	return ""
+	return nil, ""
 }
 
 // dealOpts are the ways a deal is played: with an agent down all along,
@@ -196,6 +211,39 @@ func dealOutcome(t *testing.T, needs int, opt dealOpts, set func(team *Team, clo
 type dealOpts struct {
 	down    string
 	restart bool
+	qty     int64         // units a deal needs; 0: all of it from one vendor, under the human's approval_over
+	human   time.Duration // how long the human takes to approve what is escalated; 0: never asked
+}
+
+// humanApproves answers, as the human would with parley approve, each
+// ESCALATE in the human's inbox that asks for a spend and has waited after.
+func humanApproves(t *testing.T, r *mailbox.Root, now time.Time, after time.Duration, answered map[string]bool) bool {
+	t.Helper()
+	names, err := r.Inbox("human").Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := r.PrivateKey("human")
+	if err != nil {
+		t.Fatal(err)
+	}
+	did := false
+	for _, n := range names {
+		data, _ := os.ReadFile(r.Inbox("human").Path("new", n))
+		m, err := mailbox.Parse(data)
+		if err != nil || m.Verb != mailbox.Escalate || m.Amount.IsZero() || answered[m.ID] || now.Before(m.Date.Add(after)) {
+			continue
+		}
+		answered[m.ID] = true
+		ok := &mailbox.Message{Version: mailbox.Version, ID: "<approve-" + strconv.Itoa(len(answered)) + "@test>", Date: now, From: "human", To: m.From,
+			Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Approved, Item: m.Item, Amount: m.Amount, Subject: "APPROVED"}
+		mailbox.Sign(ok, priv)
+		if _, err := r.Inbox(m.From).Deliver(ok.Marshal(), now); err != nil {
+			t.Fatal(err)
+		}
+		did = true
+	}
+	return did
 }
 
 // waitsForVendors reports whether a deal awaits the vendors' answers to
@@ -213,6 +261,20 @@ func waitsForVendors(p *Procurement) bool {
 // included, and fails the test on every one that comes out differently.
 func replayed(t *testing.T, r *mailbox.Root, team *Team, name, thread string) {
 	t.Helper()
+	steps, _, err := Replay(r, team, name, thread, ledgerOf(t, r))
+	if err != nil {
+		t.Fatalf("replay %s on %s: %v", name, thread, err)
+	}
+	for _, s := range steps {
+		if !s.Same {
+			t.Errorf("replay %s on %s: %s differs:\n  then: %q\n  now:  %q\n  model: %q", name, thread, s.Message, s.Recorded, s.Replayed, s.Model)
+		}
+	}
+}
+
+// ledgerOf reads the whole ledger of r.
+func ledgerOf(t *testing.T, r *mailbox.Root) []mailbox.Entry {
+	t.Helper()
 	path, err := r.LedgerPath()
 	if err != nil {
 		t.Fatal(err)
@@ -226,15 +288,7 @@ func replayed(t *testing.T, r *mailbox.Root, team *Team, name, thread string) {
 	if err := mailbox.ReadEntries(f, func(_ int, e mailbox.Entry) error { entries = append(entries, e); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	steps, _, err := Replay(r, team, name, thread, entries)
-	if err != nil {
-		t.Fatalf("replay %s on %s: %v", name, thread, err)
-	}
-	for _, s := range steps {
-		if !s.Same {
-			t.Errorf("replay %s on %s: %s differs:\n  then: %q\n  now:  %q\n  model: %q", name, thread, s.Message, s.Recorded, s.Replayed, s.Model)
-		}
-	}
+	return entries
 }
 
 // notice is the subject of the last NOTIFY on thread in the human's inbox.
@@ -346,5 +400,22 @@ func TestRestartRemindsOnlyTheUnanswered(t *testing.T) {
 	got := dealOutcome(t, 1, dealOpts{restart: true}, nil)
 	if got != want {
 		t.Errorf("after a restart: %s\nwant %s", got, want)
+	}
+}
+
+// TestHeldOrderIsNotChased: an order above the human's sign-off threshold
+// waits for the human, who answers an hour later, past reply_within twice
+// over. The vendor is not reminded of an order it has not been sent, nor
+// reported as not answering; the order goes when approved, and the deal
+// ends.
+func TestHeldOrderIsNotChased(t *testing.T) {
+	r, got := dealPlayed(t, 1, dealOpts{qty: 700, human: time.Hour}, nil)
+	if !strings.Contains(got, "done: 700 from") {
+		t.Fatalf("deal = %s", got)
+	}
+	for _, e := range ledgerOf(t, r) {
+		if e.Event == mailbox.EventDelivered && (strings.HasPrefix(e.Subject, "REMINDER") || strings.Contains(e.Subject, "has not answered")) {
+			t.Errorf("seq %d: %s → %s %s: chased while the human decided", e.Seq, e.From, e.To, e.Subject)
+		}
 	}
 }

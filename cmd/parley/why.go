@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/urfave/cli/v2"
 )
@@ -17,8 +18,10 @@ func whyCommand() *cli.Command {
 		ArgsUsage: "MESSAGE-ID|THREAD|SEQ",
 		Description: `Answers "why did it pay 2400?" or "why did it stop?": the chain of messages
 that led to it (each answering the one before), with every policy decision
-about them — the rule, and the numbers it compared — and the human's answers
-on the thread, oldest first. Give a Message-ID (with its <>), a thread (its
+about them — the rule, and the numbers it compared — the human's answers
+on the thread, and the model's part where an agent runs on one (each
+decision it made, each quote it read, each call that failed, with its tape),
+oldest first. Give a Message-ID (with its <>), a thread (its
 last message is explained), or a ledger seq.
 
 Example:
@@ -112,6 +115,11 @@ func whyChain(entries []mailbox.Entry, target mailbox.Entry) []mailbox.Entry {
 			out = append(out, x)
 		case x.Thread == target.Thread && target.Thread != "" && x.Event == "decision" && x.Decision != "allow":
 			out = append(out, x)
+		case x.Thread == target.Thread && target.Thread != "" && x.Event == agents.EventLLM &&
+			(x.Rule != "llm.narrate" || x.Decision != agents.Answered):
+			// The model's part: what it decided or read, and where it
+			// failed; a narration used changes no outcome.
+			out = append(out, x)
 		case x.Thread == target.Thread && target.Thread != "" && x.Event == mailbox.EventDelivered && !shown[x.MsgID] &&
 			x.Verb == string(mailbox.Escalate):
 			shown[x.MsgID] = true
@@ -153,6 +161,12 @@ func printWhy(w io.Writer, target mailbox.Entry, chain []mailbox.Entry) error {
 			fmt.Fprintf(w, "%s  %5d  %s → %s  %s  %s\n", when, x.Seq, x.From, x.To, strings.TrimSpace(x.Verb+" "+money(x)), x.Subject)
 		case "decision":
 			fmt.Fprintf(w, "%s  %5d    policy: %s %s by %s: %s\n", when, x.Seq, x.Decision, x.Verb, x.Rule, firstLine(x.Reason))
+		case agents.EventLLM:
+			tape := ""
+			if x.File != "" {
+				tape = " (tape " + x.File + ")"
+			}
+			fmt.Fprintf(w, "%s  %5d    model of %s, %s: %s: %s%s\n", when, x.Seq, x.Agent, strings.TrimPrefix(x.Rule, "llm."), x.Decision, firstLine(x.Reason), tape)
 		default:
 			fmt.Fprintf(w, "%s  %5d    %s %s: %s\n", when, x.Seq, x.Agent, x.Event, firstLine(x.Reason))
 		}
