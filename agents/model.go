@@ -50,6 +50,8 @@ type Model struct {
 	Ctx     context.Context
 
 	down time.Time // the server did not answer: not asked again before this
+	due  time.Time // what the step at hand sends is due by then (the Expires of the message handled)
+	root string    // the root's folder, for the server's queue to show
 }
 
 // Note is one use of the model, for the ledger: a call (with its tape), or
@@ -88,6 +90,8 @@ func (b *Model) UnmarshalJSON(data []byte) error { return json.Unmarshal(data, b
 // mode the model chooses the step where the role offers a choice; the
 // text of what goes out is the model's.
 func (b *Model) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
+	b.due = m.Expires
+	defer func() { b.due = time.Time{} }()
 	if m.Verb == mailbox.Quote && m.UnitPrice.IsZero() && b.Agent.Role == "procurement" {
 		read, err := b.read(now, m)
 		if err != nil {
@@ -165,19 +169,32 @@ func (b *Model) ask(now time.Time, n Note, call llm.Call, check func(json.RawMes
 	if now.Before(b.down) {
 		return "", fmt.Errorf("%w: its server did not answer a moment ago; asked again from %s", errDown, b.down.Format(time.TimeOnly))
 	}
-	ctx := b.Ctx
-	if ctx == nil {
-		ctx = context.Background()
+	stop := b.Ctx // the agent's: done when it stops
+	if stop == nil {
+		stop = context.Background()
+	}
+	ctx := llm.WithLabel(stop, b.Agent.Name, strings.TrimSpace(n.Purpose+" "+n.Thread), b.root)
+	if !b.due.IsZero() {
+		// What the step sends is due by then (a quote before the quote
+		// window closes): the model gets the time left, and the rules'
+		// step goes when there is none, rather than an answer too late.
+		left := b.due.Sub(now) - dueMargin
+		if left < minCall {
+			return "", fmt.Errorf("%w: the answer is due by %s, too soon for a model call", errDown, b.due.UTC().Format(time.TimeOnly))
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, left)
+		defer cancel()
 	}
 	var err error
 	for attempt := 1; attempt <= 1+b.Agent.Retries; attempt++ {
 		key := callKey(call, attempt)
 		var ans llm.Answer
 		ans, err = b.Ask(ctx, key, call)
-		if ctx.Err() != nil {
+		if stop.Err() != nil {
 			// The agent is stopping: whatever came back is not an answer.
 			if err == nil {
-				err = ctx.Err()
+				err = stop.Err()
 			}
 			return "", err
 		}
@@ -198,15 +215,25 @@ func (b *Model) ask(now time.Time, n Note, call llm.Call, check func(json.RawMes
 		switch {
 		case err == nil:
 			return key, nil
-		case errors.Is(err, llm.ErrUnreachable) || errors.Is(err, llm.ErrTimeout):
+		case errors.Is(err, llm.ErrUnreachable) || (errors.Is(err, llm.ErrTimeout) && ans.Tape.Record.Duration >= b.Agent.Timeout.Duration):
+			// Judged from the tape, so that a replay judges the same: a call
+			// cut short by the step's own deadline says nothing of the server.
 			b.down = now.Add(downFor)
 			return "", err
-		case errors.Is(err, llm.ErrServer) || ctx.Err() != nil:
+		case errors.Is(err, llm.ErrServer) || errors.Is(err, llm.ErrTimeout) || errors.Is(err, llm.ErrBusy) || ctx.Err() != nil:
 			return "", err
 		}
 	}
 	return "", err
 }
+
+// A model call made for a step with a deadline must end dueMargin before
+// it, and is not made at all with less than minCall left: delivering what
+// it wrote takes milliseconds, a useful answer seconds.
+var (
+	dueMargin = time.Second
+	minCall   = 2 * time.Second
+)
 
 // callKey names a call by what it asks, so a step taken again after a
 // restart, or replayed, finds the answer it got the first time.
@@ -646,7 +673,10 @@ func NewModel(root string, team *Team, a *Agent, rules Role, pol *policy.Policy)
 	if err != nil {
 		return nil, err
 	}
-	b := &Model{Rules: rules, Agent: a, Human: team.Human, System: strings.TrimSpace(prompt) + "\n"}
+	b := &Model{Rules: rules, Agent: a, Human: team.Human, System: strings.TrimSpace(prompt) + "\n", root: root}
+	if abs, err := filepath.Abs(root); err == nil {
+		b.root = abs
+	}
 	if p, ok := rules.(*Procurement); ok && a.LLM == "decide" {
 		p.Serial = true // the model chooses on one vendor's quote at a time
 	}
@@ -690,10 +720,13 @@ func NoteEntry(agent string, n Note) mailbox.Entry {
 		e.File = filepath.Join(agent, "state", "llm", n.Key+".json")
 		r := t.Record
 		how := fmt.Sprintf("%s, %d+%d tokens in %s", r.Model, r.PromptTokens, r.AnswerTokens, r.Duration.Round(time.Millisecond))
+		if r.Queued >= time.Second {
+			how += fmt.Sprintf(" (%s of it waiting for a turn)", r.Queued.Round(time.Millisecond))
+		}
 		if n.Played {
 			how += ", played from its tape"
 		} else {
-			e.Tokens = int64(r.PromptTokens + r.AnswerTokens)
+			e.Tokens, e.Millis = int64(r.PromptTokens+r.AnswerTokens), r.Duration.Milliseconds()
 		}
 		e.Reason = how + ": " + n.Reason
 	}

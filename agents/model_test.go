@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -692,5 +693,59 @@ func TestModelWalkAwayIsTold(t *testing.T) {
 	}
 	if len(said) != 2 || !strings.HasSuffix(said[0], "chose DECLINE") {
 		t.Errorf("the ledger's notes of the decisions = %q, want two saying chose DECLINE", said)
+	}
+}
+
+// TestModelKeepsTheStepsDeadline: a vendor asked for a quote that is due
+// when the quote window closes gives its model only the time left, and
+// sends the rules' text when there is none — never a quote too late. A
+// call cut short by the step's deadline does not mark the server down.
+func TestModelKeepsTheStepsDeadline(t *testing.T) {
+	defer func(m, c time.Duration) { dueMargin, minCall = m, c }(dueMargin, minCall)
+	dueMargin, minCall = 50*time.Millisecond, 100*time.Millisecond
+	block := make(chan struct{})
+	var stall atomic.Bool
+	srv := fakeollama.Start(func(req api.ChatRequest) fakeollama.Reply {
+		if stall.Load() {
+			<-block
+		}
+		data, _ := json.Marshal(map[string][]string{"texts": {"Here is our quote."}})
+		return fakeollama.Reply{Content: string(data)}
+	})
+	defer srv.Close()
+	defer close(block) // before the server closes: a stalled answer ends
+	for _, tt := range []struct {
+		name    string
+		left    time.Duration // from now to the quote window's close
+		subject string
+		calls   int
+		note    string // what the last note says
+	}{
+		{"no time for a call", 120 * time.Millisecond, "", 0, "too soon for a model call"},
+		{"a call cut at the deadline", 400 * time.Millisecond, "stall", 1, "when the step's answer was due"},
+		{"time enough", time.Minute, "", 1, "attempt 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(srv.Requests())
+			stall.Store(tt.subject == "stall")
+			v := role(t, "vendor-b")
+			b, notes := withModel(t, "vendor-b", srv.URL, v, func(a *Agent) { a.LLM = "narrate" })
+			req := in("procurement", "vendor-b", mailbox.Request, "t", func(m *mailbox.Message) {
+				m.DeliverBy, m.Expires, m.Subject = now.AddDate(0, 0, 8), now.Add(tt.left), "REQUEST: quote "+tt.subject
+			})
+			out := b.Receive(now, req)
+			if len(out) != 1 || out[0].Verb != mailbox.Quote {
+				t.Fatalf("out = %v, want the rules' quote", summary(out))
+			}
+			if got := len(srv.Requests()) - before; got != tt.calls {
+				t.Errorf("%d calls, want %d", got, tt.calls)
+			}
+			if n := (*notes)[len(*notes)-1]; !strings.Contains(n.Reason, tt.note) {
+				t.Errorf("last note %+v, want it to say %q", n, tt.note)
+			}
+			if !b.down.IsZero() {
+				t.Errorf("the server is marked down until %s by a step's own deadline", b.down)
+			}
+		})
 	}
 }

@@ -79,7 +79,9 @@ func (t Tapes) Recording(ask func(context.Context, llm.Call) (llm.Answer, error)
 
 // unanswered reports whether a tape is the record of a call the server
 // never answered.
-func unanswered(tape llm.Tape) bool { return tape.Kind == "unreachable" || tape.Kind == "timeout" }
+func unanswered(tape llm.Tape) bool {
+	return tape.Kind == "unreachable" || tape.Kind == "timeout" || tape.Kind == "busy"
+}
 
 // ErrNoTape is a replayed call that was never recorded: the prompt differs
 // from the one the model got (the thread, the prompt file, the policy or

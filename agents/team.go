@@ -62,6 +62,7 @@ type Agent struct {
 	Timeout     policy.Duration `toml:"timeout"`     // for one call; default 60s
 	MaxTokens   int             `toml:"max_tokens"`  // the longest answer, in tokens; default 512
 	NumCtx      int             `toml:"num_ctx"`     // the context window, in tokens; default: the server's
+	Concurrency int             `toml:"concurrency"` // calls the host takes at once, from every agent on the machine; default 1
 	LLM         string          `toml:"llm"`         // narrate (the default): code picks the numbers; decide: the model does, within bounds
 	Fallback    string          `toml:"fallback"`    // rules (the default) or escalate, when the model fails
 	Retries     int             `toml:"-"`           // unusable answers asked again in one step: retries, default 1
@@ -365,6 +366,9 @@ func checkModel(file, text string, a *Agent) error {
 	if a.MaxTokens == 0 {
 		a.MaxTokens = 512
 	}
+	if a.Concurrency == 0 {
+		a.Concurrency = 1
+	}
 	if a.Retries = 1; a.RetriesSet != nil {
 		a.Retries = *a.RetriesSet // 0 is no retry, not the default
 	}
@@ -383,6 +387,8 @@ func checkModel(file, text string, a *Agent) error {
 		return tomlfile.Errorf(file, at("max_tokens"), "max_tokens of 256 or more leaves room for a whole answer", "agent %q: max_tokens %d is too few for an answer", a.Name, a.MaxTokens)
 	case a.NumCtx < 0:
 		return tomlfile.Errorf(file, at("num_ctx"), "num_ctx = 8192, or leave it out for the server's default", "agent %q: num_ctx is negative", a.Name)
+	case a.Concurrency < 1 || a.Concurrency > 64:
+		return tomlfile.Errorf(file, at("concurrency"), "concurrency is between 1 and 64: what OLLAMA_NUM_PARALLEL lets the server run at once", "agent %q: concurrency %d is out of range", a.Name, a.Concurrency)
 	case a.Timeout.Duration < 0:
 		return tomlfile.Errorf(file, at("timeout"), `timeout = "60s"`, "agent %q: timeout is negative", a.Name)
 	}
@@ -394,7 +400,7 @@ func checkModel(file, text string, a *Agent) error {
 
 // ModelConfig is the agent's settings as the llm client takes them.
 func (a *Agent) ModelConfig() llm.Config {
-	return llm.Config{Model: a.Model, Host: a.Host, Temperature: a.Temperature, Seed: a.Seed, Timeout: a.Timeout.Duration, MaxTokens: a.MaxTokens, Context: a.NumCtx}
+	return llm.Config{Model: a.Model, Host: a.Host, Temperature: a.Temperature, Seed: a.Seed, Timeout: a.Timeout.Duration, MaxTokens: a.MaxTokens, Context: a.NumCtx, Concurrency: a.Concurrency}
 }
 
 // checkExec checks an exec brain's settings, and fills in defaults.

@@ -59,6 +59,7 @@ type Entry struct {
 	Policy    string    `json:"policy,omitempty"` // hash of the policy file that decided
 	Key       string    `json:"key,omitempty"`    // an action's idempotency key
 	Tokens    int64     `json:"tokens,omitempty"` // model tokens spent
+	Millis    int64     `json:"ms,omitempty"`     // how long a model call took, its wait for a turn included
 	File      string    `json:"file,omitempty"`
 	// Date is the message's Date: when its sender sent it. Replay runs an
 	// agent's clock at the dates of what its clock sent.

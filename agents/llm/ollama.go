@@ -29,13 +29,18 @@ type Config struct {
 	Timeout     time.Duration // for one call, first token to last; 0 means 60 s
 	MaxTokens   int           // num_predict; 0 means 512
 	Context     int           // num_ctx, the context window in tokens; 0 leaves the server's default
+	// Concurrency is how many calls the server takes at once, from every
+	// process on the machine (its queue, QueueDir); 0 means 1. Timeout
+	// counts the wait for a turn.
+	Concurrency int
 }
 
 // Client asks one model.
 type Client struct {
-	cfg  Config
-	host *url.URL
-	api  *api.Client
+	cfg   Config
+	host  *url.URL
+	api   *api.Client
+	queue Queue
 }
 
 // New returns a client for cfg; it does not contact the server.
@@ -53,7 +58,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxTokens == 0 {
 		cfg.MaxTokens = 512
 	}
-	return &Client{cfg: cfg, host: host, api: api.NewClient(host, &http.Client{})}, nil
+	return &Client{cfg: cfg, host: host, api: api.NewClient(host, &http.Client{}), queue: Queue{Dir: QueueDir(host.String()), N: cfg.Concurrency}}, nil
 }
 
 // ParseHost reads a host as parley.toml gives it: host:port or a URL; empty
@@ -93,7 +98,8 @@ type Record struct {
 	AnswerSHA256 string        `json:"answer_sha256,omitempty"`
 	PromptTokens int           `json:"prompt_tokens"`
 	AnswerTokens int           `json:"answer_tokens"`
-	Duration     time.Duration `json:"duration_ns"`
+	Duration     time.Duration `json:"duration_ns"`          // from asking to the answer, the wait for a turn included
+	Queued       time.Duration `json:"queued_ns,omitempty"` // of which waiting for a turn on the server
 	DoneReason   string        `json:"done_reason,omitempty"`
 }
 
@@ -129,11 +135,21 @@ var (
 	ErrServer      = errors.New("the Ollama server refused the call")
 )
 
+// label is the context key of what a call is for, for the queue.
+type label struct{}
+
+// WithLabel says who makes the calls under ctx and what for ("procurement",
+// "narrate restock-widget-1", in the root at root), as the server's queue
+// shows them.
+func WithLabel(ctx context.Context, agent, what, root string) context.Context {
+	return context.WithValue(ctx, label{}, Holder{Agent: agent, What: what, Root: root})
+}
+
 // notDone is the done reason recorded for an answer the server ended
 // without done = true.
 const notDone = "not done"
 
-var kinds = map[string]error{"unreachable": ErrUnreachable, "timeout": ErrTimeout, "server": ErrServer}
+var kinds = map[string]error{"unreachable": ErrUnreachable, "timeout": ErrTimeout, "server": ErrServer, "busy": ErrBusy}
 
 // Ask makes one chat call. The answer's tape is filled in even when the
 // answer is refused, so what a failed call cost is still known.
@@ -162,9 +178,23 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 	}
 	tape := Tape{System: call.System, User: call.User, Schema: call.Schema, Record: Record{Model: c.cfg.Model, PromptSHA256: hash(prompt)}}
 
+	// The timeout counts the wait for a turn on the server: a call that
+	// would wait past it fails as one the server did not answer in time.
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
+	h, _ := ctx.Value(label{}).(Holder)
+	release, err := c.queue.Acquire(ctx, h)
+	if err != nil {
+		tape.Record.Duration = time.Since(start)
+		if ctx.Err() == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return Answer{Tape: tape}, fmt.Errorf("ollama %s: %w", c.host, err)
+		}
+		tape.Kind, tape.Error = "busy", fmt.Sprintf("ollama %s: no turn within %s: other calls held the server", c.host, time.Since(start).Round(time.Millisecond))
+		return Play(tape)
+	}
+	defer release()
+	tape.Record.Queued = time.Since(start)
 	var resp api.ChatResponse
 	err = c.api.Chat(ctx, req, func(r api.ChatResponse) error {
 		resp = r
@@ -178,6 +208,9 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 			tape.Kind, tape.Error = "server", fmt.Sprintf("ollama %s, model %s: %v", c.host, c.cfg.Model, err)
 		case errors.Is(err, context.DeadlineExceeded):
 			tape.Kind, tape.Error = "timeout", fmt.Sprintf("ollama %s, model %s: no answer within %s", c.host, c.cfg.Model, c.cfg.Timeout)
+			if tape.Record.Duration < c.cfg.Timeout {
+				tape.Error = fmt.Sprintf("ollama %s, model %s: no answer after %s, when the step's answer was due", c.host, c.cfg.Model, tape.Record.Duration.Round(time.Millisecond))
+			}
 		case ctx.Err() != nil:
 			return Answer{Tape: tape}, fmt.Errorf("ollama %s: %w", c.host, err)
 		default:

@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/agents/llm"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
@@ -80,6 +83,40 @@ type modelUse struct {
 	Tokens    int64  `json:"tokens"`
 	Refused   int    `json:"refused"`   // answers that did not check out
 	Fallbacks int    `json:"fallbacks"` // steps the rules took, or a person was asked to
+	MedianMS  int64  `json:"median_ms"` // how long a call took, its wait for a turn included
+	SlowestMS int64  `json:"slowest_ms"`
+	took      []int64
+}
+
+// modelCall is a call in flight on a model server, or waiting for a turn
+// on it (llm.InFlight), from any agent of any root on this machine.
+type modelCall struct {
+	Host    string    `json:"host"`
+	Agent   string    `json:"agent"`
+	What    string    `json:"what"`
+	Root    string    `json:"root,omitempty"`
+	Since   time.Time `json:"since"`
+	Waiting bool      `json:"waiting"` // for a turn: the server is busy with others
+}
+
+// modelCalls lists what is in flight on the servers of the team's models.
+func modelCalls(team *agents.Team) []modelCall {
+	out := []modelCall{}
+	seen := map[string]bool{}
+	for _, a := range team.Agents {
+		u, err := llm.ParseHost(a.Host)
+		if a.Brain != "ollama" || err != nil || seen[u.String()] {
+			continue
+		}
+		seen[u.String()] = true
+		calls, waiting := llm.InFlight(llm.QueueDir(u.String()))
+		for i, l := range [][]llm.Holder{calls, waiting} {
+			for _, h := range l {
+				out = append(out, modelCall{Host: u.String(), Agent: h.Agent, What: h.What, Root: h.Root, Since: h.Since, Waiting: i == 1})
+			}
+		}
+	}
+	return out
 }
 
 // modelUses adds up the llm lines of the ledger by agent. A call played
@@ -98,12 +135,21 @@ func modelUses(entries []mailbox.Entry) map[string]*modelUse {
 		if x.File != "" && !strings.Contains(x.Reason, "played from its tape") {
 			u.Calls++
 			u.Tokens += x.Tokens
+			if x.Millis > 0 {
+				u.took = append(u.took, x.Millis)
+			}
 		}
 		switch x.Decision {
 		case agents.Refused:
 			u.Refused++
 		case agents.FellBack, agents.Escalated:
 			u.Fallbacks++
+		}
+	}
+	for _, u := range uses {
+		if len(u.took) > 0 {
+			slices.Sort(u.took)
+			u.MedianMS, u.SlowestMS = u.took[len(u.took)/2], u.took[len(u.took)-1]
 		}
 	}
 	return uses
@@ -145,6 +191,7 @@ type status struct {
 	Escalations []escalation   `json:"escalations"`
 	Expired     int            `json:"escalations_expired"` // put to the human, never answered in time
 	Breaker     *breakerStatus `json:"breaker,omitempty"`
+	ModelCalls  []modelCall    `json:"model_calls"` // in flight on the team's model servers
 	Open        []threadStatus `json:"open_threads"`
 	Spend       []spendStatus  `json:"spend"`
 	Attention   []string       `json:"attention"`
@@ -206,6 +253,7 @@ func (e *env) status() (*status, error) {
 		last[x.Agent] = x
 	}
 	uses := modelUses(entries)
+	st.ModelCalls = modelCalls(team)
 	var beats map[string]mailbox.Beat // on a team that spans machines
 	if b, ok := e.root.Transport.(mailbox.Beater); ok {
 		if beats, err = b.Beats(); err != nil {
@@ -355,7 +403,22 @@ func (st *status) print(w io.Writer) error {
 			continue
 		}
 		u := a.Model
-		fmt.Fprintf(w, "model of %s: %s (%s): %d calls, %d tokens, %d answers refused, %d fallbacks\n", a.Name, u.Model, u.Mode, u.Calls, u.Tokens, u.Refused, u.Fallbacks)
+		fmt.Fprintf(w, "model of %s: %s (%s): %d calls, %d tokens, %d answers refused, %d fallbacks", a.Name, u.Model, u.Mode, u.Calls, u.Tokens, u.Refused, u.Fallbacks)
+		if u.SlowestMS > 0 {
+			fmt.Fprintf(w, "; a call takes %s, the slowest %s", time.Duration(u.MedianMS)*time.Millisecond, time.Duration(u.SlowestMS)*time.Millisecond)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, c := range st.ModelCalls {
+		how := "in flight"
+		if c.Waiting {
+			how = "waiting for a turn"
+		}
+		whose := c.Agent
+		if abs, _ := filepath.Abs(st.Root); c.Root != "" && c.Root != abs {
+			whose += " of " + c.Root
+		}
+		fmt.Fprintf(w, "model call %s on %s: %s %s, for %s\n", how, c.Host, whose, c.What, age(st.Now.Sub(c.Since)))
 	}
 	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
 	for _, x := range st.Escalations {

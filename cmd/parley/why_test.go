@@ -1,6 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,3 +70,56 @@ func TestWhyTellsTheModelsPart(t *testing.T) {
 }
 
 var llmTape = llm.Tape{Record: llm.Record{Model: "fake", PromptTokens: 800, AnswerTokens: 12, Duration: 2 * time.Second}}
+
+// TestStatusShowsModelCalls: parley status lists the calls in flight on
+// the team's model server and those waiting for a turn, from any process,
+// and how long the agents' calls took.
+func TestStatusShowsModelCalls(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	root := t.TempDir() + "/root"
+	if out, code := runCLI(t, "--root", root, "init"); code != 0 {
+		t.Fatalf("init: %s", out)
+	}
+	team := filepath.Join(root, agents.TeamFile)
+	data, _ := os.ReadFile(team)
+	data = bytes.Replace(data, []byte("name = \"procurement\"\nrole = \"procurement\"\nbrain = \"rules\""),
+		[]byte("name = \"procurement\"\nrole = \"procurement\"\nbrain = \"ollama\"\nmodel = \"llama3.2\"\nhost = \"127.0.0.1:9\""), 1)
+	if err := os.WriteFile(team, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q := llm.Queue{Dir: llm.QueueDir("http://127.0.0.1:9"), N: 1}
+	release, err := q.Acquire(context.Background(), llm.Holder{Agent: "vendor-a", What: "narrate restock-widget-1", Root: "/elsewhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := q.Acquire(ctx, llm.Holder{Agent: "procurement", What: "decide restock-widget-1"})
+		waiting <- err
+	}()
+	defer func() { cancel(); <-waiting }()
+	var st struct{ ModelCalls []modelCall `json:"model_calls"` }
+	for len(st.ModelCalls) < 2 {
+		out, _ := runCLI(t, "--root", root, "status", "--json")
+		if err := json.Unmarshal(out, &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+	}
+	if c := st.ModelCalls[0]; c.Agent != "vendor-a" || c.Waiting || c.Host != "http://127.0.0.1:9" {
+		t.Errorf("first call = %+v, want vendor-a's in flight", c)
+	}
+	if c := st.ModelCalls[1]; c.Agent != "procurement" || !c.Waiting {
+		t.Errorf("second call = %+v, want procurement's, waiting", c)
+	}
+	out, _ := runCLI(t, "--root", root, "status")
+	for _, want := range []string{
+		"model call in flight on http://127.0.0.1:9: vendor-a of /elsewhere narrate restock-widget-1, for",
+		"model call waiting for a turn on http://127.0.0.1:9: procurement decide restock-widget-1",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
