@@ -467,26 +467,28 @@ func (b *Model) narrate(now time.Time, cause string, out []*mailbox.Message) []*
 }
 
 // fits says whether a model's text may go out as m's text: not empty, not
-// too long, language (notLanguage), naming in words no date but those m's
-// fields carry, and stating no number but those its fields carry (its
-// quantity, unit price, amount) and the parts of dates — a price in words
-// is a price said, and a model must not say one the code did not choose.
+// too long, language (notLanguage), naming no date but those m's fields
+// carry, and stating no number but those its fields carry (its quantity,
+// unit price, amount) — a price in words is a price said, and a model must
+// not say one the code did not choose. Every check that fails is said.
 func fits(text string, m *mailbox.Message) error {
 	text = strings.TrimSpace(text)
 	if text == "" {
 		return errors.New("the text is empty")
 	}
+	var errs []error
 	if n := utf8.RuneCountInString(text); n > maxText {
-		return fmt.Errorf("the text is %d characters long, more than %d", n, maxText)
+		errs = append(errs, fmt.Errorf("the text is %d characters long, more than %d", n, maxText))
 	}
 	if err := notLanguage(text); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	// A date in words that the message's fields carry is a date, not a
-	// number it states ("delivered by December 11.").
-	text, err := withoutDates(text, m)
+	// A date that the message's fields carry is a date, not a number it
+	// states ("delivered by December 11.").
+	rest, err := withoutDates(text, m)
 	if err != nil {
-		return err
+		errs = append(errs, err)
+		rest = text
 	}
 	known := []decimal.Decimal{decimal.NewFromInt(m.Quantity)}
 	for _, v := range []mailbox.Money{m.UnitPrice, m.Amount, m.Total()} {
@@ -494,12 +496,20 @@ func fits(text string, m *mailbox.Message) error {
 			known = append(known, v.Amount)
 		}
 	}
-	for _, d := range Numbers(text) {
+	for _, d := range Numbers(rest) {
 		if !slices.ContainsFunc(known, d.Equal) {
-			return fmt.Errorf("the text states %s, which the message does not carry", d)
+			errs = append(errs, fmt.Errorf("the text states %s, which the message does not carry", d))
+			break
 		}
 	}
-	return nil
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // decide lets the model choose the step among the role's choices, checks

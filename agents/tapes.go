@@ -64,12 +64,14 @@ func (t Tapes) Recording(ask func(context.Context, llm.Call) (llm.Answer, error)
 			return ans, err
 		}
 		ans, err := ask(ctx, c)
-		if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
 			if err == nil {
 				err = ctx.Err()
 			}
 			return ans, err // stopped: the call did not really happen
 		}
+		// A call cut at the step's deadline is taped as the client said it
+		// ended (timeout, busy): the ledger names its tape.
 		if serr := t.Save(key, ans.Tape); serr != nil {
 			return ans, serr
 		}

@@ -114,8 +114,8 @@ func TestRules(t *testing.T) {
 		{"a stopped thread stays stopped", join(
 			[]mailbox.Entry{decisionEntry(msg("procurement", "vendor-b", mailbox.Request, "loop", ""), Escalate, "fuses.max_hops", now)},
 		), "vendor-b", msg("vendor-b", "procurement", mailbox.Quote, "loop", "1.00 USD"), Deny, "fuses.max_hops", "was stopped"},
-		{"token fuse", []mailbox.Entry{{Time: now, Agent: "procurement", Event: "llm", Thread: "t", Tokens: 60000}},
-			"procurement", msg("procurement", "vendor-b", mailbox.Counter, "t", ""), Escalate, "fuses.max_tokens", "60000 model tokens"},
+		{"token fuse", []mailbox.Entry{{Time: now, Agent: "procurement", Event: "llm", Thread: "t", Tokens: 160000}},
+			"procurement", msg("procurement", "vendor-b", mailbox.Counter, "t", ""), Escalate, "fuses.max_tokens", "160000 model tokens"},
 		{"negotiation rounds", many(4, func(i int) []mailbox.Entry {
 			return []mailbox.Entry{delivered(msg("procurement", "vendor-b", mailbox.Counter, "t", ""), now)}
 		}), "vendor-b", msg("vendor-b", "procurement", mailbox.Counter, "t", ""), Deny, "negotiation.max_rounds", "exchanged 4 counter-offers"},

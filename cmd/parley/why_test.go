@@ -100,7 +100,9 @@ func TestStatusShowsModelCalls(t *testing.T) {
 		waiting <- err
 	}()
 	defer func() { cancel(); <-waiting }()
-	var st struct{ ModelCalls []modelCall `json:"model_calls"` }
+	var st struct {
+		ModelCalls []modelCall `json:"model_calls"`
+	}
 	for len(st.ModelCalls) < 2 {
 		out, _ := runCLI(t, "--root", root, "status", "--json")
 		if err := json.Unmarshal(out, &st); err != nil {
