@@ -137,7 +137,7 @@ Example:
 				return err
 			}
 			fmt.Fprintf(e.stdout, "added %s (%s): its table in %s, its inbox %s/, its keys\n", name, c.String("role"), agents.TeamFile, name)
-			fmt.Fprintf(e.stdout, "run it with: parley agent %s\n", name)
+			fmt.Fprintf(e.stdout, "run it with: %s\n", e.cmd("agent", name))
 			if p, err := e.engine().Policy(); err == nil && !speaks(p, name) {
 				fmt.Fprintf(e.stdout, "no [[allow]] rule of %s lets it send anything yet: add one with from = %q\n", policy.File, name)
 			}

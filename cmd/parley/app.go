@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/mailbox/jsteam"
@@ -36,11 +37,16 @@ var version = "v0.1.0-dev"
 // run it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	root := cmdline.DefaultRoot // as parsed, for the commands the hints name
+	app.Before = func(c *cli.Context) error {
+		root = c.String("root")
+		return nil
+	}
 	err := app.RunContext(ctx, hoistFlags(app, args))
 	if err == nil {
 		return exitOK
 	}
-	return report(stderr, err)
+	return report(stderr, err, root)
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -188,8 +194,9 @@ func (e *hinted) Unwrap() error { return e.err }
 func withHint(err error, hint string) error { return &hinted{err, hint} }
 
 // report prints err as one line, and a hint line when there is something
-// to do, and returns the exit status.
-func report(stderr io.Writer, err error) int {
+// to do, and returns the exit status. The commands a hint names are for
+// root: whichever layer wrote the hint, it runs as printed.
+func report(stderr io.Writer, err error, root string) int {
 	if errors.Is(err, context.Canceled) {
 		return exitOK // Ctrl-C on a command that follows something
 	}
@@ -203,7 +210,7 @@ func report(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "parley: usage: %s\n", ul.line)
 	}
 	if h := hintFor(err); h != "" {
-		fmt.Fprintf(stderr, "parley: hint: %s\n", h)
+		fmt.Fprintf(stderr, "parley: hint: %s\n", cmdline.ForRoot(root, h))
 	}
 	var ue usageError
 	var ve *mailbox.VerifyError
@@ -277,6 +284,10 @@ type env struct {
 	eng       *policy.Engine
 	rec       mailbox.Record // read once, by status
 }
+
+// cmd is the command line "parley ARGS..." for the root, to print: it
+// runs as printed, with --root when the root is not the default.
+func (e *env) cmd(args ...string) string { return cmdline.Render(e.root.Dir, args...) }
 
 // engine is the policy engine of the root, made once.
 func (e *env) engine() *policy.Engine {

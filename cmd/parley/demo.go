@@ -329,7 +329,8 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string, 
 			case x.To == human && x.Verb == string(mailbox.Escalate) && !asked[x.Thread]:
 				asked[x.Thread] = true
 				if answer == "ask" {
-					fmt.Fprintf(e.stdout, "\n  The policy asks you. Answer in another terminal:\n    parley approve %s   (or: parley deny %s --reason ...)\n\n", x.Thread, x.Thread)
+					fmt.Fprintf(e.stdout, "\n  The policy asks you. Answer in another terminal:\n    %s   (or: %s)\n\n",
+						e.cmd("approve", x.Thread), e.cmd("deny", x.Thread, "--reason", "..."))
 					continue
 				}
 				verb, text := mailbox.Approved, "approved by the demo's human (--human approve)"

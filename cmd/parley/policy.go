@@ -189,7 +189,7 @@ Example:
 			if err := e.engine().Pause(c.String("as"), c.String("reason")); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "paused: no agent acts until parley resume\n")
+			fmt.Fprintf(e.stdout, "paused: no agent acts until %s\n", e.cmd("resume"))
 			return nil
 		}),
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
@@ -249,7 +250,7 @@ func (e *env) status() (*status, error) {
 	eng := e.engine()
 	if why, paused := eng.Paused(); paused {
 		st.Paused = firstLine(why)
-		st.Attention = append(st.Attention, "parley is paused (parley resume lifts it)")
+		st.Attention = append(st.Attention, "parley is paused ("+e.cmd("resume")+" lifts it)")
 	}
 	st.Open = openThreads(entries)
 	s, p, err := eng.State()
@@ -359,7 +360,7 @@ func (st *status) print(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
 	for _, x := range st.Escalations {
-		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: %s\n", x.Thread, ago(x.Since), x.From, x.Subject, answerHint(x.Thread, x.Amount != ""))
+		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: %s\n", x.Thread, ago(x.Since), x.From, x.Subject, answerHint(st.Root, x.Thread, x.Amount != ""))
 	}
 	if b := st.Breaker; b != nil {
 		fmt.Fprintf(w, "circuit breaker: %d of %d errors or denials within %s", b.Errors, b.Max, b.Window)
@@ -369,7 +370,7 @@ func (st *status) print(w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	if st.Expired > 0 {
-		fmt.Fprintf(w, "escalations that expired unanswered: %d (parley inbox human)\n", st.Expired)
+		fmt.Fprintf(w, "escalations that expired unanswered: %d (%s)\n", st.Expired, cmdline.Render(st.Root, "inbox", "human"))
 	}
 	fmt.Fprintf(w, "open threads: %d\n", len(st.Open))
 	for _, t := range st.Open {
@@ -392,9 +393,10 @@ func (st *status) print(w io.Writer) error {
 // answerHint is the command that answers the escalation on thread: one
 // that asks no spend has nothing to approve; a person does what it says and
 // closes it.
-func answerHint(thread string, spend bool) string {
+func answerHint(root, thread string, spend bool) string {
 	if spend {
-		return fmt.Sprintf("parley approve %s   or: parley deny %s --reason ...", thread, thread)
+		return fmt.Sprintf("%s   or: %s", cmdline.Render(root, "approve", thread), cmdline.Render(root, "deny", thread, "--reason", "..."))
 	}
-	return fmt.Sprintf("it asks no spend: read it (parley inbox human), do what it says, then close it: parley deny %s --reason ...", thread)
+	return fmt.Sprintf("it asks no spend: read it (%s), do what it says, then close it: %s",
+		cmdline.Render(root, "inbox", "human"), cmdline.Render(root, "deny", thread, "--reason", "..."))
 }
