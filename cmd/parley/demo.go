@@ -369,7 +369,7 @@ func (e *env) settled(open map[string]string, working []string) bool {
 	}
 	e.rec = nil // read afresh: the agents go on writing
 	for _, n := range working {
-		if waiting, _ := e.waiting(n); waiting > 0 {
+		if waiting, _ := e.waiting(n, false); waiting > 0 {
 			return false
 		}
 	}

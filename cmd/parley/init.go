@@ -194,6 +194,7 @@ const rootGitignore = `# Written by parley init. Commit the team, the policy, ke
 */state/
 up.lock
 */tmp/
+*/.Archive/tmp/
 `
 
 // createFile writes data to a new file at path and reports true, or

@@ -154,8 +154,9 @@ type status struct {
 // waiting counts the messages that wait in name's inbox — its Maildir's
 // new/, and on a transport that keeps inboxes elsewhere what waits there
 // (counted, not moved: the human's are brought in where a person reads
-// them) — and says when the oldest came.
-func (e *env) waiting(name string) (n int, oldest time.Time) {
+// them) — and says when the oldest came. For a person's inbox (unread)
+// what a person has read waits no longer.
+func (e *env) waiting(name string, unread bool) (n int, oldest time.Time) {
 	var items []mailbox.Peeked
 	inbox := e.root.Inbox(name)
 	names, _ := inbox.Pending()
@@ -171,6 +172,9 @@ func (e *env) waiting(name string) (n int, oldest time.Time) {
 	}
 	moved, _ := inbox.Waiting(e.rec)
 	for _, n := range moved {
+		if unread && mailbox.Seen(n) {
+			continue
+		}
 		if fi, err := os.Stat(inbox.Path("cur", n)); err == nil {
 			items = append(items, mailbox.Peeked{State: mailbox.StateNew, Time: fi.ModTime()})
 		}
@@ -237,7 +241,7 @@ func (e *env) status() (*status, error) {
 			}
 			as.Model.Model, as.Model.Mode = a.Model, a.LLM
 		}
-		as.Waiting, as.Oldest = e.waiting(a.Name)
+		as.Waiting, as.Oldest = e.waiting(a.Name, a.Role == "human")
 		if live.Running && !live.LastSeen.IsZero() && a.Role != "human" && time.Since(live.LastSeen) > 30*time.Second {
 			st.Attention = append(st.Attention, fmt.Sprintf("%s holds its lock but has not looked around for %s (hung?)", a.Name, age(time.Since(live.LastSeen))))
 		}
