@@ -427,6 +427,21 @@ func (e *env) agent(name string) error {
 	return nil
 }
 
+// member checks that name is an agent of the team: one with an inbox that
+// parley agent remove took out of parley.toml keeps its inbox, for its
+// history, but nothing runs it, and a message there would wait for ever.
+func (e *env) member(name string) error {
+	if err := e.agent(name); err != nil {
+		return err
+	}
+	team, err := e.team()
+	if err != nil || team.Agent(name) != nil {
+		return nil // a root without a readable team: its inboxes say who is there
+	}
+	return withHint(fmt.Errorf("%s was removed from %s: its inbox stays, for its history, but no agent reads it", name, agents.TeamFile),
+		fmt.Sprintf("send to one of %s, or add it back: %s", strings.Join(team.Names(), ", "), e.cmd("agent", "add", name, "--role", "ROLE")))
+}
+
 // printJSON writes v as one line of JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
