@@ -63,6 +63,16 @@ Example:
 					return err
 				}
 				defer release()
+				// Its heartbeat, as the other agents beat at each tick:
+				// status shows when it last looked, not when it started.
+				beat, stopBeat := context.WithCancel(ctx)
+				var beating sync.WaitGroup
+				beating.Add(1)
+				go func() {
+					defer beating.Done()
+					agents.Beat(beat, e.root.Inbox(name).Path("state", "lock"), time.Second)
+				}()
+				defer func() { stopBeat(); beating.Wait() }()
 				err = e.watch(ctx, []string{name}, team.Human, team.NotifyCommand, 500*time.Millisecond)
 				if cause := context.Cause(ctx); errors.Is(cause, mailbox.ErrLost) {
 					return fmt.Errorf("agent %s: %w", name, cause)
