@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/internal/cmdline"
+	"github.com/urfave/cli/v2"
 )
 
 // TestCommandsList keeps cmdline's list of commands, which it recognises in
@@ -163,4 +164,23 @@ func TestPrintedCommandsRun(t *testing.T) {
 			t.Errorf("a command printed without its root: %q", strings.TrimSpace(m))
 		}
 	}
+}
+
+// TestEveryCommandHasAnExample checks each command's --help, groups of
+// commands included, for an example to copy.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	var walk func(prefix string, cmds []*cli.Command)
+	walk = func(prefix string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			if c.Hidden || c.Name == "help" {
+				continue
+			}
+			name := prefix + " " + c.Name
+			if !strings.Contains(c.Description, "Example:\n   ") {
+				t.Errorf("%s --help has no example", name)
+			}
+			walk(name, c.Subcommands)
+		}
+	}
+	walk("parley", newApp(nil, nil, nil).Commands)
 }

@@ -18,6 +18,11 @@ func hooksCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "hooks",
 		Usage: "git hooks that guard the ledger",
+		Description: `Git hooks for the repository that holds the root: install adds a pre-commit
+hook that refuses a commit of a ledger that is not an honest append.
+
+Example:
+   git init && parley hooks install`,
 		Subcommands: []*cli.Command{{
 			Name:      "install",
 			Usage:     "add a pre-commit hook that refuses a rewritten or broken ledger",

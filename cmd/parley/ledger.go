@@ -18,6 +18,15 @@ func ledgerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ledger",
 		Usage: "check the ledger",
+		Description: `The ledger (ROOT/ledger.jsonl) is every message and decision, a line each,
+chained by hash. verify checks it, anchor records its head where a rewrite
+would show, export writes it from wherever it is kept.
+
+Example:
+   parley ledger verify
+   parley ledger anchor && git commit -m "ledger: anchored" mailboxes/
+   parley ledger verify --since-commit --messages
+   parley ledger export --out /backup/ledger.jsonl`,
 		Subcommands: []*cli.Command{{
 			Name:      "verify",
 			Usage:     "check that the ledger is as the agents wrote it",

@@ -21,6 +21,14 @@ func policyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "policy",
 		Usage: "check, explain and try out the policy",
+		Description: `The policy (ROOT/policy.toml) is read before every action: check reads it
+as the agents do, explain says what it would decide about a message, test
+replays the ledger's decisions under a changed one.
+
+Example:
+   parley policy check
+   parley policy explain order.msg
+   cp mailboxes/policy.toml new.toml && $EDITOR new.toml && parley policy test new.toml`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "check",
