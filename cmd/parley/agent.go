@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
@@ -83,7 +84,7 @@ Example:
 			rt := &agents.Runtime{Root: e.root, Team: team, Name: name, Log: func(line string) {
 				mu.Lock()
 				defer mu.Unlock()
-				fmt.Fprintf(e.stdout, "%s  %s\n", e.now().Local().Format("15:04:05"), line)
+				fmt.Fprintf(e.stdout, "%s  %s\n", e.now().Local().Format("15:04:05"), cmdline.ForRoot(e.root.Dir, line))
 			}}
 			return rt.Run(c.Context)
 		}),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
@@ -249,8 +250,8 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 			if spentBefore(notice) {
 				// Not the story's fault: earlier runs spent what the policy
 				// allows in a day or a month, and the policy said no.
-				fmt.Fprintf(e.stdout, "outcome: no order: the policy's limits were reached by what was spent before (parley tail shows it);\n"+
-					"  a root of its own plays the story afresh: parley --root /tmp/parley-demo demo\n")
+				fmt.Fprintf(e.stdout, "outcome: no order: the policy's limits were reached by what was spent before (%s shows it);\n"+
+					"  a root of its own plays the story afresh: %s\n", e.cmd("tail"), cmdline.Render("/tmp/parley-demo", "demo"))
 				return nil
 			}
 			return err
