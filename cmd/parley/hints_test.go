@@ -41,7 +41,7 @@ func TestPrintedCommandsRun(t *testing.T) {
 	if err := os.Mkdir(elsewhere, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"), "EDITOR=true", "PARLEY_ROOT=")
+	env := append(environWithout("PATH", "EDITOR", "PARLEY_ROOT", "PARLEY_TRANSPORT"), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"), "EDITOR=true")
 	parley := func(wantCode int, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"--root", root}, args...)...)
