@@ -189,6 +189,7 @@ func (e *env) keepHuman(name, what, how string) error {
 				known = append(known, t)
 			}
 		}
+		slices.Sort(known) // one guess, the same every time
 		hint := e.cmd("inbox", name) + " lists them"
 		if guess := suggest(what, known); guess != "" {
 			hint = "did you mean " + guess + "? " + hint
