@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,7 +41,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root := cmdline.DefaultRoot // as parsed, for the commands the hints name
 	app.Before = func(c *cli.Context) error {
 		root = c.String("root")
-		return nil
+		if root != "" {
+			return nil
+		}
+		if v, ok := os.LookupEnv("PARLEY_ROOT"); ok && v == "" && !slices.ContainsFunc(args, isRootFlag) {
+			// An empty PARLEY_ROOT names no root, as an unset one does.
+			root = cmdline.DefaultRoot
+			return c.Set("root", root)
+		}
+		root = cmdline.DefaultRoot
+		return usageError{errors.New("--root is empty: name a folder, or leave --root out for ./mailboxes")}
 	}
 	err := app.RunContext(ctx, hoistFlags(app, args))
 	if err == nil {
@@ -95,6 +105,11 @@ NO_COLOR turns colour off.`,
 	}
 	strict(app)
 	return app
+}
+
+// isRootFlag reports whether arg gives --root.
+func isRootFlag(arg string) bool {
+	return arg == "--root" || arg == "-root" || strings.HasPrefix(arg, "--root=") || strings.HasPrefix(arg, "-root=")
 }
 
 // hoistFlags moves a command's flags before its arguments, so that
