@@ -401,7 +401,8 @@ func (e *DecisionError) Hint() string {
 		return "parley policy check names the line of policy.toml to mend"
 	}
 	if e.Decision.Outcome == Escalate {
-		return "the human answers with parley approve " + e.Action.Message.Thread + " or parley deny"
+		t := e.Action.Message.Thread
+		return "the human answers with parley approve " + t + " or parley deny " + t + " --reason ..."
 	}
 	return "parley policy explain FILE says which rule decides, and why"
 }
