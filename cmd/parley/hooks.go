@@ -62,11 +62,11 @@ Example:
 				}
 				realRoot, err := filepath.EvalSymlinks(root)
 				if err != nil {
-					return err
+					return fmt.Errorf("find the root: %w", err)
 				}
 				realTop, err := filepath.EvalSymlinks(strings.TrimSpace(string(top)))
 				if err != nil {
-					return err
+					return fmt.Errorf("find the work tree: %w", err)
 				}
 				rel, err := filepath.Rel(realTop, realRoot)
 				if err != nil || strings.HasPrefix(rel, "..") {
@@ -78,7 +78,7 @@ Example:
 				path := filepath.Join(hooks, "pre-commit")
 				if old, err := os.ReadFile(path); err == nil && !strings.Contains(string(old), hookMark) {
 					return withHint(fmt.Errorf("%s exists and is not parley's", path),
-						"add these lines to it: cd \"$(git rev-parse --show-toplevel)\" && "+verify)
+						"add this line to it: cd \"$(git rev-parse --show-toplevel)\" && "+verify)
 				}
 				script := fmt.Sprintf("#!/bin/sh\n%s: refuse a commit whose ledger is not an honest append.\n"+
 					"# git runs it at the top of the work tree; the root is named from there.\n"+
