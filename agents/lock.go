@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -116,6 +117,24 @@ func Hold(r *mailbox.Root, name string, lost func(error)) (release func(), err e
 		_ = b.Gone(name, rev) // not given up: it lapses
 		unlock()
 	}, nil
+}
+
+// Beat is the heartbeat of an agent with no clock of its own (the
+// human's, which only watches): it sets the lock file's time, which parley
+// status reads as when the agent last looked around, now and every
+// interval until ctx ends. The runtime's agents beat so at each tick.
+func Beat(ctx context.Context, lockPath string, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		_ = os.Chtimes(lockPath, now, now)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Alive reads the lock file of an agent without disturbing it: a lock

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/agents/llm"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"golang.org/x/sys/unix"
@@ -772,6 +773,9 @@ func (rt *Runtime) send(out []*mailbox.Message, key string, now time.Time) error
 			m.ID = MessageID(rt.Name, key, i)
 		}
 		m.Version, m.Date, m.From = cmp.Or(rt.agent.Protocol, mailbox.Version), now, rt.Name
+		// A role writes its commands for the default root; the person who
+		// reads the message runs them on this one.
+		m.Body = cmdline.ForRoot(rt.Root.Dir, m.Body)
 		err := m.Validate()
 		if spec := rt.Team.Spec(rt.agent); err == nil && spec != nil {
 			err = spec.May(m.Verb, m.To)

@@ -381,3 +381,30 @@ func signed(t *testing.T, r *mailbox.Root, m *mailbox.Message) []byte {
 	mailbox.Sign(m, priv)
 	return m.Marshal()
 }
+
+// TestCommandsInBodiesNameTheRoot: a brain writes the commands in a
+// message for the default root ("parley status"); the runtime, which knows
+// the root, writes them for it, so the person who reads the message runs
+// them as printed (issue 20).
+func TestCommandsInBodiesNameTheRoot(t *testing.T) {
+	r, team := newTeamRoot(t)
+	fin := team.Agent("finance")
+	fin.Brain = "exec"
+	fin.Command = []string{"sh", "-c", `cat >/dev/null; echo '{"send": [{"to": "human", "verb": "NOTIFY", "thread": "t1", "subject": "look", "body": "Is vendor-b running? (parley status, parley agent vendor-b)"}], "state": null}'`}
+	fin.Timeout.Duration = 10 * time.Second
+	post(t, r, &mailbox.Message{Version: "1", ID: "<n1@test>", Date: time.Now(), From: "procurement", To: "finance",
+		Thread: "t1", Verb: mailbox.Notify, Subject: "fyi"})
+	runUntil(t, r, team, "finance", "→ human NOTIFY")
+	files, _ := filepath.Glob(r.Inbox("human").Path("new", "*"))
+	if len(files) != 1 {
+		t.Fatalf("%d messages in the human's inbox, want 1", len(files))
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "(parley --root " + r.Dir + " status, parley --root " + r.Dir + " agent vendor-b)"
+	if !strings.Contains(string(data), want) {
+		t.Errorf("the body reads\n%s\nwant %q", data, want)
+	}
+}

@@ -30,6 +30,7 @@ const (
 	EventRejected  = "rejected"  // a file could not be accepted and was moved aside
 	EventBounced   = "bounced"   // a message could not be delivered and went back
 	EventRepaired  = "repaired"  // a torn last line was set aside
+	EventArchived  = "archived"  // a person moved a message into its inbox's archive
 )
 
 // Entry is one line of the ledger. The field order is the line's order;

@@ -277,16 +277,19 @@ func (d Maildir) find(claimed string) (string, bool) {
 
 // Locate finds the message file a ledger line names (NAME in new/ or
 // cur/, as it was then) where it is now: still in new/, or in cur/ under
-// any mark and flags since; "" if it is in neither.
+// any mark and flags since, or so in the inbox's archive, where a person
+// moved it; "" if it is in none of them.
 func (d Maildir) Locate(name string) string {
 	uniq := Uniq(name)
-	if p := d.Path("new", uniq); exists(p) {
-		return p
-	}
-	// Marked first: a client's copy of a claimed file has no mark.
-	for _, pat := range []string{uniq + markField + "*", uniq + info + "*"} {
-		if matches, _ := filepath.Glob(d.Path("cur", globEscape(pat))); len(matches) > 0 {
-			return matches[0]
+	for _, dir := range []Maildir{d, d.Archive()} {
+		if p := dir.Path("new", uniq); exists(p) {
+			return p
+		}
+		// Marked first: a client's copy of a claimed file has no mark.
+		for _, pat := range []string{uniq + markField + "*", uniq + info + "*"} {
+			if matches, _ := filepath.Glob(dir.Path("cur", globEscape(pat))); len(matches) > 0 {
+				return matches[0]
+			}
 		}
 	}
 	return ""

@@ -307,6 +307,9 @@ func (e *ParseError) Error() string {
 // with an ERROR rather than silence.
 var ErrVersion = errors.New("unsupported protocol version")
 
+// utf8BOM is the byte order mark, U+FEFF, in UTF-8.
+const utf8BOM = "\xef\xbb\xbf"
+
 // maxLine is RFC 5322's limit on a line (section 2.1.1), without its
 // CRLF: in the headers and in the body alike.
 const maxLine = 998
@@ -320,8 +323,11 @@ const maxLine = 998
 // says what a message still lacks. On an error Parse also returns the
 // headers it read before the fault, so that the caller can address an ERROR
 // to the sender; for an unsupported major version the error wraps
-// ErrVersion.
+// ErrVersion. A UTF-8 byte order mark at the start, which some editors
+// write (Notepad), is passed over: it is no part of the first header, and
+// a signature covers the message as parley writes it, without one.
 func Parse(data []byte) (*Message, error) {
+	data = bytes.TrimPrefix(data, []byte(utf8BOM))
 	m := &Message{lines: map[string]int{}}
 	seen := m.lines
 	lineNo := 0

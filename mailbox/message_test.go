@@ -132,6 +132,30 @@ func TestParseTolerant(t *testing.T) {
 	}
 }
 
+// TestParseBOM takes a message saved with a UTF-8 byte order mark (as
+// Notepad saves it) as the same message, signature and all.
+func TestParseBOM(t *testing.T) {
+	data, err := os.ReadFile("../testdata/messages/tolerant-crlf-folded.msg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(append([]byte("\ufeff"), data...))
+	if err != nil {
+		t.Fatalf("Parse with a BOM: %v", err)
+	}
+	if got, want := string(m.Marshal()), string(plain.Marshal()); got != want {
+		t.Errorf("with a BOM it reads\n%s\nwant\n%s", got, want)
+	}
+	// A BOM anywhere else is no header's.
+	if _, err := Parse(append([]byte("From: human\n\ufeff"), data...)); err == nil {
+		t.Error("a BOM after the first line was taken")
+	}
+}
+
 // TestMalformed checks every file of the malformed corpus against its exact
 // error, in testdata/malformed/NAME.err.
 func TestMalformed(t *testing.T) {

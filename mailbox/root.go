@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/parley-dev/parley/internal/cmdline"
 )
 
 // LedgerFile is the ledger's name in a root.
@@ -481,7 +483,7 @@ func (r *Root) SetAside(c *Claimed, reason error) error {
 	if c.inbox == nil {
 		return fmt.Errorf("set aside %s: not claimed through Root.Claim or Claims", c.Where)
 	}
-	where, err := c.inbox.SetAside(c, explain(reason))
+	where, err := c.inbox.SetAside(c, r.explain(reason))
 	if err != nil {
 		return err
 	}
@@ -493,14 +495,20 @@ func (r *Root) SetAside(c *Claimed, reason error) error {
 // its sender an ERROR when the sender can be known (m may be nil or partly
 // read).
 func (r *Root) Reject(agent, path string, m *Message, reason error) error {
-	where, err := rejectFile(r.Inbox(agent), agent, path, explain(reason))
+	where, err := rejectFile(r.Inbox(agent), agent, path, r.explain(reason))
 	if err != nil {
 		return err
 	}
 	return r.rejected(agent, where, m, reason)
 }
 
-// explain is reason with its hint, as a person reads it beside the file.
+// explain is reason with its hint, as a person reads it beside the file,
+// the commands it names written for this root (internal/cmdline).
+func (r *Root) explain(reason error) string {
+	return cmdline.ForRoot(r.Dir, explain(reason))
+}
+
+// explain is reason with its hint, for the default root.
 func explain(reason error) string {
 	var pe *ParseError
 	if errors.As(reason, &pe) && pe.Hint != "" {
@@ -523,7 +531,7 @@ func (r *Root) rejected(agent, where string, m *Message, reason error) error {
 		return nil
 	}
 	notice := r.errorTo(m, "rejected by "+agent+": "+truncate(reason.Error(), 120),
-		"Your message to "+agent+" could not be accepted:\n\n  "+explain(reason)+"\n\n"+
+		"Your message to "+agent+" could not be accepted:\n\n  "+r.explain(reason)+"\n\n"+
 			"It was moved to "+where+", with the reason beside it.\n")
 	if _, err := r.Deliver(System, notice); err != nil {
 		return fmt.Errorf("tell %s of rejection: %w", m.From, err)

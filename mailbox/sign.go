@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/parley-dev/parley/internal/cmdline"
 )
 
 // SignatureHeader carries a message's signature: "ed25519 KEYID SIG", the
@@ -271,7 +273,7 @@ func (r *Root) VerifyDelivered(entries []Entry) (int, error) {
 		}
 		fail := func(kind, msg string) (int, error) {
 			return n, &VerifyError{Line: int(e.Seq), Seq: e.Seq, Kind: kind, Msg: msg,
-				Hint: "the message files are the evidence: restore them from git, or see parley why " + e.MsgID}
+				Hint: "the message files are the evidence: restore them from git, or see parley why " + cmdline.Quote(e.MsgID)}
 		}
 		path, data := e.File, kept[e.MsgID]
 		if kept == nil {

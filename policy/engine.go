@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 )
 
@@ -286,7 +287,7 @@ func (e *Engine) writePaused(who string, now time.Time, why string) error {
 	if e.root.Transport != nil {
 		return nil // the ledger's line is the pause, on every machine
 	}
-	text := fmt.Sprintf("paused by %s at %s: %s\nparley resume lifts it.\n", who, now.UTC().Format(time.RFC3339), why)
+	text := cmdline.ForRoot(e.root.Dir, fmt.Sprintf("paused by %s at %s: %s\nparley resume lifts it.\n", who, now.UTC().Format(time.RFC3339), why))
 	path := filepath.Join(e.root.Dir, PausedFile)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
@@ -400,7 +401,8 @@ func (e *DecisionError) Hint() string {
 		return "parley policy check names the line of policy.toml to mend"
 	}
 	if e.Decision.Outcome == Escalate {
-		return "the human answers with parley approve " + e.Action.Message.Thread + " or parley deny"
+		t := e.Action.Message.Thread
+		return "the human answers with parley approve " + t + " or parley deny " + t + " --reason ..."
 	}
 	return "parley policy explain FILE says which rule decides, and why"
 }
@@ -421,7 +423,9 @@ func (e *Engine) Send(a Action) (Decision, error) {
 		if err != nil {
 			return d, err
 		}
-		if err := e.root.Send(a.Agent, EscalationMessage(p, a, d, e.root.Now())); err != nil {
+		x := EscalationMessage(p, a, d, e.root.Now())
+		x.Body = cmdline.ForRoot(e.root.Dir, x.Body) // the answer runs on this root
+		if err := e.root.Send(a.Agent, x); err != nil {
 			return d, err
 		}
 		return d, &DecisionError{Action: a, Decision: d}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
@@ -63,6 +64,16 @@ Example:
 					return err
 				}
 				defer release()
+				// Its heartbeat, as the other agents beat at each tick:
+				// status shows when it last looked, not when it started.
+				beat, stopBeat := context.WithCancel(ctx)
+				var beating sync.WaitGroup
+				beating.Add(1)
+				go func() {
+					defer beating.Done()
+					agents.Beat(beat, e.root.Inbox(name).Path("state", "lock"), time.Second)
+				}()
+				defer func() { stopBeat(); beating.Wait() }()
 				err = e.watch(ctx, []string{name}, team.Human, team.NotifyCommand, 500*time.Millisecond)
 				if cause := context.Cause(ctx); errors.Is(cause, mailbox.ErrLost) {
 					return fmt.Errorf("agent %s: %w", name, cause)
@@ -73,7 +84,7 @@ Example:
 			rt := &agents.Runtime{Root: e.root, Team: team, Name: name, Log: func(line string) {
 				mu.Lock()
 				defer mu.Unlock()
-				fmt.Fprintf(e.stdout, "%s  %s\n", e.now().Local().Format("15:04:05"), line)
+				fmt.Fprintf(e.stdout, "%s  %s\n", e.now().Local().Format("15:04:05"), cmdline.ForRoot(e.root.Dir, line))
 			}}
 			return rt.Run(c.Context)
 		}),
@@ -137,7 +148,7 @@ Example:
 				return err
 			}
 			fmt.Fprintf(e.stdout, "added %s (%s): its table in %s, its inbox %s/, its keys\n", name, c.String("role"), agents.TeamFile, name)
-			fmt.Fprintf(e.stdout, "run it with: parley agent %s\n", name)
+			fmt.Fprintf(e.stdout, "run it with: %s\n", e.cmd("agent", name))
 			if p, err := e.engine().Policy(); err == nil && !speaks(p, name) {
 				fmt.Fprintf(e.stdout, "no [[allow]] rule of %s lets it send anything yet: add one with from = %q\n", policy.File, name)
 			}

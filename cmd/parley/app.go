@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/mailbox/jsteam"
@@ -36,11 +38,25 @@ var version = "v0.1.0-dev"
 // run it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	root := cmdline.DefaultRoot // as parsed, for the commands the hints name
+	app.Before = func(c *cli.Context) error {
+		root = c.String("root")
+		if root != "" {
+			return nil
+		}
+		if v, ok := os.LookupEnv("PARLEY_ROOT"); ok && v == "" && !slices.ContainsFunc(args, isRootFlag) {
+			// An empty PARLEY_ROOT names no root, as an unset one does.
+			root = cmdline.DefaultRoot
+			return c.Set("root", root)
+		}
+		root = cmdline.DefaultRoot
+		return usageError{errors.New("--root is empty: name a folder, or leave --root out for ./mailboxes")}
+	}
 	err := app.RunContext(ctx, hoistFlags(app, args))
 	if err == nil {
 		return exitOK
 	}
-	return report(stderr, err)
+	return report(stderr, err, root)
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -89,6 +105,11 @@ NO_COLOR turns colour off.`,
 	}
 	strict(app)
 	return app
+}
+
+// isRootFlag reports whether arg gives --root.
+func isRootFlag(arg string) bool {
+	return arg == "--root" || arg == "-root" || strings.HasPrefix(arg, "--root=") || strings.HasPrefix(arg, "-root=")
 }
 
 // hoistFlags moves a command's flags before its arguments, so that
@@ -188,8 +209,9 @@ func (e *hinted) Unwrap() error { return e.err }
 func withHint(err error, hint string) error { return &hinted{err, hint} }
 
 // report prints err as one line, and a hint line when there is something
-// to do, and returns the exit status.
-func report(stderr io.Writer, err error) int {
+// to do, and returns the exit status. The commands a hint names are for
+// root: whichever layer wrote the hint, it runs as printed.
+func report(stderr io.Writer, err error, root string) int {
 	if errors.Is(err, context.Canceled) {
 		return exitOK // Ctrl-C on a command that follows something
 	}
@@ -203,7 +225,7 @@ func report(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "parley: usage: %s\n", ul.line)
 	}
 	if h := hintFor(err); h != "" {
-		fmt.Fprintf(stderr, "parley: hint: %s\n", h)
+		fmt.Fprintf(stderr, "parley: hint: %s\n", cmdline.ForRoot(root, h))
 	}
 	var ue usageError
 	var ve *mailbox.VerifyError
@@ -277,6 +299,10 @@ type env struct {
 	eng       *policy.Engine
 	rec       mailbox.Record // read once, by status
 }
+
+// cmd is the command line "parley ARGS..." for the root, to print: it
+// runs as printed, with --root when the root is not the default.
+func (e *env) cmd(args ...string) string { return cmdline.Render(e.root.Dir, args...) }
 
 // engine is the policy engine of the root, made once.
 func (e *env) engine() *policy.Engine {
@@ -414,6 +440,21 @@ func (e *env) agent(name string) error {
 		return &mailbox.UnknownRecipientError{Name: name, Agents: all}
 	}
 	return nil
+}
+
+// member checks that name is an agent of the team: one with an inbox that
+// parley agent remove took out of parley.toml keeps its inbox, for its
+// history, but nothing runs it, and a message there would wait for ever.
+func (e *env) member(name string) error {
+	if err := e.agent(name); err != nil {
+		return err
+	}
+	team, err := e.team()
+	if err != nil || team.Agent(name) != nil {
+		return nil // a root without a readable team: its inboxes say who is there
+	}
+	return withHint(fmt.Errorf("%s was removed from %s: its inbox stays, for its history, but no agent reads it", name, agents.TeamFile),
+		fmt.Sprintf("send to one of %s, or add it back: %s", strings.Join(team.Names(), ", "), e.cmd("agent", "add", name, "--role", "ROLE")))
 }
 
 // printJSON writes v as one line of JSON.

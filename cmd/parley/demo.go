@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
@@ -27,8 +28,10 @@ func demoCommand() *cli.Command {
 agent as its own process, lowers the stock of the inventory's first item
 below its reorder point and shows the conversation as it happens: the
 request, the quotes, the counter-offers, finance's approval, the order, the
-confirmation, the payment, and the notice to the human. The stock file is
-put back as it was at the end. When the policy asks the human (an amount
+confirmation, the payment, and the notices to the human and the inventory.
+It ends when every agent has finished with every message sent to it, so
+parley status afterwards finds no agent down with work waiting; the stock
+file is put back as it was. When the policy asks the human (an amount
 above the sign-off threshold, or a second order of the item from one vendor
 in a day), the demo's human answers as --human says: approve (the default),
 deny, or ask, which leaves the answer to you (parley approve THREAD in
@@ -199,7 +202,13 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 		return err
 	}
 	began := time.Now()
-	notice, err := e.showDeal(ctx, start, team.Human, answer)
+	var working []string // the agents whose work the demo waits to see finished
+	for _, n := range names {
+		if n != team.Human {
+			working = append(working, n)
+		}
+	}
+	notice, err := e.showDeal(ctx, start, team.Human, answer, working)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "\nThe agents said:\n%s", logs.String())
 		return err
@@ -241,8 +250,8 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 			if spentBefore(notice) {
 				// Not the story's fault: earlier runs spent what the policy
 				// allows in a day or a month, and the policy said no.
-				fmt.Fprintf(e.stdout, "outcome: no order: the policy's limits were reached by what was spent before (parley tail shows it);\n"+
-					"  a root of its own plays the story afresh: parley --root /tmp/parley-demo demo\n")
+				fmt.Fprintf(e.stdout, "outcome: no order: the policy's limits were reached by what was spent before (%s shows it);\n"+
+					"  a root of its own plays the story afresh: %s\n", e.cmd("tail"), cmdline.Render("/tmp/parley-demo", "demo"))
 				return nil
 			}
 			return err
@@ -264,12 +273,21 @@ func spentBefore(notice string) bool {
 }
 
 // showDeal prints each message delivered after seq start until the human
-// is notified, and returns the notice.
-func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) (string, error) {
+// is notified and the working agents have finished with every message
+// sent to them (the PAID and the inventory's notice come after the
+// human's), and returns the notice. Stopping at the notice alone left an
+// agent down with a message waiting.
+func (e *env) showDeal(ctx context.Context, start uint64, human, answer string, working []string) (string, error) {
 	seen := start
 	asked := map[string]bool{}
-	shown := map[string]bool{} // message ids printed
-	deal := ""                 // the thread of the inventory's request: the deal shown
+	shown := map[string]bool{}  // message ids printed
+	deal := ""                  // the thread of the inventory's request: the deal shown
+	notice := ""                // the human's notice, once it came
+	open := map[string]string{} // message id: the working agent it is for, until it finishes it
+	works := map[string]bool{}
+	for _, n := range working {
+		works[n] = true
+	}
 	for {
 		entries, err := readLedger(e.root)
 		if err != nil {
@@ -280,6 +298,16 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) 
 				continue
 			}
 			seen = x.Seq
+			switch x.Event {
+			case mailbox.EventDelivered, mailbox.EventClaimed:
+				if works[x.To] {
+					if _, ended := open[x.MsgID]; !ended {
+						open[x.MsgID] = x.To
+					}
+				}
+			case mailbox.EventDone, mailbox.EventFailed, mailbox.EventRejected, mailbox.EventBounced:
+				open[x.MsgID] = "" // finished: a later line about it does not reopen it
+			}
 			// A message is shown at its first line: its delivery, or its
 			// claim, which its receiver may record (and act on) before
 			// the sender records the delivery.
@@ -297,12 +325,13 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) 
 				deal = x.Thread
 			case x.To == human && x.Verb == string(mailbox.Notify) && strings.HasPrefix(x.Thread, "stock-file-"):
 				return "", errors.New(x.Subject)
-			case x.To == human && x.Verb == string(mailbox.Notify) && x.Thread == deal:
-				return x.Subject, nil
+			case x.To == human && x.Verb == string(mailbox.Notify) && x.Thread == deal && notice == "":
+				notice = x.Subject
 			case x.To == human && x.Verb == string(mailbox.Escalate) && !asked[x.Thread]:
 				asked[x.Thread] = true
 				if answer == "ask" {
-					fmt.Fprintf(e.stdout, "\n  The policy asks you. Answer in another terminal:\n    parley approve %s   (or: parley deny %s --reason ...)\n\n", x.Thread, x.Thread)
+					fmt.Fprintf(e.stdout, "\n  The policy asks you. Answer in another terminal:\n    %s   (or: %s)\n\n",
+						e.cmd("approve", x.Thread), e.cmd("deny", x.Thread, "--reason", "..."))
 					continue
 				}
 				verb, text := mailbox.Approved, "approved by the demo's human (--human approve)"
@@ -314,12 +343,38 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string) 
 				}
 			}
 		}
+		if notice != "" && e.settled(open, working) {
+			return notice, nil
+		}
 		select {
 		case <-ctx.Done():
+			if notice != "" {
+				return "", withHint(fmt.Errorf("the agents did not finish their work in time after %s was told: %w", human, ctx.Err()),
+					"parley status shows what waits, and for whom")
+			}
 			return "", fmt.Errorf("no notice reached %s in time: %w", human, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// settled reports whether the working agents are idle: every message sent
+// to one of them that the ledger shows is finished (an agent records its
+// own messages' deliveries before it finishes the one that caused them),
+// and none waits in their inboxes unrecorded.
+func (e *env) settled(open map[string]string, working []string) bool {
+	for _, to := range open {
+		if to != "" {
+			return false
+		}
+	}
+	e.rec = nil // read afresh: the agents go on writing
+	for _, n := range working {
+		if waiting, _ := e.waiting(n, false); waiting > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func ledgerSize(r *mailbox.Root) (uint64, error) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/parley-dev/parley/agents"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/mailbox/jsteam"
 	"github.com/parley-dev/parley/policy"
@@ -56,7 +57,15 @@ func initRoot(c *cli.Context) error {
 	}
 	tpl, err := agents.LoadTemplate(c.String("template"))
 	if err != nil {
+		if guess := suggest(c.String("template"), agents.Templates()); guess != "" {
+			return withHint(usageError{err}, "did you mean --template "+guess+"?")
+		}
 		return usageError{err}
+	}
+	if c.IsSet("template") {
+		if err := sameTeam(dir, tpl); err != nil {
+			return err
+		}
 	}
 	teamText := tpl.Team
 	if t := c.String("transport"); t != "" && t != "files" {
@@ -194,7 +203,40 @@ const rootGitignore = `# Written by parley init. Commit the team, the policy, ke
 */state/
 up.lock
 */tmp/
+*/.Archive/tmp/
 `
+
+// sameTeam refuses a template that the root's existing team is not: init
+// never overwrites parley.toml, and applying none of a template asked for
+// in silence would surprise. A team with every agent of the template (the
+// same root initialised again, grown since) is the template's.
+func sameTeam(dir string, tpl *agents.Template) error {
+	path := filepath.Join(dir, agents.TeamFile)
+	if !fileExists(path) {
+		return nil
+	}
+	have, err := agents.LoadTeam(path)
+	if err != nil {
+		return err
+	}
+	want, err := agents.ParseTeam(tpl.Name, tpl.Team)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, a := range want.Agents {
+		if have.Agent(a.Name) == nil {
+			missing = append(missing, a.Name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return withHint(usageError{fmt.Errorf("%s holds another team than template %s (no %s): init keeps parley.toml and applies no template",
+		dir, tpl.Name, strings.Join(missing, ", "))},
+		fmt.Sprintf("start the template in a root of its own: %s; or leave --template out to complete this root",
+			cmdline.Render(filepath.Join(filepath.Dir(filepath.Clean(dir)), tpl.Name), "init", "--template", tpl.Name)))
+}
 
 // createFile writes data to a new file at path and reports true, or
 // reports false when the file exists (it is never overwritten).

@@ -1,13 +1,23 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"sort"
 	"text/tabwriter"
+	"time"
 
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/urfave/cli/v2"
 )
+
+// keyRow is one key in keys --json.
+type keyRow struct {
+	Agent       string     `json:"agent"`
+	Fingerprint string     `json:"fingerprint"`
+	Public      string     `json:"public"` // the ed25519 public key, base64
+	Retired     *time.Time `json:"retired,omitempty"`
+}
 
 func keysCommand() *cli.Command {
 	return &cli.Command{
@@ -21,7 +31,9 @@ the .gitignore parley init writes.
 
 Example:
    parley keys
+   parley keys --json | jq -r 'select(.retired == null) | .fingerprint'
    parley keys rotate finance`,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "one JSON object a key"}},
 		Action: withRoot(0, 0, "no arguments", func(c *cli.Context, e *env) error {
 			ring, err := e.root.Keys()
 			if err != nil {
@@ -35,6 +47,21 @@ Example:
 				names = append(names, n)
 			}
 			sort.Strings(names)
+			if c.Bool("json") {
+				for _, n := range names {
+					for _, k := range ring[n] {
+						row := keyRow{Agent: n, Fingerprint: mailbox.Fingerprint(k.Public), Public: base64.StdEncoding.EncodeToString(k.Public)}
+						if !k.Retired.IsZero() {
+							t := k.Retired.UTC()
+							row.Retired = &t
+						}
+						if err := printJSON(e.stdout, row); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "AGENT\tKEY\tSTATE")
 			for _, n := range names {

@@ -18,6 +18,15 @@ func ledgerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ledger",
 		Usage: "check the ledger",
+		Description: `The ledger (ROOT/ledger.jsonl) is every message and decision, a line each,
+chained by hash. verify checks it, anchor records its head where a rewrite
+would show, export writes it from wherever it is kept.
+
+Example:
+   parley ledger verify
+   parley ledger anchor && git commit -m "ledger: anchored" mailboxes/
+   parley ledger verify --since-commit --messages
+   parley ledger export --out /backup/ledger.jsonl`,
 		Subcommands: []*cli.Command{{
 			Name:      "verify",
 			Usage:     "check that the ledger is as the agents wrote it",
@@ -32,7 +41,9 @@ every hash after an edit, which no chain can tell alone.
 It also checks the heads recorded in ROOT/ledger.anchors by parley ledger
 anchor: a ledger rewritten after an anchor, every hash recomputed, is caught
 there. --since-commit checks that the ledger is what git's HEAD holds with
-lines added after it, nothing else; --messages that the file of every
+lines added after it, nothing else — and checks the copy staged in git's
+index when the ledger is staged, since that is what a commit records (it
+says so: "the staged copy"); --messages that the file of every
 delivery it records is still in its inbox, unchanged and signed by its
 sender (the pre-commit hook uses both).
 
@@ -41,7 +52,8 @@ aside next to the ledger, as every agent's next append would, and verifies.
 
 Example:
    parley ledger verify
-   parley ledger verify --json`,
+   parley ledger verify --json
+   git add mailboxes && parley ledger verify --since-commit --messages`,
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "repair", Usage: "set aside a torn last line first"},
 				&cli.BoolFlag{Name: "since-commit", Usage: "also check that the ledger only grew since git's HEAD"},
@@ -84,7 +96,7 @@ Example:
 				if err != nil {
 					return err
 				}
-				line, err := mailbox.Anchor(filepath.Join(e.root.Dir, mailbox.AnchorFile), res, e.now())
+				line, err := mailbox.Anchor(filepath.Join(e.root.Dir, mailbox.AnchorFile), res.VerifyResult, e.now())
 				if err != nil {
 					return err
 				}
@@ -124,6 +136,10 @@ func verifyLedger(c *cli.Context, e *env) error {
 		}
 	}
 	res, verr := e.verify(c.Bool("since-commit"))
+	checked := filepath.Join(e.root.Dir, mailbox.LedgerFile)
+	if res.Staged {
+		checked += " (the staged copy, as git would commit it; the file differs: git add it to check that)"
+	}
 	signed := 0
 	if verr == nil && c.Bool("messages") {
 		entries, err := readLedger(e.root)
@@ -133,7 +149,7 @@ func verifyLedger(c *cli.Context, e *env) error {
 		signed, verr = e.root.VerifyDelivered(entries)
 	}
 	if c.Bool("json") {
-		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head, "messages": signed}
+		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head, "messages": signed, "staged": res.Staged}
 		var ve *mailbox.VerifyError
 		if errors.As(verr, &ve) {
 			out["line"], out["kind"], out["error"] = ve.Line, ve.Kind, ve.Error()
@@ -146,7 +162,10 @@ func verifyLedger(c *cli.Context, e *env) error {
 		return verr
 	}
 	if !c.Bool("json") {
-		fmt.Fprintf(e.stdout, "%s: ok, %d entries, head %s\n", filepath.Join(e.root.Dir, mailbox.LedgerFile), res.Lines, res.Head)
+		fmt.Fprintf(e.stdout, "%s: ok, %d entries, head %s\n", checked, res.Lines, res.Head)
+		if c.Bool("since-commit") {
+			fmt.Fprintln(e.stdout, "only lines added since git's HEAD")
+		}
 		if c.Bool("messages") {
 			fmt.Fprintf(e.stdout, "%d delivered messages in place, each signed by its sender\n", signed)
 		}
@@ -154,53 +173,60 @@ func verifyLedger(c *cli.Context, e *env) error {
 	return nil
 }
 
+// verified is what verify checked.
+type verified struct {
+	mailbox.VerifyResult
+	Staged bool // the copy in git's index, which differs from the file
+}
+
 // verify checks the ledger's chain, its anchors and, when asked, that it
 // only grew since git's HEAD — the staged copy, when there is one, since
 // that is what a commit records.
-func (e *env) verify(sinceCommit bool) (mailbox.VerifyResult, error) {
+func (e *env) verify(sinceCommit bool) (verified, error) {
 	path, err := e.root.LedgerPath()
 	if err != nil {
-		return mailbox.VerifyResult{}, err
+		return verified{}, err
 	}
 	anchors, err := mailbox.ReadAnchors(filepath.Join(e.root.Dir, mailbox.AnchorFile))
 	if err != nil {
-		return mailbox.VerifyResult{}, err
+		return verified{}, err
 	}
 	if !sinceCommit {
 		// Read as a stream: memory does not grow with the ledger.
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return mailbox.VerifyResult{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
+			return verified{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
 		}
 		if err != nil {
-			return mailbox.VerifyResult{}, fmt.Errorf("read ledger: %w", err)
+			return verified{}, fmt.Errorf("read ledger: %w", err)
 		}
 		defer f.Close()
 		res, err := mailbox.VerifyAnchored(f, anchors)
 		if err != nil {
-			return res, fmt.Errorf("%s: %w", path, err)
+			return verified{VerifyResult: res}, fmt.Errorf("%s: %w", path, err)
 		}
-		return res, nil
+		return verified{VerifyResult: res}, nil
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return mailbox.VerifyResult{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
+		return verified{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
 	}
 	if err != nil {
-		return mailbox.VerifyResult{}, fmt.Errorf("read ledger: %w", err)
+		return verified{}, fmt.Errorf("read ledger: %w", err)
 	}
 	var committed []byte
+	var res verified
 	if sinceCommit {
 		g, err := gitFile(path)
 		if err != nil {
-			return mailbox.VerifyResult{}, err
+			return verified{}, err
 		}
 		if staged, ok := g.show(":"); ok {
-			data = staged
+			data, res.Staged = staged, !bytes.Equal(staged, data)
 		}
 		committed, _ = g.show("HEAD:")
 	}
-	res, err := mailbox.VerifyAnchored(bytes.NewReader(data), anchors)
+	res.VerifyResult, err = mailbox.VerifyAnchored(bytes.NewReader(data), anchors)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", path, err)
 	}

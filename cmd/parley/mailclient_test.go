@@ -237,11 +237,9 @@ func mailClientDeal(t *testing.T, mc mailClient) {
 	// Handled once: one finishing line for each message delivered to an
 	// agent, besides the copies a mail client wrote (found handled).
 	delivered, finished := map[string]string{}, map[string]int{}
-	toHuman := 0
 	for _, e := range entries {
 		switch {
 		case e.Event == mailbox.EventDelivered && e.To == team.Human:
-			toHuman++
 		case e.Event == mailbox.EventDelivered:
 			delivered[e.MsgID] = e.Verb + " to " + e.To
 		case (e.Event == mailbox.EventDone || e.Event == mailbox.EventFailed || e.Event == mailbox.EventRejected) && e.Reason != "already handled":
@@ -254,13 +252,33 @@ func mailClientDeal(t *testing.T, mc mailClient) {
 		}
 	}
 
+	// The human's messages wait for a person: those the client shows
+	// unread (no flag S), and parley inbox shows the same.
+	unread := 0
+	for _, sub := range []string{"new", "cur"} {
+		files, _ := os.ReadDir(filepath.Join(root, team.Human, sub))
+		for _, f := range files {
+			if !mailbox.Ignored(f.Name()) && !mailbox.Marked(f.Name()) && (sub == "new" || !mailbox.Seen(f.Name())) {
+				unread++
+			}
+		}
+	}
 	for name, waiting := range statusOf(t, bin, root) {
 		want := 0
 		if name == team.Human {
-			want = toHuman // the human's messages wait for a person, read or not
+			want = unread
 		}
 		if waiting != want {
 			t.Errorf("status: %s has %d waiting, want %d", name, waiting, want)
+		}
+	}
+	for _, row := range inboxOf(t, bin, root, team.Human) {
+		seen := mailbox.Seen(filepath.Base(row.File))
+		if row.Seen != seen {
+			t.Errorf("inbox %s: %s %s seen=%v, but its file %s says %v", team.Human, row.Verb, row.MsgID, row.Seen, filepath.Base(row.File), seen)
+		}
+		if row.Verb == string(mailbox.Notify) && (row.State == "read") != seen {
+			t.Errorf("inbox %s: %s %s is %s, its file %s", team.Human, row.Verb, row.MsgID, row.State, filepath.Base(row.File))
 		}
 	}
 	for _, n := range names {

@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
+	"github.com/parley-dev/parley/internal/tomlfile"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/shopspring/decimal"
@@ -19,6 +21,14 @@ func policyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "policy",
 		Usage: "check, explain and try out the policy",
+		Description: `The policy (ROOT/policy.toml) is read before every action: check reads it
+as the agents do, explain says what it would decide about a message, test
+replays the ledger's decisions under a changed one.
+
+Example:
+   parley policy check
+   parley policy explain order.msg
+   cp mailboxes/policy.toml new.toml && $EDITOR new.toml && parley policy test new.toml`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "check",
@@ -26,11 +36,15 @@ func policyCommand() *cli.Command {
 				ArgsUsage: "[FILE]",
 				Description: `Reads FILE (default ROOT/policy.toml) as parley does before every action.
 A mistake is one line naming the file, the line and the fix, and exit
-status 1; a good policy is summed up.
+status 1; a good policy is summed up. With --json, one object either way:
+{"file", "ok", "hash", "summary"} or {"file", "ok": false, "line",
+"error", "hint"} (and the exit status as without).
 
 Example:
    parley policy check
-   parley policy check new-policy.toml`,
+   parley policy check new-policy.toml
+   parley policy check --json | jq .ok`,
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}},
 				Action: func(c *cli.Context) error {
 					if err := needArgs(c, 0, 1, "at most one FILE"); err != nil {
 						return err
@@ -40,10 +54,31 @@ Example:
 						path = filepath.Join(c.String("root"), policy.File)
 					}
 					p, err := policy.Load(path)
+					if c.Bool("json") {
+						out := policyCheck{File: path, OK: err == nil}
+						var te *tomlfile.Error
+						switch {
+						case errors.As(err, &te):
+							out.Line, out.Error, out.Hint = te.Line, te.Msg, te.Hint
+						case err != nil:
+							out.Error = err.Error()
+						default:
+							out.Hash = p.Hash
+							out.Summary = strings.Split(strings.TrimRight(p.Summary(), "\n"), "\n")
+							for i, l := range out.Summary {
+								out.Summary[i] = strings.TrimSpace(l)
+							}
+						}
+						if jerr := printJSON(c.App.Writer, out); jerr != nil {
+							return jerr
+						}
+					}
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "%s: ok\n%s", path, p.Summary())
+					if !c.Bool("json") {
+						fmt.Fprintf(c.App.Writer, "%s: ok\n%s", path, p.Summary())
+					}
 					return nil
 				},
 			},
@@ -114,6 +149,17 @@ Example:
 			},
 		},
 	}
+}
+
+// policyCheck is policy check --json.
+type policyCheck struct {
+	File    string   `json:"file"`
+	OK      bool     `json:"ok"`
+	Hash    string   `json:"hash,omitempty"`
+	Summary []string `json:"summary,omitempty"`
+	Line    int      `json:"line,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Hint    string   `json:"hint,omitempty"`
 }
 
 func printWhatIf(out io.Writer, w policy.WhatIf) error {
@@ -189,7 +235,7 @@ Example:
 			if err := e.engine().Pause(c.String("as"), c.String("reason")); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "paused: no agent acts until parley resume\n")
+			fmt.Fprintf(e.stdout, "paused: no agent acts until %s\n", e.cmd("resume"))
 			return nil
 		}),
 	}

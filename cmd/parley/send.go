@@ -88,13 +88,13 @@ func (e *env) send(name string, data []byte, from string) (*mailbox.Message, err
 	if m.From == "" {
 		return nil, withHint(fmt.Errorf("%s: the message has no From header", name), "add a line such as From: human, or give --from")
 	}
-	if err := e.agent(m.From); err != nil {
+	if err := e.member(m.From); err != nil {
 		return nil, fmt.Errorf("%s: From: %w", name, err)
 	}
 	if m.To == "" {
 		return nil, withHint(fmt.Errorf("%s: the message has no To header", name), "add a line such as To: procurement")
 	}
-	if err := e.agent(m.To); err != nil {
+	if err := e.member(m.To); err != nil {
 		return nil, fmt.Errorf("%s: To: %w", name, err)
 	}
 	if err := e.root.Fill(m, nil); err != nil {

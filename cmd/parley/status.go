@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/agents/llm"
+	"github.com/parley-dev/parley/internal/cmdline"
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/parley-dev/parley/policy"
 	"github.com/urfave/cli/v2"
@@ -200,8 +201,9 @@ type status struct {
 // waiting counts the messages that wait in name's inbox — its Maildir's
 // new/, and on a transport that keeps inboxes elsewhere what waits there
 // (counted, not moved: the human's are brought in where a person reads
-// them) — and says when the oldest came.
-func (e *env) waiting(name string) (n int, oldest time.Time) {
+// them) — and says when the oldest came. For a person's inbox (unread)
+// what a person has read waits no longer.
+func (e *env) waiting(name string, unread bool) (n int, oldest time.Time) {
 	var items []mailbox.Peeked
 	inbox := e.root.Inbox(name)
 	names, _ := inbox.Pending()
@@ -217,6 +219,9 @@ func (e *env) waiting(name string) (n int, oldest time.Time) {
 	}
 	moved, _ := inbox.Waiting(e.rec)
 	for _, n := range moved {
+		if unread && mailbox.Seen(n) {
+			continue
+		}
 		if fi, err := os.Stat(inbox.Path("cur", n)); err == nil {
 			items = append(items, mailbox.Peeked{State: mailbox.StateNew, Time: fi.ModTime()})
 		}
@@ -284,7 +289,7 @@ func (e *env) status() (*status, error) {
 			}
 			as.Model.Model, as.Model.Mode = a.Model, a.LLM
 		}
-		as.Waiting, as.Oldest = e.waiting(a.Name)
+		as.Waiting, as.Oldest = e.waiting(a.Name, a.Role == "human")
 		if live.Running && !live.LastSeen.IsZero() && a.Role != "human" && time.Since(live.LastSeen) > 30*time.Second {
 			st.Attention = append(st.Attention, fmt.Sprintf("%s holds its lock but has not looked around for %s (hung?)", a.Name, age(time.Since(live.LastSeen))))
 		}
@@ -297,7 +302,7 @@ func (e *env) status() (*status, error) {
 	eng := e.engine()
 	if why, paused := eng.Paused(); paused {
 		st.Paused = firstLine(why)
-		st.Attention = append(st.Attention, "parley is paused (parley resume lifts it)")
+		st.Attention = append(st.Attention, "parley is paused ("+e.cmd("resume")+" lifts it)")
 	}
 	st.Open = openThreads(entries)
 	s, p, err := eng.State()
@@ -422,7 +427,7 @@ func (st *status) print(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nescalations waiting for the human: %d\n", len(st.Escalations))
 	for _, x := range st.Escalations {
-		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: %s\n", x.Thread, ago(x.Since), x.From, x.Subject, answerHint(x.Thread, x.Amount != ""))
+		fmt.Fprintf(w, "  %s (%s, from %s): %s\n    answer: %s\n", x.Thread, ago(x.Since), x.From, x.Subject, answerHint(st.Root, x.Thread, x.Amount != ""))
 	}
 	if b := st.Breaker; b != nil {
 		fmt.Fprintf(w, "circuit breaker: %d of %d errors or denials within %s", b.Errors, b.Max, b.Window)
@@ -432,7 +437,7 @@ func (st *status) print(w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	if st.Expired > 0 {
-		fmt.Fprintf(w, "escalations that expired unanswered: %d (parley inbox human)\n", st.Expired)
+		fmt.Fprintf(w, "escalations that expired unanswered: %d (%s)\n", st.Expired, cmdline.Render(st.Root, "inbox", "human"))
 	}
 	fmt.Fprintf(w, "open threads: %d\n", len(st.Open))
 	for _, t := range st.Open {
@@ -455,9 +460,10 @@ func (st *status) print(w io.Writer) error {
 // answerHint is the command that answers the escalation on thread: one
 // that asks no spend has nothing to approve; a person does what it says and
 // closes it.
-func answerHint(thread string, spend bool) string {
+func answerHint(root, thread string, spend bool) string {
 	if spend {
-		return fmt.Sprintf("parley approve %s   or: parley deny %s --reason ...", thread, thread)
+		return fmt.Sprintf("%s   or: %s", cmdline.Render(root, "approve", thread), cmdline.Render(root, "deny", thread, "--reason", "..."))
 	}
-	return fmt.Sprintf("it asks no spend: read it (parley inbox human), do what it says, then close it: parley deny %s --reason ...", thread)
+	return fmt.Sprintf("it asks no spend: read it (%s), do what it says, then close it: %s",
+		cmdline.Render(root, "inbox", "human"), cmdline.Render(root, "deny", thread, "--reason", "..."))
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +20,13 @@ func threadCommand() *cli.Command {
 		Usage:     "one deal as a conversation, or the list of deals",
 		ArgsUsage: "[ID]",
 		Description: `Without an ID, lists the threads: when they started and last moved, how many
-messages, who took part, and the last word. With an ID, shows that thread as
+messages, who took part, and the last word. A thread of notices or errors
+alone (a NOTIFY or an ERROR each in a thread of its own, as parley's
+bounces and hand-sent notes are) is counted below the list, not listed:
+--all lists them too. --agent and --verb keep the threads in which that
+agent took part, or that verb was said (repeat either for more).
+
+With an ID, shows that thread as
 a conversation, in order: who said what to whom, the offers and
 counter-offers, every policy decision with its rule, and the outcome — drawn
 as a sequence diagram, one column per agent. --format mermaid writes the
@@ -27,11 +35,16 @@ in a browser or attach to a report.
 
 Example:
    parley thread
+   parley thread --agent vendor-b --verb ORDER
+   parley thread --all --verb ERROR
    parley thread restock-widget-1
    parley thread restock-widget-1 --format html > deal.html`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "text, mermaid or html"},
 			&cli.BoolFlag{Name: "json", Usage: "the thread's ledger entries, or the list, as JSON"},
+			&cli.BoolFlag{Name: "all", Usage: "list threads of notices or errors alone too"},
+			&cli.StringSliceFlag{Name: "agent", Usage: "list only threads this agent took part in (repeat for more)"},
+			&cli.StringSliceFlag{Name: "verb", Usage: "list only threads in which this verb was said (repeat for more)"},
 		},
 		Action: withRoot(0, 1, "at most one thread ID", func(c *cli.Context, e *env) error {
 			entries, err := readLedger(e.root)
@@ -39,12 +52,39 @@ Example:
 				return err
 			}
 			id := c.Args().First()
+			verbs, err := verbsOf(c.Command, c.StringSlice("verb"))
+			if err != nil {
+				return err
+			}
+			for _, a := range c.StringSlice("agent") {
+				if err := e.agent(a); err != nil && a != mailbox.System {
+					return fmt.Errorf("--agent: %w", err)
+				}
+			}
 			if id == "" {
-				list := threadList(entries)
+				list, quiet := filterThreads(threadList(entries), c.StringSlice("agent"), verbs, c.Bool("all"))
 				if c.Bool("json") {
 					return printJSON(e.stdout, list)
 				}
-				return printThreadList(e.stdout, list, e.now())
+				filtered := c.IsSet("agent") || c.IsSet("verb")
+				switch {
+				case len(list) == 0 && quiet > 0:
+					fmt.Fprintf(e.stdout, "no thread but %d of notices or errors alone (--all lists them)\n", quiet)
+					return nil
+				case len(list) == 0 && filtered:
+					fmt.Fprintln(e.stdout, "no thread matches")
+					return nil
+				}
+				if err := printThreadList(e.stdout, list, e.now()); err != nil {
+					return err
+				}
+				if quiet > 0 {
+					fmt.Fprintf(e.stdout, "and %d thread(s) of notices or errors alone (--all lists them)\n", quiet)
+				}
+				return nil
+			}
+			if c.IsSet("all") || c.IsSet("agent") || c.IsSet("verb") {
+				return usageError{errors.New("--all, --agent and --verb filter the list of threads, not one thread")}
 			}
 			var steps []mailbox.Entry
 			for _, x := range entries {
@@ -83,6 +123,7 @@ type threadSummary struct {
 	Messages int       `json:"messages"`
 	Agents   []string  `json:"agents"`
 	LastWord string    `json:"last_word"`
+	Verbs    []string  `json:"verbs"` // said in it, in the order first said
 }
 
 func threadList(entries []mailbox.Entry) []threadSummary {
@@ -99,6 +140,9 @@ func threadList(entries []mailbox.Entry) []threadSummary {
 			order = append(order, x.Thread)
 		}
 		t.Last, t.Messages = x.Time, t.Messages+1
+		if !contains(t.Verbs, x.Verb) {
+			t.Verbs = append(t.Verbs, x.Verb)
+		}
 		for _, a := range []string{x.From, x.To} {
 			if !contains(t.Agents, a) {
 				t.Agents = append(t.Agents, a)
@@ -111,6 +155,27 @@ func threadList(entries []mailbox.Entry) []threadSummary {
 		out = append(out, *byID[id])
 	}
 	return out
+}
+
+// filterThreads keeps the threads in which one of agents took part and
+// one of verbs was said (empty: any), and, unless all, those with more
+// than notices and errors in them; it counts those it left out for that.
+func filterThreads(list []threadSummary, agents, verbs []string, all bool) (out []threadSummary, quiet int) {
+	out = []threadSummary{}
+	for _, t := range list {
+		if len(agents) > 0 && !slices.ContainsFunc(agents, func(a string) bool { return contains(t.Agents, a) }) {
+			continue
+		}
+		if len(verbs) > 0 && !slices.ContainsFunc(verbs, func(v string) bool { return contains(t.Verbs, v) }) {
+			continue
+		}
+		if !all && !slices.ContainsFunc(t.Verbs, func(v string) bool { return v != string(mailbox.Notify) && v != string(mailbox.Error) }) {
+			quiet++
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, quiet
 }
 
 func contains(s []string, v string) bool {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/parley-dev/parley/internal/spell"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -187,9 +188,26 @@ func flagMisuse(cmd *cli.Command, flags []cli.Flag, err error) error {
 		if guess := suggest(typed, flagNames(flags)); guess != "" {
 			return misuse(cmd, err, guess)
 		}
-		return misuse(cmd, err, "")
+		return misuse(cmd, err, valueMeant(flags, bare))
 	}
 	return misuse(cmd, fmt.Errorf("%s%w", whereIn(cmd), err), "")
+}
+
+// valueMeant is the flag and value meant by a flag that is one of another
+// flag's values, "--format html" for thread's --html, or "".
+func valueMeant(flags []cli.Flag, bare string) string {
+	for _, f := range flags {
+		sf, ok := f.(*cli.StringFlag)
+		if !ok || len(bare) < 3 {
+			continue
+		}
+		values := strings.FieldsFunc(sf.Usage, func(r rune) bool { return r == ',' || r == ' ' || r == ':' || r == ';' })
+		// A usage that lists values reads "text, mermaid or html".
+		if slices.Contains(values, bare) && slices.Contains(values, "or") {
+			return "--" + sf.Name + " " + bare
+		}
+	}
+	return ""
 }
 
 // whereIn opens an error about cmd: "ledger verify: ".

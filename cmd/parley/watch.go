@@ -31,10 +31,13 @@ those inboxes. It claims nothing: the agents do that. Runs until Ctrl-C.
 A file in a drop folder may leave out what parley send fills in, and To
 (the folder's agent) and From (the human of parley.toml).
 
+An unsigned file moves no money (the policy's [[unsigned]] rules): send an
+APPROVED with parley approve or parley send, which sign it.
+
 Example:
    parley watch human finance
    # in another terminal:
-   printf 'Verb: APPROVED\nAmount: 7200.00 USD\n\nGo ahead.\n' > mailboxes/finance/drop/approve`,
+   printf 'Verb: NOTIFY\nSubject: the widget budget is fine\n\nGo ahead.\n' > mailboxes/finance/drop/note`,
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "settle", Value: 500 * time.Millisecond, Usage: "how long a dropped file must be left alone before it is taken"},
 		},

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/parley-dev/parley/internal/spell"
 )
 
 // Error says where a TOML file is wrong and what to do.
@@ -71,10 +73,74 @@ func Decode(name, data string, v any) (toml.MetaData, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0]
-		return md, &Error{File: name, Line: Find(data, key[len(key)-1], ""), Msg: fmt.Sprintf("unknown key %q", key.String()),
-			Hint: "remove it, or check its spelling against the documented keys"}
+		hint := "remove it, or check its spelling against the documented keys"
+		if guess := spell.Nearest(key[len(key)-1], keysAt(reflect.TypeOf(v), key[:len(key)-1])); guess != "" {
+			hint = fmt.Sprintf("did you mean %s? (else remove it)", strings.Join(append(key[:len(key)-1:len(key)-1], guess), "."))
+		}
+		return md, &Error{File: name, Line: Find(data, key[len(key)-1], ""), Msg: fmt.Sprintf("unknown key %q", key.String()), Hint: hint}
 	}
 	return md, nil
+}
+
+// keysAt lists the keys the table at path of a file decoded into a value
+// of type t may have (its fields' toml names), for a guess at a misspelt
+// one; none where any key is taken (a map) or the path leads nowhere.
+func keysAt(t reflect.Type, path []string) []string {
+	for _, part := range path {
+		t = elem(t)
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		f, ok := fieldOf(t, part)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+	}
+	t = elem(t)
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for _, f := range reflect.VisibleFields(t) {
+		if n := tomlName(f); n != "" && !f.Anonymous {
+			keys = append(keys, n)
+		}
+	}
+	return keys
+}
+
+// elem is t without pointers, slices and arrays: an array of tables'
+// table.
+func elem(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+		t = t.Elem()
+	}
+	return t
+}
+
+func fieldOf(t reflect.Type, key string) (reflect.StructField, bool) {
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.Anonymous && tomlName(f) == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// tomlName is the key of field f, as BurntSushi/toml reads it ("" for none).
+func tomlName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	switch tag {
+	case "-":
+		return ""
+	case "":
+		return f.Name
+	}
+	return tag
 }
 
 // Find returns the first line of data that sets key (the last part of a

@@ -424,7 +424,7 @@ func (in *inbox) let(c *jsinbox.Claimed) {
 // reads it (the human's inbox, which no process claims): each message is
 // delivered there durably, then taken off the stream. One whose
 // Message-ID is there already (brought before a crash, not yet taken off)
-// is only taken off.
+// is only taken off, as is one in the Maildir's archive.
 func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, error) {
 	ctx, cancel := t.ctx()
 	defer cancel()
@@ -441,6 +441,17 @@ func (t *Team) Bring(agent string, into mailbox.Maildir, now time.Time) (int, er
 		if have == nil {
 			if have, err = into.IDs(); err != nil {
 				return n, err
+			}
+			// And what a person has archived since: brought before a
+			// crash, not taken off, then put away, it is not brought again.
+			if a := into.Archive(); a.Exists() {
+				put, err := a.IDs()
+				if err != nil {
+					return n, err
+				}
+				for id, p := range put {
+					have[id] = filepath.Join(mailbox.ArchiveDir, p)
+				}
 			}
 		}
 		// A message that cannot be read goes in too: the human's inbox is
