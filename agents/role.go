@@ -38,8 +38,10 @@ func NewRole(a *Agent, team *Team, stockFile string) (Role, error) {
 		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
 			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
 	case "vendor":
-		return &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
-			LeadDays: a.LeadDays, E: Styles[a.Style], Finance: team.first("finance"), Rounds: map[string]int{}, Confirmed: map[string]bool{}}, nil
+		v := &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
+			LeadDays: a.LeadDays, E: Styles[a.Style], Style: a.Style, Horizon: a.Horizon, WalkBelow: a.WalkBelow, Finance: team.first("finance")}
+		v.init()
+		return v, nil
 	case "finance":
 		return &Finance{Name: a.Name, Asked: map[string]*mailbox.Message{}}, nil
 	}
@@ -1026,121 +1028,6 @@ func (r *Procurement) denied(now time.Time, m *mailbox.Message, dec policy.Decis
 	}
 	return r.fail(now, d, fmt.Sprintf("the policy refused %s to %s (%s: %s)", m.Verb, m.To, dec.Rule, dec.Reason))
 }
-
-// Vendor quotes its list price, concedes by its style over the rounds (a
-// target price from the list price towards its floor, NEGOTIATION.md's
-// p(t) = a + (c - a)·t^(1/e)), declines what it cannot serve and confirms
-// orders with a delivery day.
-type Vendor struct {
-	Name      string          `json:"-"`
-	Item      string          `json:"-"`
-	List      mailbox.Money   `json:"-"`
-	Floor     mailbox.Money   `json:"-"`
-	Capacity  int64           `json:"-"`
-	LeadDays  int             `json:"-"`
-	E         float64         `json:"-"`
-	Finance   string          `json:"-"`
-	Pitch     string          `json:"-"` // words added to every quote (a simulated vendor's sales talk)
-	Rounds    map[string]int  // thread: counter-offers received
-	Confirmed map[string]bool // thread: an order confirmed
-}
-
-// vendorRounds is how many rounds the vendor spreads its concession over.
-const vendorRounds = 4
-
-// Receive answers requests, counter-offers, orders and payments.
-func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
-	switch m.Verb {
-	case mailbox.Request:
-		if why := r.cannot(now, m); why != "" {
-			return []*mailbox.Message{r.decline(m, why)}
-		}
-		return []*mailbox.Message{r.quote(now, m, r.List)}
-	case mailbox.Counter:
-		r.Rounds[m.Thread]++
-		target := r.target(r.Rounds[m.Thread])
-		price := target
-		if !m.UnitPrice.IsZero() && m.UnitPrice.Currency == r.List.Currency && !m.UnitPrice.Amount.LessThan(target.Amount) {
-			price = m.UnitPrice // their offer meets ours
-		}
-		return []*mailbox.Message{r.quote(now, m, price)}
-	case mailbox.Order:
-		if r.Confirmed[m.Thread] {
-			return nil // one order a thread: a second is a repeat, not more business
-		}
-		if m.Quantity > r.Capacity || m.Item != r.Item {
-			d := reply(r.Name, m, mailbox.Decline)
-			d.Subject = fmt.Sprintf("DECLINE: cannot deliver %d %s", m.Quantity, m.Item)
-			return []*mailbox.Message{d}
-		}
-		// The day ordered, when the vendor can make it: a confirmation
-		// repeats the order's terms.
-		when := days(now, r.LeadDays)
-		if !m.DeliverBy.IsZero() && !when.After(m.DeliverBy) {
-			when = m.DeliverBy
-		}
-		r.Confirmed[m.Thread] = true
-		var out []*mailbox.Message
-		for _, to := range []string{m.From, r.Finance} {
-			c := reply(r.Name, m, mailbox.Confirmed)
-			c.To, c.Amount, c.DeliverBy = to, m.Total(), when
-			c.Subject = fmt.Sprintf("CONFIRMED: %d %s, %s, delivery %s %s", m.Quantity, m.Item, m.Total(), when.Weekday(), when.Format(time.DateOnly))
-			out = append(out, c)
-		}
-		return out
-	}
-	return nil
-}
-
-// cannot says why the vendor cannot serve a request, or "".
-func (r *Vendor) cannot(now time.Time, m *mailbox.Message) string {
-	earliest := days(now, r.LeadDays)
-	switch {
-	case m.Item != r.Item:
-		return fmt.Sprintf("we do not sell %s", m.Item)
-	case !m.DeliverBy.IsZero() && earliest.After(m.DeliverBy):
-		return fmt.Sprintf("we cannot deliver before %s", earliest.Format(time.DateOnly))
-	}
-	return ""
-}
-
-func (r *Vendor) decline(m *mailbox.Message, why string) *mailbox.Message {
-	d := reply(r.Name, m, mailbox.Decline)
-	d.Subject, d.Body = "DECLINE: "+why, why+".\n"
-	return d
-}
-
-// quote answers a request or a counter-offer with a price per unit.
-func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *mailbox.Message {
-	q := reply(r.Name, m, mailbox.Quote)
-	q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
-	q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, price, q.DeliverBy.Weekday())
-	if m.Quantity > r.Capacity {
-		// More than it delivers on one order: it quotes for what it can.
-		q.Quantity = r.Capacity
-		q.Subject = fmt.Sprintf("QUOTE: %d of the %d %s asked, at %s each, delivered %s", r.Capacity, m.Quantity, r.Item, price, q.DeliverBy.Weekday())
-	}
-	if r.Pitch != "" {
-		q.Body = r.Pitch + "\n"
-	}
-	return q
-}
-
-// target is the vendor's price in round k: from the list price towards the
-// floor, never below it.
-func (r *Vendor) target(k int) mailbox.Money {
-	t := math.Min(float64(k)/vendorRounds, 1)
-	f := math.Pow(t, 1/r.E)
-	drop := r.List.Amount.Sub(r.Floor.Amount).Mul(decimal.NewFromFloat(f).Round(4))
-	p := decimal.Max(roundCents(r.List.Amount.Sub(drop)), r.Floor.Amount)
-	return mailbox.Money{Amount: p, Currency: r.List.Currency}
-}
-
-// Tick has nothing to do: a vendor only answers.
-func (r *Vendor) Tick(time.Time) []*mailbox.Message { return nil }
-
-// Denied: a vendor's refused message is in the ledger; nothing follows.
-func (r *Vendor) Denied(time.Time, *mailbox.Message, policy.Decision) []*mailbox.Message { return nil }
 
 // Finance approves spends (the policy decides whether it may, and asks the
 // human above the threshold: the runtime sends the approval once the human

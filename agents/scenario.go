@@ -36,10 +36,17 @@ type Scenario struct {
 		// day late.
 		Value       mailbox.Money `toml:"value"`
 		LatePenalty mailbox.Money `toml:"late_penalty"`
+		// NoCeiling plays procurement with no max_unit_price at all, as a
+		// team that never set one: its only sense of value is its budget.
+		NoCeiling bool `toml:"no_ceiling"`
 	} `toml:"buyer"`
 	Policy struct {
 		Budget       mailbox.Money `toml:"budget"`
 		ApprovalOver mailbox.Money `toml:"approval_over"`
+		// MaxRounds and MaxHops, when set, are the policy's
+		// negotiation.max_rounds and fuses.max_hops.
+		MaxRounds int `toml:"max_rounds"`
+		MaxHops   int `toml:"max_hops"`
 	} `toml:"policy"`
 	Human struct {
 		Answer string `toml:"answer"` // approve, deny or ask
@@ -62,6 +69,8 @@ type ScenarioVendor struct {
 	Style     string        `toml:"style"`
 	Silent    bool          `toml:"silent"`
 	Pitch     string        `toml:"pitch"` // words added to each of its quotes (manipulation, in the adversarial regime)
+	Horizon   int           `toml:"horizon"`
+	WalkBelow mailbox.Money `toml:"walk_below"`
 }
 
 // LoadScenario reads and checks a scenario file.
@@ -141,6 +150,8 @@ rounds = {{.Buyer.Rounds}}{{end}}
 quote_window = "{{.Buyer.QuoteWindow.Duration}}"{{end}}
 {{- if not .Buyer.MaxUnitPrice.IsZero}}
 max_unit_price = "{{.Buyer.MaxUnitPrice}}"{{end}}
+{{- if not .Buyer.LatePenalty.IsZero}}
+late_penalty = "{{.Buyer.LatePenalty}}"{{end}}
 {{range .Vendors}}
 [[agent]]
 name = "{{.Name}}"
@@ -152,6 +163,10 @@ capacity = {{.Capacity}}
 lead_days = {{.LeadDays}}
 {{- if .Style}}
 style = "{{.Style}}"{{end}}
+{{- if .Horizon}}
+horizon = {{.Horizon}}{{end}}
+{{- if not .WalkBelow.IsZero}}
+walk_below = "{{.WalkBelow}}"{{end}}
 {{end}}
 [[agent]]
 name = "finance"
@@ -174,6 +189,9 @@ func (s *Scenario) TeamFile() []byte {
 // Ceiling is the most procurement pays a unit in a simulation: its
 // max_unit_price, and never more than a unit is worth to the buyer.
 func (s *Scenario) Ceiling() mailbox.Money {
+	if s.Buyer.NoCeiling {
+		return mailbox.Money{}
+	}
 	c, v := s.Buyer.MaxUnitPrice, s.Buyer.Value
 	if c.IsZero() || (!v.IsZero() && v.Currency == c.Currency && v.Amount.LessThan(c.Amount)) {
 		return v
@@ -202,6 +220,12 @@ func (s *Scenario) PolicyFile() []byte {
 	}
 	if !s.Policy.ApprovalOver.IsZero() {
 		text = strings.Replace(text, `approval_over = "2500.00 USD"`, fmt.Sprintf("approval_over = %q", s.Policy.ApprovalOver), 1)
+	}
+	if n := s.Policy.MaxRounds; n > 0 {
+		text = strings.Replace(text, "max_rounds = 4 ", fmt.Sprintf("max_rounds = %d ", n), 1)
+	}
+	if n := s.Policy.MaxHops; n > 0 {
+		text = strings.Replace(text, "max_hops = 40 ", fmt.Sprintf("max_hops = %d ", n), 1)
 	}
 	return []byte(text)
 }

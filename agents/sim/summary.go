@@ -15,6 +15,7 @@ type Summary struct {
 	Type           string     `json:"type"` // "summary"
 	Buyer          string     `json:"buyer"`
 	Regime         string     `json:"regime,omitempty"` // empty: every scenario
+	Style          string     `json:"style,omitempty"`  // the best vendor's style, when summarised by style
 	Scenarios      int        `json:"scenarios"`
 	Feasible       int        `json:"feasible"`
 	Deals          int        `json:"deals"`

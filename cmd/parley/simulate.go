@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -226,15 +226,12 @@ func simulate(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Opti
 		return err
 	}
 	all := sim.Summarize(buyer, "", results, c.Uint64("seed"), elapsed)
-	byRegime := map[string][]*sim.Result{}
+	byRegime, byStyle := map[string][]*sim.Result{}, map[string][]*sim.Result{}
 	for _, r := range results {
 		byRegime[r.Regime] = append(byRegime[r.Regime], r)
+		byStyle[r.Style] = append(byStyle[r.Style], r)
 	}
-	var regimes []string
-	for r := range byRegime {
-		regimes = append(regimes, r)
-	}
-	sort.Strings(regimes)
+	regimes, styles := slices.Sorted(maps.Keys(byRegime)), slices.Sorted(maps.Keys(byStyle))
 	if c.Bool("json") {
 		for _, r := range regimes {
 			if r != "" {
@@ -243,12 +240,21 @@ func simulate(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Opti
 				}
 			}
 		}
+		for _, st := range styles {
+			sum := sim.Summarize(buyer, "", byStyle[st], c.Uint64("seed"), 0)
+			sum.Style = st
+			if err := printJSON(e.stdout, sum); err != nil {
+				return err
+			}
+		}
 		return printJSON(e.stdout, all)
 	}
 	if len(scenarios) <= 20 {
 		printResults(e.stdout, results)
 	}
-	printSummaries(e.stdout, buyer, regimes, byRegime, all, c.Uint64("seed"))
+	printSummaries(e.stdout, buyer, "REGIME", regimes, byRegime, all, c.Uint64("seed"))
+	fmt.Fprintln(e.stdout)
+	printSummaries(e.stdout, buyer, "BEST VENDOR'S STYLE", styles, byStyle, all, c.Uint64("seed"))
 	if all.Violations > 0 {
 		return fmt.Errorf("%d hard invariants broken (run with --json to see which)", all.Violations)
 	}
@@ -270,9 +276,9 @@ func printResults(w io.Writer, results []*sim.Result) {
 	fmt.Fprintln(w)
 }
 
-func printSummaries(w io.Writer, buyer string, regimes []string, by map[string][]*sim.Result, all sim.Summary, seed uint64) {
+func printSummaries(w io.Writer, buyer, by1 string, regimes []string, by map[string][]*sim.Result, all sim.Summary, seed uint64) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REGIME\tSCENARIOS\tFEASIBLE\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tROUNDS\tVIOLATIONS")
+	fmt.Fprintln(tw, by1+"\tSCENARIOS\tFEASIBLE\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tROUNDS\tVIOLATIONS")
 	row := func(name string, s sim.Summary) {
 		walk := "-"
 		if s.Scenarios > s.Feasible {
@@ -294,6 +300,9 @@ func printSummaries(w io.Writer, buyer string, regimes []string, by map[string][
 	}
 	row("all", all)
 	tw.Flush()
+	if by1 != "REGIME" {
+		return
+	}
 	fmt.Fprintf(w, "\nbuyer %s: agreement %.3f [%.3f, %.3f], buyer surplus share %.3f [%.3f, %.3f] (95%% bootstrap), %s deals/s\n",
 		buyer, all.AgreementRate, all.AgreementCI[0], all.AgreementCI[1], all.BSS, all.BSSCI[0], all.BSSCI[1], rate(all.DealsPerSecond))
 	if all.Calls > 0 {
