@@ -36,7 +36,7 @@ func NewRole(a *Agent, team *Team, stockFile string) (Role, error) {
 		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), Human: team.Human, StockFile: stockFile, Needs: map[string]int{}, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
 	case "procurement":
 		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
-			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
+			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, LatePenalty: a.LatePenalty, Deals: map[string]*Deal{}}, nil
 	case "vendor":
 		v := &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
 			LeadDays: a.LeadDays, E: Styles[a.Style], Style: a.Style, Horizon: a.Horizon, WalkBelow: a.WalkBelow, Finance: team.first("finance")}
@@ -192,6 +192,10 @@ type Offer struct {
 	Declined  bool
 	Ordered   bool // a part of the need was ordered from it
 	Why       string
+	// Raised is how much our last offer to it rose over the one before;
+	// Probes, how often it rose to see whether the vendor follows.
+	Raised decimal.Decimal `json:",omitempty"`
+	Probes int             `json:",omitempty"`
 }
 
 // price is the offer's unit price; nothing for no offer.
@@ -222,9 +226,11 @@ type Deal struct {
 	Bought int64
 	Spent  mailbox.Money
 	Parts  []string
-	// Pressing are the best few vendors, pressed with counter-offers all
-	// at once, round by round (phase "pressing").
-	Pressing []string
+	// Pressing are the vendors pressed with counter-offers all at once,
+	// round by round (phase "pressing"); Auctioned, that the auction was
+	// held (auction.go).
+	Pressing  []string
+	Auctioned bool `json:",omitempty"`
 	// Hops counts the thread's messages procurement sent and got, and Parts
 	// the confirmations and payments it did not see: against the policy's
 	// message fuse.
@@ -255,6 +261,12 @@ type Procurement struct {
 	Window  time.Duration `json:"-"`
 	Rounds  int           `json:"-"`
 	Ceiling mailbox.Money `json:"-"` // private: never offered or revealed
+	// LatePenalty is what a unit costs for each day after the need's
+	// deadline it arrives: with one, a late quote is weighed, not refused.
+	LatePenalty mailbox.Money `json:"-"`
+	// MaxRounds is the policy's negotiation.max_rounds: counter-offers to
+	// one vendor on a thread.
+	MaxRounds int `json:"-"`
 	// ReplyWithin is how long an answer is awaited before a reminder, and
 	// as long again before the human is told (the policy's
 	// negotiation.reply_within; 0 waits for ever).
@@ -321,6 +333,7 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 func (r *Procurement) Bind(p *policy.Policy) {
 	if p != nil {
 		r.ReplyWithin, r.Limit, r.MaxHops = p.Negotiation.ReplyWithin.Duration, p.Limits.PerTransaction, p.Fuses.MaxHops
+		r.MaxRounds = p.Negotiation.MaxRounds
 	}
 }
 
@@ -385,6 +398,9 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 			// A quote that came after the deal moved on (the first
 			// acceptable one was taken): kept, for the rest of the need.
 			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy, Quantity: min(m.Quantity, d.Quantity), Quoted: []decimal.Decimal{m.UnitPrice.Amount}}
+			if d.Auctioned && d.Phase == "pressing" && r.usableLate(d, d.Quotes[m.From]) {
+				d.Pressing = append(d.Pressing, m.From) // a slow vendor joins the auction
+			}
 			return nil
 		}
 		if m.UnitPrice.IsZero() {
@@ -411,7 +427,7 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 			if !m.DeliverBy.IsZero() {
 				o.DeliverBy = m.DeliverBy
 			}
-			if !d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy) {
+			if !r.usableLate(d, o) {
 				o.Declined, o.Why = true, "can no longer deliver in time"
 			}
 			return r.round(now, d)
@@ -476,6 +492,9 @@ func (r *Procurement) open(now time.Time, m *mailbox.Message) []*mailbox.Message
 			DeliverBy: d.DeliverBy, Expires: d.Closes, Subject: fmt.Sprintf("REQUEST: quote for %d %s", d.Quantity, d.Item)}
 		if !d.DeliverBy.IsZero() {
 			q.Subject += " delivered by " + d.DeliverBy.Format(time.DateOnly)
+			if !r.LatePenalty.IsZero() {
+				q.Extra = []mailbox.Header{{Name: AcceptLate, Value: "yes"}}
+			}
 		}
 		out = append(out, q)
 	}
@@ -530,7 +549,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func (r *Procurement) ranked(d *Deal) []string {
 	var vs []string
 	for v, o := range d.Quotes {
-		if o.Declined || o.Ordered || o.UnitPrice.IsZero() || (!d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy)) {
+		if o.Declined || o.Ordered || o.UnitPrice.IsZero() || !r.usableLate(d, o) {
 			continue
 		}
 		if !r.within(o.UnitPrice) && (r.Rounds == 0 || r.Tactic == "posted") {
@@ -540,7 +559,7 @@ func (r *Procurement) ranked(d *Deal) []string {
 	}
 	sort.Slice(vs, func(i, j int) bool {
 		a, b := d.Quotes[vs[i]], d.Quotes[vs[j]]
-		if c := a.UnitPrice.Amount.Cmp(b.UnitPrice.Amount); c != 0 {
+		if c := r.effective(d, a).Cmp(r.effective(d, b)); c != 0 {
 			return c < 0
 		}
 		if !a.DeliverBy.Equal(b.DeliverBy) {
@@ -560,6 +579,12 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 			return r.finish(now, d, fmt.Sprintf("no other vendor can deliver the other %d in time at an acceptable price", d.Quantity-d.Bought))
 		}
 		return r.fail(now, d, r.noneUsable(d))
+	}
+	if r.auctions() {
+		if !d.Auctioned && d.Bought == 0 {
+			return r.auction(now, d, vs)
+		}
+		return r.standing(now, d, vs)
 	}
 	if r.Rounds > 0 && r.Tactic == "" && !r.Serial && d.Bought == 0 && r.covers(d, vs[0]) {
 		var whole []string // only vendors that can deliver all of it are pressed
@@ -688,6 +713,9 @@ func (r *Procurement) press(now time.Time, d *Deal, vs []string) []*mailbox.Mess
 // wins, the lowest first — or presses again while rounds remain, or takes
 // the best quote standing.
 func (r *Procurement) round(now time.Time, d *Deal) []*mailbox.Message {
+	if d.Auctioned {
+		return r.bid(now, d)
+	}
 	var open, met []string
 	for _, v := range d.Pressing {
 		o := d.Quotes[v]
@@ -886,6 +914,22 @@ func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*m
 }
 
 func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mailbox.Message {
+	if !r.Limit.IsZero() && r.Limit.Currency == price.Currency && price.Amount.Sign() > 0 {
+		// Where the budget cannot buy the lot, the part it can.
+		left := r.Limit.Amount
+		if !d.Spent.IsZero() {
+			left = left.Sub(d.Spent.Amount)
+		}
+		if can := left.Div(price.Amount).Floor().IntPart(); can < d.Lot {
+			if can <= 0 {
+				if d.Bought > 0 {
+					return r.finish(now, d, "the budget is spent")
+				}
+				return r.fail(now, d, "the budget cannot pay one unit at the best price")
+			}
+			d.Lot = can
+		}
+	}
 	d.Agreed, d.Phase = price, "approving"
 	total := price.Times(d.Lot)
 	ask := &mailbox.Message{From: r.Name, To: r.Finance, Thread: d.Thread, Verb: mailbox.Request, Item: d.Item,
