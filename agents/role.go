@@ -409,7 +409,7 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 		}
 		if d.Phase == "quoting" {
 			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy, Quantity: min(m.Quantity, d.Quantity), Quoted: []decimal.Decimal{m.UnitPrice.Amount}}
-			if r.Tactic == "first" && slices.Contains(r.ranked(d), m.From) && r.within(m.UnitPrice) {
+			if r.Tactic == "first" && slices.Contains(r.ranked(d), m.From) && r.affordable(d, d.Quotes[m.From]) {
 				r.choose(d, m.From)
 				d.Why = "the first acceptable quote"
 				return r.accept(now, d, m.UnitPrice)
@@ -552,7 +552,7 @@ func (r *Procurement) ranked(d *Deal) []string {
 		if o.Declined || o.Ordered || o.UnitPrice.IsZero() || !r.usableLate(d, o) {
 			continue
 		}
-		if !r.within(o.UnitPrice) && (r.Rounds == 0 || r.Tactic == "posted") {
+		if !r.affordable(d, o) && (r.Rounds == 0 || r.Tactic == "posted" || r.Tactic == "first") {
 			continue
 		}
 		vs = append(vs, v)
@@ -606,14 +606,14 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 	} else {
 		d.Why += " and the only usable quote"
 	}
-	if r.Rounds == 0 || r.Tactic == "posted" {
+	if r.Rounds == 0 || r.Tactic == "posted" || r.Tactic == "first" {
 		return r.accept(now, d, o.UnitPrice)
 	}
 	if o.Rounds >= r.Rounds || !r.roomFor(d, 2) {
 		// It had all the counter-offers the policy allows on this thread,
 		// or the thread has no room for more: its quote stands, to take
 		// or to leave.
-		if r.within(o.UnitPrice) {
+		if r.affordable(d, o) {
 			return r.accept(now, d, o.UnitPrice)
 		}
 		o.Declined, o.Why = true, "above what we can pay, after every round"
@@ -903,7 +903,7 @@ func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*m
 	if d.Round < r.Rounds && r.roomFor(d, 2) {
 		return r.counter(now, d, theirs)
 	}
-	if !r.Ceiling.IsZero() && theirs.Amount.GreaterThan(r.Ceiling.Amount) {
+	if !r.affordable(d, d.Quotes[d.Vendor]) {
 		d.Quotes[d.Vendor].Declined = true
 		return r.compare(now, d)
 	}

@@ -148,8 +148,8 @@ role = "procurement"
 rounds = {{.Buyer.Rounds}}{{end}}
 {{- if .Buyer.QuoteWindow.Duration}}
 quote_window = "{{.Buyer.QuoteWindow.Duration}}"{{end}}
-{{- if not .Buyer.MaxUnitPrice.IsZero}}
-max_unit_price = "{{.Buyer.MaxUnitPrice}}"{{end}}
+{{- with .Ceiling}}{{if not .IsZero}}
+max_unit_price = "{{.}}"{{end}}{{end}}
 {{- if not .Buyer.LatePenalty.IsZero}}
 late_penalty = "{{.Buyer.LatePenalty}}"{{end}}
 {{range .Vendors}}
@@ -177,7 +177,9 @@ name = "human"
 role = "human"
 `))
 
-// TeamFile is the parley.toml of the scenario's team.
+// TeamFile is the parley.toml of the scenario's team. Procurement's
+// max_unit_price is the scenario's Ceiling: the team a live run plays is
+// the one the simulator plays.
 func (s *Scenario) TeamFile() []byte {
 	var b bytes.Buffer
 	if err := teamTemplate.Execute(&b, s); err != nil {

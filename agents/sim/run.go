@@ -61,11 +61,11 @@ type Result struct {
 	Type     string `json:"type"` // "scenario"
 	Scenario string `json:"id"`
 	Regime   string `json:"regime"`
+	Seed     uint64 `json:"seed"`
+	Buyer    string `json:"buyer"`
 	// Style is the style of the vendor the oracle gives the most surplus
 	// to (the one a good buyer must deal with); "none" when infeasible.
 	Style      string          `json:"style"`
-	Seed       uint64          `json:"seed"`
-	Buyer      string          `json:"buyer"`
 	Feasible   bool            `json:"feasible"`
 	Deal       bool            `json:"deal"`
 	Oracle     Oracle          `json:"oracle"`
