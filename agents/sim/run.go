@@ -81,6 +81,18 @@ type Result struct {
 	Calls      int             `json:"model_calls,omitempty"`
 	Tokens     int             `json:"model_tokens,omitempty"`
 	Violations []string        `json:"violations"`
+	// Counters are procurement's counter-offers set beside the lowest
+	// rival quote of the moment, for FormulaLeaks.
+	Counters []Counter `json:"-"`
+}
+
+// Counter is one counter-offer to a vendor: its round (the how-manieth to
+// that vendor) and its price over the lowest quote another vendor had
+// made then (rivals whose quote is the recipient's own, within half a
+// percent, set aside: that tells it nothing it does not know).
+type Counter struct {
+	Round int
+	Ratio float64 // a statistic, not money
 }
 
 var (
@@ -508,7 +520,44 @@ func (r *run) score() {
 	if res.Deal && res.UB.Sign() < 0 {
 		res.Violations = append(res.Violations, fmt.Sprintf("a deal worth %s to the buyer: less than it paid", res.UB))
 	}
+	if c := s.Ceiling(); !c.IsZero() {
+		for _, o := range res.Orders {
+			if decimal.RequireFromString(o.UnitPrice).GreaterThan(c.Amount) {
+				res.Violations = append(res.Violations, fmt.Sprintf("an order from %s at %s a unit, above the ceiling %s", o.Vendor, o.UnitPrice, c))
+			}
+		}
+	}
 	res.Violations = append(res.Violations, r.leaks()...)
+	res.Counters = r.counters()
+}
+
+// counters sets each of procurement's counter-offers beside the lowest
+// rival quote it had then.
+func (r *run) counters() []Counter {
+	var out []Counter
+	latest := map[string]int64{} // vendor: its last quote, in millionths
+	rounds := map[string]int{}
+	for _, m := range r.said {
+		switch {
+		case m.Verb == mailbox.Quote && m.To == "procurement" && !m.UnitPrice.IsZero():
+			latest[m.From] = micro(m.UnitPrice.Amount)
+		case m.From == "procurement" && m.Verb == mailbox.Counter && !m.UnitPrice.IsZero():
+			rounds[m.To]++
+			own, low := latest[m.To], int64(0)
+			for v, q := range latest {
+				if v == m.To || q <= 0 || (own > 0 && echoes(q, []int64{own})) {
+					continue
+				}
+				if low == 0 || q < low {
+					low = q
+				}
+			}
+			if low > 0 {
+				out = append(out, Counter{Round: rounds[m.To], Ratio: float64(micro(m.UnitPrice.Amount)) / float64(low)})
+			}
+		}
+	}
+	return out
 }
 
 // leaks finds what procurement told vendors that it must not: the budget,

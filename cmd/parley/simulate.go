@@ -154,11 +154,6 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 	each := func(i int, r *sim.Result) error {
 		r.Buyer = label
 		results = append(results, r)
-		if c.Bool("json") {
-			if err := printJSON(e.stdout, r); err != nil {
-				return err
-			}
-		}
 		if progress && (i+1)%500 == 0 {
 			fmt.Fprintf(e.stderr, "\r%s: played %d of %d", label, i+1, len(scenarios))
 		}
@@ -204,6 +199,16 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 		}
 	}
 	elapsed := time.Since(start)
+	// Whether offers follow a formula of rivals' quotes shows over the
+	// suite, not in one deal: the results are printed once it is known.
+	sim.FormulaLeaks(results)
+	if c.Bool("json") {
+		for _, r := range results {
+			if err := printJSON(e.stdout, r); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
 	if progress {
 		fmt.Fprintf(e.stderr, "\r%40s\r", "")
 	}
@@ -323,7 +328,12 @@ func compare(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Optio
 			return err
 		}
 		runs[b] = results
-		sums[b] = sim.Summarize(b, "", results, c.Uint64("seed"), elapsed)
+		sum := sim.Summarize(b, "", results, c.Uint64("seed"), elapsed)
+		if b != "parley" {
+			pd := sim.Compare(runs["parley"], results)
+			sum.VsParley = &pd
+		}
+		sums[b] = sum
 		violations += sums[b].Violations
 		if c.Bool("json") {
 			if err := printJSON(e.stdout, sums[b]); err != nil {
@@ -333,15 +343,20 @@ func compare(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Optio
 	}
 	if !c.Bool("json") {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "BUYER\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tMEAN U_B\tPARLEY'S U_B MINUS THIS [95%]\tROUNDS\tVIOLATIONS")
+		fmt.Fprintln(tw, "BUYER\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tMEAN U_B\tPARLEY'S U_B MINUS THIS [95%]\tPARLEY W/T/L\tAT LEAST AS GOOD\tROUNDS\tVIOLATIONS")
 		for _, b := range sim.Buyers {
 			s := sums[b]
 			d, ci := sim.Paired(runs["parley"], runs[b], c.Uint64("seed"))
 			paired := fmt.Sprintf("%+.2f [%+.2f, %+.2f]", d, ci[0], ci[1])
+			wtl, share := "-", "-"
+			if s.VsParley != nil {
+				wtl = fmt.Sprintf("%d/%d/%d", s.VsParley.Wins, s.VsParley.Ties, s.VsParley.Losses)
+				share = fmt.Sprintf("%.3f", s.VsParley.AtLeast())
+			}
 			if b == "parley" {
 				paired = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%s\t%.1f\t%d\n", b, s.AgreementRate, s.WalkawayRate, s.BSS, s.VCGRatio, s.Efficiency, sim.MeanUB(runs[b]), paired, s.Rounds, s.Violations)
+			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%s\t%s\t%s\t%.1f\t%d\n", b, s.AgreementRate, s.WalkawayRate, s.BSS, s.VCGRatio, s.Efficiency, sim.MeanUB(runs[b]), paired, wtl, share, s.Rounds, s.Violations)
 		}
 		tw.Flush()
 		fmt.Fprintf(e.stdout, "\n%d scenarios, every buyer on the same deals and seeds (--seed %d, --order %s)\n", len(scenarios), c.Uint64("seed"), c.String("order"))
