@@ -157,12 +157,37 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 	if len(met) > 0 {
 		return r.win(now, d, r.best(d, met), "as good as our next offer")
 	}
+	if r.Tactic == "" && d.Final {
+		return r.close(now, d) // the best and final is answered
+	}
+	if r.Tactic == "" {
+		// A vendor that has stopped coming down is left at its price until
+		// the best and final; when every one has, that round comes now.
+		var moving []string
+		for _, v := range next {
+			if !settled(d.Quotes[v]) {
+				moving = append(moving, v)
+			}
+		}
+		if len(moving) == 0 && len(next) > 0 {
+			d.Final = true
+		} else {
+			next = moving
+		}
+	}
 	if len(next) > 0 && r.roomFor(d, 2*len(next)) {
 		if out := r.counterEach(now, d, next); len(out) > 0 {
 			return out
 		}
 	}
 	return r.close(now, d)
+}
+
+// settled reports whether a vendor seems to have reached its last price:
+// three answers in a row without coming down, once it came down before
+// or after six rounds (a vendor that holds out long moves late).
+func settled(o *Offer) bool {
+	return o.Stalls >= 3 && (o.Moved || o.Rounds >= 6)
 }
 
 // best is the vendor of vs whose unit costs the buyer least, its delivery
@@ -239,7 +264,7 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 		if r.ReplyWithin > 0 {
 			m.Expires = now.Add(r.ReplyWithin)
 		}
-		if o.Rounds >= r.rounds() {
+		if o.Rounds >= r.rounds() || d.Final {
 			m.Subject = fmt.Sprintf("BEST AND FINAL: %d %s at %s each", lot, d.Item, price)
 			m.Body = "This is our last round: every vendor gets it at once, and the best answers win. Your best price?\n"
 		}

@@ -196,6 +196,10 @@ type Offer struct {
 	// Probes, how often it rose to see whether the vendor follows.
 	Raised decimal.Decimal `json:",omitempty"`
 	Probes int             `json:",omitempty"`
+	// Stalls counts its answers in a row that did not come down; Moved,
+	// that it ever came down.
+	Stalls int  `json:",omitempty"`
+	Moved  bool `json:",omitempty"`
 }
 
 // price is the offer's unit price; nothing for no offer.
@@ -231,6 +235,7 @@ type Deal struct {
 	// held (auction.go).
 	Pressing  []string
 	Auctioned bool `json:",omitempty"`
+	Final     bool `json:",omitempty"` // the best-and-final round was sent
 	// Hops counts the thread's messages procurement sent and got, and Parts
 	// the confirmations and payments it did not see: against the policy's
 	// message fuse.
@@ -422,6 +427,11 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 			return r.negotiate(now, d, m)
 		}
 		if o := d.Quotes[m.From]; d.Phase == "pressing" && o != nil && o.Pressed {
+			if m.UnitPrice.Amount.LessThan(o.UnitPrice.Amount) {
+				o.Stalls, o.Moved = 0, true
+			} else {
+				o.Stalls++
+			}
 			o.UnitPrice, o.Pressed = m.UnitPrice, false
 			o.Quoted = append(o.Quoted, m.UnitPrice.Amount)
 			if !m.DeliverBy.IsZero() {
