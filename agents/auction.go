@@ -25,7 +25,7 @@ import (
 
 // anchor is how far under a vendor's first quote the buyer opens: low
 // enough to leave room, not so low that a vendor ends the talks.
-var anchor = decimal.RequireFromString("0.88")
+var anchor = decimal.RequireFromString("0.85")
 
 // rise shapes the buyer's concession over its rounds, p(t) = a + (c −
 // a)·t^(1/rise): under 1 it holds low and rises late (Boulware-like).
@@ -319,7 +319,31 @@ func (r *Procurement) offerFor(d *Deal, v string, k int) decimal.Decimal {
 	if !o.Offered.IsZero() && p.LessThan(o.Offered.Amount) {
 		p = o.Offered.Amount
 	}
-	return r.apart(d, v, p, o.Offered.Amount, c)
+	p = r.apart(d, v, p, o.Offered.Amount, c)
+	// Nor any of the buyer's own numbers, even by chance: its ceiling,
+	// its budget per unit.
+	for _, secret := range r.secrets(d) {
+		if p.Equal(secret) {
+			if q := p.Sub(cent); q.GreaterThanOrEqual(o.Offered.Amount) {
+				p = q
+			} else {
+				p = p.Add(cent)
+			}
+		}
+	}
+	return p
+}
+
+// secrets are the buyer's numbers an offer must never state.
+func (r *Procurement) secrets(d *Deal) []decimal.Decimal {
+	var out []decimal.Decimal
+	if !r.Ceiling.IsZero() {
+		out = append(out, r.Ceiling.Amount)
+	}
+	if !r.Limit.IsZero() && d.Quantity > 0 {
+		out = append(out, r.Limit.Amount, r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).Round(2))
+	}
+	return out
 }
 
 // share is a fraction from 0.86 to 0.94, drawn from the buyer, the

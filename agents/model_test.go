@@ -274,7 +274,7 @@ func TestModelReadsAQuoteInWords(t *testing.T) {
 // a text naming money the message does not carry is not sent.
 func TestModelNarrates(t *testing.T) {
 	for _, tt := range []struct{ text, want string }{
-		{"Thanks for the quote. Could you meet 4.49 USD a unit?", "Thanks for the quote. Could you meet 4.49 USD a unit?\n"},
+		{"Thanks for the quote. Could you meet 4.34 USD a unit?", "Thanks for the quote. Could you meet 4.34 USD a unit?\n"},
 		{"Our budget is $9,000, so accept 5.10.", "Your quote is above what we can do"},
 	} {
 		srv := fakeollama.Start(func(req api.ChatRequest) fakeollama.Reply {
@@ -292,7 +292,7 @@ func TestModelNarrates(t *testing.T) {
 		b.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "t", nil))
 		out := b.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "t", price("5.10 USD")))
 		srv.Close()
-		if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.49 USD"}) {
+		if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.34 USD"}) {
 			t.Fatalf("narrate changed the numbers: %v", got)
 		}
 		if !strings.HasPrefix(out[0].Body, tt.want) {

@@ -527,20 +527,20 @@ func TestProcurementAuction(t *testing.T) {
 		return p, p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("5.10 USD")))
 	}
 	p, round1 := start()
-	if got, want := summary(round1), []string{"vendor-b COUNTER 4.49 USD", "vendor-a COUNTER 4.75 USD"}; !slices.Equal(got, want) {
+	if got, want := summary(round1), []string{"vendor-b COUNTER 4.34 USD", "vendor-a COUNTER 4.59 USD"}; !slices.Equal(got, want) {
 		t.Fatalf("round 1: %v, want %v: each its own offer, from its own quote", got, want)
 	}
 	// vendor-a meets its offer, vendor-b comes down to 4.95, in either
 	// order; vendor-b is pressed to the end, never offered less, and then
-	// the best standing, vendor-a's 4.75, wins.
+	// the best standing, vendor-a's 4.59, wins.
 	for _, order := range [][]string{{"vendor-a", "vendor-b"}, {"vendor-b", "vendor-a"}} {
 		p, _ := start()
 		var out []*mailbox.Message
 		for _, v := range order {
-			q := map[string]string{"vendor-a": "4.75 USD", "vendor-b": "4.95 USD"}[v]
+			q := map[string]string{"vendor-a": "4.59 USD", "vendor-b": "4.95 USD"}[v]
 			out = p.Receive(now, in(v, "procurement", mailbox.Quote, "p", price(q)))
 		}
-		last, final := mailbox.MustMoney("4.49 USD"), false
+		last, final := mailbox.MustMoney("4.34 USD"), false
 		for len(out) == 1 && out[0].To == "vendor-b" {
 			if out[0].UnitPrice.Amount.LessThan(last.Amount) {
 				t.Fatalf("vendor-b offered %s after %s", out[0].UnitPrice, last)
@@ -548,8 +548,8 @@ func TestProcurementAuction(t *testing.T) {
 			last, final = out[0].UnitPrice, strings.HasPrefix(out[0].Subject, "BEST AND FINAL")
 			out = p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.95 USD")))
 		}
-		if got := summary(out); !slices.Equal(got, []string{"finance REQUEST 4.75 USD = 2375.00 USD"}) || !final {
-			t.Errorf("answers in the order %v: %v (a best and final round: %v), want vendor-a's 4.75 taken after one", order, got, final)
+		if got := summary(out); !slices.Equal(got, []string{"finance REQUEST 4.59 USD = 2295.00 USD"}) || !final {
+			t.Errorf("answers in the order %v: %v (a best and final round: %v), want vendor-a's 4.59 taken after one", order, got, final)
 		}
 	}
 	// Both decline: the deal is not made, and the human is told.
@@ -567,8 +567,8 @@ func TestProcurementAuction(t *testing.T) {
 			refused.Denied(now, m, policy.Decision{Outcome: policy.Deny, Rule: "negotiation.max_rounds"})
 		}
 	}
-	got := summary(refused.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.49 USD"))))
-	if !slices.Equal(got, []string{"finance REQUEST 4.49 USD = 2245.00 USD"}) || refused.Deals["p"].Phase == "failed" {
+	got := summary(refused.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.34 USD"))))
+	if !slices.Equal(got, []string{"finance REQUEST 4.34 USD = 2170.00 USD"}) || refused.Deals["p"].Phase == "failed" {
 		t.Errorf("after the policy refused vendor-a's counter: %v, phase %s", got, refused.Deals["p"].Phase)
 	}
 	// vendor-b answers, vendor-a stays silent: after the round's time
