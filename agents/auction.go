@@ -394,6 +394,18 @@ func (r *Procurement) parleyOffer(o *Offer, a, c decimal.Decimal) (p decimal.Dec
 	return decimal.Min(p, top), probe
 }
 
+// micros are the prices o quoted, in millionths, converted once.
+func (o *Offer) micros() []int64 {
+	for _, q := range o.Quoted[len(o.quotedMicros):] {
+		o.quotedMicros = append(o.quotedMicros, q.Shift(6).IntPart())
+	}
+	out := o.quotedMicros
+	if n := len(o.Quoted); o.UnitPrice.Amount.Sign() > 0 && (n == 0 || !o.Quoted[n-1].Equal(o.UnitPrice.Amount)) {
+		out = append(out[:len(out):len(out)], o.UnitPrice.Amount.Shift(6).IntPart())
+	}
+	return out
+}
+
 // apart moves an offer away from every other vendor's quote: one within
 // half a percent of it would tell v what another asked. It moves to the
 // nearest price below that is clear of them all, when that is not below
@@ -403,16 +415,8 @@ func (r *Procurement) parleyOffer(o *Offer, a, c decimal.Decimal) (p decimal.Dec
 func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) decimal.Decimal {
 	var qs []int64
 	for w, o := range d.Quotes {
-		if w == v {
-			continue
-		}
-		for _, q := range o.Quoted {
-			if q.Sign() > 0 {
-				qs = append(qs, q.Shift(6).IntPart())
-			}
-		}
-		if q := o.UnitPrice.Amount; q.Sign() > 0 {
-			qs = append(qs, q.Shift(6).IntPart())
+		if w != v {
+			qs = append(qs, o.micros()...)
 		}
 	}
 	clear := func(p int64) bool {

@@ -200,6 +200,8 @@ type Offer struct {
 	// that it ever came down.
 	Stalls int  `json:",omitempty"`
 	Moved  bool `json:",omitempty"`
+
+	quotedMicros []int64 // Quoted in millionths, for apart
 }
 
 // price is the offer's unit price; nothing for no offer.
