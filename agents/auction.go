@@ -85,15 +85,16 @@ func (r *Procurement) effective(d *Deal, o *Offer) decimal.Decimal {
 }
 
 // cap is the most the buyer pays a unit from o: its ceiling — or, with
-// none configured, the budget spread over the need, its only sense of
-// value — less o's late penalty. Zero: no cap known.
+// none configured, a cent under the budget spread over the need, its only
+// sense of value — less o's late penalty. Zero: no cap known.
 func (r *Procurement) cap(d *Deal, o *Offer) decimal.Decimal {
 	c := decimal.Zero
 	switch {
 	case !r.Ceiling.IsZero() && r.Ceiling.Currency == o.UnitPrice.Currency:
 		c = r.Ceiling.Amount
 	case !r.Limit.IsZero() && r.Limit.Currency == o.UnitPrice.Currency && d.Quantity > 0:
-		c = r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundDown(2)
+		// Strictly under: a unit bought for all it is worth gains nothing.
+		c = r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundUp(2).Sub(cent)
 	default:
 		return decimal.Zero
 	}
@@ -176,7 +177,17 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 		}
 	}
 	if len(next) > 0 && r.roomFor(d, 2*len(next)) {
+		if r.Pace > 0 && !d.LastRound.IsZero() {
+			// Rounds spread over the time the buyer gives the talks: a
+			// vendor that concedes with time gets it.
+			if at := d.LastRound.Add(r.Pace / time.Duration(max(1, r.rounds()))); now.Before(at) {
+				d.NextRound = at
+				return nil
+			}
+		}
+		d.NextRound = time.Time{}
 		if out := r.counterEach(now, d, next); len(out) > 0 {
+			d.LastRound = now
 			return out
 		}
 	}
@@ -472,6 +483,8 @@ func (r *Procurement) Wake() time.Time {
 		switch {
 		case d.Phase == "quoting":
 			earlier(d.Closes)
+		case d.Phase == "pressing" && !d.NextRound.IsZero():
+			earlier(d.NextRound)
 		case d.Phase == "pressing" && !d.Due.IsZero():
 			earlier(d.Due)
 		case d.Awaiting != nil && d.Phase != "done" && d.Phase != "failed":

@@ -36,10 +36,10 @@ func NewRole(a *Agent, team *Team, stockFile string) (Role, error) {
 		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), Human: team.Human, StockFile: stockFile, Needs: map[string]int{}, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
 	case "procurement":
 		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
-			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, LatePenalty: a.LatePenalty, Deals: map[string]*Deal{}}, nil
+			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, LatePenalty: a.LatePenalty, Pace: a.NegotiateWithin.Duration, Deals: map[string]*Deal{}}, nil
 	case "vendor":
 		v := &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
-			LeadDays: a.LeadDays, E: Styles[a.Style], Style: a.Style, Horizon: a.Horizon, WalkBelow: a.WalkBelow, Finance: team.first("finance")}
+			LeadDays: a.LeadDays, E: Styles[a.Style], Style: a.Style, Horizon: a.Horizon, Within: a.ConcedeWithin.Duration, WalkBelow: a.WalkBelow, Finance: team.first("finance")}
 		v.init()
 		return v, nil
 	case "finance":
@@ -238,6 +238,10 @@ type Deal struct {
 	Pressing  []string
 	Auctioned bool `json:",omitempty"`
 	Final     bool `json:",omitempty"` // the best-and-final round was sent
+	// LastRound and NextRound: when the auction's last round went out,
+	// and, while it waits, when the next one goes.
+	LastRound time.Time `json:",omitempty"`
+	NextRound time.Time `json:",omitempty"`
 	// Hops counts the thread's messages procurement sent and got, and Parts
 	// the confirmations and payments it did not see: against the policy's
 	// message fuse.
@@ -274,6 +278,9 @@ type Procurement struct {
 	// MaxRounds is the policy's negotiation.max_rounds: counter-offers to
 	// one vendor on a thread.
 	MaxRounds int `json:"-"`
+	// Pace is how long the auction's rounds may be spread over (the
+	// team's negotiate_within; 0: no waiting between rounds).
+	Pace time.Duration `json:"-"`
 	// ReplyWithin is how long an answer is awaited before a reminder, and
 	// as long again before the human is told (the policy's
 	// negotiation.reply_within; 0 waits for ever).
@@ -531,6 +538,10 @@ func (r *Procurement) tick(now time.Time) []*mailbox.Message {
 		switch {
 		case d.Phase == "quoting" && !now.Before(d.Closes):
 			out = append(out, r.compare(now, d)...)
+		case d.Phase == "pressing" && !d.NextRound.IsZero():
+			if !now.Before(d.NextRound) {
+				out = append(out, r.round(now, d)...)
+			}
 		case d.Phase == "pressing" && !d.Due.IsZero() && now.After(d.Due):
 			// Who has not answered this round is out of it; the others' quotes
 			// decide it.

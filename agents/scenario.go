@@ -39,6 +39,8 @@ type Scenario struct {
 		// NoCeiling plays procurement with no max_unit_price at all, as a
 		// team that never set one: its only sense of value is its budget.
 		NoCeiling bool `toml:"no_ceiling"`
+		// NegotiateWithin is procurement's negotiate_within.
+		NegotiateWithin policy.Duration `toml:"negotiate_within"`
 	} `toml:"buyer"`
 	Policy struct {
 		Budget       mailbox.Money `toml:"budget"`
@@ -61,16 +63,17 @@ type Scenario struct {
 // ScenarioVendor is one vendor's terms; Silent vendors never answer (their
 // agent is not started).
 type ScenarioVendor struct {
-	Name      string        `toml:"name"`
-	ListPrice mailbox.Money `toml:"list_price"`
-	Floor     mailbox.Money `toml:"floor"`
-	Capacity  int64         `toml:"capacity"`
-	LeadDays  int           `toml:"lead_days"`
-	Style     string        `toml:"style"`
-	Silent    bool          `toml:"silent"`
-	Pitch     string        `toml:"pitch"` // words added to each of its quotes (manipulation, in the adversarial regime)
-	Horizon   int           `toml:"horizon"`
-	WalkBelow mailbox.Money `toml:"walk_below"`
+	Name          string          `toml:"name"`
+	ListPrice     mailbox.Money   `toml:"list_price"`
+	Floor         mailbox.Money   `toml:"floor"`
+	Capacity      int64           `toml:"capacity"`
+	LeadDays      int             `toml:"lead_days"`
+	Style         string          `toml:"style"`
+	Silent        bool            `toml:"silent"`
+	Pitch         string          `toml:"pitch"` // words added to each of its quotes (manipulation, in the adversarial regime)
+	Horizon       int             `toml:"horizon"`
+	ConcedeWithin policy.Duration `toml:"concede_within"`
+	WalkBelow     mailbox.Money   `toml:"walk_below"`
 }
 
 // LoadScenario reads and checks a scenario file.
@@ -152,6 +155,8 @@ quote_window = "{{.Buyer.QuoteWindow.Duration}}"{{end}}
 max_unit_price = "{{.}}"{{end}}{{end}}
 {{- if not .Buyer.LatePenalty.IsZero}}
 late_penalty = "{{.Buyer.LatePenalty}}"{{end}}
+{{- if .Buyer.NegotiateWithin.Duration}}
+negotiate_within = "{{.Buyer.NegotiateWithin.Duration}}"{{end}}
 {{range .Vendors}}
 [[agent]]
 name = "{{.Name}}"
@@ -165,6 +170,8 @@ lead_days = {{.LeadDays}}
 style = "{{.Style}}"{{end}}
 {{- if .Horizon}}
 horizon = {{.Horizon}}{{end}}
+{{- if .ConcedeWithin.Duration}}
+concede_within = "{{.ConcedeWithin.Duration}}"{{end}}
 {{- if not .WalkBelow.IsZero}}
 walk_below = "{{.WalkBelow}}"{{end}}
 {{end}}

@@ -49,6 +49,9 @@ type Agent struct {
 	// Horizon is how many counter-offers a vendor spreads its concession
 	// over (4 when not set): its own, whatever the buyer's rounds.
 	Horizon int `toml:"horizon"`
+	// ConcedeWithin, when set, is its horizon by time instead: it concedes
+	// over this long from the request, however many counter-offers come.
+	ConcedeWithin policy.Duration `toml:"concede_within"`
 	// WalkBelow is the offer under which a walkaway vendor ends the talks.
 	WalkBelow mailbox.Money `toml:"walk_below"`
 
@@ -58,6 +61,10 @@ type Agent struct {
 	QuoteWindow  policy.Duration `toml:"quote_window"`
 	Rounds       int             `toml:"rounds"`
 	MaxUnitPrice mailbox.Money   `toml:"max_unit_price"`
+	// NegotiateWithin is how long procurement may spread its counter-offer
+	// rounds over (0: each round as soon as the last is answered): a
+	// vendor that concedes with time, not with each offer, is given it.
+	NegotiateWithin policy.Duration `toml:"negotiate_within"`
 	// LatePenalty is what a unit costs the buyer for each day it arrives
 	// after the need's deadline: with one, vendors may quote a later
 	// delivery and procurement weighs it; without, the deadline is hard.

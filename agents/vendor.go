@@ -17,15 +17,18 @@ import (
 // declines what it cannot serve and confirms orders with a delivery day.
 // Its price never rises on a thread and never goes below its floor.
 type Vendor struct {
-	Name      string                     `json:"-"`
-	Item      string                     `json:"-"`
-	List      mailbox.Money              `json:"-"`
-	Floor     mailbox.Money              `json:"-"`
-	Capacity  int64                      `json:"-"`
-	LeadDays  int                        `json:"-"`
-	E         float64                    `json:"-"`
-	Style     string                     `json:"-"` // one of VendorStyles; "" concedes by E
-	Horizon   int                        `json:"-"` // counter-offers it concedes over; 0 is defaultHorizon
+	Name     string        `json:"-"`
+	Item     string        `json:"-"`
+	List     mailbox.Money `json:"-"`
+	Floor    mailbox.Money `json:"-"`
+	Capacity int64         `json:"-"`
+	LeadDays int           `json:"-"`
+	E        float64       `json:"-"`
+	Style    string        `json:"-"` // one of VendorStyles; "" concedes by E
+	Horizon  int           `json:"-"` // counter-offers it concedes over; 0 is defaultHorizon
+	// Within, when set, is its horizon by time instead: it concedes over
+	// this long from the request, whatever the count of counter-offers.
+	Within    time.Duration              `json:"-"`
 	WalkBelow mailbox.Money              `json:"-"` // walkaway: an offer under this ends the talks
 	Finance   string                     `json:"-"`
 	Pitch     string                     `json:"-"` // words added to every quote (a simulated vendor's sales talk)
@@ -34,6 +37,7 @@ type Vendor struct {
 	Quoted    map[string]decimal.Decimal `json:",omitempty"` // thread: its last quote
 	Offers    map[string]decimal.Decimal `json:",omitempty"` // thread: the buyer's last offer (tit for tat)
 	Gone      map[string]bool            `json:",omitempty"` // thread: it walked away
+	Opened    map[string]time.Time       `json:",omitempty"` // thread: when it was asked (a horizon by time)
 	Pending   []Pending                  `json:",omitempty"` // a slow vendor's answers, held
 }
 
@@ -72,6 +76,9 @@ func (r *Vendor) receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 		if why := r.cannot(now, m); why != "" {
 			return []*mailbox.Message{r.decline(m, why)}
 		}
+		if _, ok := r.Opened[m.Thread]; !ok {
+			r.Opened[m.Thread] = now
+		}
 		return []*mailbox.Message{r.quote(now, m, r.List)}
 	case mailbox.Counter:
 		th := m.Thread
@@ -87,7 +94,15 @@ func (r *Vendor) receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
 			return []*mailbox.Message{r.decline(m, "you pressed too hard; we end these talks")}
 		}
 		r.Rounds[th]++
-		price := r.concede(th, r.Rounds[th], offer)
+		k := float64(r.Rounds[th]) / float64(r.horizon())
+		if r.Within > 0 {
+			opened, ok := r.Opened[th]
+			if !ok {
+				opened, r.Opened[th] = now, now
+			}
+			k = float64(now.Sub(opened)) / float64(r.Within)
+		}
+		price := r.concede(th, r.Rounds[th], k, offer)
 		if ok && !offer.LessThan(price) {
 			price = offer // their offer meets ours
 		}
@@ -150,11 +165,15 @@ func (r *Vendor) init() {
 	if r.Gone == nil {
 		r.Gone = map[string]bool{}
 	}
+	if r.Opened == nil {
+		r.Opened = map[string]time.Time{}
+	}
 }
 
-// concede is the vendor's price in round k of thread th, after the buyer
-// offered offer: never below its floor.
-func (r *Vendor) concede(th string, k int, offer decimal.Decimal) decimal.Decimal {
+// concede is the vendor's price in round k of thread th, t of the way
+// through its horizon, after the buyer offered offer: never below its
+// floor.
+func (r *Vendor) concede(th string, k int, t float64, offer decimal.Decimal) decimal.Decimal {
 	last, seen := r.Quoted[th]
 	if !seen {
 		last = r.List.Amount
@@ -181,7 +200,7 @@ func (r *Vendor) concede(th string, k int, offer decimal.Decimal) decimal.Decima
 		u := decimal.New(int64(h.Sum64()%10001), -4)
 		p = last.Sub(last.Sub(floor).Mul(u))
 	default:
-		p = r.target(k).Amount
+		p = r.targetAt(t).Amount
 	}
 	return decimal.Max(roundCents(p), floor)
 }
@@ -236,11 +255,16 @@ func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *
 // target is the vendor's price in round k of a time-dependent style: from
 // the list price towards the floor over its horizon, never below it.
 func (r *Vendor) target(k int) mailbox.Money {
+	return r.targetAt(float64(k) / float64(r.horizon()))
+}
+
+// targetAt is its price t of the way through its horizon.
+func (r *Vendor) targetAt(t float64) mailbox.Money {
 	e := r.E
 	if e <= 0 {
 		e = 1
 	}
-	t := math.Min(float64(k)/float64(r.horizon()), 1)
+	t = math.Max(0, math.Min(t, 1))
 	f := math.Pow(t, 1/e)
 	drop := r.List.Amount.Sub(r.Floor.Amount).Mul(decimal.NewFromFloat(f).Round(4))
 	p := decimal.Max(roundCents(r.List.Amount.Sub(drop)), r.Floor.Amount)

@@ -37,14 +37,18 @@ var Pitches = []string{
 const (
 	maxRounds = 12
 	maxHops   = 600
+	// negotiateWithin is how long the buyer may spread its rounds over: a
+	// working morning, so that every delivery day holds.
+	negotiateWithin = 4 * time.Hour
 )
 
 // Generate makes scenario i of the suite drawn with seed: the same seed and
 // index give the same scenario, whatever else is generated.
 //
 // Every vendor's style is drawn from the whole pool (agents.VendorStyles)
-// and its horizon — the counter-offers it concedes over, 1 to 12 — is
-// drawn on its own, independently of the buyer's rounds.
+// and its horizon is drawn on its own, independently of the buyer's: the
+// counter-offers it concedes over, 1 to 12, or for a quarter of them a
+// time, 10 minutes to 8 hours from the request.
 func Generate(seed uint64, i int) *agents.Scenario {
 	rng := rand.New(rand.NewPCG(seed, uint64(i)))
 	regime := Regimes[i%len(Regimes)]
@@ -58,6 +62,7 @@ func Generate(seed uint64, i int) *agents.Scenario {
 	s.Buyer.Value = usd(value)
 	s.Buyer.Rounds = maxRounds
 	s.Buyer.QuoteWindow = policy.Duration{Duration: 30 * time.Second}
+	s.Buyer.NegotiateWithin = policy.Duration{Duration: negotiateWithin}
 	s.Policy.MaxRounds, s.Policy.MaxHops = maxRounds, maxHops
 	s.Human.Answer = "approve"
 	n := s.Need.Quantity
@@ -72,6 +77,11 @@ func Generate(seed uint64, i int) *agents.Scenario {
 	for k := range vendors {
 		style := agents.VendorStyles[rng.IntN(len(agents.VendorStyles))]
 		v := agents.ScenarioVendor{Name: fmt.Sprintf("vendor-%c", 'a'+k), Style: style, Horizon: 1 + rng.IntN(12)}
+		if rng.IntN(4) == 0 {
+			// A quarter concede by time: over 10 minutes to 8 hours from
+			// the request, however many offers they get.
+			v.Horizon, v.ConcedeWithin = 0, policy.Duration{Duration: time.Duration(10+rng.IntN(471)) * time.Minute}
+		}
 		// A floor from 45% to 75% of the value; tight: from 88% to 97%.
 		lo, hi := 45, 75
 		switch regime {

@@ -132,7 +132,7 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 func Team(s *agents.Scenario) *agents.Team {
 	t := &agents.Team{Version: 1, Human: "human"}
 	p := agents.Agent{Name: "procurement", Role: "procurement", Brain: "rules", Rounds: s.Buyer.Rounds,
-		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Ceiling(), LatePenalty: s.Buyer.LatePenalty}
+		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Ceiling(), LatePenalty: s.Buyer.LatePenalty, NegotiateWithin: s.Buyer.NegotiateWithin}
 	if p.QuoteWindow.Duration <= 0 {
 		p.QuoteWindow.Duration = 30 * time.Second
 	}
@@ -143,7 +143,7 @@ func Team(s *agents.Scenario) *agents.Team {
 			style = "linear"
 		}
 		t.Agents = append(t.Agents, agents.Agent{Name: v.Name, Role: "vendor", Brain: "rules", Item: s.Need.Item, ListPrice: v.ListPrice,
-			Floor: v.Floor, Capacity: v.Capacity, LeadDays: v.LeadDays, Style: style, Horizon: v.Horizon, WalkBelow: v.WalkBelow})
+			Floor: v.Floor, Capacity: v.Capacity, LeadDays: v.LeadDays, Style: style, Horizon: v.Horizon, ConcedeWithin: v.ConcedeWithin, WalkBelow: v.WalkBelow})
 	}
 	t.Agents = append(t.Agents, agents.Agent{Name: "finance", Role: "finance", Brain: "rules"}, agents.Agent{Name: "human", Role: "human", Brain: "rules"})
 	return t
