@@ -362,7 +362,7 @@ func (r *Procurement) secrets(d *Deal) []decimal.Decimal {
 // and unknown to the vendor.
 func (r *Procurement) share(d *Deal, v string) decimal.Decimal {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", r.Name, d.Thread, v, r.Ceiling)
+	h.Write([]byte(r.Name + "\x00" + d.Thread + "\x00" + v + "\x00" + r.Ceiling.String()))
 	return decimal.New(8600+int64(h.Sum64()%801), -4)
 }
 

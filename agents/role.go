@@ -374,7 +374,10 @@ const (
 // counter-offer and its answer, to one vendor or to those pressed) and
 // still close every part it will take, by the quotes on the table.
 func (r *Procurement) roomFor(d *Deal, n int) bool {
-	return r.MaxHops == 0 || d.Hops+n+perPart*r.partsLeft(d)+ending <= r.MaxHops
+	if r.MaxHops == 0 || d.Hops+n+perPart*max(1, len(d.Quotes))+ending <= r.MaxHops {
+		return true // room even if every vendor that answered takes a part
+	}
+	return d.Hops+n+perPart*r.partsLeft(d)+ending <= r.MaxHops
 }
 
 // partsLeft is how many parts the rest of the need will take, cheapest
