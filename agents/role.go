@@ -402,6 +402,14 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 	if m.Verb == mailbox.Request && m.Quantity > 0 && m.Item != "" {
 		return r.open(now, m)
 	}
+	if m.Verb == mailbox.Counter && !m.UnitPrice.IsZero() && slices.Contains(r.Vendors, m.From) {
+		// A vendor's counter-offer (PROTOCOL.md: from either side) is its
+		// price now: read as its quote, as a vendor program written
+		// without parley may answer.
+		q := *m
+		q.Verb = mailbox.Quote
+		m = &q
+	}
 	d := r.Deals[m.Thread]
 	if d == nil {
 		return nil

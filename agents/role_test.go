@@ -552,10 +552,18 @@ func TestProcurementAuction(t *testing.T) {
 			t.Errorf("answers in the order %v: %v (a best and final round: %v), want vendor-a's 4.59 taken after one", order, got, final)
 		}
 	}
+	// A vendor that answers with a COUNTER (PROTOCOL.md: from either side)
+	// is read as quoting that price.
+	countered, _ := start()
+	countered.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "p", price("5.30 USD")))
+	out := countered.Receive(now, in("vendor-b", "procurement", mailbox.Counter, "p", price("4.95 USD")))
+	if o := countered.Deals["p"].Quotes["vendor-b"]; !o.UnitPrice.Amount.Equal(mailbox.MustMoney("4.95 USD").Amount) || len(out) == 0 {
+		t.Errorf("after vendor-b's COUNTER at 4.95: its price %s, and %v", o.UnitPrice, summary(out))
+	}
 	// Both decline: the deal is not made, and the human is told.
 	both, _ := start()
 	both.Receive(now, in("vendor-a", "procurement", mailbox.Decline, "p", nil))
-	out := both.Receive(now, in("vendor-b", "procurement", mailbox.Decline, "p", nil))
+	out = both.Receive(now, in("vendor-b", "procurement", mailbox.Decline, "p", nil))
 	if got := summary(out); len(got) == 0 || got[0] != "human NOTIFY" || both.Deals["p"].Phase != "failed" {
 		t.Errorf("both declined: %v, phase %s", got, both.Deals["p"].Phase)
 	}
