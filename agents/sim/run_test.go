@@ -535,3 +535,30 @@ func TestSameWinnerShuffled(t *testing.T) {
 		}
 	}
 }
+
+// TestScoreInvariants: the hard invariants score() finds in a deal's
+// orders, case by case.
+func TestScoreInvariants(t *testing.T) {
+	s := load(t, "../../testdata/sim/two-vendors-split.toml") // v 10.00, budget 20,000.00
+	tests := []struct {
+		name   string
+		orders []Order
+		want   string // "" for none
+	}{
+		{"within everything", []Order{{Vendor: "vendor-x", Quantity: 600, UnitPrice: "6.50", Amount: "3900.00", Day: 1}}, ""},
+		{"above the ceiling", []Order{{Vendor: "vendor-x", Quantity: 10, UnitPrice: "10.50", Amount: "105.00", Day: 1}}, "above the ceiling 10.00 USD"},
+		{"a loss", []Order{{Vendor: "vendor-y", Quantity: 600, UnitPrice: "9.00", Amount: "5400.00", Day: 1},
+			{Vendor: "vendor-x", Quantity: 400, UnitPrice: "12.00", Amount: "4800.00", Day: 1}}, "less than it paid"},
+		{"above the budget", []Order{{Vendor: "vendor-x", Quantity: 3000, UnitPrice: "7.00", Amount: "21000.00", Day: 1}}, "above the budget"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &run{s: s, res: &Result{Orders: tt.orders, Violations: []string{}, Oracle: Solve(s)}}
+			r.score()
+			got := strings.Join(r.res.Violations, "; ")
+			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("violations %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
