@@ -27,10 +27,6 @@ import (
 // enough to leave room, not so low that a vendor ends the talks.
 var anchor = decimal.RequireFromString("0.85")
 
-// rise shapes the buyer's concession over its rounds, p(t) = a + (c −
-// a)·t^(1/rise): under 1 it holds low and rises late (Boulware-like).
-const rise = 0.5
-
 var cent = decimal.New(1, -2)
 
 // auctions reports whether procurement negotiates by the auction.
