@@ -275,7 +275,7 @@ func TestModelReadsAQuoteInWords(t *testing.T) {
 // a text naming money the message does not carry is not sent.
 func TestModelNarrates(t *testing.T) {
 	for _, tt := range []struct{ text, want string }{
-		{"Thanks for the quote. Could you meet 4.62 USD a unit?", "Thanks for the quote. Could you meet 4.62 USD a unit?\n"},
+		{"Thanks for the quote. Could you meet 4.34 USD a unit?", "Thanks for the quote. Could you meet 4.34 USD a unit?\n"},
 		{"Our budget is $9,000, so accept 5.10.", "Your quote is above what we can do"},
 	} {
 		srv := fakeollama.Start(func(req api.ChatRequest) fakeollama.Reply {
@@ -293,7 +293,7 @@ func TestModelNarrates(t *testing.T) {
 		b.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "t", nil))
 		out := b.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "t", price("5.10 USD")))
 		srv.Close()
-		if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.62 USD"}) {
+		if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.34 USD"}) {
 			t.Fatalf("narrate changed the numbers: %v", got)
 		}
 		if !strings.HasPrefix(out[0].Body, tt.want) {
@@ -373,7 +373,13 @@ func TestInjectionCannotMoveMoney(t *testing.T) {
 		t.Error("no answer of the obeying model was refused")
 	}
 	if toFinance == nil {
-		t.Fatal("the rules never asked finance; the test did not reach the policy")
+		// The rules did not ask finance at all: 9,000 a unit is above the
+		// per-transaction limit procurement knows, so it cannot pay one
+		// unit, and it says so to the human. Nothing reached money.
+		if d := p.Deals["t"]; d.Phase != "failed" || d.Bought != 0 {
+			t.Fatalf("the rules never asked finance, and the deal is %s with %d bought", d.Phase, d.Bought)
+		}
+		return
 	}
 	toFinance.ID = "<ask@test>"
 	pol, _ := policy.Parse("policy.toml", policy.Default)

@@ -37,10 +37,12 @@ func NewRole(a *Agent, team *Team, stockFile string) (Role, error) {
 		return &Inventory{Name: a.Name, Procurement: team.first("procurement"), Human: team.Human, StockFile: stockFile, Needs: map[string]int{}, Open: map[string]string{}, Retry: map[string]time.Time{}}, nil
 	case "procurement":
 		return &Procurement{Name: a.Name, Human: team.Human, Finance: team.first("finance"), Vendors: team.named("vendor"),
-			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, Deals: map[string]*Deal{}}, nil
+			Window: a.QuoteWindow.Duration, Rounds: a.Rounds, Ceiling: a.MaxUnitPrice, LatePenalty: a.LatePenalty, Pace: a.NegotiateWithin.Duration, Deals: map[string]*Deal{}}, nil
 	case "vendor":
-		return &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
-			LeadDays: a.LeadDays, E: Styles[a.Style], Finance: team.first("finance"), Rounds: map[string]int{}, Confirmed: map[string]bool{}}, nil
+		v := &Vendor{Name: a.Name, Item: a.Item, List: a.ListPrice, Floor: a.Floor, Capacity: a.Capacity,
+			LeadDays: a.LeadDays, E: Styles[a.Style], Style: a.Style, Horizon: a.Horizon, Within: a.ConcedeWithin.Duration, WalkBelow: a.WalkBelow, Finance: team.first("finance")}
+		v.init()
+		return v, nil
 	case "finance":
 		return &Finance{Name: a.Name, Asked: map[string]*mailbox.Message{}}, nil
 	}
@@ -192,6 +194,16 @@ type Offer struct {
 	Ordered   bool   // a part of the need was ordered from it
 	Why       string // why it is out, when Declined
 	Model     string // the model that walked away from it, in decide mode
+	// Raised is how much our last offer to it rose over the one before;
+	// Probes, how often it rose to see whether the vendor follows.
+	Raised decimal.Decimal `json:",omitempty"`
+	Probes int             `json:",omitempty"`
+	// Stalls counts its answers in a row that did not come down; Moved,
+	// that it ever came down.
+	Stalls int  `json:",omitempty"`
+	Moved  bool `json:",omitempty"`
+
+	quotedMicros []int64 // Quoted in millionths, for apart
 }
 
 // price is the offer's unit price; nothing for no offer.
@@ -222,9 +234,16 @@ type Deal struct {
 	Bought int64
 	Spent  mailbox.Money
 	Parts  []string
-	// Pressing are the best few vendors, pressed with counter-offers all
-	// at once, round by round (phase "pressing").
-	Pressing []string
+	// Pressing are the vendors pressed with counter-offers all at once,
+	// round by round (phase "pressing"); Auctioned, that the auction was
+	// held (auction.go).
+	Pressing  []string
+	Auctioned bool `json:",omitempty"`
+	Final     bool `json:",omitempty"` // the best-and-final round was sent
+	// LastRound and NextRound: when the auction's last round went out,
+	// and, while it waits, when the next one goes.
+	LastRound time.Time `json:",omitempty"`
+	NextRound time.Time `json:",omitempty"`
 	// Hops counts the thread's messages procurement sent and got, and Parts
 	// the confirmations and payments it did not see: against the policy's
 	// message fuse.
@@ -255,6 +274,15 @@ type Procurement struct {
 	Window  time.Duration `json:"-"`
 	Rounds  int           `json:"-"`
 	Ceiling mailbox.Money `json:"-"` // private: never offered or revealed
+	// LatePenalty is what a unit costs for each day after the need's
+	// deadline it arrives: with one, a late quote is weighed, not refused.
+	LatePenalty mailbox.Money `json:"-"`
+	// MaxRounds is the policy's negotiation.max_rounds: counter-offers to
+	// one vendor on a thread.
+	MaxRounds int `json:"-"`
+	// Pace is how long the auction's rounds may be spread over (the
+	// team's negotiate_within; 0: no waiting between rounds).
+	Pace time.Duration `json:"-"`
 	// ReplyWithin is how long an answer is awaited before a reminder, and
 	// as long again before the human is told (the policy's
 	// negotiation.reply_within; 0 waits for ever).
@@ -347,6 +375,7 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 func (r *Procurement) Bind(p *policy.Policy) {
 	if p != nil {
 		r.ReplyWithin, r.Limit, r.MaxHops = p.Negotiation.ReplyWithin.Duration, p.Limits.PerTransaction, p.Fuses.MaxHops
+		r.MaxRounds = p.Negotiation.MaxRounds
 	}
 }
 
@@ -373,7 +402,10 @@ const (
 // counter-offer and its answer, to one vendor or to those pressed) and
 // still close every part it will take, by the quotes on the table.
 func (r *Procurement) roomFor(d *Deal, n int) bool {
-	return r.MaxHops == 0 || d.Hops+n+perPart*r.partsLeft(d)+ending <= r.MaxHops
+	if r.MaxHops == 0 || d.Hops+n+perPart*max(1, len(d.Quotes))+ending <= r.MaxHops {
+		return true // room even if every vendor that answered takes a part
+	}
+	return d.Hops+n+perPart*r.partsLeft(d)+ending <= r.MaxHops
 }
 
 // partsLeft is how many parts the rest of the need will take, cheapest
@@ -398,6 +430,14 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 	if m.Verb == mailbox.Request && m.Quantity > 0 && m.Item != "" {
 		return r.open(now, m)
 	}
+	if m.Verb == mailbox.Counter && !m.UnitPrice.IsZero() && slices.Contains(r.Vendors, m.From) {
+		// A vendor's counter-offer (PROTOCOL.md: from either side) is its
+		// price now: read as its quote, as a vendor program written
+		// without parley may answer.
+		q := *m
+		q.Verb = mailbox.Quote
+		m = &q
+	}
 	d := r.Deals[m.Thread]
 	if d == nil {
 		return nil
@@ -411,6 +451,9 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 			// A quote that came after the deal moved on (the first
 			// acceptable one was taken): kept, for the rest of the need.
 			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy, Quantity: min(m.Quantity, d.Quantity), Quoted: []decimal.Decimal{m.UnitPrice.Amount}}
+			if d.Auctioned && d.Phase == "pressing" && r.usableLate(d, d.Quotes[m.From]) {
+				d.Pressing = append(d.Pressing, m.From) // a slow vendor joins the auction
+			}
 			return nil
 		}
 		if m.UnitPrice.IsZero() {
@@ -419,7 +462,7 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 		}
 		if d.Phase == "quoting" {
 			d.Quotes[m.From] = &Offer{UnitPrice: m.UnitPrice, DeliverBy: m.DeliverBy, Quantity: min(m.Quantity, d.Quantity), Quoted: []decimal.Decimal{m.UnitPrice.Amount}}
-			if r.Tactic == "first" && slices.Contains(r.ranked(d), m.From) && r.within(m.UnitPrice) {
+			if r.Tactic == "first" && slices.Contains(r.ranked(d), m.From) && r.affordable(d, d.Quotes[m.From]) {
 				r.choose(d, m.From)
 				d.Why = "the first acceptable quote"
 				return r.accept(now, d, m.UnitPrice)
@@ -432,12 +475,17 @@ func (r *Procurement) receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 			return r.negotiate(now, d, m)
 		}
 		if o := d.Quotes[m.From]; d.Phase == "pressing" && o != nil && o.Pressed {
+			if m.UnitPrice.Amount.LessThan(o.UnitPrice.Amount) {
+				o.Stalls, o.Moved = 0, true
+			} else {
+				o.Stalls++
+			}
 			o.UnitPrice, o.Pressed = m.UnitPrice, false
 			o.Quoted = append(o.Quoted, m.UnitPrice.Amount)
 			if !m.DeliverBy.IsZero() {
 				o.DeliverBy = m.DeliverBy
 			}
-			if !d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy) {
+			if !r.usableLate(d, o) {
 				o.Declined, o.Why = true, "can no longer deliver in time"
 			}
 			return r.round(now, d)
@@ -502,6 +550,9 @@ func (r *Procurement) open(now time.Time, m *mailbox.Message) []*mailbox.Message
 			DeliverBy: d.DeliverBy, Expires: d.Closes, Subject: fmt.Sprintf("REQUEST: quote for %d %s", d.Quantity, d.Item)}
 		if !d.DeliverBy.IsZero() {
 			q.Subject += " delivered by " + d.DeliverBy.Format(time.DateOnly)
+			if !r.LatePenalty.IsZero() {
+				q.Extra = []mailbox.Header{{Name: AcceptLate, Value: "yes"}}
+			}
 		}
 		out = append(out, q)
 	}
@@ -526,6 +577,10 @@ func (r *Procurement) tick(now time.Time) []*mailbox.Message {
 		switch {
 		case d.Phase == "quoting" && !now.Before(d.Closes):
 			out = append(out, r.compare(now, d)...)
+		case d.Phase == "pressing" && !d.NextRound.IsZero():
+			if !now.Before(d.NextRound) {
+				out = append(out, r.round(now, d)...)
+			}
 		case d.Phase == "pressing" && !d.Due.IsZero() && now.After(d.Due):
 			// Who has not answered this round is out of it; the others' quotes
 			// decide it.
@@ -556,17 +611,17 @@ func sortedKeys[V any](m map[string]V) []string {
 func (r *Procurement) ranked(d *Deal) []string {
 	var vs []string
 	for v, o := range d.Quotes {
-		if o.Declined || o.Ordered || o.UnitPrice.IsZero() || (!d.DeliverBy.IsZero() && o.DeliverBy.After(d.DeliverBy)) {
+		if o.Declined || o.Ordered || o.UnitPrice.IsZero() || !r.usableLate(d, o) {
 			continue
 		}
-		if !r.within(o.UnitPrice) && (r.Rounds == 0 || r.Tactic == "posted") {
+		if !r.affordable(d, o) && (r.Rounds == 0 || r.Tactic == "posted" || r.Tactic == "first") {
 			continue
 		}
 		vs = append(vs, v)
 	}
 	sort.Slice(vs, func(i, j int) bool {
 		a, b := d.Quotes[vs[i]], d.Quotes[vs[j]]
-		if c := a.UnitPrice.Amount.Cmp(b.UnitPrice.Amount); c != 0 {
+		if c := r.effective(d, a).Cmp(r.effective(d, b)); c != 0 {
 			return c < 0
 		}
 		if !a.DeliverBy.Equal(b.DeliverBy) {
@@ -586,6 +641,12 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 			return r.finish(now, d, fmt.Sprintf("no other vendor can deliver the other %d in time at an acceptable price", d.Quantity-d.Bought))
 		}
 		return r.fail(now, d, r.noneUsable(d))
+	}
+	if r.auctions() {
+		if !d.Auctioned && d.Bought == 0 {
+			return r.auction(now, d, vs)
+		}
+		return r.standing(now, d, vs)
 	}
 	if r.Rounds > 0 && r.Tactic == "" && !r.Serial && d.Bought == 0 && r.covers(d, vs[0]) {
 		var whole []string // only vendors that can deliver all of it are pressed
@@ -607,14 +668,14 @@ func (r *Procurement) compare(now time.Time, d *Deal) []*mailbox.Message {
 	} else {
 		d.Why += " and the only usable quote"
 	}
-	if r.Rounds == 0 || r.Tactic == "posted" {
+	if r.Rounds == 0 || r.Tactic == "posted" || r.Tactic == "first" {
 		return r.accept(now, d, o.UnitPrice)
 	}
 	if o.Rounds >= r.Rounds || !r.roomFor(d, 2) {
 		// It had all the counter-offers the policy allows on this thread,
 		// or the thread has no room for more: its quote stands, to take
 		// or to leave.
-		if r.within(o.UnitPrice) {
+		if r.affordable(d, o) {
 			return r.accept(now, d, o.UnitPrice)
 		}
 		o.Declined, o.Why = true, "above what we can pay, after every round"
@@ -760,6 +821,9 @@ func (r *Procurement) press(now time.Time, d *Deal, vs []string) []*mailbox.Mess
 // wins, the lowest first — or presses again while rounds remain, or takes
 // the best quote standing.
 func (r *Procurement) round(now time.Time, d *Deal) []*mailbox.Message {
+	if d.Auctioned {
+		return r.bid(now, d)
+	}
 	var open, met []string
 	for _, v := range d.Pressing {
 		o := d.Quotes[v]
@@ -947,7 +1011,7 @@ func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*m
 	if d.Round < r.Rounds && r.roomFor(d, 2) {
 		return r.counter(now, d, theirs)
 	}
-	if !r.Ceiling.IsZero() && theirs.Amount.GreaterThan(r.Ceiling.Amount) {
+	if !r.affordable(d, d.Quotes[d.Vendor]) {
 		d.Quotes[d.Vendor].Declined = true
 		return r.compare(now, d)
 	}
@@ -958,6 +1022,22 @@ func (r *Procurement) negotiate(now time.Time, d *Deal, m *mailbox.Message) []*m
 }
 
 func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mailbox.Message {
+	if !r.Limit.IsZero() && r.Limit.Currency == price.Currency && price.Amount.Sign() > 0 {
+		// Where the budget cannot buy the lot, the part it can.
+		left := r.Limit.Amount
+		if !d.Spent.IsZero() {
+			left = left.Sub(d.Spent.Amount)
+		}
+		if can := left.Div(price.Amount).Floor().IntPart(); can < d.Lot {
+			if can <= 0 {
+				if d.Bought > 0 {
+					return r.finish(now, d, "the budget is spent")
+				}
+				return r.fail(now, d, "the budget cannot pay one unit at the best price")
+			}
+			d.Lot = can
+		}
+	}
 	d.Agreed, d.Phase = price, "approving"
 	total := price.Times(d.Lot)
 	ask := &mailbox.Message{From: r.Name, To: r.Finance, Thread: d.Thread, Verb: mailbox.Request, Item: d.Item,
@@ -1100,121 +1180,6 @@ func (r *Procurement) denied(now time.Time, m *mailbox.Message, dec policy.Decis
 	}
 	return r.fail(now, d, fmt.Sprintf("the policy refused %s to %s (%s: %s)", m.Verb, m.To, dec.Rule, dec.Reason))
 }
-
-// Vendor quotes its list price, concedes by its style over the rounds (a
-// target price from the list price towards its floor, NEGOTIATION.md's
-// p(t) = a + (c - a)·t^(1/e)), declines what it cannot serve and confirms
-// orders with a delivery day.
-type Vendor struct {
-	Name      string          `json:"-"`
-	Item      string          `json:"-"`
-	List      mailbox.Money   `json:"-"`
-	Floor     mailbox.Money   `json:"-"`
-	Capacity  int64           `json:"-"`
-	LeadDays  int             `json:"-"`
-	E         float64         `json:"-"`
-	Finance   string          `json:"-"`
-	Pitch     string          `json:"-"` // words added to every quote (a simulated vendor's sales talk)
-	Rounds    map[string]int  // thread: counter-offers received
-	Confirmed map[string]bool // thread: an order confirmed
-}
-
-// vendorRounds is how many rounds the vendor spreads its concession over.
-const vendorRounds = 4
-
-// Receive answers requests, counter-offers, orders and payments.
-func (r *Vendor) Receive(now time.Time, m *mailbox.Message) []*mailbox.Message {
-	switch m.Verb {
-	case mailbox.Request:
-		if why := r.cannot(now, m); why != "" {
-			return []*mailbox.Message{r.decline(m, why)}
-		}
-		return []*mailbox.Message{r.quote(now, m, r.List)}
-	case mailbox.Counter:
-		r.Rounds[m.Thread]++
-		target := r.target(r.Rounds[m.Thread])
-		price := target
-		if !m.UnitPrice.IsZero() && m.UnitPrice.Currency == r.List.Currency && !m.UnitPrice.Amount.LessThan(target.Amount) {
-			price = m.UnitPrice // their offer meets ours
-		}
-		return []*mailbox.Message{r.quote(now, m, price)}
-	case mailbox.Order:
-		if r.Confirmed[m.Thread] {
-			return nil // one order a thread: a second is a repeat, not more business
-		}
-		if m.Quantity > r.Capacity || m.Item != r.Item {
-			d := reply(r.Name, m, mailbox.Decline)
-			d.Subject = fmt.Sprintf("DECLINE: cannot deliver %d %s", m.Quantity, m.Item)
-			return []*mailbox.Message{d}
-		}
-		// The day ordered, when the vendor can make it: a confirmation
-		// repeats the order's terms.
-		when := days(now, r.LeadDays)
-		if !m.DeliverBy.IsZero() && !when.After(m.DeliverBy) {
-			when = m.DeliverBy
-		}
-		r.Confirmed[m.Thread] = true
-		var out []*mailbox.Message
-		for _, to := range []string{m.From, r.Finance} {
-			c := reply(r.Name, m, mailbox.Confirmed)
-			c.To, c.Amount, c.DeliverBy = to, m.Total(), when
-			c.Subject = fmt.Sprintf("CONFIRMED: %d %s, %s, delivery %s %s", m.Quantity, m.Item, m.Total(), when.Weekday(), when.Format(time.DateOnly))
-			out = append(out, c)
-		}
-		return out
-	}
-	return nil
-}
-
-// cannot says why the vendor cannot serve a request, or "".
-func (r *Vendor) cannot(now time.Time, m *mailbox.Message) string {
-	earliest := days(now, r.LeadDays)
-	switch {
-	case m.Item != r.Item:
-		return fmt.Sprintf("we do not sell %s", m.Item)
-	case !m.DeliverBy.IsZero() && earliest.After(m.DeliverBy):
-		return fmt.Sprintf("we cannot deliver before %s", earliest.Format(time.DateOnly))
-	}
-	return ""
-}
-
-func (r *Vendor) decline(m *mailbox.Message, why string) *mailbox.Message {
-	d := reply(r.Name, m, mailbox.Decline)
-	d.Subject, d.Body = "DECLINE: "+why, why+".\n"
-	return d
-}
-
-// quote answers a request or a counter-offer with a price per unit.
-func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *mailbox.Message {
-	q := reply(r.Name, m, mailbox.Quote)
-	q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
-	q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, price, q.DeliverBy.Weekday())
-	if m.Quantity > r.Capacity {
-		// More than it delivers on one order: it quotes for what it can.
-		q.Quantity = r.Capacity
-		q.Subject = fmt.Sprintf("QUOTE: %d of the %d %s asked, at %s each, delivered %s", r.Capacity, m.Quantity, r.Item, price, q.DeliverBy.Weekday())
-	}
-	if r.Pitch != "" {
-		q.Body = r.Pitch + "\n"
-	}
-	return q
-}
-
-// target is the vendor's price in round k: from the list price towards the
-// floor, never below it.
-func (r *Vendor) target(k int) mailbox.Money {
-	t := math.Min(float64(k)/vendorRounds, 1)
-	f := math.Pow(t, 1/r.E)
-	drop := r.List.Amount.Sub(r.Floor.Amount).Mul(decimal.NewFromFloat(f).Round(4))
-	p := decimal.Max(roundCents(r.List.Amount.Sub(drop)), r.Floor.Amount)
-	return mailbox.Money{Amount: p, Currency: r.List.Currency}
-}
-
-// Tick has nothing to do: a vendor only answers.
-func (r *Vendor) Tick(time.Time) []*mailbox.Message { return nil }
-
-// Denied: a vendor's refused message is in the ledger; nothing follows.
-func (r *Vendor) Denied(time.Time, *mailbox.Message, policy.Decision) []*mailbox.Message { return nil }
 
 // Finance approves spends (the policy decides whether it may, and asks the
 // human above the threshold: the runtime sends the approval once the human

@@ -511,10 +511,13 @@ func TestProcurementBuysInParts(t *testing.T) {
 	}
 }
 
-// TestProcurementPresses: the best quotes are pressed together with one
-// price, round by round; the vendor that meets it wins, whichever answered
-// first; a vendor silent past the round's time is out of it.
-func TestProcurementPresses(t *testing.T) {
+// TestProcurementAuction: every vendor that quoted is pressed at once,
+// each with its own offer made from its own quote — never one price for
+// all, from which the dearer vendor could work out the cheaper one's — and
+// no offer to a vendor is lower than one before; the last round is a best
+// and final; the best quote standing wins, whichever answered first; a
+// vendor silent past the round's time is out of it.
+func TestProcurementAuction(t *testing.T) {
 	start := func() (*Procurement, []*mailbox.Message) {
 		p := role(t, "procurement").(*Procurement)
 		p.ReplyWithin = 10 * time.Minute
@@ -524,38 +527,56 @@ func TestProcurementPresses(t *testing.T) {
 		return p, p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("5.10 USD")))
 	}
 	p, round1 := start()
-	if got := summary(round1); !slices.Equal(got, []string{"vendor-b COUNTER 4.62 USD", "vendor-a COUNTER 4.62 USD"}) {
-		t.Fatalf("round 1: %v, want one price to both", got)
+	if got, want := summary(round1), []string{"vendor-b COUNTER 4.34 USD", "vendor-a COUNTER 4.59 USD"}; !slices.Equal(got, want) {
+		t.Fatalf("round 1: %v, want %v: each its own offer, from its own quote", got, want)
 	}
-	// vendor-a meets it, vendor-b does not, in either order: vendor-a wins.
+	// vendor-a meets its offer, vendor-b comes down to 4.95, in either
+	// order; vendor-b is pressed to the end, never offered less, and then
+	// the best standing, vendor-a's 4.59, wins.
 	for _, order := range [][]string{{"vendor-a", "vendor-b"}, {"vendor-b", "vendor-a"}} {
 		p, _ := start()
 		var out []*mailbox.Message
 		for _, v := range order {
-			q := map[string]string{"vendor-a": "4.62 USD", "vendor-b": "4.95 USD"}[v]
+			q := map[string]string{"vendor-a": "4.59 USD", "vendor-b": "4.95 USD"}[v]
 			out = p.Receive(now, in(v, "procurement", mailbox.Quote, "p", price(q)))
 		}
-		if got := summary(out); !slices.Equal(got, []string{"finance REQUEST 4.62 USD = 2310.00 USD"}) {
-			t.Errorf("answers in the order %v: %v, want vendor-a's 4.62 taken", order, got)
+		last, final := mailbox.MustMoney("4.34 USD"), false
+		for len(out) == 1 && out[0].To == "vendor-b" {
+			if out[0].UnitPrice.Amount.LessThan(last.Amount) {
+				t.Fatalf("vendor-b offered %s after %s", out[0].UnitPrice, last)
+			}
+			last, final = out[0].UnitPrice, strings.HasPrefix(out[0].Subject, "BEST AND FINAL")
+			out = p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.95 USD")))
 		}
+		if got := summary(out); !slices.Equal(got, []string{"finance REQUEST 4.59 USD = 2295.00 USD"}) || !final {
+			t.Errorf("answers in the order %v: %v (a best and final round: %v), want vendor-a's 4.59 taken after one", order, got, final)
+		}
+	}
+	// A vendor that answers with a COUNTER (PROTOCOL.md: from either side)
+	// is read as quoting that price.
+	countered, _ := start()
+	countered.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "p", price("5.30 USD")))
+	out := countered.Receive(now, in("vendor-b", "procurement", mailbox.Counter, "p", price("4.95 USD")))
+	if o := countered.Deals["p"].Quotes["vendor-b"]; !o.UnitPrice.Amount.Equal(mailbox.MustMoney("4.95 USD").Amount) || len(out) == 0 {
+		t.Errorf("after vendor-b's COUNTER at 4.95: its price %s, and %v", o.UnitPrice, summary(out))
 	}
 	// Both decline: the deal is not made, and the human is told.
 	both, _ := start()
 	both.Receive(now, in("vendor-a", "procurement", mailbox.Decline, "p", nil))
-	out := both.Receive(now, in("vendor-b", "procurement", mailbox.Decline, "p", nil))
+	out = both.Receive(now, in("vendor-b", "procurement", mailbox.Decline, "p", nil))
 	if got := summary(out); len(got) == 0 || got[0] != "human NOTIFY" || both.Deals["p"].Phase != "failed" {
 		t.Errorf("both declined: %v, phase %s", got, both.Deals["p"].Phase)
 	}
 	// The policy refuses the counter-offer to vendor-a: vendor-a is out of
-	// the round, and vendor-b's answer decides it.
+	// the auction, and vendor-b's answer decides it.
 	refused, round1b := start()
 	for _, m := range round1b {
 		if m.To == "vendor-a" {
 			refused.Denied(now, m, policy.Decision{Outcome: policy.Deny, Rule: "negotiation.max_rounds"})
 		}
 	}
-	got := summary(refused.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.62 USD"))))
-	if !slices.Equal(got, []string{"finance REQUEST 4.62 USD = 2310.00 USD"}) || refused.Deals["p"].Phase == "failed" {
+	got := summary(refused.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "p", price("4.34 USD"))))
+	if !slices.Equal(got, []string{"finance REQUEST 4.34 USD = 2170.00 USD"}) || refused.Deals["p"].Phase == "failed" {
 		t.Errorf("after the policy refused vendor-a's counter: %v, phase %s", got, refused.Deals["p"].Phase)
 	}
 	// vendor-b answers, vendor-a stays silent: after the round's time

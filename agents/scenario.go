@@ -36,10 +36,19 @@ type Scenario struct {
 		// day late.
 		Value       mailbox.Money `toml:"value"`
 		LatePenalty mailbox.Money `toml:"late_penalty"`
+		// NoCeiling plays procurement with no max_unit_price at all, as a
+		// team that never set one: its only sense of value is its budget.
+		NoCeiling bool `toml:"no_ceiling"`
+		// NegotiateWithin is procurement's negotiate_within.
+		NegotiateWithin policy.Duration `toml:"negotiate_within"`
 	} `toml:"buyer"`
 	Policy struct {
 		Budget       mailbox.Money `toml:"budget"`
 		ApprovalOver mailbox.Money `toml:"approval_over"`
+		// MaxRounds and MaxHops, when set, are the policy's
+		// negotiation.max_rounds and fuses.max_hops.
+		MaxRounds int `toml:"max_rounds"`
+		MaxHops   int `toml:"max_hops"`
 	} `toml:"policy"`
 	Human struct {
 		Answer string `toml:"answer"` // approve, deny or ask
@@ -54,14 +63,17 @@ type Scenario struct {
 // ScenarioVendor is one vendor's terms; Silent vendors never answer (their
 // agent is not started).
 type ScenarioVendor struct {
-	Name      string        `toml:"name"`
-	ListPrice mailbox.Money `toml:"list_price"`
-	Floor     mailbox.Money `toml:"floor"`
-	Capacity  int64         `toml:"capacity"`
-	LeadDays  int           `toml:"lead_days"`
-	Style     string        `toml:"style"`
-	Silent    bool          `toml:"silent"`
-	Pitch     string        `toml:"pitch"` // words added to each of its quotes (manipulation, in the adversarial regime)
+	Name          string          `toml:"name"`
+	ListPrice     mailbox.Money   `toml:"list_price"`
+	Floor         mailbox.Money   `toml:"floor"`
+	Capacity      int64           `toml:"capacity"`
+	LeadDays      int             `toml:"lead_days"`
+	Style         string          `toml:"style"`
+	Silent        bool            `toml:"silent"`
+	Pitch         string          `toml:"pitch"` // words added to each of its quotes (manipulation, in the adversarial regime)
+	Horizon       int             `toml:"horizon"`
+	ConcedeWithin policy.Duration `toml:"concede_within"`
+	WalkBelow     mailbox.Money   `toml:"walk_below"`
 }
 
 // LoadScenario reads and checks a scenario file.
@@ -139,8 +151,12 @@ role = "procurement"
 rounds = {{.Buyer.Rounds}}{{end}}
 {{- if .Buyer.QuoteWindow.Duration}}
 quote_window = "{{.Buyer.QuoteWindow.Duration}}"{{end}}
-{{- if not .Buyer.MaxUnitPrice.IsZero}}
-max_unit_price = "{{.Buyer.MaxUnitPrice}}"{{end}}
+{{- with .Ceiling}}{{if not .IsZero}}
+max_unit_price = "{{.}}"{{end}}{{end}}
+{{- if not .Buyer.LatePenalty.IsZero}}
+late_penalty = "{{.Buyer.LatePenalty}}"{{end}}
+{{- if .Buyer.NegotiateWithin.Duration}}
+negotiate_within = "{{.Buyer.NegotiateWithin.Duration}}"{{end}}
 {{range .Vendors}}
 [[agent]]
 name = "{{.Name}}"
@@ -152,6 +168,12 @@ capacity = {{.Capacity}}
 lead_days = {{.LeadDays}}
 {{- if .Style}}
 style = "{{.Style}}"{{end}}
+{{- if .Horizon}}
+horizon = {{.Horizon}}{{end}}
+{{- if .ConcedeWithin.Duration}}
+concede_within = "{{.ConcedeWithin.Duration}}"{{end}}
+{{- if not .WalkBelow.IsZero}}
+walk_below = "{{.WalkBelow}}"{{end}}
 {{end}}
 [[agent]]
 name = "finance"
@@ -162,7 +184,9 @@ name = "human"
 role = "human"
 `))
 
-// TeamFile is the parley.toml of the scenario's team.
+// TeamFile is the parley.toml of the scenario's team. Procurement's
+// max_unit_price is the scenario's Ceiling: the team a live run plays is
+// the one the simulator plays.
 func (s *Scenario) TeamFile() []byte {
 	var b bytes.Buffer
 	if err := teamTemplate.Execute(&b, s); err != nil {
@@ -174,6 +198,9 @@ func (s *Scenario) TeamFile() []byte {
 // Ceiling is the most procurement pays a unit in a simulation: its
 // max_unit_price, and never more than a unit is worth to the buyer.
 func (s *Scenario) Ceiling() mailbox.Money {
+	if s.Buyer.NoCeiling {
+		return mailbox.Money{}
+	}
 	c, v := s.Buyer.MaxUnitPrice, s.Buyer.Value
 	if c.IsZero() || (!v.IsZero() && v.Currency == c.Currency && v.Amount.LessThan(c.Amount)) {
 		return v
@@ -202,6 +229,12 @@ func (s *Scenario) PolicyFile() []byte {
 	}
 	if !s.Policy.ApprovalOver.IsZero() {
 		text = strings.Replace(text, `approval_over = "2500.00 USD"`, fmt.Sprintf("approval_over = %q", s.Policy.ApprovalOver), 1)
+	}
+	if n := s.Policy.MaxRounds; n > 0 {
+		text = strings.Replace(text, "max_rounds = 4 ", fmt.Sprintf("max_rounds = %d ", n), 1)
+	}
+	if n := s.Policy.MaxHops; n > 0 {
+		text = strings.Replace(text, "max_hops = 40 ", fmt.Sprintf("max_hops = %d ", n), 1)
 	}
 	return []byte(text)
 }

@@ -45,7 +45,15 @@ type Agent struct {
 	Floor     mailbox.Money `toml:"floor"`      // the lowest unit price it accepts
 	Capacity  int64         `toml:"capacity"`   // the most units it delivers on one order
 	LeadDays  int           `toml:"lead_days"`  // days from order to delivery
-	Style     string        `toml:"style"`      // how it concedes: boulware, linear, conceder
+	Style     string        `toml:"style"`      // how it concedes: one of VendorStyles
+	// Horizon is how many counter-offers a vendor spreads its concession
+	// over (4 when not set): its own, whatever the buyer's rounds.
+	Horizon int `toml:"horizon"`
+	// ConcedeWithin, when set, is its horizon by time instead: it concedes
+	// over this long from the request, however many counter-offers come.
+	ConcedeWithin policy.Duration `toml:"concede_within"`
+	// WalkBelow is the offer under which a walkaway vendor ends the talks.
+	WalkBelow mailbox.Money `toml:"walk_below"`
 
 	// Procurement's: how long quotes are collected (a sealed-bid window
 	// that closes early when every vendor has answered), how many
@@ -53,6 +61,14 @@ type Agent struct {
 	QuoteWindow  policy.Duration `toml:"quote_window"`
 	Rounds       int             `toml:"rounds"`
 	MaxUnitPrice mailbox.Money   `toml:"max_unit_price"`
+	// NegotiateWithin is how long procurement may spread its counter-offer
+	// rounds over (0: each round as soon as the last is answered): a
+	// vendor that concedes with time, not with each offer, is given it.
+	NegotiateWithin policy.Duration `toml:"negotiate_within"`
+	// LatePenalty is what a unit costs the buyer for each day it arrives
+	// after the need's deadline: with one, vendors may quote a later
+	// delivery and procurement weighs it; without, the deadline is hard.
+	LatePenalty mailbox.Money `toml:"late_penalty"`
 
 	// An Ollama brain's settings (brain = "ollama"; docs/OLLAMA.md).
 	Model       string          `toml:"model"`       // as ollama names it: "llama3.2", "qwen2.5:7b"
@@ -89,6 +105,17 @@ var (
 // Styles are the ways a vendor concedes over rounds (NEGOTIATION.md's
 // time-dependent tactics: e = 0.2, 1 and 2).
 var Styles = map[string]float64{"boulware": 0.2, "linear": 1, "conceder": 2}
+
+// VendorStyles are every vendor style a rule-based vendor plays
+// (../shared/NEGOTIATION.md's pool): the time-dependent tactics; a
+// hardliner that never moves from its list price; tit for tat, which
+// concedes as much as the buyer's last offer rose; random concession within
+// its floor; a cartel member, which quotes the cartel's price and never
+// goes below it (its list price is that price); bait, which confirms more
+// than was ordered; slow, which answers near the deadline; and walkaway,
+// which ends the talks when an offer is under its walk_below. The last
+// three concede linearly over their horizon.
+var VendorStyles = []string{"boulware", "linear", "conceder", "hardliner", "tft", "random", "cartel", "bait", "slow", "walkaway"}
 
 // The bounds of max_message_size: room for a message's headers and a
 // signature, and no more than an agent should hold in memory.
@@ -324,8 +351,11 @@ func checkTerms(file, text string, a *Agent) error {
 		if a.Style == "" {
 			a.Style = "linear"
 		}
-		if _, ok := Styles[a.Style]; !ok {
-			return tomlfile.Errorf(file, tomlfile.Find(text, "style", a.Style), "style is boulware, linear or conceder", "vendor %q: unknown style %q", a.Name, a.Style)
+		if !slices.Contains(VendorStyles, a.Style) {
+			return tomlfile.Errorf(file, tomlfile.Find(text, "style", a.Style), "style is one of "+strings.Join(VendorStyles, ", "), "vendor %q: unknown style %q", a.Name, a.Style)
+		}
+		if a.Horizon < 0 || a.Horizon > 100 {
+			return tomlfile.Errorf(file, at("horizon"), "horizon = 6: the counter-offers it concedes over", "vendor %q: horizon %d is not between 0 and 100", a.Name, a.Horizon)
 		}
 	case "human":
 		if a.Brain != "rules" {

@@ -98,7 +98,7 @@ type Record struct {
 	AnswerSHA256 string        `json:"answer_sha256,omitempty"`
 	PromptTokens int           `json:"prompt_tokens"`
 	AnswerTokens int           `json:"answer_tokens"`
-	Duration     time.Duration `json:"duration_ns"`          // from asking to the answer, the wait for a turn included
+	Duration     time.Duration `json:"duration_ns"`         // from asking to the answer, the wait for a turn included
 	Queued       time.Duration `json:"queued_ns,omitempty"` // of which waiting for a turn on the server
 	DoneReason   string        `json:"done_reason,omitempty"`
 }

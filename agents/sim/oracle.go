@@ -5,6 +5,8 @@
 package sim
 
 import (
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/parley-dev/parley/agents"
@@ -19,8 +21,8 @@ type Oracle struct {
 	// respected). Prices only move money between the sides, so it does not
 	// depend on them. The scenario is feasible when it is above zero.
 	WStar decimal.Decimal `json:"w_star"`
-	// VCG is the buyer's utility in a truthful sealed-bid reverse auction
-	// with one winner: the second-best vendor's standalone surplus.
+	// VCG is the buyer's utility in a truthful sealed-bid reverse auction,
+	// the multi-unit form: W* less every winner's marginal contribution.
 	VCG decimal.Decimal `json:"u_b_vcg"`
 	// Posted is the buyer's utility from accepting the best list quote,
 	// with no negotiation.
@@ -77,18 +79,21 @@ func affordable(budget, price decimal.Decimal, want int64) int64 {
 
 // Solve computes the oracle of a scenario.
 //
-// W* is found greedily: units go to the vendors with the largest surplus
-// per unit first. That is exact whenever the budget does not bind at the
-// floors, which the generator ensures; when it binds (a hand-written
-// scenario), the greedy allocation is a lower bound.
+// W* is found greedily, twice — units to the vendors with the largest
+// surplus per unit first, and with the largest surplus per unit of money
+// first — and the better kept. The first is exact when the budget does not
+// bind at the floors; the second when the budget binds before the need
+// does (the budget-binds regime); both are allocations that exist, so in
+// a hand-written scenario where both bind W* is a lower bound.
+//
+// The VCG benchmark is the multi-unit one: each winner is paid its cost
+// plus its marginal contribution W* − W*₋ᵢ (the best total without it),
+// and the buyer keeps W* − Σ (W* − W*₋ᵢ), at least 0. With one winner that
+// is the best that others could do without it: the second-best vendor's
+// standalone surplus, when it alone can serve the need.
 func Solve(s *agents.Scenario) Oracle {
-	o := Oracle{WStar: decimal.Zero, VCG: decimal.Zero, Posted: decimal.Zero, Alloc: map[string]int64{}}
-	type cand struct {
-		v       agents.ScenarioVendor
-		surplus decimal.Decimal // per unit, at the floor
-	}
-	var cs []cand
-	var alone []decimal.Decimal
+	o := Oracle{VCG: decimal.Zero, Posted: decimal.Zero}
+	o.WStar, o.Alloc = best(s, "")
 	budget := s.Policy.Budget.Amount
 	n := s.Need.Quantity
 	for _, v := range s.Vendors {
@@ -96,10 +101,8 @@ func Solve(s *agents.Scenario) Oracle {
 			continue
 		}
 		w := worth(s, v)
-		if per := w.Sub(v.Floor.Amount); per.Sign() > 0 {
-			cs = append(cs, cand{v, per})
-			q := affordable(budget, v.Floor.Amount, min(v.Capacity, n))
-			alone = append(alone, per.Mul(decimal.NewFromInt(q)))
+		if w.Sub(v.Floor.Amount).Sign() > 0 {
+			o.Capable++
 		}
 		// The posted price: the best list quote taken as it is.
 		q := affordable(budget, v.ListPrice.Amount, min(v.Capacity, n))
@@ -107,36 +110,69 @@ func Solve(s *agents.Scenario) Oracle {
 			o.Posted = u
 		}
 	}
-	sort.SliceStable(cs, func(i, j int) bool {
-		if c := cs[i].surplus.Cmp(cs[j].surplus); c != 0 {
-			return c > 0
+	if o.Capable >= 2 {
+		o.VCG = o.WStar
+		for _, v := range slices.Sorted(maps.Keys(o.Alloc)) {
+			without, _ := best(s, v)
+			o.VCG = o.VCG.Sub(o.WStar.Sub(without))
 		}
-		return cs[i].v.Name < cs[j].v.Name
-	})
-	left, spend := n, budget
-	for _, c := range cs {
-		if left == 0 {
-			break
-		}
-		q := min(c.v.Capacity, left)
-		if budget.Sign() > 0 {
-			if spend.Sign() <= 0 {
-				break // the budget is spent
-			}
-			q = affordable(spend, c.v.Floor.Amount, q)
-			spend = spend.Sub(c.v.Floor.Amount.Mul(decimal.NewFromInt(q)))
-		}
-		if q <= 0 {
-			continue
-		}
-		o.Alloc[c.v.Name] = q
-		o.WStar = o.WStar.Add(c.surplus.Mul(decimal.NewFromInt(q)))
-		left -= q
-	}
-	o.Capable = len(alone)
-	sort.Slice(alone, func(i, j int) bool { return alone[i].GreaterThan(alone[j]) })
-	if len(alone) >= 2 {
-		o.VCG = alone[1]
+		o.VCG = decimal.Max(o.VCG, decimal.Zero)
 	}
 	return o
+}
+
+// best is the largest total surplus over the allocations of the need to
+// the scenario's vendors but except, and one allocation that reaches it.
+func best(s *agents.Scenario, except string) (decimal.Decimal, map[string]int64) {
+	type cand struct {
+		v       agents.ScenarioVendor
+		surplus decimal.Decimal // per unit, at the floor
+		ratio   decimal.Decimal // per unit of money paid at the floor
+	}
+	var cs []cand
+	for _, v := range s.Vendors {
+		if v.Name == except || !usable(s, v) {
+			continue
+		}
+		if per := worth(s, v).Sub(v.Floor.Amount); per.Sign() > 0 {
+			cs = append(cs, cand{v, per, per.DivRound(v.Floor.Amount, 12)})
+		}
+	}
+	greedy := func(by func(c cand) decimal.Decimal) (decimal.Decimal, map[string]int64) {
+		sort.SliceStable(cs, func(i, j int) bool {
+			if c := by(cs[i]).Cmp(by(cs[j])); c != 0 {
+				return c > 0
+			}
+			return cs[i].v.Name < cs[j].v.Name
+		})
+		budget := s.Policy.Budget.Amount
+		total, alloc := decimal.Zero, map[string]int64{}
+		left, spend := s.Need.Quantity, budget
+		for _, c := range cs {
+			if left == 0 {
+				break
+			}
+			q := min(c.v.Capacity, left)
+			if budget.Sign() > 0 {
+				if spend.Sign() <= 0 {
+					break // the budget is spent
+				}
+				q = affordable(spend, c.v.Floor.Amount, q)
+				spend = spend.Sub(c.v.Floor.Amount.Mul(decimal.NewFromInt(q)))
+			}
+			if q <= 0 {
+				continue
+			}
+			alloc[c.v.Name] = q
+			total = total.Add(c.surplus.Mul(decimal.NewFromInt(q)))
+			left -= q
+		}
+		return total, alloc
+	}
+	w1, a1 := greedy(func(c cand) decimal.Decimal { return c.surplus })
+	w2, a2 := greedy(func(c cand) decimal.Decimal { return c.ratio })
+	if w2.GreaterThan(w1) {
+		return w2, a2
+	}
+	return w1, a1
 }

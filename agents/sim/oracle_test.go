@@ -17,8 +17,8 @@ func TestOracleByHand(t *testing.T) {
 	}{
 		{"../../testdata/scenarios/restock-widget.toml", "1700", "1525", "1450", 2, true},
 		{"../../testdata/scenarios/no-vendor-fits.toml", "0", "0", "0", 0, false},
-		{"../../testdata/sim/two-vendors-split.toml", "3600", "1800", "1800", 2, true},
-		{"../../testdata/sim/budget-binds.toml", "2571", "1713", "1713", 2, true},
+		{"../../testdata/sim/two-vendors-split.toml", "3600", "600", "1800", 2, true}, // multi-unit VCG: 3600 − 1800 − 1200
+		{"../../testdata/sim/budget-binds.toml", "2571", "1542", "1713", 2, true},
 	}
 	for _, tt := range tests {
 		o := Solve(load(t, tt.file))

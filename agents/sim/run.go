@@ -58,11 +58,14 @@ type Order struct {
 
 // Result is one scenario played.
 type Result struct {
-	Type       string          `json:"type"` // "scenario"
-	Scenario   string          `json:"id"`
-	Regime     string          `json:"regime"`
-	Seed       uint64          `json:"seed"`
-	Buyer      string          `json:"buyer"`
+	Type     string `json:"type"` // "scenario"
+	Scenario string `json:"id"`
+	Regime   string `json:"regime"`
+	Seed     uint64 `json:"seed"`
+	Buyer    string `json:"buyer"`
+	// Style is the style of the vendor the oracle gives the most surplus
+	// to (the one a good buyer must deal with); "none" when infeasible.
+	Style      string          `json:"style"`
 	Feasible   bool            `json:"feasible"`
 	Deal       bool            `json:"deal"`
 	Oracle     Oracle          `json:"oracle"`
@@ -73,10 +76,23 @@ type Result struct {
 	Efficiency float64         `json:"efficiency"`
 	Rounds     int             `json:"rounds"`
 	Messages   int             `json:"messages"`
-	HumanTold  bool            `json:"human_told"` // the human heard how it ended
+	HumanTold  bool            `json:"human_told"`         // the human heard how it ended
+	Disputes   int             `json:"disputes,omitempty"` // confirmations of other quantities than ordered (bait)
 	Calls      int             `json:"model_calls,omitempty"`
 	Tokens     int             `json:"model_tokens,omitempty"`
 	Violations []string        `json:"violations"`
+	// Counters are procurement's counter-offers set beside the lowest
+	// rival quote of the moment, for FormulaLeaks.
+	Counters []Counter `json:"-"`
+}
+
+// Counter is one counter-offer to a vendor: its round (the how-manieth to
+// that vendor) and its price over the lowest quote another vendor had
+// made then (rivals whose quote is the recipient's own, within half a
+// percent, set aside: that tells it nothing it does not know).
+type Counter struct {
+	Round int
+	Ratio float64 // a statistic, not money
 }
 
 var (
@@ -102,6 +118,12 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 	if h := s.Policy.ApprovalOver; !h.IsZero() {
 		p.Human.ApprovalOver = h
 	}
+	if n := s.Policy.MaxRounds; n > 0 {
+		p.Negotiation.MaxRounds = n
+	}
+	if n := s.Policy.MaxHops; n > 0 {
+		p.Fuses.MaxHops = n
+	}
 	return &p, nil
 }
 
@@ -110,7 +132,7 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 func Team(s *agents.Scenario) *agents.Team {
 	t := &agents.Team{Version: 1, Human: "human"}
 	p := agents.Agent{Name: "procurement", Role: "procurement", Brain: "rules", Rounds: s.Buyer.Rounds,
-		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Ceiling()}
+		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Ceiling(), LatePenalty: s.Buyer.LatePenalty, NegotiateWithin: s.Buyer.NegotiateWithin}
 	if p.QuoteWindow.Duration <= 0 {
 		p.QuoteWindow.Duration = 30 * time.Second
 	}
@@ -121,7 +143,7 @@ func Team(s *agents.Scenario) *agents.Team {
 			style = "linear"
 		}
 		t.Agents = append(t.Agents, agents.Agent{Name: v.Name, Role: "vendor", Brain: "rules", Item: s.Need.Item, ListPrice: v.ListPrice,
-			Floor: v.Floor, Capacity: v.Capacity, LeadDays: v.LeadDays, Style: style})
+			Floor: v.Floor, Capacity: v.Capacity, LeadDays: v.LeadDays, Style: style, Horizon: v.Horizon, ConcedeWithin: v.ConcedeWithin, WalkBelow: v.WalkBelow})
 	}
 	t.Agents = append(t.Agents, agents.Agent{Name: "finance", Role: "finance", Brain: "rules"}, agents.Agent{Name: "human", Role: "human", Brain: "rules"})
 	return t
@@ -143,6 +165,9 @@ type run struct {
 	said   []*mailbox.Message // procurement's messages to others as it sent them, and the quotes as it got them: for the leak check
 	human  bool               // the human approved something on the thread
 	log    []*mailbox.Message // what was delivered, for a model's history of the thread
+	// ordered are procurement's orders, by vendor: what a confirmation
+	// binds the buyer to is what was ordered, whatever the vendor says.
+	ordered map[string]*mailbox.Message
 }
 
 // Run plays one scenario to its end and scores it.
@@ -163,7 +188,7 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 	}
 	team := Team(s)
 	r := &run{s: s, opt: opt, pol: pol, state: policy.NewState(), roles: map[string]agents.Role{}, now: Start,
-		thread: "sim-" + s.Name, rng: rand.New(rand.NewPCG(opt.Seed, 7)),
+		thread: "sim-" + s.Name, ordered: map[string]*mailbox.Message{}, rng: rand.New(rand.NewPCG(opt.Seed, 7)),
 		res: &Result{Type: "scenario", Scenario: s.Name, Regime: s.Regime, Seed: opt.Seed, Buyer: buyer, Oracle: Solve(s), Orders: []Order{}, Violations: []string{}}}
 	r.state.Follow(pol)
 	for i := range team.Agents {
@@ -196,12 +221,32 @@ func Run(s *agents.Scenario, opt Options) (*Result, error) {
 		r.roles[a.Name] = role
 	}
 	r.res.Feasible = r.res.Oracle.Feasible()
+	r.res.Style = bestStyle(s, r.res.Oracle)
 	by := time.Date(Start.Year(), Start.Month(), Start.Day()+s.Need.DeliverWithinDays, 0, 0, 0, 0, time.UTC)
 	r.send("inventory", []*mailbox.Message{{To: "procurement", Thread: r.thread, Verb: mailbox.Request, Item: s.Need.Item,
 		Quantity: s.Need.Quantity, DeliverBy: by, Subject: fmt.Sprintf("REQUEST: need %d %s", s.Need.Quantity, s.Need.Item)}})
 	r.loop()
 	r.score()
 	return r.res, nil
+}
+
+// bestStyle is the style of the vendor whose part of the oracle's
+// allocation makes the most surplus.
+func bestStyle(s *agents.Scenario, o Oracle) string {
+	style, best := "none", decimal.Zero
+	for _, v := range s.Vendors {
+		q, ok := o.Alloc[v.Name]
+		if !ok {
+			continue
+		}
+		if u := worth(s, v).Sub(v.Floor.Amount).Mul(decimal.NewFromInt(q)); u.GreaterThan(best) {
+			style, best = v.Style, u
+		}
+	}
+	if style == "" {
+		style = "linear"
+	}
+	return style
 }
 
 // model gives agent a an Ollama brain over its rules, whose calls count
@@ -245,7 +290,7 @@ func (r *run) loop() {
 				return
 			}
 			idle++
-			r.now = r.now.Add(10 * time.Second)
+			r.now = r.next()
 			for _, name := range sortedNames(r.roles) {
 				r.send(name, r.roles[name].Tick(r.now))
 			}
@@ -261,6 +306,41 @@ func (r *run) loop() {
 		r.now = r.now.Add(time.Second)
 		r.deliver(m)
 	}
+}
+
+// waker is a role that says when it next has something to do on its own.
+type waker interface{ Wake() time.Time }
+
+// next is the time the clock moves on to when nothing is in flight: ten
+// seconds on, or, when every role says when it next wakes, a second after
+// the earliest of those — a slow vendor's held answer, a window or a wait
+// that ends — so that a deal that waits minutes costs no more to play.
+func (r *run) next() time.Time {
+	step := r.now.Add(10 * time.Second)
+	var at time.Time
+	for _, role := range r.roles {
+		w, ok := rules(role).(waker)
+		if !ok {
+			if _, f := rules(role).(*agents.Finance); f {
+				continue // finance never acts on its own
+			}
+			return step
+		}
+		if t := w.Wake(); !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	if at.IsZero() {
+		return step
+	}
+	return maxTime(r.now.Add(time.Second), at.Add(time.Second))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // over reports whether procurement's deal has ended.
@@ -343,7 +423,9 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 			continue
 		}
 		d := r.decide(agent, m)
-		if d.Outcome == policy.Escalate && r.s.Human.Answer == "approve" {
+		if d.Outcome == policy.Escalate && r.s.Human.Answer == "approve" && d.Rule != policy.RuleTerms {
+			// (A payment on terms the vendor changed — bait's more units
+			// than ordered — waits: a person pays what was ordered.)
 			// The human approves at once what the escalation asks to cover:
 			// the policy finds the answer.
 			covers := m.Total()
@@ -361,6 +443,9 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 		switch d.Outcome {
 		case policy.Allow:
 			r.queue = append(r.queue, m)
+			if agent == "procurement" && m.Verb == mailbox.Order {
+				r.ordered[m.To] = m
+			}
 			if agent == "procurement" && m.To != "finance" {
 				// What procurement says, in the order it learns and says
 				// things: with the messages in flight shuffled, a vendor may
@@ -381,11 +466,19 @@ func (r *run) decide(agent string, m *mailbox.Message) policy.Decision {
 	return d
 }
 
-// confirmed counts an order a vendor confirmed to procurement.
+// confirmed counts an order a vendor confirmed to procurement, on the
+// terms ordered: units a vendor confirms beyond them were not bought.
 func (r *run) confirmed(m *mailbox.Message) {
 	day := int(m.DeliverBy.Sub(time.Date(Start.Year(), Start.Month(), Start.Day(), 0, 0, 0, 0, time.UTC)).Hours() / 24)
-	unit := m.Amount.Amount.Div(decimal.NewFromInt(m.Quantity))
-	r.res.Orders = append(r.res.Orders, Order{Vendor: m.From, Quantity: m.Quantity, UnitPrice: unit.StringFixed(2), Amount: m.Amount.Amount.StringFixed(2), Day: day})
+	qty, amount := m.Quantity, m.Amount.Amount
+	if o := r.ordered[m.From]; o != nil {
+		qty, amount = o.Quantity, o.Total().Amount
+		if m.Quantity != o.Quantity {
+			r.res.Disputes++
+		}
+	}
+	unit := amount.Div(decimal.NewFromInt(qty))
+	r.res.Orders = append(r.res.Orders, Order{Vendor: m.From, Quantity: qty, UnitPrice: unit.StringFixed(2), Amount: amount.StringFixed(2), Day: day})
 }
 
 // score computes the buyer's and the vendors' utility, the ratios and the
@@ -427,7 +520,44 @@ func (r *run) score() {
 	if res.Deal && res.UB.Sign() < 0 {
 		res.Violations = append(res.Violations, fmt.Sprintf("a deal worth %s to the buyer: less than it paid", res.UB))
 	}
+	if c := s.Ceiling(); !c.IsZero() {
+		for _, o := range res.Orders {
+			if decimal.RequireFromString(o.UnitPrice).GreaterThan(c.Amount) {
+				res.Violations = append(res.Violations, fmt.Sprintf("an order from %s at %s a unit, above the ceiling %s", o.Vendor, o.UnitPrice, c))
+			}
+		}
+	}
 	res.Violations = append(res.Violations, r.leaks()...)
+	res.Counters = r.counters()
+}
+
+// counters sets each of procurement's counter-offers beside the lowest
+// rival quote it had then.
+func (r *run) counters() []Counter {
+	var out []Counter
+	latest := map[string]int64{} // vendor: its last quote, in millionths
+	rounds := map[string]int{}
+	for _, m := range r.said {
+		switch {
+		case m.Verb == mailbox.Quote && m.To == "procurement" && !m.UnitPrice.IsZero():
+			latest[m.From] = micro(m.UnitPrice.Amount)
+		case m.From == "procurement" && m.Verb == mailbox.Counter && !m.UnitPrice.IsZero():
+			rounds[m.To]++
+			own, low := latest[m.To], int64(0)
+			for v, q := range latest {
+				if v == m.To || q <= 0 || (own > 0 && echoes(q, []int64{own})) {
+					continue
+				}
+				if low == 0 || q < low {
+					low = q
+				}
+			}
+			if low > 0 {
+				out = append(out, Counter{Round: rounds[m.To], Ratio: float64(micro(m.UnitPrice.Amount)) / float64(low)})
+			}
+		}
+	}
+	return out
 }
 
 // leaks finds what procurement told vendors that it must not: the budget,

@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"cmp"
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -15,6 +18,7 @@ type Summary struct {
 	Type           string     `json:"type"` // "summary"
 	Buyer          string     `json:"buyer"`
 	Regime         string     `json:"regime,omitempty"` // empty: every scenario
+	Style          string     `json:"style,omitempty"`  // the best vendor's style, when summarised by style
 	Scenarios      int        `json:"scenarios"`
 	Feasible       int        `json:"feasible"`
 	Deals          int        `json:"deals"`
@@ -31,6 +35,9 @@ type Summary struct {
 	Calls          float64    `json:"model_calls_per_deal,omitempty"`
 	Tokens         float64    `json:"model_tokens_per_deal,omitempty"`
 	DealsPerSecond float64    `json:"deals_per_second,omitempty"`
+	// VsParley is parley's record against this buyer, deal by deal (with
+	// --compare).
+	VsParley *PerDeal `json:"parley_vs_this,omitempty"`
 }
 
 // Summarize aggregates results; seed draws the bootstrap resamples.
@@ -146,4 +153,90 @@ func MeanUB(rs []*Result) float64 {
 		return 0
 	}
 	return sum.Div(decimal.NewFromInt(int64(len(rs)))).InexactFloat64()
+}
+
+// FormulaLeaks finds counter-offers from which a vendor could work out a
+// rival's quote by a fixed public formula (NEGOTIATION.md): over the
+// results of a suite, round by round, it looks for one multiple of the
+// lowest rival quote (within ±0.5%) that the counter-offers of that round
+// keep to — in at least a tenth of them, and 30. A buyer whose offer is
+// always, say, 0.93 times the lowest quote on the table in round 2 gives
+// that quote away to anyone who knows the 0.93; one whose offers come from
+// its own value and each vendor's own quotes spreads its ratios wide. Each
+// result with such a counter-offer gets a violation. It returns how many
+// results it marked. (A suite of a few deals is too small to tell.)
+func FormulaLeaks(rs []*Result) int {
+	type at struct {
+		ratio float64
+		r     *Result
+	}
+	byRound := map[int][]at{}
+	for _, r := range rs {
+		for _, c := range r.Counters {
+			byRound[c.Round] = append(byRound[c.Round], at{c.Ratio, r})
+		}
+	}
+	marked := map[*Result]bool{}
+	for _, k := range slices.Sorted(maps.Keys(byRound)) {
+		xs := byRound[k]
+		slices.SortFunc(xs, func(a, b at) int { return cmp.Compare(a.ratio, b.ratio) })
+		need := max(30, len(xs)/10)
+		j := 0
+		for i := range xs {
+			// xs[i:j] are within one percent of xs[i]: all within half a
+			// percent of their middle.
+			for j < len(xs) && xs[j].ratio <= xs[i].ratio*1.01 {
+				j++
+			}
+			if j-i < need {
+				continue
+			}
+			f := (xs[i].ratio + xs[j-1].ratio) / 2
+			for _, x := range xs[i:j] {
+				if !marked[x.r] {
+					marked[x.r] = true
+					x.r.Violations = append(x.r.Violations, fmt.Sprintf("a counter-offer in round %d is %.4f times the lowest rival quote, as in %d of the %d counter-offers of that round: a fixed formula gives that quote away", k, f, j-i, len(xs)))
+				}
+			}
+		}
+	}
+	return len(marked)
+}
+
+// PerDeal counts, over the same scenarios, the deals where a kept more
+// for the buyer than b (wins), the same to the cent (ties), and less
+// (losses): "better than a baseline" stated deal by deal, not as a mean.
+type PerDeal struct {
+	Wins   int `json:"wins"`
+	Ties   int `json:"ties"`
+	Losses int `json:"losses"`
+}
+
+// AtLeast is the share of deals where a did at least as well as b.
+func (p PerDeal) AtLeast() float64 {
+	n := p.Wins + p.Ties + p.Losses
+	if n == 0 {
+		return 0
+	}
+	return float64(p.Wins+p.Ties) / float64(n)
+}
+
+// Compare is a's record against b, deal by deal.
+func Compare(a, b []*Result) PerDeal {
+	var p PerDeal
+	cent := decimal.New(1, -2)
+	for i := range a {
+		if i >= len(b) {
+			break
+		}
+		switch d := a[i].UB.Sub(b[i].UB); {
+		case d.Abs().LessThan(cent):
+			p.Ties++
+		case d.Sign() > 0:
+			p.Wins++
+		default:
+			p.Losses++
+		}
+	}
+	return p
 }

@@ -26,7 +26,8 @@ prompt can be read, that its Ollama host answers, and that its model is
 pulled there — and says what to run when not (ollama serve, ollama pull
 MODEL) — and warns where fallback = "escalate" cannot work (the policy does
 not let the agent send ESCALATE to the human). Agents with rules brains need
-no model and are skipped.
+no model. It also warns where a procurement agent has no max_unit_price: with
+no ceiling it has no sense of what a unit is worth, and may buy at a loss.
 
 Exit status is 1 when a check fails.
 
@@ -78,6 +79,11 @@ func doctor(ctx context.Context, root string, team *agents.Team, timeout time.Du
 	checks := []check{}
 	for i := range team.Agents {
 		a := &team.Agents[i]
+		if a.Role == "procurement" && a.MaxUnitPrice.IsZero() {
+			// Without a ceiling a buyer has no sense of what a unit is worth
+			// but its budget: it may buy at a loss (issue 17).
+			checks = append(checks, check{Agent: a.Name, OK: true, Warning: `no max_unit_price: it pays up to its budget, even more than a unit is worth; add max_unit_price = "8.00 USD" (what a unit is worth to you)`})
+		}
 		if a.Brain != "ollama" {
 			continue
 		}
@@ -150,14 +156,19 @@ func sameModel(a, b string) bool {
 }
 
 func printChecks(e *env, checks []check) error {
-	if len(checks) == 0 {
-		_, err := fmt.Fprintln(e.stdout, "no agent has brain = \"ollama\": every brain is rules, and no model is needed")
-		return err
+	models := false
+	for _, ch := range checks {
+		models = models || ch.Model != ""
+	}
+	if !models {
+		fmt.Fprintln(e.stdout, "no agent has brain = \"ollama\": every brain is rules, and no model is needed")
 	}
 	for _, ch := range checks {
-		if ch.OK {
+		switch {
+		case ch.Model == "":
+		case ch.OK:
 			fmt.Fprintf(e.stdout, "ok    %s: model %s on %s\n", ch.Agent, ch.Model, ch.Host)
-		} else {
+		default:
 			fmt.Fprintf(e.stdout, "FAIL  %s: %s\n      %s\n", ch.Agent, ch.Problem, ch.Fix)
 		}
 		if ch.Warning != "" {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -154,11 +154,6 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 	each := func(i int, r *sim.Result) error {
 		r.Buyer = label
 		results = append(results, r)
-		if c.Bool("json") {
-			if err := printJSON(e.stdout, r); err != nil {
-				return err
-			}
-		}
 		if progress && (i+1)%500 == 0 {
 			fmt.Fprintf(e.stderr, "\r%s: played %d of %d", label, i+1, len(scenarios))
 		}
@@ -204,6 +199,16 @@ func play(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Options,
 		}
 	}
 	elapsed := time.Since(start)
+	// Whether offers follow a formula of rivals' quotes shows over the
+	// suite, not in one deal: the results are printed once it is known.
+	sim.FormulaLeaks(results)
+	if c.Bool("json") {
+		for _, r := range results {
+			if err := printJSON(e.stdout, r); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
 	if progress {
 		fmt.Fprintf(e.stderr, "\r%40s\r", "")
 	}
@@ -226,15 +231,12 @@ func simulate(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Opti
 		return err
 	}
 	all := sim.Summarize(buyer, "", results, c.Uint64("seed"), elapsed)
-	byRegime := map[string][]*sim.Result{}
+	byRegime, byStyle := map[string][]*sim.Result{}, map[string][]*sim.Result{}
 	for _, r := range results {
 		byRegime[r.Regime] = append(byRegime[r.Regime], r)
+		byStyle[r.Style] = append(byStyle[r.Style], r)
 	}
-	var regimes []string
-	for r := range byRegime {
-		regimes = append(regimes, r)
-	}
-	sort.Strings(regimes)
+	regimes, styles := slices.Sorted(maps.Keys(byRegime)), slices.Sorted(maps.Keys(byStyle))
 	if c.Bool("json") {
 		for _, r := range regimes {
 			if r != "" {
@@ -243,12 +245,21 @@ func simulate(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Opti
 				}
 			}
 		}
+		for _, st := range styles {
+			sum := sim.Summarize(buyer, "", byStyle[st], c.Uint64("seed"), 0)
+			sum.Style = st
+			if err := printJSON(e.stdout, sum); err != nil {
+				return err
+			}
+		}
 		return printJSON(e.stdout, all)
 	}
 	if len(scenarios) <= 20 {
 		printResults(e.stdout, results)
 	}
-	printSummaries(e.stdout, buyer, regimes, byRegime, all, c.Uint64("seed"))
+	printSummaries(e.stdout, buyer, "REGIME", regimes, byRegime, all, c.Uint64("seed"))
+	fmt.Fprintln(e.stdout)
+	printSummaries(e.stdout, buyer, "BEST VENDOR'S STYLE", styles, byStyle, all, c.Uint64("seed"))
 	if all.Violations > 0 {
 		return fmt.Errorf("%d hard invariants broken (run with --json to see which)", all.Violations)
 	}
@@ -270,9 +281,9 @@ func printResults(w io.Writer, results []*sim.Result) {
 	fmt.Fprintln(w)
 }
 
-func printSummaries(w io.Writer, buyer string, regimes []string, by map[string][]*sim.Result, all sim.Summary, seed uint64) {
+func printSummaries(w io.Writer, buyer, by1 string, regimes []string, by map[string][]*sim.Result, all sim.Summary, seed uint64) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REGIME\tSCENARIOS\tFEASIBLE\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tROUNDS\tVIOLATIONS")
+	fmt.Fprintln(tw, by1+"\tSCENARIOS\tFEASIBLE\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tROUNDS\tVIOLATIONS")
 	row := func(name string, s sim.Summary) {
 		walk := "-"
 		if s.Scenarios > s.Feasible {
@@ -294,6 +305,9 @@ func printSummaries(w io.Writer, buyer string, regimes []string, by map[string][
 	}
 	row("all", all)
 	tw.Flush()
+	if by1 != "REGIME" {
+		return
+	}
 	fmt.Fprintf(w, "\nbuyer %s: agreement %.3f [%.3f, %.3f], buyer surplus share %.3f [%.3f, %.3f] (95%% bootstrap), %s deals/s\n",
 		buyer, all.AgreementRate, all.AgreementCI[0], all.AgreementCI[1], all.BSS, all.BSSCI[0], all.BSSCI[1], rate(all.DealsPerSecond))
 	if all.Calls > 0 {
@@ -314,7 +328,12 @@ func compare(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Optio
 			return err
 		}
 		runs[b] = results
-		sums[b] = sim.Summarize(b, "", results, c.Uint64("seed"), elapsed)
+		sum := sim.Summarize(b, "", results, c.Uint64("seed"), elapsed)
+		if b != "parley" {
+			pd := sim.Compare(runs["parley"], results)
+			sum.VsParley = &pd
+		}
+		sums[b] = sum
 		violations += sums[b].Violations
 		if c.Bool("json") {
 			if err := printJSON(e.stdout, sums[b]); err != nil {
@@ -324,15 +343,20 @@ func compare(c *cli.Context, e *env, scenarios []*agents.Scenario, opt sim.Optio
 	}
 	if !c.Bool("json") {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "BUYER\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tMEAN U_B\tPARLEY'S U_B MINUS THIS [95%]\tROUNDS\tVIOLATIONS")
+		fmt.Fprintln(tw, "BUYER\tAGREEMENT\tWALK-AWAY\tBSS\tVCG RATIO\tEFFICIENCY\tMEAN U_B\tPARLEY'S U_B MINUS THIS [95%]\tPARLEY W/T/L\tAT LEAST AS GOOD\tROUNDS\tVIOLATIONS")
 		for _, b := range sim.Buyers {
 			s := sums[b]
 			d, ci := sim.Paired(runs["parley"], runs[b], c.Uint64("seed"))
 			paired := fmt.Sprintf("%+.2f [%+.2f, %+.2f]", d, ci[0], ci[1])
+			wtl, share := "-", "-"
+			if s.VsParley != nil {
+				wtl = fmt.Sprintf("%d/%d/%d", s.VsParley.Wins, s.VsParley.Ties, s.VsParley.Losses)
+				share = fmt.Sprintf("%.3f", s.VsParley.AtLeast())
+			}
 			if b == "parley" {
 				paired = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%s\t%.1f\t%d\n", b, s.AgreementRate, s.WalkawayRate, s.BSS, s.VCGRatio, s.Efficiency, sim.MeanUB(runs[b]), paired, s.Rounds, s.Violations)
+			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%s\t%s\t%s\t%.1f\t%d\n", b, s.AgreementRate, s.WalkawayRate, s.BSS, s.VCGRatio, s.Efficiency, sim.MeanUB(runs[b]), paired, wtl, share, s.Rounds, s.Violations)
 		}
 		tw.Flush()
 		fmt.Fprintf(e.stdout, "\n%d scenarios, every buyer on the same deals and seeds (--seed %d, --order %s)\n", len(scenarios), c.Uint64("seed"), c.String("order"))
