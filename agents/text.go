@@ -135,8 +135,9 @@ func withoutDates(text string, m *mailbox.Message) (string, error) {
 
 // notLanguage says why a text is not language a person would write, or
 // nil: a unit of one to four characters repeated six times or more in a
-// row ("l/l/l/l/l/l/"), a run of four or more symbols, or letters of more
-// than one script.
+// row ("l/l/l/l/l/l/"), a run of four or more symbols, more than one
+// character in ten a symbol (not a letter, digit, space or common
+// punctuation), no word of two letters, or letters of more than one script.
 func notLanguage(text string) error {
 	rs := []rune(text)
 	for unit := 1; unit <= 4; unit++ {
@@ -159,6 +160,26 @@ func notLanguage(text string) error {
 		if run++; run >= 4 {
 			return fmt.Errorf("the text has a run of symbols")
 		}
+	}
+	// Mostly symbols ("^>l#:l?hWl."), or no word of two letters: not what
+	// a person writes, however short.
+	plain, word, longest := 0, 0, 0
+	for _, r := range rs {
+		if unicode.IsLetter(r) {
+			word++
+			longest = max(longest, word)
+		} else {
+			word = 0
+		}
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsSpace(r) || strings.ContainsRune(".,;:!?'\"()-", r) {
+			plain++
+		}
+	}
+	if symbols := len(rs) - plain; symbols*10 > len(rs) {
+		return fmt.Errorf("the text is %d%% symbols", symbols*100/len(rs))
+	}
+	if longest < 2 {
+		return fmt.Errorf("the text has no word")
 	}
 	scripts := map[string]bool{}
 	for _, r := range rs {
