@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -417,5 +418,62 @@ func TestHeldOrderIsNotChased(t *testing.T) {
 		if e.Event == mailbox.EventDelivered && (strings.HasPrefix(e.Subject, "REMINDER") || strings.Contains(e.Subject, "has not answered")) {
 			t.Errorf("seq %d: %s → %s %s: chased while the human decided", e.Seq, e.From, e.To, e.Subject)
 		}
+	}
+}
+
+// TestSlowModelDecidesWithinThePolicy: in decide mode, a model that
+// chooses at random among what each step offers, with calls of 1 to 40 s
+// on the clock, never gets an action past the policy: no amount allowed
+// above the per-transaction limit, no more than one order a deal, no
+// payment without its order, and every deal ends.
+func TestSlowModelDecidesWithinThePolicy(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(seed, 7))
+			var mu sync.Mutex
+			r, got := dealPlayed(t, 1, dealOpts{human: time.Minute}, func(team *Team, clock *fakeClock) {
+				srv := fakeollama.Start(func(req api.ChatRequest) fakeollama.Reply {
+					mu.Lock()
+					defer mu.Unlock()
+					clock.Advance([]time.Duration{time.Second, 5 * time.Second, 20 * time.Second, 40 * time.Second}[rnd.IntN(4)])
+					return fakeollama.Follow(req, func(field string, enum []string) string {
+						if len(enum) > 0 {
+							return enum[rnd.IntN(len(enum))]
+						}
+						return "Noted."
+					})
+				}, "fake")
+				t.Cleanup(srv.Close)
+				for _, name := range []string{"procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
+					a := team.Agent(name)
+					a.Brain, a.Model, a.Host, a.LLM, a.Fallback = "ollama", "fake", srv.URL, "decide", "rules"
+					a.Timeout.Duration, a.MaxTokens = time.Minute, 512
+				}
+				team.Agent("procurement").QuoteWindow.Duration = 5 * time.Minute
+			})
+			pol, err := policy.Parse("policy.toml", policy.Default)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orders, paid := 0, 0
+			for _, e := range ledgerOf(t, r) {
+				if e.Event != policy.EventDecision || e.Decision != "allow" {
+					continue
+				}
+				if e.Amount != "" && mailbox.MustMoney(e.Amount+" "+e.Currency).Amount.GreaterThan(pol.Limits.PerTransaction.Amount) {
+					t.Errorf("seq %d: %s of %s %s allowed, above the limit", e.Seq, e.Verb, e.Amount, e.Currency)
+				}
+				switch e.Verb {
+				case "ORDER":
+					orders++
+				case "PAID":
+					paid++
+				}
+			}
+			t.Logf("deal: %s", got)
+			if orders > 1 || paid > orders {
+				t.Errorf("%d orders, %d payments allowed; deal %s", orders, paid, got)
+			}
+		})
 	}
 }
