@@ -322,7 +322,7 @@ func checksOf(reason string) []string {
 	var out []string
 	for _, c := range []struct{ check, says string }{
 		{"numbers", "which the message does not carry"},
-		{"language", "repeats"}, {"language", "run of symbols"}, {"language", "mixes scripts"},
+		{"language", "repeats"}, {"language", "symbols"}, {"language", "mixes scripts"}, {"language", "has no word"},
 		{"length", "characters long"}, {"empty", "is empty"},
 		{"cut off", "cut off"}, {"not JSON", "not a JSON"},
 		{"choice", "is not one of"}, {"choice", "is outside"},
