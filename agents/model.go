@@ -246,9 +246,16 @@ func callKey(c llm.Call, attempt int) string {
 	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)[:12]), attempt)
 }
 
+// clip shortens s to about n bytes, on one line: what a model answered,
+// said in a ledger line and a log line.
 func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > n {
-		return s[:n] + "…"
+		i := n
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		return s[:i] + "…"
 	}
 	return s
 }
