@@ -70,7 +70,7 @@ ollama-smoke: $(OLLAMA)
 # model: its answers are nonsense, and every one must be handled safely.
 e2e-ollama: $(OLLAMA)
 	internal/tinymodel/serve.sh $(OLLAMA) env GORACE=atexit_sleep_ms=50 \
-		$(GO) test -race -count=1 -timeout 25m -run '^TestOllamaDeal$$' -v ./cmd/parley
+		$(GO) test -race -count=1 -timeout 28m -run '^TestOllamaDeal$$' -v ./cmd/parley
 
 clean:
 	rm -rf bin .cache

@@ -215,7 +215,7 @@ func playOllamaDeal(t *testing.T, bin string, o ollamaOpts) ollamaRun {
 	// takes minutes.
 	wait := time.Minute
 	if o.real {
-		wait = 8 * time.Minute
+		wait = 12 * time.Minute
 	}
 	awaitLedger(t, root, wait, func(es []mailbox.Entry) bool {
 		return (count(es, "decision", "PAID", "allow") > 0 || countDelivered(es, "human", "NOTIFY") > 0 || countDelivered(es, "human", "ESCALATE") > 0) && settled(es)
