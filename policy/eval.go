@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -314,8 +315,11 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 			return deny("negotiation.max_rounds", "%s and %s have exchanged %d counter-offers on %s; the limit is %d", m.From, m.To, r, m.Thread, n)
 		}
 	}
-	allowed := Decision{Outcome: Allow, Rule: fmt.Sprintf("allow.%d", rule),
-		Reason: fmt.Sprintf("[[allow]] rule %d lets %s send %s to %s", rule, p.Allow[rule-1].From, m.Verb, strings.Join(p.Allow[rule-1].To, " "))}
+	// Joined, not formatted: every message sent is allowed first, and
+	// fmt.Sprintf was a tenth of a simulated deal's time.
+	n := strconv.Itoa(rule)
+	allowed := Decision{Outcome: Allow, Rule: "allow." + n,
+		Reason: "[[allow]] rule " + n + " lets " + p.Allow[rule-1].From + " send " + string(m.Verb) + " to " + strings.Join(p.Allow[rule-1].To, " ")}
 	if total := m.Total(); !total.IsZero() {
 		if total.Currency != p.Currency {
 			return deny("currency", "%s is not in %s, the policy's currency", total, p.Currency)
