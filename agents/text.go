@@ -253,7 +253,7 @@ type word struct {
 func wordsOf(text string) []word {
 	var out []word
 	start, apart := -1, false
-	for i, r := range text + " " {
+	for i, r := range text {
 		if unicode.IsLetter(r) {
 			if start < 0 {
 				start = i
@@ -267,6 +267,9 @@ func wordsOf(text string) []word {
 		if !unicode.IsSpace(r) && r != '-' {
 			apart = true
 		}
+	}
+	if start >= 0 {
+		out = append(out, word{strings.ToLower(text[start:]), start, len(text), apart})
 	}
 	return out
 }

@@ -589,6 +589,10 @@ func (r *run) leaks() []string {
 	for _, v := range s.Vendors {
 		vendors[v.Name] = true
 	}
+	// A buyer says the same words many times over (each vendor its
+	// request, an offer that holds round after round): each text is read
+	// once.
+	read := map[string][]decimal.Decimal{}
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
 			if !m.UnitPrice.IsZero() {
@@ -609,7 +613,13 @@ func (r *run) leaks() []string {
 			own = append(own, int64(m.DeliverBy.Day())*1e6, int64(m.DeliverBy.Year())*1e6)
 		}
 		var said []int64
-		for _, d := range agents.Numbers(m.Subject + " " + m.Body) {
+		text := m.Subject + " " + m.Body
+		numbers, ok := read[text]
+		if !ok {
+			numbers = agents.Numbers(text)
+			read[text] = numbers
+		}
+		for _, d := range numbers {
 			if d := micro(d); !slices.Contains(own, d) {
 				said = append(said, d)
 			}
