@@ -27,6 +27,23 @@ func TestDefaultPolicy(t *testing.T) {
 	if !strings.Contains(p.Summary(), "human sign-off:       human above 2500.00 USD") {
 		t.Errorf("Summary:\n%s", p.Summary())
 	}
+	for _, tt := range []struct {
+		line string
+		want bool
+	}{
+		{"partial_orders = true ", true},
+		{"partial_orders = false ", false},
+		{"", true}, // unset
+	} {
+		text := strings.Replace(string(Default), "partial_orders = true ", tt.line, 1)
+		q, err := Parse("policy.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Negotiation.Partial(); got != tt.want {
+			t.Errorf("with %q: Partial()=%v, want %v", tt.line, got, tt.want)
+		}
+	}
 }
 
 // The default root in the repository holds the policy that init writes.

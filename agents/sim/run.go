@@ -124,6 +124,9 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 	if n := s.Policy.MaxHops; n > 0 {
 		p.Fuses.MaxHops = n
 	}
+	if o := s.Policy.PartialOrders; o != nil {
+		p.Negotiation.PartialOrders = o
+	}
 	return &p, nil
 }
 
