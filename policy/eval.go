@@ -62,7 +62,7 @@ type State struct {
 	threads map[string]*thread
 	sent    map[string][]time.Time // agent: recent sends, for the rate limit
 	trouble []trouble              // errors and denials since the last resume
-	decided map[string]decided     // message id: the last decision about it
+	decided map[string]*decided    // message id: the last decision about it (pointers: a map of large values copies them all each time it grows)
 	paused  string                 // who paused, when and why, since the last resume
 
 	escalations map[string][]*Escalation // by thread
@@ -109,7 +109,7 @@ type answer struct {
 
 // NewState returns the state of an empty ledger.
 func NewState() *State {
-	return &State{books: NewBooks(), threads: map[string]*thread{}, sent: map[string][]time.Time{}, decided: map[string]decided{},
+	return &State{books: NewBooks(), threads: map[string]*thread{}, sent: map[string][]time.Time{}, decided: map[string]*decided{},
 		escalations: map[string][]*Escalation{}}
 }
 
@@ -170,7 +170,7 @@ func (s *State) Apply(e mailbox.Entry) {
 	case EventDecision:
 		d := Decision{Outcome: Outcome(e.Decision), Rule: e.Rule, Reason: e.Reason, Policy: e.Policy}
 		if e.MsgID != "" {
-			s.decided[e.MsgID] = decided{d, fingerprint(e.Agent, e.To, e.Verb, e.Thread, e.Amount)}
+			s.decided[e.MsgID] = &decided{d, fingerprint(e.Agent, e.To, e.Verb, e.Thread, e.Amount)}
 		}
 		t := s.thread(e.Thread)
 		switch d.Outcome {
