@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -536,6 +537,31 @@ func TestNumbers(t *testing.T) {
 	}
 }
 
+// TestSetAside: the cheap pass before the regexps never skips one that
+// would have matched, nor a scale word, so Numbers reads what it read
+// before the pass was added; FuzzTextChecks tries any text the same way.
+func TestSetAside(t *testing.T) {
+	for _, text := range []string{"2026-12-03", "at 10:00", "the 11th", "the 2ND", "1\u017ft", "5 \u212a", "1.2k", "9 thousand",
+		"5\u00a0hundred", "COUNTER: 650 widget at 8.53 USD each", "", "7", "3 m", "4\vhundred"} {
+		checkSetAside(t, text)
+	}
+}
+
+func checkSetAside(t *testing.T, text string) {
+	t.Helper()
+	tried := setAside(text)
+	for _, re := range []*regexp.Regexp{isoDate, clockTime, digitOrd} {
+		if re.MatchString(text) && !slices.Contains(tried, re) {
+			t.Fatalf("setAside(%q) skips %v, which matches", text, re)
+		}
+	}
+	for i := range len(text) + 1 {
+		if got, want := scaleAt(text[i:]), digitScale.FindStringSubmatchIndex(text[i:]); !slices.Equal(got, want) {
+			t.Fatalf("scaleAt(%q) = %v, want %v", text[i:], got, want)
+		}
+	}
+}
+
 // TestDeclaredRoleOnAModel: an agent of a role declared in parley.toml, on
 // an Ollama brain, takes each step the model chooses among what its role
 // allows — the verb, and whom to send to — with the model's words.
@@ -643,6 +669,7 @@ func FuzzTextChecks(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
 		notLanguage(text)
 		Numbers(text)
+		checkSetAside(t, text)
 		fits(text, m)
 		rest, err := withoutDates(text, m)
 		if err != nil {

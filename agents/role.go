@@ -300,8 +300,11 @@ type Procurement struct {
 	// carry. A counter-offer that would leave too few to close the deal is
 	// not sent; the quote standing is taken or left.
 	MaxHops int `json:"-"`
-	Deals   map[string]*Deal
-	asked   map[string]time.Time // where the human's decisions stand, by thread (Asked)
+	// Whole buys a need whole or not at all: the policy's
+	// negotiation.partial_orders turned off.
+	Whole bool `json:"-"`
+	Deals map[string]*Deal
+	asked map[string]time.Time // where the human's decisions stand, by thread (Asked)
 }
 
 // await notes that out (the message just sent in deal d) needs an answer.
@@ -375,7 +378,7 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 func (r *Procurement) Bind(p *policy.Policy) {
 	if p != nil {
 		r.ReplyWithin, r.Limit, r.MaxHops = p.Negotiation.ReplyWithin.Duration, p.Limits.PerTransaction, p.Fuses.MaxHops
-		r.MaxRounds = p.Negotiation.MaxRounds
+		r.MaxRounds, r.Whole = p.Negotiation.MaxRounds, !p.Negotiation.Partial()
 	}
 }
 
@@ -1028,12 +1031,20 @@ func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mai
 		if !d.Spent.IsZero() {
 			left = left.Sub(d.Spent.Amount)
 		}
+		if r.Whole && d.Bought == 0 && r.wholeCost(d).GreaterThan(left) {
+			return r.fail(now, d, "the budget cannot pay for the whole need at the best prices, and the policy allows no partial order (negotiation.partial_orders)")
+		}
 		if can := left.Div(price.Amount).Floor().IntPart(); can < d.Lot {
 			if can <= 0 {
 				if d.Bought > 0 {
 					return r.finish(now, d, "the budget is spent")
 				}
 				return r.fail(now, d, "the budget cannot pay one unit at the best price")
+			}
+			if r.Whole {
+				// Only where a later part came dearer than the best
+				// prices wholeCost counted on: what is bought stays bought.
+				return r.finish(now, d, "the budget cannot pay the rest, and the policy allows no partial order")
 			}
 			d.Lot = can
 		}
@@ -1046,6 +1057,33 @@ func (r *Procurement) accept(now time.Time, d *Deal, price mailbox.Money) []*mai
 		Subject: fmt.Sprintf("REQUEST: approve %s to %s for %d %s", total, d.Vendor, d.Lot, d.Item),
 		Body:    fmt.Sprintf("Best terms: %s, from %s. %s.\n", unit(price, d.Lot), d.Vendor, d.Why)}
 	return r.await(now, d, []*mailbox.Message{ask})
+}
+
+// wholeCost is the least the whole need costs at the quotes standing that
+// the buyer could take: the cheapest first, each up to what it offers.
+// With negotiation.partial_orders off, a deal whose first part already
+// shows the need unaffordable ends before anything is ordered.
+func (r *Procurement) wholeCost(d *Deal) decimal.Decimal {
+	var os []*Offer
+	for _, o := range d.Quotes {
+		if o != nil && !o.Declined && o.UnitPrice.Amount.Sign() > 0 && r.affordable(d, o) {
+			os = append(os, o)
+		}
+	}
+	slices.SortFunc(os, func(a, b *Offer) int { return a.UnitPrice.Amount.Cmp(b.UnitPrice.Amount) })
+	need, cost := d.Quantity, decimal.Zero
+	for _, o := range os {
+		if need <= 0 {
+			break
+		}
+		q := need
+		if o.Quantity > 0 && o.Quantity < q {
+			q = o.Quantity
+		}
+		cost = cost.Add(o.UnitPrice.Amount.Mul(decimal.NewFromInt(q)))
+		need -= q
+	}
+	return cost
 }
 
 // confirmed records a part the vendor confirmed, and buys the rest from

@@ -49,6 +49,9 @@ type Scenario struct {
 		// negotiation.max_rounds and fuses.max_hops.
 		MaxRounds int `toml:"max_rounds"`
 		MaxHops   int `toml:"max_hops"`
+		// PartialOrders, when set, is the policy's
+		// negotiation.partial_orders.
+		PartialOrders *bool `toml:"partial_orders"`
 	} `toml:"policy"`
 	Human struct {
 		Answer string `toml:"answer"` // approve, deny or ask
@@ -235,6 +238,9 @@ func (s *Scenario) PolicyFile() []byte {
 	}
 	if n := s.Policy.MaxHops; n > 0 {
 		text = strings.Replace(text, "max_hops = 40 ", fmt.Sprintf("max_hops = %d ", n), 1)
+	}
+	if p := s.Policy.PartialOrders; p != nil {
+		text = strings.Replace(text, "partial_orders = true ", fmt.Sprintf("partial_orders = %t ", *p), 1)
 	}
 	return []byte(text)
 }

@@ -251,9 +251,9 @@ type word struct {
 // wordsOf splits a text into its words: runs of letters, hyphens joining
 // them ("forty-two") kept apart as words of their own.
 func wordsOf(text string) []word {
-	var out []word
+	out := make([]word, 0, len(text)/6+1) // about a word in six bytes: one allocation, not five
 	start, apart := -1, false
-	for i, r := range text + " " {
+	for i, r := range text {
 		if unicode.IsLetter(r) {
 			if start < 0 {
 				start = i
@@ -267,6 +267,9 @@ func wordsOf(text string) []word {
 		if !unicode.IsSpace(r) && r != '-' {
 			apart = true
 		}
+	}
+	if start >= 0 {
+		out = append(out, word{strings.ToLower(text[start:]), start, len(text), apart})
 	}
 	return out
 }
@@ -398,11 +401,60 @@ var (
 	digitScale = regexp.MustCompile(`(?i)^\s*(k\b|hundred\b|thousand\b|million\b|billion\b)`)
 )
 
+// setAside is which of isoDate, clockTime and digitOrd can match text at
+// all: each needs a digit followed by '-', ':' or the first letter of
+// "st", "nd", "rd", "th" (TestSetAside). One pass over the bytes is much cheaper than
+// the regexps' backtracking, and most texts have none of the three (a
+// simulated deal reads thousands of them: the leak check).
+func setAside(text string) []*regexp.Regexp {
+	var date, clock, ord bool
+	for i := 0; i+1 < len(text); i++ {
+		if text[i] < '0' || text[i] > '9' {
+			continue
+		}
+		switch text[i+1] {
+		case '-':
+			date = true
+		case ':':
+			clock = true
+		case 's', 'n', 'r', 't', 'S', 'N', 'R', 'T':
+			ord = true
+		default:
+			// (?i) folds more than ASCII: "ſ" (U+017F) matches s.
+			ord = ord || text[i+1] >= utf8.RuneSelf
+		}
+	}
+	res := make([]*regexp.Regexp, 0, 3)
+	for _, x := range []struct {
+		re  *regexp.Regexp
+		can bool
+	}{{isoDate, date}, {clockTime, clock}, {digitOrd, ord}} {
+		if x.can {
+			res = append(res, x.re)
+		}
+	}
+	return res
+}
+
+// scaleAt is digitScale's match at the start of text, tried only when the
+// first letter after the spaces can begin a scale word.
+func scaleAt(text string) []int {
+	t := strings.TrimLeftFunc(text, unicode.IsSpace)
+	if t == "" {
+		return nil
+	}
+	switch c := t[0]; {
+	case strings.IndexByte("khtmbKHTMB", c) >= 0, c >= utf8.RuneSelf: // (?i)k matches the Kelvin sign too
+		return digitScale.FindStringSubmatchIndex(text)
+	}
+	return nil
+}
+
 // numbersIn finds the numbers a text states and where, in the order they
 // come.
 func numbersIn(text string) []spelled {
 	skip := make([]bool, len(text))
-	for _, re := range []*regexp.Regexp{isoDate, clockTime, digitOrd} {
+	for _, re := range setAside(text) {
 		for _, loc := range re.FindAllStringIndex(text, -1) {
 			for i := loc[0]; i < loc[1]; i++ {
 				skip[i] = true
@@ -432,7 +484,7 @@ func numbersIn(text string) []spelled {
 			name = isName(b2)
 		}
 		if d, err := decimal.NewFromString(strings.ReplaceAll(run, ",", "")); err == nil && !name {
-			if loc := digitScale.FindStringSubmatchIndex(text[end:]); loc != nil {
+			if loc := scaleAt(text[end:]); loc != nil {
 				d = d.Mul(decimal.NewFromInt(scales[strings.ToLower(text[end+loc[2]:end+loc[3]])]))
 				end += loc[1]
 			}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -414,4 +416,27 @@ func FuzzMarshalBody(f *testing.F) {
 			t.Fatalf("not canonical")
 		}
 	})
+}
+
+// TestDecimalFast: Decimal's integer path writes what Normalize and
+// StringFixed write, in every currency's minor units.
+func TestDecimalFast(t *testing.T) {
+	values := []string{"0", "0.00", "4.8", "4.80", "4.805", "-4.805", "1200", "1200.000", "0.001", "-0.01", "0.0000001",
+		"123456789012.34", "999999999999999", "9999999999999999", "1e3", "-7", "10.10", "5.000000000000000001"}
+	for i := range 300 {
+		values = append(values, decimal.New(int64(i*i*7919-150000), int32(-(i%9))).String())
+	}
+	for _, v := range values {
+		d := decimal.RequireFromString(v)
+		for _, minor := range []int32{0, 2, 3} {
+			places := minor
+			if exp := -d.Normalize().Exponent(); exp > places {
+				places = exp
+			}
+			want := d.StringFixed(places)
+			if got, ok := decimalFast(d, minor); ok && got != want {
+				t.Errorf("decimalFast(%s, %d)=%q, want %q", v, minor, got, want)
+			}
+		}
+	}
 }

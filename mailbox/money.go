@@ -3,6 +3,7 @@ package mailbox
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -135,10 +136,48 @@ func (m Money) Decimal() string {
 	if !ok {
 		places = 2
 	}
+	if s, ok := decimalFast(m.Amount, places); ok {
+		return s
+	}
 	if exp := -m.Amount.Normalize().Exponent(); exp > places {
 		places = exp
 	}
 	return m.Amount.StringFixed(places)
+}
+
+// decimalFast is Decimal for an amount whose coefficient fits an int64
+// with room to spare, in integer arithmetic: Normalize and StringFixed
+// work in big.Int, and every message a simulated deal sends writes its
+// amount for the ledger (TestDecimalFast: the same text).
+func decimalFast(d decimal.Decimal, minor int32) (string, bool) {
+	e := d.Exponent()
+	if e > 0 || e < -18 || d.NumDigits() > 15 {
+		return "", false
+	}
+	c := d.CoefficientInt64()
+	for e < 0 && c%10 == 0 {
+		c /= 10
+		e++
+	}
+	places := max(minor, -e)
+	for range places + e { // at most minor: c stays under 10^18
+		c *= 10
+	}
+	neg := c < 0
+	if neg {
+		c = -c
+	}
+	digits := strconv.FormatInt(c, 10)
+	if places > 0 {
+		if n := int(places) + 1 - len(digits); n > 0 {
+			digits = strings.Repeat("0", n) + digits
+		}
+		digits = digits[:len(digits)-int(places)] + "." + digits[len(digits)-int(places):]
+	}
+	if neg {
+		digits = "-" + digits
+	}
+	return digits, true
 }
 
 // Cmp compares two amounts of one currency; it is an error to compare across

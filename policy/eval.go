@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,7 +62,7 @@ type State struct {
 	threads map[string]*thread
 	sent    map[string][]time.Time // agent: recent sends, for the rate limit
 	trouble []trouble              // errors and denials since the last resume
-	decided map[string]decided     // message id: the last decision about it
+	decided map[string]*decided    // message id: the last decision about it (pointers: a map of large values copies them all each time it grows)
 	paused  string                 // who paused, when and why, since the last resume
 
 	escalations map[string][]*Escalation // by thread
@@ -108,7 +109,7 @@ type answer struct {
 
 // NewState returns the state of an empty ledger.
 func NewState() *State {
-	return &State{books: NewBooks(), threads: map[string]*thread{}, sent: map[string][]time.Time{}, decided: map[string]decided{},
+	return &State{books: NewBooks(), threads: map[string]*thread{}, sent: map[string][]time.Time{}, decided: map[string]*decided{},
 		escalations: map[string][]*Escalation{}}
 }
 
@@ -169,7 +170,7 @@ func (s *State) Apply(e mailbox.Entry) {
 	case EventDecision:
 		d := Decision{Outcome: Outcome(e.Decision), Rule: e.Rule, Reason: e.Reason, Policy: e.Policy}
 		if e.MsgID != "" {
-			s.decided[e.MsgID] = decided{d, fingerprint(e.Agent, e.To, e.Verb, e.Thread, e.Amount)}
+			s.decided[e.MsgID] = &decided{d, fingerprint(e.Agent, e.To, e.Verb, e.Thread, e.Amount)}
 		}
 		t := s.thread(e.Thread)
 		switch d.Outcome {
@@ -314,8 +315,11 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 			return deny("negotiation.max_rounds", "%s and %s have exchanged %d counter-offers on %s; the limit is %d", m.From, m.To, r, m.Thread, n)
 		}
 	}
-	allowed := Decision{Outcome: Allow, Rule: fmt.Sprintf("allow.%d", rule),
-		Reason: fmt.Sprintf("[[allow]] rule %d lets %s send %s to %s", rule, p.Allow[rule-1].From, m.Verb, strings.Join(p.Allow[rule-1].To, " "))}
+	// Joined, not formatted: every message sent is allowed first, and
+	// fmt.Sprintf was a tenth of a simulated deal's time.
+	n := strconv.Itoa(rule)
+	allowed := Decision{Outcome: Allow, Rule: "allow." + n,
+		Reason: "[[allow]] rule " + n + " lets " + p.Allow[rule-1].From + " send " + string(m.Verb) + " to " + strings.Join(p.Allow[rule-1].To, " ")}
 	if total := m.Total(); !total.IsZero() {
 		if total.Currency != p.Currency {
 			return deny("currency", "%s is not in %s, the policy's currency", total, p.Currency)

@@ -95,7 +95,17 @@ type Rate struct {
 type Negotiation struct {
 	MaxRounds   int      `toml:"max_rounds"`
 	ReplyWithin Duration `toml:"reply_within"`
+	// PartialOrders says whether procurement may buy the part of a need
+	// the money can pay for when it cannot pay for all of it; unset is
+	// true (Partial).
+	PartialOrders *bool `toml:"partial_orders"`
 }
+
+// Partial reports whether a need may be bought in part when the money
+// cannot buy all of it: the default, since each unit bought under the
+// buyer's cap is worth more to it than it costs, and a stock-out of the
+// rest is no worse for having the part.
+func (n Negotiation) Partial() bool { return n.PartialOrders == nil || *n.PartialOrders }
 
 // Fuses stop a thread that runs away: messages (hops), money committed and
 // model tokens, each per thread.

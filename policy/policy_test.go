@@ -27,6 +27,23 @@ func TestDefaultPolicy(t *testing.T) {
 	if !strings.Contains(p.Summary(), "human sign-off:       human above 2500.00 USD") {
 		t.Errorf("Summary:\n%s", p.Summary())
 	}
+	for _, tt := range []struct {
+		line string
+		want bool
+	}{
+		{"partial_orders = true ", true},
+		{"partial_orders = false ", false},
+		{"", true}, // unset
+	} {
+		text := strings.Replace(string(Default), "partial_orders = true ", tt.line, 1)
+		q, err := Parse("policy.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Negotiation.Partial(); got != tt.want {
+			t.Errorf("with %q: Partial()=%v, want %v", tt.line, got, tt.want)
+		}
+	}
 }
 
 // The default root in the repository holds the policy that init writes.
@@ -52,7 +69,7 @@ func TestParseErrors(t *testing.T) {
 		name, in, want, hint string
 	}{
 		{"unknown key", edit(`[limits]`, "[limits]\nper_transation = \"1.00 USD\""), `policy.toml:16: unknown key "limits.per_transation"`, "remove it"},
-		{"wrong type", edit(`max_errors = 10`, `max_errors = "ten"`), `policy.toml:83: breaker.max_errors: incompatible types`, ""},
+		{"wrong type", edit(`max_errors = 10`, `max_errors = "ten"`), `policy.toml:84: breaker.max_errors: incompatible types`, ""},
 		{"negative", edit(`per_transaction = "5000.00 USD"`, `per_transaction = "-5.00 USD"`), `policy.toml:16: per_transaction is negative`, "limits are amounts"},
 		{"other currency", edit(`amount = "100000.00 USD"`, `amount = "100000.00 EUR"`), `policy.toml:22: amount is in EUR, but the policy's currency is USD`, "parley converts nothing"},
 		{"not money", edit(`approval_over = "2500.00 USD"`, `approval_over = "lots"`), `policy.toml:27: not an amount: "lots" is not a plain decimal number`, ""},
@@ -60,8 +77,8 @@ func TestParseErrors(t *testing.T) {
 		{"missing cap", edit(`per_transaction = "5000.00 USD"`, ``), `policy.toml: per_transaction is missing`, `per_transaction = "2500.00 USD"`},
 		{"bad verb", edit(`verbs = ["REQUEST", "NOTIFY"]`, `verbs = ["REQUEST", "BUY"]`), `policy.toml:35: allow rule 1: "BUY" is not a verb`, "verbs are"},
 		{"bad glob", edit(`from = "vendor-*"`, `from = "vendor-["`), `policy.toml:44: allow rule 3: "vendor-[" is not a glob`, ""},
-		{"duration", edit(`window = "5m"`, `window = "five minutes"`), `policy.toml:84: "five minutes" is not a duration`, ""},
-		{"negative count", edit(`max_hops = 40`, `max_hops = -1`), `policy.toml:76: max_hops is negative`, "0 turns the limit off"},
+		{"duration", edit(`window = "5m"`, `window = "five minutes"`), `policy.toml:85: "five minutes" is not a duration`, ""},
+		{"negative count", edit(`max_hops = 40`, `max_hops = -1`), `policy.toml:77: max_hops is negative`, "0 turns the limit off"},
 		{"period", edit(`period = "month"`, `period = "fortnight"`), `policy.toml:21: budget period "fortnight" is not day or month`, ""},
 		{"syntax", edit(`[budget]`, `[budget`), `policy.toml:20: `, ""},
 		{"money unsigned", edit(`verbs = ["NOTIFY", "DENIED", "REQUEST"]`, `verbs = ["NOTIFY", "APPROVED"]`), `policy.toml:63: unsigned rule 1 allows APPROVED`, "money never moves on an unsigned file"},

@@ -124,6 +124,9 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 	if n := s.Policy.MaxHops; n > 0 {
 		p.Fuses.MaxHops = n
 	}
+	if o := s.Policy.PartialOrders; o != nil {
+		p.Negotiation.PartialOrders = o
+	}
 	return &p, nil
 }
 
@@ -589,6 +592,10 @@ func (r *run) leaks() []string {
 	for _, v := range s.Vendors {
 		vendors[v.Name] = true
 	}
+	// A buyer says the same words many times over (each vendor its
+	// request, an offer that holds round after round): each text is read
+	// once.
+	read := map[string][]decimal.Decimal{}
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
 			if !m.UnitPrice.IsZero() {
@@ -609,7 +616,13 @@ func (r *run) leaks() []string {
 			own = append(own, int64(m.DeliverBy.Day())*1e6, int64(m.DeliverBy.Year())*1e6)
 		}
 		var said []int64
-		for _, d := range agents.Numbers(m.Subject + " " + m.Body) {
+		text := m.Subject + " " + m.Body
+		numbers, ok := read[text]
+		if !ok {
+			numbers = agents.Numbers(text)
+			read[text] = numbers
+		}
+		for _, d := range numbers {
 			if d := micro(d); !slices.Contains(own, d) {
 				said = append(said, d)
 			}
@@ -641,6 +654,9 @@ func (r *run) leaks() []string {
 // micro is an amount in millionths, for the leak check's many comparisons
 // (prices have two decimals; the texts' numbers, rarely more than six).
 func micro(d decimal.Decimal) int64 {
+	if e := d.Exponent(); e >= -6 && e <= 0 && d.NumDigits() <= 12 {
+		return agents.Micros(d) // under 10^12: no need to compare
+	}
 	if d.Abs().GreaterThan(decimal.New(1, 12)) {
 		return -1 // no price is that large: a phone number, a reference
 	}

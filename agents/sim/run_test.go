@@ -323,6 +323,49 @@ func TestHumanCoversASplitNeed(t *testing.T) {
 	}
 }
 
+// TestPartialOrders: where the budget cannot pay for the whole need, the
+// buyer buys the part it can — unless the policy's
+// negotiation.partial_orders is off: then nothing, and the human is told.
+func TestPartialOrders(t *testing.T) {
+	no := false
+	for _, tt := range []struct {
+		name    string
+		partial *bool
+		units   int64 // bought, at least
+		deal    bool
+	}{
+		{"default", nil, 600, true},
+		{"off", &no, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := load(t, "../../testdata/sim/budget-binds.toml")
+			s.Policy.PartialOrders = tt.partial
+			live, err := policy.Parse("policy.toml", s.PolicyFile())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := live.Negotiation.Partial(), tt.partial == nil; got != want {
+				t.Errorf("the live run's policy file: Partial()=%v, want %v", got, want)
+			}
+			res, err := Run(s, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			units := int64(0)
+			for _, o := range res.Orders {
+				units += o.Quantity
+			}
+			if res.Deal != tt.deal || units < tt.units || units >= s.Need.Quantity || len(res.Violations) > 0 {
+				t.Errorf("deal %v, bought %d of %d (%+v), violations %v; want deal %v, at least %d and not all",
+					res.Deal, units, s.Need.Quantity, res.Orders, res.Violations, tt.deal, tt.units)
+			}
+			if !tt.deal && !res.HumanTold {
+				t.Error("no deal, and the human was not told")
+			}
+		})
+	}
+}
+
 // TestFirstBuyerBuysInParts: the first-acceptable baseline takes the first
 // quote, and the rest of a need no one vendor serves from those that came
 // after.
