@@ -62,14 +62,9 @@ Example:
 			if err != nil {
 				return misuse(c.Command, err, "")
 			}
-			verbs, err := verbsOf(c.Command, c.StringSlice("verb"))
+			verbs, err := e.filters(c)
 			if err != nil {
 				return err
-			}
-			for _, a := range c.StringSlice("agent") {
-				if err := e.agent(a); err != nil && a != mailbox.System {
-					return fmt.Errorf("--agent: %w", err)
-				}
 			}
 			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now, color: colored(e.stdout),
 				agents: c.StringSlice("agent"), threads: c.StringSlice("thread"), verbs: verbs}
@@ -128,6 +123,21 @@ func lines(n string) (last, from int, err error) {
 		return 0, 0, fmt.Errorf("-n is a count of entries (or +K, from the K-th on), not %s", n)
 	}
 	return last, 0, nil
+}
+
+// filters checks the --agent and --verb filters of a listing command and
+// returns the verbs, as the protocol writes them.
+func (e *env) filters(c *cli.Context) ([]string, error) {
+	verbs, err := verbsOf(c.Command, c.StringSlice("verb"))
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range c.StringSlice("agent") {
+		if err := e.agent(a); err != nil && a != mailbox.System {
+			return nil, fmt.Errorf("--agent: %w", err)
+		}
+	}
+	return verbs, nil
 }
 
 // verbsOf is the verbs named, in any case, as the protocol writes them;

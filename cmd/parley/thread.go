@@ -52,14 +52,9 @@ Example:
 				return err
 			}
 			id := c.Args().First()
-			verbs, err := verbsOf(c.Command, c.StringSlice("verb"))
+			verbs, err := e.filters(c)
 			if err != nil {
 				return err
-			}
-			for _, a := range c.StringSlice("agent") {
-				if err := e.agent(a); err != nil && a != mailbox.System {
-					return fmt.Errorf("--agent: %w", err)
-				}
 			}
 			if id == "" {
 				list, quiet := filterThreads(threadList(entries), c.StringSlice("agent"), verbs, c.Bool("all"))
