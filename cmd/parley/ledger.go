@@ -103,7 +103,7 @@ Example:
 				_, err = fmt.Fprintf(e.stdout, "anchored: %s\n", line)
 				return err
 			}),
-		}},
+		}, ledgerGenerateCommand()},
 	}
 }
 
