@@ -92,6 +92,9 @@ func WriteCheckpoint(root, name string, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("write checkpoint %s: %w", name, err)
 	}
+	if err := f.Chmod(0o644); err != nil { // CreateTemp's is 0600; the ledger's readers are the root's
+		return fail(err)
+	}
 	if _, err := writeFile(f, data); err != nil {
 		return fail(err)
 	}
