@@ -89,7 +89,7 @@ func Write(w io.Writer, opt Options) (mailbox.Head, error) {
 			e.MsgID, e.InReplyTo, e.Key = own(e.MsgID, tag), own(e.InReplyTo, tag), own(e.Key, tag)
 			if e.File != "" {
 				i := strings.LastIndexByte(e.File, '/') + 1
-				e.File = e.File[:i] + tag + e.File[i:]
+				e.File = e.File[:i] + tag + marked(e.File[i:], e)
 			}
 			if strings.Contains(e.Reason, thread0) {
 				e.Reason = strings.ReplaceAll(e.Reason, thread0, thread)
@@ -123,4 +123,26 @@ func own(id, tag string) string {
 		return id
 	}
 	return "<" + tag + id[1:]
+}
+
+// marked is a file name in cur/ as this version writes it, with parley's
+// own mark (mailbox's ",parley=STATE" before the Maildir info): the
+// recorded deal's lines predate marks, and an unmarked claim is what
+// mailbox.ReadRecord must decode for an old root.
+func marked(name string, e mailbox.Entry) string {
+	i := strings.Index(name, ":2,")
+	if i < 0 || strings.Contains(name, ",parley=") {
+		return name
+	}
+	mark := "claimed"
+	switch e.Event {
+	case mailbox.EventDone:
+		mark = "done"
+		if strings.Contains(name[i+3:], "R") {
+			mark = "answered"
+		}
+	case mailbox.EventFailed:
+		mark = "failed"
+	}
+	return name[:i] + ",parley=" + mark + name[i:]
 }
