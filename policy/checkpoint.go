@@ -29,7 +29,7 @@ const StateFile = "policy.state"
 
 // stateVersion changes whenever what a snapshot holds, or what Apply
 // derives from a line, changes: an older checkpoint is then ignored.
-const stateVersion = 1
+const stateVersion = 2
 
 // checkpointEvery is how many lines the engine applies between two
 // checkpoints while it runs; an engine that closes writes one when it
@@ -59,6 +59,7 @@ type snapshot struct {
 	Sent    map[string][]time.Time
 	Trouble []snapTrouble
 	Decided map[string]snapDecided
+	Strings []string // what Decided's indexes name
 	Paused  string
 	Asked   []snapEscalation
 }
@@ -107,9 +108,30 @@ type snapTrouble struct {
 	Agent, What string
 }
 
+// snapDecided is a decision recorded about a message: its rule, reason
+// and policy hash, repeated by thousands of decisions, are indexes into
+// the snapshot's Strings, written once each.
 type snapDecided struct {
-	Decision
-	What string
+	Outcome              Outcome
+	Rule, Reason, Policy uint32
+	Covers               mailbox.Money
+	What                 string
+}
+
+// strtab numbers strings as a snapshot writes them.
+type strtab struct {
+	index map[string]uint32
+	list  []string
+}
+
+func (t *strtab) of(s string) uint32 {
+	i, ok := t.index[s]
+	if !ok {
+		i = uint32(len(t.list))
+		t.index[s] = i
+		t.list = append(t.list, s)
+	}
+	return i
 }
 
 type snapEscalation struct {
@@ -164,9 +186,12 @@ func snapshotOf(s *State, at mailbox.Position) *snapshot {
 	for _, t := range s.trouble {
 		sn.Trouble = append(sn.Trouble, snapTrouble{At: t.at, Agent: t.agent, What: t.what})
 	}
+	tab := &strtab{index: map[string]uint32{}}
 	for id, d := range s.decided {
-		sn.Decided[id] = snapDecided{Decision: d.Decision, What: d.what}
+		sn.Decided[id] = snapDecided{Outcome: d.Outcome, Rule: tab.of(d.Rule), Reason: tab.of(d.Reason), Policy: tab.of(d.Policy),
+			Covers: d.Covers, What: d.what}
 	}
+	sn.Strings = tab.list
 	for _, x := range s.asked {
 		sn.Asked = append(sn.Asked, snapEscalation{Escalation: *x, Withdrawn: x.withdrawn})
 	}
@@ -210,8 +235,14 @@ func (sn *snapshot) state() *State {
 	for _, t := range sn.Trouble {
 		s.trouble = append(s.trouble, trouble{at: t.At, agent: t.Agent, what: t.What})
 	}
+	str := func(i uint32) string {
+		if int(i) < len(sn.Strings) {
+			return sn.Strings[i]
+		}
+		return ""
+	}
 	for id, d := range sn.Decided {
-		s.decided[id] = decided{Decision: d.Decision, what: d.What}
+		s.decided[id] = decided{Decision{Outcome: d.Outcome, Rule: str(d.Rule), Reason: str(d.Reason), Policy: str(d.Policy), Covers: d.Covers}, d.What}
 	}
 	s.paused = sn.Paused
 	for _, se := range sn.Asked {

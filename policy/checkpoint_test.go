@@ -18,7 +18,16 @@ import (
 // states that say the same decide the same.
 func stateJSON(t testing.TB, s *State) string {
 	t.Helper()
-	b, err := json.Marshal(snapshotOf(s, mailbox.Position{}))
+	sn := snapshotOf(s, mailbox.Position{})
+	decided := map[string][]any{} // by value: the string table's order is the maps'
+	for id, d := range sn.Decided {
+		decided[id] = []any{d.Outcome, sn.Strings[d.Rule], sn.Strings[d.Reason], sn.Strings[d.Policy], d.Covers, d.What}
+	}
+	sn.Decided, sn.Strings = nil, nil
+	b, err := json.Marshal(struct {
+		S *snapshot
+		D map[string][]any
+	}{sn, decided})
 	if err != nil {
 		t.Fatal(err)
 	}
