@@ -254,3 +254,23 @@ func (l *Ledger) lineFrom(off, end int64) ([]byte, int64, error) {
 	}
 	return line, at, nil
 }
+
+// CheckPosition reports whether the ledger file at path has at p the line
+// p names (as OpenLedgerFrom checks it, without the heads: for readers
+// that show, and decide nothing), and its size now.
+func CheckPosition(path string, p Position) (ok bool, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, 0, err
+	}
+	if p.Seq == 0 {
+		return false, st.Size(), nil
+	}
+	l := &Ledger{f: f}
+	return l.checkPosition(p, st.Size()) == nil, st.Size(), nil
+}
