@@ -43,7 +43,14 @@ func reindexLedger(c *cli.Context, e *env) error {
 		_, err = fmt.Fprintln(e.stdout, "the ledger is empty: no checkpoint to keep")
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "reindexed %d lines (%s) in %v: the policy state and the verified position at seq %d\n",
-		at.Seq, mailbox.Size(at.Offset), time.Since(start).Round(time.Millisecond), at.Seq)
+	path, err := e.root.LedgerPath()
+	if err != nil {
+		return err
+	}
+	if _, err := readStatusView(e.root.Dir, path); err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "reindexed %d lines (%.1f MB) in %v: the policy state, the status view and the verified position at seq %d\n",
+		at.Seq, float64(at.Offset)/1e6, time.Since(start).Round(time.Millisecond), at.Seq)
 	return err
 }
