@@ -192,3 +192,71 @@ func TestPositionFile(t *testing.T) {
 		t.Errorf("RemoveCheckpoints left %s: %v", CheckpointDir, err)
 	}
 }
+
+// BenchmarkOpenLedger is what every process pays to open the ledger
+// before it appends or decides: verifying it from its first line, or
+// from a checkpoint's position (checked, then nothing below it read), on
+// an empty ledger and one of PARLEY_BENCH_LINES lines (default 1,000,000).
+func BenchmarkOpenLedger(b *testing.B) {
+	lines := 1_000_000
+	if s := os.Getenv("PARLEY_BENCH_LINES"); s != "" {
+		if _, err := fmt.Sscan(s, &lines); err != nil {
+			b.Fatalf("PARLEY_BENCH_LINES=%q: %v", s, err)
+		}
+	}
+	empty := filepath.Join(b.TempDir(), LedgerFile)
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	big := filepath.Join(b.TempDir(), LedgerFile)
+	f, err := os.Create(big)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq uint64
+	var prev string
+	var off int64
+	for seq < uint64(lines) {
+		n := min(10_000, lines-int(seq))
+		es := make([]Entry, n)
+		for i := range es {
+			m := &Message{ID: fmt.Sprintf("<%d@parley>", int(seq)+i), From: "procurement", To: "vendor-b", Thread: fmt.Sprintf("t-%d", (int(seq)+i)/40),
+				Verb: Quote, UnitPrice: MustMoney("4.80 USD"), Quantity: 500}
+			es[i] = MessageEntry("procurement", EventDelivered, m)
+		}
+		buf, out, err := Chain(seq, prev, es, fixedClock())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		seq, prev, off = out[n-1].Seq, out[n-1].Hash, off+int64(len(buf))
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	at := Position{Seq: seq, Hash: prev, Offset: off}
+	for _, bc := range []struct {
+		name string
+		path string
+		from Position
+	}{
+		{"empty", empty, Position{}},
+		{fmt.Sprintf("%dlines/from-start", lines), big, Position{}},
+		{fmt.Sprintf("%dlines/from-checkpoint", lines), big, at},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				l, err := OpenLedgerFrom(bc.path, nil, nil, bc.from)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got := l.Started(); got != bc.from {
+					b.Fatalf("Started()=%v, want %v", got, bc.from)
+				}
+				l.Close()
+			}
+		})
+	}
+}
