@@ -327,7 +327,7 @@ func (r *Root) Claim(agent, name string) (*Claimed, error) {
 // claimMoved claims the file name from cur/, where a mail client moved it
 // unclaimed (a person read it); ErrClaimed if it is not waiting there.
 func (r *Root) claimMoved(agent string, d Maildir, name string) (*Claimed, error) {
-	rec, err := ReadRecord(filepath.Join(r.Dir, LedgerFile))
+	rec, err := ReadRootRecord(r.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", name, err)
 	}

@@ -242,7 +242,7 @@ func (f Files) Inbox(agent string) (Inbox, error) {
 	d := Maildir{Dir: filepath.Join(f.Dir, agent), Max: f.Max}
 	// What parley claimed before it marked its claims, by the ledger: read
 	// before cur/ is, so that no such file is taken for a waiting one.
-	rec, err := ReadRecord(filepath.Join(f.Dir, LedgerFile))
+	rec, err := ReadRootRecord(f.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: %w", agent, err)
 	}
