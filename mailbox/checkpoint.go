@@ -113,10 +113,17 @@ func WriteCheckpoint(root, name string, data []byte) error {
 }
 
 // KeepPosition records p as the root's verified position, unless the one
-// kept is further on.
+// kept is further on and still the ledger's (a ledger restored from git
+// and grown anew leaves a kept position that no longer matches: it is
+// replaced, not kept for ever).
 func KeepPosition(root string, p Position) error {
-	if p.Seq == 0 || ReadPosition(root).Seq >= p.Seq {
+	if p.Seq == 0 {
 		return nil
+	}
+	if old := ReadPosition(root); old.Seq >= p.Seq {
+		if ok, _, err := CheckPosition(filepath.Join(root, LedgerFile), old); err == nil && ok {
+			return nil
+		}
 	}
 	return WriteCheckpoint(root, PositionFile, []byte(p.String()+"\n"))
 }

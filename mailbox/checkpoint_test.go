@@ -166,17 +166,26 @@ func TestPositionFile(t *testing.T) {
 	if got := ReadPosition(root); got != (Position{}) {
 		t.Fatalf("ReadPosition() of none=%v, want zero", got)
 	}
-	h := fmt.Sprintf("%064x", 7)
-	p := Position{Seq: 7, Hash: h, Offset: 700}
-	if err := KeepPosition(root, p); err != nil {
+	_, pos := chainFile(t, root, 10, "t-1")
+	if err := KeepPosition(root, pos[6]); err != nil {
 		t.Fatal(err)
 	}
-	if err := KeepPosition(root, Position{Seq: 5, Hash: h, Offset: 500}); err != nil {
+	if err := KeepPosition(root, pos[4]); err != nil {
 		t.Fatal(err)
 	}
-	if got := ReadPosition(root); got != p {
-		t.Fatalf("ReadPosition()=%v, want %v (kept only forward)", got, p)
+	if got, want := ReadPosition(root), pos[6]; got != want {
+		t.Fatalf("ReadPosition()=%v, want %v (kept only forward)", got, want)
 	}
+	// The ledger replaced by a shorter one: the kept position is not its,
+	// and gives way.
+	_, other := chainFile(t, root, 5, "t-2")
+	if err := KeepPosition(root, other[3]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ReadPosition(root), other[3]; got != want {
+		t.Fatalf("ReadPosition()=%v, want %v (a stale position replaced)", got, want)
+	}
+	h := other[0].Hash
 	for _, bad := range []string{"", "7 700\n", "x 700 " + h, "7 700 " + h[:60], "0 0 " + h} {
 		if err := WriteCheckpoint(root, PositionFile, []byte(bad)); err != nil {
 			t.Fatal(err)
