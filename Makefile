@@ -24,7 +24,10 @@ test:
 	$(GO) vet ./...
 	GORACE="atexit_sleep_ms=50" $(GO) test -race -count=1 ./...
 
-# Each figure beside its floor (the bare system calls), from one run.
+# Each figure beside its floor (the bare system calls), from one run. The
+# ledger's (EngineStart, Decide, OpenLedger) run on an empty root beside one
+# of PARLEY_BENCH_LINES lines (default 1,000,000), made for the run: a few
+# minutes more (docs/MAILBOX.md, "A ledger of years").
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 

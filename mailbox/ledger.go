@@ -136,6 +136,11 @@ type Ledger struct {
 	expect map[uint64]Head
 	heads  func() ([]Head, error)
 	trust  bool // a copy of a ledger kept elsewhere: its source verifies it
+
+	// from is a checkpoint's position to start verifying and reading at,
+	// tried once, at open (checkpoint.go); started is the one used, if any.
+	from, started Position
+	readPos       Position // the last line Transact read
 }
 
 // Head is a ledger line's seq and hash, as someone saw it: an anchor, or
@@ -155,10 +160,18 @@ var ErrBroken = errors.New("the ledger does not verify")
 // the heads it must have passed through, as heads reads them (nil: none) —
 // and sets aside a torn last line left by a crash.
 func OpenLedger(path string, now func() time.Time, heads func() ([]Head, error)) (*Ledger, error) {
-	return openLedger(path, now, false, heads)
+	return OpenLedgerFrom(path, now, heads, Position{})
 }
 
-func openLedger(path string, now func() time.Time, trust bool, heads func() ([]Head, error)) (*Ledger, error) {
+// OpenLedgerFrom is OpenLedger starting at a checkpoint's position: the
+// lines up to it are taken as verified, and Transact reads after it, if
+// the ledger's line there is the one from names (checkpoint.go); if it is
+// not, the ledger is verified and read from its start. Started says which.
+func OpenLedgerFrom(path string, now func() time.Time, heads func() ([]Head, error), from Position) (*Ledger, error) {
+	return openLedger(path, now, false, heads, from)
+}
+
+func openLedger(path string, now func() time.Time, trust bool, heads func() ([]Head, error), from ...Position) (*Ledger, error) {
 	f, err := openFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
@@ -167,6 +180,9 @@ func openLedger(path string, now func() time.Time, trust bool, heads func() ([]H
 		now = time.Now
 	}
 	l := &Ledger{path: path, f: f, now: now, size: -1, verHash: genesis, trust: trust, heads: heads}
+	if len(from) > 0 {
+		l.from = from[0]
+	}
 	if err := l.locked(func() error { return nil }); err != nil {
 		f.Close()
 		return nil, err
@@ -180,6 +196,30 @@ func (l *Ledger) Verified() Head {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return Head{Seq: l.verSeq, Hash: l.verHash}
+}
+
+// VerifiedAt is Verified with the byte offset after the line: a position
+// a checkpoint can record.
+func (l *Ledger) VerifiedAt() Position {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Position{Seq: l.verSeq, Hash: l.verHash, Offset: l.verOff}
+}
+
+// Started is the checkpoint's position this ledger started reading at,
+// or a zero Position if it read from the start.
+func (l *Ledger) Started() Position {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.started
+}
+
+// ReadTo is the last line Transact passed to its function: every line
+// up to it was read, in order, from Started on.
+func (l *Ledger) ReadTo() Position {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.readPos
 }
 
 // Path is the ledger file's path.
@@ -223,6 +263,10 @@ func (l *Ledger) Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, erro
 			return fmt.Errorf("read ledger: %w", err)
 		}
 		l.readOff = l.size
+		if len(news) > 0 {
+			last := news[len(news)-1]
+			l.readPos = Position{Seq: last.Seq, Hash: last.Hash, Offset: l.readOff}
+		}
 		add, err := fn(news)
 		if err != nil || len(add) == 0 {
 			return err
@@ -342,6 +386,7 @@ func (l *Ledger) locked(fn func() error) error {
 			// Read again from the start next time: a person may have
 			// mended it by then.
 			l.verOff, l.verLines, l.verSeq, l.verHash, l.size, l.readOff = 0, 0, 0, genesis, -1, 0
+			l.started, l.readPos = Position{}, Position{}
 			return err
 		}
 	}
@@ -378,6 +423,15 @@ func (l *Ledger) verifyTo(size int64) error {
 				l.expect[h.Seq] = h
 			}
 		}
+	}
+	if l.verOff == 0 && l.from.Seq > 0 {
+		// Tried once: a checkpoint that does not match is ignored, and
+		// the ledger verified and read from its start.
+		if from := l.from; l.checkPosition(from, size) == nil {
+			l.verOff, l.verLines, l.verSeq, l.verHash = from.Offset, int(from.Seq), from.Seq, from.Hash
+			l.readOff, l.started, l.readPos = from.Offset, from, from
+		}
+		l.from = Position{}
 	}
 	if size < l.verOff {
 		return &VerifyError{Line: l.verLines, Seq: l.verSeq, Kind: "cut",

@@ -525,6 +525,12 @@ func (rec Record) Add(e Entry) {
 	rec[agent+"/"+uniq] = st
 }
 
+// recordKeep passes the lines a Record may take in, by their bytes: those
+// about a file in cur/ without parley's mark.
+func recordKeep(line []byte) bool {
+	return bytes.Contains(line, []byte("/cur/")) && !bytes.Contains(line, []byte(markField))
+}
+
 // ReadRecord reads the Record of the ledger at path (a missing ledger has
 // none); a torn last line is left out.
 func ReadRecord(path string) (Record, error) {
@@ -537,10 +543,7 @@ func ReadRecord(path string) (Record, error) {
 		return nil, err
 	}
 	defer f.Close()
-	keep := func(line []byte) bool {
-		return bytes.Contains(line, []byte("/cur/")) && !bytes.Contains(line, []byte(markField))
-	}
-	err = ReadSomeEntries(f, keep, func(_ int, e Entry) error { rec.Add(e); return nil })
+	err = ReadSomeEntries(f, recordKeep, func(_ int, e Entry) error { rec.Add(e); return nil })
 	if errors.Is(err, ErrTornTail) {
 		err = nil
 	}

@@ -133,6 +133,18 @@ func (r *Root) Ledger() (Journal, error) {
 // engine's, which follows every line); the caller closes it.
 func (r *Root) Journal() (Journal, error) { return r.transport().Journal() }
 
+// JournalFrom is Journal starting at a checkpoint's position, on a
+// transport that can (files; see OpenLedgerFrom); on another, from the
+// start, as Journal.
+func (r *Root) JournalFrom(from Position) (Journal, error) {
+	if t, ok := r.transport().(interface {
+		JournalFrom(Position) (Journal, error)
+	}); ok {
+		return t.JournalFrom(from)
+	}
+	return r.transport().Journal()
+}
+
 // LedgerPath is the path of the ledger as a JSONL file, to read: the
 // ledger itself on files; on a transport that keeps it elsewhere, the
 // root's copy, brought up to date first.
@@ -315,7 +327,7 @@ func (r *Root) Claim(agent, name string) (*Claimed, error) {
 // claimMoved claims the file name from cur/, where a mail client moved it
 // unclaimed (a person read it); ErrClaimed if it is not waiting there.
 func (r *Root) claimMoved(agent string, d Maildir, name string) (*Claimed, error) {
-	rec, err := ReadRecord(filepath.Join(r.Dir, LedgerFile))
+	rec, err := ReadRootRecord(r.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", name, err)
 	}

@@ -169,8 +169,14 @@ func (f Files) Put(m *Message, data []byte, now time.Time) (string, error) {
 
 // Journal opens ledger.jsonl, to be verified against the heads it must
 // have passed through: its anchors, and the last line each agent verified.
-func (f Files) Journal() (Journal, error) {
-	l, err := OpenLedger(filepath.Join(f.Dir, LedgerFile), f.Now, func() ([]Head, error) { return Heads(f.Dir) })
+// It starts at the verified position a process kept (ROOT/.parley/
+// checkpoint/ledger.pos) when the ledger still matches it.
+func (f Files) Journal() (Journal, error) { return f.JournalFrom(ReadPosition(f.Dir)) }
+
+// JournalFrom is Journal starting at a checkpoint's position, when the
+// ledger still matches it (OpenLedgerFrom).
+func (f Files) JournalFrom(from Position) (Journal, error) {
+	l, err := OpenLedgerFrom(filepath.Join(f.Dir, LedgerFile), f.Now, func() ([]Head, error) { return Heads(f.Dir) }, from)
 	if err != nil {
 		// Not l: a nil *Ledger in a Journal is not a nil Journal, and its
 		// Close would dereference it.
@@ -236,7 +242,7 @@ func (f Files) Inbox(agent string) (Inbox, error) {
 	d := Maildir{Dir: filepath.Join(f.Dir, agent), Max: f.Max}
 	// What parley claimed before it marked its claims, by the ledger: read
 	// before cur/ is, so that no such file is taken for a waiting one.
-	rec, err := ReadRecord(filepath.Join(f.Dir, LedgerFile))
+	rec, err := ReadRootRecord(f.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: %w", agent, err)
 	}

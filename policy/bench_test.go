@@ -2,109 +2,122 @@ package policy
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/parley-dev/parley/internal/ledgergen"
 	"github.com/parley-dev/parley/mailbox"
 )
 
-// ledgerOf100k is a recorded history of 100,000 entries: deals with
-// approvals, orders, payments and the messages between them.
-func ledgerOf100k(b *testing.B, e *Engine, r *mailbox.Root) {
+// benchRoots are the roots the start benchmarks run on, side by side: an
+// empty ledger, and one of PARLEY_BENCH_LINES lines of real deals
+// (default 1,000,000: 10,000,000 take minutes to make; set it to try),
+// or the root PARLEY_BENCH_ROOT names (parley ledger generate makes one).
+// Each is checkpointed once, as a running team's would be.
+func benchRoots(b *testing.B) []struct{ name, dir string } {
 	b.Helper()
-	l, err := r.Ledger()
-	if err != nil {
+	lines := 1_000_000
+	if s := os.Getenv("PARLEY_BENCH_LINES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("PARLEY_BENCH_LINES=%q: %v", s, err)
+		}
+		lines = n
+	}
+	empty := b.TempDir()
+	if err := os.WriteFile(filepath.Join(empty, File), Default, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	var batch []mailbox.Entry
-	at := now.Add(-30 * 24 * time.Hour)
-	for i, total := 0, 0; total < 100_000; i++ {
-		th := fmt.Sprint("deal-", i)
-		at = at.Add(20 * time.Second)
-		for _, m := range []*mailbox.Message{
-			msg("inventory", "procurement", mailbox.Request, th, ""),
-			msg("procurement", "vendor-a", mailbox.Request, th, ""),
-			msg("vendor-a", "procurement", mailbox.Quote, th, "10.00 USD"),
-			msg("procurement", "vendor-a", mailbox.Counter, th, "9.00 USD"),
-			msg("finance", "procurement", mailbox.Approved, th, "9.00 USD"),
-			msg("procurement", "vendor-a", mailbox.Order, th, "9.00 USD"),
-			msg("finance", "vendor-a", mailbox.Paid, th, "9.00 USD"),
-		} {
-			batch = append(batch, decisionEntry(m, Allow, "allow.2", at), delivered(m, at))
-			total += 2
+	big := os.Getenv("PARLEY_BENCH_ROOT")
+	name := "root"
+	if big == "" {
+		big = b.TempDir()
+		name = fmt.Sprintf("%dlines", lines)
+		if err := os.WriteFile(filepath.Join(big, File), Default, 0o644); err != nil {
+			b.Fatal(err)
 		}
-		if len(batch) >= 10_000 {
-			if _, err := l.Append(batch...); err != nil {
+		f, err := os.Create(filepath.Join(big, mailbox.LedgerFile))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ledgergen.Write(f, ledgergen.Options{Lines: lines, Until: time.Now().Add(-40 * 24 * time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, dir := range []string{empty, big} {
+		r, err := mailbox.OpenRoot(dir, time.Now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := NewEngine(r).Checkpoint(); err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
+	}
+	return []struct{ name, dir string }{{"empty", empty}, {name, big}}
+}
+
+// BenchmarkEngineStart is what an agent waits for before it can decide:
+// an engine made, its state brought up to date with the ledger. heap-MB
+// is the live heap after.
+func BenchmarkEngineStart(b *testing.B) {
+	for _, root := range benchRoots(b) {
+		b.Run(root.name, func(b *testing.B) {
+			var heap uint64
+			for b.Loop() {
+				r, err := mailbox.OpenRoot(root.dir, time.Now)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e := NewEngine(r)
+				if _, _, err := e.State(); err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				heap = max(heap, ms.HeapAlloc)
+				e.ledger.Close() // not Close: no checkpoint of its own
+				r.Close()
+			}
+			b.ReportMetric(float64(heap)/(1<<20), "heap-MB")
+		})
+	}
+}
+
+// BenchmarkDecide is one decision recorded (an APPROVED within the
+// limits, on a thread of its own) by a running engine: the step a deal
+// repeats, on an empty root and a big one.
+func BenchmarkDecide(b *testing.B) {
+	for _, root := range benchRoots(b) {
+		b.Run(root.name, func(b *testing.B) {
+			r, err := mailbox.OpenRoot(root.dir, time.Now)
+			if err != nil {
 				b.Fatal(err)
 			}
-			batch = batch[:0]
-		}
-	}
-	if _, err := l.Append(batch...); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// BenchmarkEvaluate is the decision itself, from tallies kept up to date
-// incrementally, with 100,000 entries of history behind them.
-func BenchmarkEvaluate(b *testing.B) {
-	e, r := newEngine(b)
-	ledgerOf100k(b, e, r)
-	s, p, err := e.State()
-	if err != nil || p == nil {
-		b.Fatal(err)
-	}
-	actions := []Action{
-		{Agent: "finance", Message: msg("finance", "procurement", mailbox.Approved, "new", "2400.00 USD")},
-		{Agent: "procurement", Message: msg("procurement", "vendor-b", mailbox.Counter, "deal-7", "")},
-		{Agent: "procurement", Message: msg("procurement", "vendor-b", mailbox.Order, "new", "2400.00 USD")},
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		s.Evaluate(p, actions[i%len(actions)], now)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
-}
-
-// BenchmarkDecide is a decision made and recorded: the ledger's lock, the
-// entries since the last decision, the policy file's stamp, the PAUSED
-// check, the evaluation and one durable ledger line.
-func BenchmarkDecide(b *testing.B) {
-	e, r := newEngine(b)
-	ledgerOf100k(b, e, r)
-	if _, _, err := e.State(); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		m := msg("procurement", "vendor-b", mailbox.Request, fmt.Sprint("bench-", i), "")
-		if _, err := e.Decide(Action{Agent: "procurement", Message: m}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
-}
-
-// BenchmarkCatchUp reads a ledger of 100,000 entries into the state from
-// nothing, as an agent does once when it starts.
-func BenchmarkCatchUp(b *testing.B) {
-	e, r := newEngine(b)
-	ledgerOf100k(b, e, r)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		fresh := NewEngine(r)
-		fresh.root = r
-		l, _ := mailbox.OpenLedger(r.Dir+"/"+mailbox.LedgerFile, nil, nil)
-		fresh.state = NewState()
-		if _, err := l.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
-			for _, n := range news {
-				fresh.state.Apply(n)
+			defer r.Close()
+			e := NewEngine(r)
+			if _, _, err := e.State(); err != nil {
+				b.Fatal(err)
 			}
-			return nil, nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		l.Close()
+			defer e.ledger.Close()
+			i := 0
+			for b.Loop() {
+				i++
+				m := msg("finance", "procurement", mailbox.Approved, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), "10.00 USD")
+				m.ID = mailbox.NewMessageID(time.Now(), "finance")
+				m.Date = time.Now()
+				if _, err := e.Decide(Action{Agent: "finance", Message: m}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
-	b.ReportMetric(100_000*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }

@@ -31,6 +31,8 @@ type Engine struct {
 	pol     *Policy
 	loadErr error
 	stamp   string // size and mtime of the policy file as loaded
+
+	saved mailbox.Position // the line of the last checkpoint of the state (checkpoint.go)
 }
 
 // NewEngine returns the engine for a root, reading ROOT/policy.toml.
@@ -38,12 +40,91 @@ func NewEngine(root *mailbox.Root) *Engine {
 	return &Engine{root: root, path: filepath.Join(root.Dir, File), state: NewState()}
 }
 
-// Close closes the engine's ledger.
+// Close checkpoints the state, if it moved on enough since the last
+// checkpoint, and closes the engine's ledger.
 func (e *Engine) Close() error {
 	if e.ledger == nil {
 		return nil
 	}
+	e.checkpoint(checkpointOnClose)
 	return e.ledger.Close()
+}
+
+// open opens the engine's ledger, at the state's checkpoint when there is
+// one that the ledger and the policy still match (checkpoint.go), with the
+// state it holds; otherwise at the ledger's start, with an empty state.
+func (e *Engine) open() error {
+	var sn *snapshot
+	if e.root.Transport == nil { // a JetStream team reads its stream (docs/NATS.md)
+		if s, err := readState(e.root.Dir); err == nil {
+			// The books take lines as the policy's human and reserve_for
+			// say: a state built under others is not this policy's.
+			if p, perr := e.Policy(); perr == nil && p.Human.Agent == s.Human && p.Budget.ReserveFor.Duration == s.Reserve {
+				sn = s
+			}
+		}
+	}
+	var from mailbox.Position
+	if sn != nil {
+		from = sn.At
+	}
+	l, err := e.root.JournalFrom(from)
+	if err != nil {
+		return err
+	}
+	e.ledger, e.state, e.saved = l, NewState(), mailbox.Position{}
+	if st, ok := l.(interface{ Started() mailbox.Position }); ok && sn != nil && st.Started() == sn.At {
+		e.state, e.saved = sn.state(), sn.At
+	}
+	return nil
+}
+
+// checkpoint writes the state's checkpoint, and the ledger's verified
+// position, when at least min lines were applied since the last one. A
+// checkpoint is a cache: one that cannot be written is skipped, and the
+// next start reads more.
+func (e *Engine) checkpoint(min uint64) {
+	r, ok := e.ledger.(interface {
+		ReadTo() mailbox.Position
+		VerifiedAt() mailbox.Position
+	})
+	if !ok || e.root.Transport != nil {
+		return
+	}
+	at := r.ReadTo()
+	if at.Seq == 0 || at.Seq < e.saved.Seq+min {
+		return
+	}
+	if writeState(e.root.Dir, e.state, at) != nil {
+		return
+	}
+	e.saved = at
+	_ = mailbox.KeepPosition(e.root.Dir, r.VerifiedAt())
+}
+
+// Checkpoint brings the state up to date with the ledger and writes its
+// checkpoint, however few lines were applied since the last: parley
+// ledger reindex. It returns the line the checkpoint covers.
+func (e *Engine) Checkpoint() (mailbox.Position, error) {
+	if _, _, err := e.State(); err != nil {
+		return mailbox.Position{}, err
+	}
+	r, ok := e.ledger.(interface {
+		ReadTo() mailbox.Position
+		VerifiedAt() mailbox.Position
+	})
+	if !ok || e.root.Transport != nil {
+		return mailbox.Position{}, errors.New("checkpoint: only a root on files keeps checkpoints")
+	}
+	at := r.ReadTo()
+	if at.Seq == 0 {
+		return at, nil // an empty ledger: nothing to keep
+	}
+	if err := writeState(e.root.Dir, e.state, at); err != nil {
+		return at, err
+	}
+	e.saved = at
+	return at, mailbox.KeepPosition(e.root.Dir, r.VerifiedAt())
 }
 
 // Policy returns the policy in force, or why there is none.
@@ -203,13 +284,11 @@ func (e *Engine) transact(fn func(p *Policy, perr error) ([]mailbox.Entry, error
 
 func (e *Engine) transactOnce(fn func(p *Policy, perr error) ([]mailbox.Entry, error)) ([]mailbox.Entry, error) {
 	if e.ledger == nil {
-		l, err := e.root.Journal()
-		if err != nil {
+		if err := e.open(); err != nil {
 			return nil, err
 		}
-		e.ledger = l
 	}
-	return e.ledger.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
+	out, err := e.ledger.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
 		p, perr := e.Policy()
 		e.state.Follow(p)
 		for _, n := range news {
@@ -217,6 +296,10 @@ func (e *Engine) transactOnce(fn func(p *Policy, perr error) ([]mailbox.Entry, e
 		}
 		return fn(p, perr)
 	})
+	if err == nil {
+		e.checkpoint(checkpointEvery)
+	}
+	return out, err
 }
 
 // LedgerCheck is who pauses the team when the ledger does not verify.

@@ -67,6 +67,21 @@ type State struct {
 
 	escalations map[string][]*Escalation // by thread
 	asked       []*Escalation            // all of them, oldest first
+
+	// strs holds one copy of each rule, reason and policy hash that
+	// decided keeps: a few hundred strings for thousands of decisions.
+	strs map[string]string
+}
+
+func (s *State) intern(v string) string {
+	if w, ok := s.strs[v]; ok {
+		return w
+	}
+	if s.strs == nil {
+		s.strs = map[string]string{}
+	}
+	s.strs[v] = v
+	return v
 }
 
 // trouble is an error or a denial, counted by the breaker.
@@ -168,7 +183,7 @@ func (s *State) Apply(e mailbox.Entry) {
 			s.books.confirm(e, amount)
 		}
 	case EventDecision:
-		d := Decision{Outcome: Outcome(e.Decision), Rule: e.Rule, Reason: e.Reason, Policy: e.Policy}
+		d := Decision{Outcome: Outcome(e.Decision), Rule: s.intern(e.Rule), Reason: s.intern(e.Reason), Policy: s.intern(e.Policy)}
 		if e.MsgID != "" {
 			s.decided[e.MsgID] = &decided{d, fingerprint(e.Agent, e.To, e.Verb, e.Thread, e.Amount)}
 		}

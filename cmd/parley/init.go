@@ -191,8 +191,9 @@ func initRoot(c *cli.Context) error {
 // rootGitignore keeps out of a root's git what must not be committed (the
 // private keys) and what every run changes but is no record (each agent's
 // state/: its lock, heartbeat, state.json and kept ledger head; up.lock;
-// deliveries under way in tmp/), so that git status after a run shows
-// only the record: new messages and ledger lines.
+// deliveries under way in tmp/; the checkpoints of what readers derive
+// from the ledger, rebuilt from it at will), so that git status after a
+// run shows only the record: new messages and ledger lines.
 const rootGitignore = `# Written by parley init. Commit the team, the policy, keys/, the ledger
 # and the messages; private keys never go into git, and what each run
 # changes but is no record stays out, so git status shows only the record.
@@ -204,6 +205,7 @@ const rootGitignore = `# Written by parley init. Commit the team, the policy, ke
 up.lock
 */tmp/
 */.Archive/tmp/
+.parley/checkpoint/
 `
 
 // sameTeam refuses a template that the root's existing team is not: init

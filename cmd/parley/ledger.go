@@ -103,7 +103,7 @@ Example:
 				_, err = fmt.Fprintf(e.stdout, "anchored: %s\n", line)
 				return err
 			}),
-		}},
+		}, ledgerReindexCommand(), ledgerGenerateCommand()},
 	}
 }
 
@@ -160,6 +160,11 @@ func verifyLedger(c *cli.Context, e *env) error {
 	}
 	if verr != nil {
 		return verr
+	}
+	if e.root.Transport == nil && !res.Staged && !c.Bool("since-commit") && res.Lines > 0 {
+		// The whole file verified just now: every process may start
+		// verifying after it (a cache; mailbox.OpenLedgerFrom checks it).
+		_ = mailbox.KeepPosition(e.root.Dir, mailbox.Position{Seq: uint64(res.Lines), Hash: res.Head, Offset: res.Bytes})
 	}
 	if !c.Bool("json") {
 		fmt.Fprintf(e.stdout, "%s: ok, %d entries, head %s\n", checked, res.Lines, res.Head)

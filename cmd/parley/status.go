@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -78,15 +77,15 @@ type agentStatus struct {
 
 // modelUse is what an agent's model has cost, from the ledger's llm lines.
 type modelUse struct {
-	Model     string `json:"model"`
-	Mode      string `json:"mode"`
-	Calls     int    `json:"calls"`
-	Tokens    int64  `json:"tokens"`
-	Refused   int    `json:"refused"`   // answers that did not check out
-	Fallbacks int    `json:"fallbacks"` // steps the rules took, or a person was asked to
-	MedianMS  int64  `json:"median_ms"` // how long a call took, its wait for a turn included
-	SlowestMS int64  `json:"slowest_ms"`
-	took      []int64
+	Model     string  `json:"model"`
+	Mode      string  `json:"mode"`
+	Calls     int     `json:"calls"`
+	Tokens    int64   `json:"tokens"`
+	Refused   int     `json:"refused"`   // answers that did not check out
+	Fallbacks int     `json:"fallbacks"` // steps the rules took, or a person was asked to
+	MedianMS  int64   `json:"median_ms"` // how long a call took, its wait for a turn included
+	SlowestMS int64   `json:"slowest_ms"`
+	Took      []int64 `json:"-"` // every call's, for the median
 }
 
 // modelCall is a call in flight on a model server, or waiting for a turn
@@ -118,42 +117,6 @@ func modelCalls(team *agents.Team) []modelCall {
 		}
 	}
 	return out
-}
-
-// modelUses adds up the llm lines of the ledger by agent. A call played
-// from its tape (a step taken again after a restart) cost nothing.
-func modelUses(entries []mailbox.Entry) map[string]*modelUse {
-	uses := map[string]*modelUse{}
-	for _, x := range entries {
-		if x.Event != agents.EventLLM {
-			continue
-		}
-		u := uses[x.Agent]
-		if u == nil {
-			u = &modelUse{}
-			uses[x.Agent] = u
-		}
-		if x.File != "" && !strings.Contains(x.Reason, "played from its tape") {
-			u.Calls++
-			u.Tokens += x.Tokens
-			if x.Millis > 0 {
-				u.took = append(u.took, x.Millis)
-			}
-		}
-		switch x.Decision {
-		case agents.Refused:
-			u.Refused++
-		case agents.FellBack, agents.Escalated:
-			u.Fallbacks++
-		}
-	}
-	for _, u := range uses {
-		if len(u.took) > 0 {
-			slices.Sort(u.took)
-			u.MedianMS, u.SlowestMS = u.took[len(u.took)/2], u.took[len(u.took)-1]
-		}
-	}
-	return uses
 }
 
 type escalation struct {
@@ -247,17 +210,20 @@ func (e *env) status() (*status, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := readLedger(e.root)
+	path, err := e.root.LedgerPath()
+	if err != nil {
+		return nil, err
+	}
+	view, err := readStatusView(e.root.Dir, path)
 	if err != nil {
 		return nil, err
 	}
 	now := e.now()
 	st := &status{Root: e.root.Dir, Now: now, Escalations: []escalation{}, Open: []threadStatus{}, Attention: []string{}}
-	last := map[string]mailbox.Entry{} // agent: its last entry
-	for _, x := range entries {
-		last[x.Agent] = x
+	last, uses := view.Last, view.Uses
+	for _, u := range uses {
+		u.figures()
 	}
-	uses := modelUses(entries)
 	st.ModelCalls = modelCalls(team)
 	var beats map[string]mailbox.Beat // on a team that spans machines
 	if b, ok := e.root.Transport.(mailbox.Beater); ok {
@@ -304,7 +270,7 @@ func (e *env) status() (*status, error) {
 		st.Paused = firstLine(why)
 		st.Attention = append(st.Attention, "parley is paused ("+e.cmd("resume")+" lifts it)")
 	}
-	st.Open = openThreads(entries)
+	st.Open = openThreads(view.Open)
 	s, p, err := eng.State()
 	if err != nil {
 		return nil, err
@@ -359,20 +325,11 @@ func describe(x mailbox.Entry) string {
 	return x.Event
 }
 
-// openThreads are the threads whose last message does not end a deal.
-func openThreads(entries []mailbox.Entry) []threadStatus {
-	last := map[string]mailbox.Entry{}
-	for _, x := range entries {
-		if x.Event == mailbox.EventDelivered && x.Thread != "" {
-			last[x.Thread] = x
-		}
-	}
+// openThreads are the threads whose last message does not end a deal,
+// oldest first.
+func openThreads(open map[string]mailbox.Entry) []threadStatus {
 	out := []threadStatus{}
-	for th, x := range last {
-		switch mailbox.Verb(x.Verb) {
-		case mailbox.Notify, mailbox.Paid, mailbox.Error, mailbox.Denied:
-			continue
-		}
+	for th, x := range open {
 		out = append(out, threadStatus{Thread: th, Last: fmt.Sprintf("%s %s → %s", x.Verb, x.From, x.To), At: x.Time})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })

@@ -68,7 +68,12 @@ Example:
 			}
 			t := &tailer{out: bufio.NewWriter(e.stdout), json: c.Bool("json"), now: e.now, color: colored(e.stdout),
 				agents: c.StringSlice("agent"), threads: c.StringSlice("thread"), verbs: verbs}
-			if err := t.last(f, last, from); err != nil {
+			if last > 0 {
+				err = t.lastOf(f, last) // from the end: as fast on a ledger of years
+			} else {
+				err = t.last(f, last, from)
+			}
+			if err != nil {
 				return err
 			}
 			if !c.Bool("follow") {
@@ -185,6 +190,48 @@ func (t *tailer) last(r io.Reader, n, from int) error {
 		if n > 0 && len(ring) > n {
 			ring = ring[1:]
 		}
+	}
+	for _, line := range ring {
+		t.print(line)
+	}
+	return t.out.Flush()
+}
+
+// lastOf is last for the last n (> 0) lines of f, read backwards from its
+// end, a block at a time, so that its cost is that of the lines shown,
+// not of the ledger; f is left at its end, for follow.
+func (t *tailer) lastOf(f *os.File, n int) error {
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("read ledger: %w", err)
+	}
+	const block = 64 << 10
+	var tail []byte
+	at := end
+	// Enough when the bytes read hold n+1 newlines (the last line may be
+	// a partial one), or reach the file's start.
+	for at > 0 && bytes.Count(tail, []byte("\n")) <= n {
+		k := min(block, at)
+		buf := make([]byte, k, int64(len(tail))+k)
+		if _, err := f.ReadAt(buf, at-k); err != nil {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		tail = append(buf, tail...)
+		at -= k
+	}
+	complete := tail[:bytes.LastIndexByte(tail, '\n')+1]
+	t.partial = append([]byte(nil), tail[len(complete):]...)
+	var ring [][]byte
+	for len(complete) > 0 {
+		i := bytes.IndexByte(complete, '\n')
+		ring = append(ring, complete[:i+1])
+		complete = complete[i+1:]
+	}
+	if at > 0 && len(ring) > 0 {
+		ring = ring[1:] // may have begun before the bytes read
+	}
+	if len(ring) > n {
+		ring = ring[len(ring)-n:]
 	}
 	for _, line := range ring {
 		t.print(line)
