@@ -242,7 +242,7 @@ func (sn *snapshot) state() *State {
 		return ""
 	}
 	for id, d := range sn.Decided {
-		s.decided[id] = decided{Decision{Outcome: d.Outcome, Rule: str(d.Rule), Reason: str(d.Reason), Policy: str(d.Policy), Covers: d.Covers}, d.What}
+		s.decided[id] = &decided{Decision{Outcome: d.Outcome, Rule: str(d.Rule), Reason: str(d.Reason), Policy: str(d.Policy), Covers: d.Covers}, d.What}
 	}
 	s.paused = sn.Paused
 	for _, se := range sn.Asked {
