@@ -171,9 +171,14 @@ func initRoot(c *cli.Context) error {
 	if _, err := e.root.Ledger(); err != nil {
 		return err
 	}
-	if ledgerExisted {
+	_, copied := e.root.Transport.(mailbox.Copied)
+	switch {
+	case copied:
+		// The ledger is the server's stream; ledger.jsonl is only its copy,
+		// written when a command reads the ledger: not created here.
+	case ledgerExisted:
 		kept = append(kept, mailbox.LedgerFile)
-	} else {
+	default:
 		created = append(created, mailbox.LedgerFile)
 	}
 	if len(created) == 0 {
