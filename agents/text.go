@@ -171,7 +171,7 @@ func notLanguage(text string) error {
 		} else {
 			word = 0
 		}
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsSpace(r) || strings.ContainsRune(".,;:!?'\"()-", r) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsSpace(r) || unicode.Is(unicode.Sc, r) || strings.ContainsRune(plainMarks, r) {
 			plain++
 		}
 	}
@@ -181,18 +181,37 @@ func notLanguage(text string) error {
 	if longest < 2 {
 		return fmt.Errorf("the text has no word")
 	}
+	// Letters of more than one script, but for codes in capitals ("5.10
+	// USDで", "OK"), which people write in any script: a run of two or more
+	// ASCII capitals.
 	scripts := map[string]bool{}
-	for _, r := range rs {
-		if !unicode.IsLetter(r) {
+	for i := 0; i < len(rs); {
+		j := i
+		for j < len(rs) && rs[j] < utf8.RuneSelf && unicode.IsLetter(rs[j]) {
+			j++
+		}
+		if j > i { // a run of ASCII letters
+			if j-i < 2 || strings.ToUpper(string(rs[i:j])) != string(rs[i:j]) {
+				scripts["Latin"] = true
+			}
+			i = j
 			continue
 		}
-		scripts[scriptOf(r)] = true
+		if unicode.IsLetter(rs[i]) {
+			scripts[scriptOf(rs[i])] = true
+		}
+		i++
 	}
 	if len(scripts) > 1 {
 		return fmt.Errorf("the text mixes scripts")
 	}
 	return nil
 }
+
+// plainMarks are the punctuation and signs people write in a plain
+// message, markdown's emphasis and lists included ("**Accepted** - 500 @
+// $5.10 each, 2% off"); currency signs count too.
+const plainMarks = ".,;:!?'\"()[]-–—/%&@*+=#×…’“”«»、。，：（）「」"
 
 func allSpace(rs []rune) bool {
 	for _, r := range rs {
@@ -209,9 +228,11 @@ func scriptOf(r rune) string {
 		name  string
 		table *unicode.RangeTable
 	}{
-		{"Latin", unicode.Latin}, {"Han", unicode.Han}, {"Cyrillic", unicode.Cyrillic}, {"Greek", unicode.Greek},
-		{"Arabic", unicode.Arabic}, {"Hebrew", unicode.Hebrew}, {"Hiragana", unicode.Hiragana}, {"Katakana", unicode.Katakana},
-		{"Hangul", unicode.Hangul}, {"Thai", unicode.Thai}, {"Devanagari", unicode.Devanagari},
+		// Japanese writes Han, Hiragana and Katakana in one sentence, Korean
+		// Hangul with Han: each is one script here.
+		{"Latin", unicode.Latin}, {"CJK", unicode.Han}, {"Cyrillic", unicode.Cyrillic}, {"Greek", unicode.Greek},
+		{"Arabic", unicode.Arabic}, {"Hebrew", unicode.Hebrew}, {"CJK", unicode.Hiragana}, {"CJK", unicode.Katakana},
+		{"CJK", unicode.Hangul}, {"Thai", unicode.Thai}, {"Devanagari", unicode.Devanagari},
 	} {
 		if unicode.Is(s.table, r) {
 			return s.name
