@@ -185,15 +185,19 @@ func (c *Client) Ask(ctx context.Context, call Call) (Answer, error) {
 	start := time.Now()
 	h, _ := ctx.Value(label{}).(Holder)
 	release, err := c.queue.Acquire(ctx, h)
-	if err != nil {
+	switch {
+	case err == nil:
+		defer release()
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		tape.Record.Duration = time.Since(start)
-		if ctx.Err() == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Answer{Tape: tape}, fmt.Errorf("ollama %s: %w", c.host, err)
-		}
 		tape.Kind, tape.Error = "busy", fmt.Sprintf("ollama %s: no turn within %s: other calls held the server", c.host, time.Since(start).Round(time.Millisecond))
 		return Play(tape)
+	case ctx.Err() != nil:
+		return Answer{Tape: tape}, fmt.Errorf("ollama %s: %w", c.host, ctx.Err())
+	default:
+		// The queue's folder cannot be used (a read-only TMPDIR): the call
+		// goes without a turn, as it would with no queue at all.
 	}
-	defer release()
 	tape.Record.Queued = time.Since(start)
 	var resp api.ChatResponse
 	err = c.api.Chat(ctx, req, func(r api.ChatResponse) error {

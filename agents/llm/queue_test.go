@@ -155,3 +155,22 @@ func TestAskTakesTurns(t *testing.T) {
 		t.Errorf("its tape plays as %v, want busy", perr)
 	}
 }
+
+// TestAskWithoutAQueue: where the queue's folder cannot be made (TMPDIR
+// is a file), a call goes without a turn rather than failing.
+func TestAskWithoutAQueue(t *testing.T) {
+	srv, got := fakeOllama(t, reply(`{"verb":"QUOTE"}`, "stop"))
+	notDir := t.TempDir() + "/file"
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", notDir)
+	c, err := New(Config{Model: "tiny", Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Ask(context.Background(), Call{User: "x", Schema: verbSchema}); err != nil {
+		t.Fatalf("Ask with no queue: %v", err)
+	}
+	<-got
+}
