@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parley-dev/parley/agents"
 	"github.com/parley-dev/parley/mailbox"
@@ -28,29 +29,59 @@ type statusView struct {
 	Last    map[string]mailbox.Entry // by agent
 	Open    map[string]mailbox.Entry // by thread: its last delivery, a deal not ended
 	Uses    map[string]*modelUse     // by agent
+	// Ended is, by thread, when the message that ended a deal was sent (its
+	// Date): on JetStream a sender's delivery line can land after its
+	// receiver's lines, and an earlier message recorded after the end must
+	// not open the deal again. A deal ended endedFor before the newest line
+	// is forgotten, so the view does not grow with history.
+	Ended map[string]time.Time
 }
+
+// endedFor is how long an ended deal is remembered against late lines: a
+// delivery line lands within moments of its message.
+const endedFor = time.Hour
 
 // statusViewFile is the status view's checkpoint, under
 // mailbox.CheckpointDir; statusViewVersion changes with what it holds.
 const (
 	statusViewFile    = "status.view"
-	statusViewVersion = 1
+	statusViewVersion = 2
 	statusViewEvery   = 1000 // lines read after which a new one is written
 )
 
 func newStatusView() *statusView {
-	return &statusView{Version: statusViewVersion, Last: map[string]mailbox.Entry{}, Open: map[string]mailbox.Entry{}, Uses: map[string]*modelUse{}}
+	return &statusView{Version: statusViewVersion, Last: map[string]mailbox.Entry{}, Open: map[string]mailbox.Entry{}, Uses: map[string]*modelUse{},
+		Ended: map[string]time.Time{}}
 }
 
 // add folds one ledger line in.
 func (v *statusView) add(x mailbox.Entry) {
 	v.Last[x.Agent] = x
 	if x.Event == mailbox.EventDelivered && x.Thread != "" {
+		sent := x.Date
+		if sent.IsZero() {
+			sent = x.Time // a ledger written before lines had dates
+		}
+		ended, wasEnded := v.Ended[x.Thread]
 		switch mailbox.Verb(x.Verb) {
 		case mailbox.Notify, mailbox.Paid, mailbox.Error, mailbox.Denied:
 			delete(v.Open, x.Thread)
+			if sent.After(ended) {
+				v.Ended[x.Thread] = sent
+			}
 		default:
+			if wasEnded && !sent.After(ended) {
+				break // sent before the deal ended, recorded after it
+			}
 			v.Open[x.Thread] = x
+			delete(v.Ended, x.Thread)
+		}
+		if len(v.Ended) > 64 {
+			for th, at := range v.Ended {
+				if x.Time.Sub(at) > endedFor {
+					delete(v.Ended, th)
+				}
+			}
 		}
 	}
 	if x.Event != agents.EventLLM {

@@ -93,3 +93,30 @@ func TestStatusViewCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusViewLateLines: a deal ended by its PAID stays ended when the
+// delivery line of an earlier message lands after it (on JetStream a
+// sender's line can), and opens again only for a message sent after the
+// end.
+func TestStatusViewLateLines(t *testing.T) {
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	line := func(seq uint64, verb mailbox.Verb, sent time.Duration) mailbox.Entry {
+		return mailbox.Entry{Seq: seq, Time: at.Add(time.Minute), Event: mailbox.EventDelivered, Thread: "restock-widget-1",
+			Verb: string(verb), From: "a", To: "b", Date: at.Add(sent)}
+	}
+	v := newStatusView()
+	for _, tt := range []struct {
+		x    mailbox.Entry
+		open bool
+	}{
+		{line(1, mailbox.Order, 1*time.Second), true},
+		{line(2, mailbox.Paid, 3*time.Second), false},
+		{line(3, mailbox.Confirmed, 2*time.Second), false}, // sent before the PAID, recorded after it
+		{line(4, mailbox.Request, 4*time.Second), true},    // a new message after the end
+	} {
+		v.add(tt.x)
+		if _, open := v.Open["restock-widget-1"]; open != tt.open {
+			t.Errorf("after seq %d (%s): open = %v, want %v", tt.x.Seq, tt.x.Verb, open, tt.open)
+		}
+	}
+}
