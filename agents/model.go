@@ -157,7 +157,8 @@ func (b *Model) failed(now time.Time, m *mailbox.Message, purpose string, err er
 			err, m.ID, m.From, b.Agent.Name, m.From, m.ID, m.Thread, b.Agent.Name, m.Marshal())}}
 }
 
-// errDown says the model was not asked: its server failed a moment ago.
+// errDown says the model was not asked: its server failed a moment ago,
+// or the step's answer is due too soon for a call.
 var errDown = errors.New("the model was not asked")
 
 // ask makes one call, and asks again (up to the agent's retries) while the

@@ -112,7 +112,7 @@ func (rp *replayer) tellAsked(seq uint64, at time.Time) {
 		role = b.Rules
 	}
 	a, ok := role.(asker)
-	if !ok {
+	if !ok || !a.Chasing(at) {
 		return
 	}
 	st := policy.NewState()

@@ -318,6 +318,16 @@ func (r *Procurement) await(now time.Time, d *Deal, out []*mailbox.Message) []*m
 // overdue handles a deal whose awaited answer did not come: a reminder
 // first; then, from a vendor, the next best offer, and from anyone else,
 // the human is asked to look.
+// Chasing reports whether a deal awaits an answer past its due time.
+func (r *Procurement) Chasing(now time.Time) bool {
+	for _, d := range r.Deals {
+		if d.Awaiting != nil && now.After(d.Due) && d.Phase != "done" && d.Phase != "failed" {
+			return true
+		}
+	}
+	return false
+}
+
 // Asked tells procurement where the human's decisions stand, by thread
 // (the runtime reads it from the ledger before each tick).
 func (r *Procurement) Asked(asked map[string]time.Time) { r.asked = asked }

@@ -626,6 +626,9 @@ func (rt *Runtime) overdue(now time.Time) error {
 // when the last was given, so that it does not chase an agent whose
 // answer waits for the human.
 type asker interface {
+	// Chasing reports whether something it awaits is past its own due
+	// time at now: only then is the ledger's word needed.
+	Chasing(now time.Time) bool
 	Asked(map[string]time.Time)
 }
 
@@ -638,8 +641,8 @@ func (rt *Runtime) tellAsked(now time.Time) error {
 		role = b.Rules
 	}
 	a, ok := role.(asker)
-	if !ok {
-		return nil
+	if !ok || !a.Chasing(now) {
+		return nil // the engine's state is read under the ledger's lock: not every tick
 	}
 	st, _, err := rt.engine.State()
 	if err != nil {
