@@ -85,7 +85,7 @@ type modelUse struct {
 	Fallbacks int     `json:"fallbacks"` // steps the rules took, or a person was asked to
 	MedianMS  int64   `json:"median_ms"` // how long a call took, its wait for a turn included
 	SlowestMS int64   `json:"slowest_ms"`
-	Took      []int64 `json:"-"` // every call's, for the median
+	Took      []int64 `json:"-"` // the latest calls' (recentCalls), for the median
 }
 
 // modelCall is a call in flight on a model server, or waiting for a turn

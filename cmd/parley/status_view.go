@@ -160,6 +160,9 @@ func (u *modelUse) add(x mailbox.Entry) {
 		u.Calls++
 		u.Tokens += x.Tokens
 		if x.Millis > 0 {
+			if len(u.Took) == recentCalls {
+				u.Took = append(u.Took[:0], u.Took[1:]...)
+			}
 			u.Took = append(u.Took, x.Millis)
 		}
 	}
@@ -171,7 +174,12 @@ func (u *modelUse) add(x mailbox.Entry) {
 	}
 }
 
-// figures sets the median and the slowest call.
+// recentCalls is how many of an agent's latest calls its median and
+// slowest are of: how long a call takes now, in a view that does not grow
+// with history.
+const recentCalls = 1000
+
+// figures sets the median and the slowest of the recent calls.
 func (u *modelUse) figures() {
 	if len(u.Took) > 0 {
 		took := slices.Clone(u.Took)

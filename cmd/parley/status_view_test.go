@@ -120,3 +120,21 @@ func TestStatusViewLateLines(t *testing.T) {
 		}
 	}
 }
+
+// TestModelUseRecent: an agent's median and slowest call are of its last
+// recentCalls calls, so the view stays the same size however long the
+// history: a slow call long ago no longer counts.
+func TestModelUseRecent(t *testing.T) {
+	u := &modelUse{}
+	u.add(mailbox.Entry{File: "t.json", Millis: 90_000})
+	for range recentCalls {
+		u.add(mailbox.Entry{File: "t.json", Millis: 1_500})
+	}
+	u.figures()
+	if got, want := len(u.Took), recentCalls; got != want {
+		t.Errorf("%d calls kept, want %d", got, want)
+	}
+	if u.SlowestMS != 1_500 || u.MedianMS != 1_500 || u.Calls != recentCalls+1 {
+		t.Errorf("use = %d calls, median %d ms, slowest %d ms; want %d calls, 1500 and 1500", u.Calls, u.MedianMS, u.SlowestMS, recentCalls+1)
+	}
+}
