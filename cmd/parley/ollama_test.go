@@ -232,9 +232,13 @@ func playOllamaDeal(t *testing.T, bin string, o ollamaOpts) ollamaRun {
 	}
 	run := ollamaRun{mode: o.mode, entries: entries, used: map[string]int{}, refused: map[string]int{}, deal: "none"}
 	threads := map[string]bool{}
+	handled := map[string]bool{} // agent and thread, of every message an agent claimed
 	for _, e := range entries {
 		if e.Thread != "" {
 			threads[e.Thread] = true
+		}
+		if e.Event == mailbox.EventClaimed {
+			handled[e.Agent+" "+e.Thread] = true
 		}
 		switch {
 		case e.Event == "decision" && e.Verb == "ORDER" && e.Decision == "allow":
@@ -294,8 +298,8 @@ func playOllamaDeal(t *testing.T, bin string, o ollamaOpts) ollamaRun {
 	// Every thread, whatever its end, replays the same from the tapes.
 	for th := range threads {
 		for _, n := range []string{"procurement", "finance", "vendor-a", "vendor-b", "vendor-c"} {
-			if len(o.only) > 0 && !slices.Contains(o.only, n) {
-				continue
+			if (len(o.only) > 0 && !slices.Contains(o.only, n)) || !handled[n+" "+th] {
+				continue // not on the model, or took no part in the thread (a deal walked away from before finance)
 			}
 			if out, err := exec.Command(bin, "--root", root, "replay", n, "--thread", th).CombinedOutput(); err != nil {
 				run.found = append(run.found, fmt.Sprintf("replay %s --thread %s: %v\n%s", n, th, err, out))
