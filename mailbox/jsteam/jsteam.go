@@ -268,7 +268,18 @@ func (t *Team) Beat(agent string, b mailbox.Beat, rev uint64) (uint64, error) {
 	defer cancel()
 	next, err := t.alive.Update(ctx, agent, data, rev)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return rev, fmt.Errorf("beat %s: %w", agent, mailbox.ErrLost)
+		// Another revision: another process's, or this one's own beat whose
+		// answer was lost (a leader change in a cluster takes the reply, not
+		// the write). Only the first is a takeover.
+		e, gerr := t.alive.Get(ctx, agent)
+		if by, ok := beatOfEntry(e, gerr); ok && by.Who == b.Who && by.Root == b.Root {
+			if next, err = t.alive.Update(ctx, agent, data, e.Revision()); err == nil {
+				return next, nil
+			}
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return rev, fmt.Errorf("beat %s: %w", agent, mailbox.ErrLost)
+		}
 	}
 	if err != nil {
 		return rev, fmt.Errorf("beat %s: %w", agent, err)
@@ -295,6 +306,14 @@ func beatOf(e jetstream.KeyValueEntry) (mailbox.Beat, bool) {
 	}
 	b.At = e.Created()
 	return b, true
+}
+
+// beatOfEntry is beatOf for what a Get returned.
+func beatOfEntry(e jetstream.KeyValueEntry, err error) (mailbox.Beat, bool) {
+	if err != nil || e == nil {
+		return mailbox.Beat{}, false
+	}
+	return beatOf(e)
 }
 
 // Beats are the agents' last words that they are alive.

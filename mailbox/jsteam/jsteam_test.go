@@ -208,6 +208,15 @@ func TestLease(t *testing.T) {
 	if revA, err = team.Beat("finance", a, revA); err != nil {
 		t.Fatal(err)
 	}
+	// A beat whose answer was lost (a cluster's leader changed): the next
+	// beat comes with the revision before it, and finds its own beat there,
+	// not a takeover.
+	if _, err := team.Beat("finance", a, revA); err != nil {
+		t.Fatal(err)
+	}
+	if revA, err = team.Beat("finance", a, revA); err != nil {
+		t.Fatalf("a beat after one whose answer was lost: %v, want the lease kept", err)
+	}
 	// The holder falls silent longer than the lapse: taken over.
 	revB, err := team.Hold("finance", b, time.Nanosecond)
 	if err != nil {
