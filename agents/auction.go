@@ -181,6 +181,11 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 				return nil
 			}
 		}
+		if at := r.rateRoom(now, len(next)); now.Before(at) {
+			// The policy's rate would refuse a round now: it waits for room.
+			d.NextRound = at
+			return nil
+		}
 		d.NextRound = time.Time{}
 		if out := r.counterEach(now, d, next); len(out) > 0 {
 			d.LastRound = now
@@ -188,6 +193,37 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 		}
 	}
 	return r.close(now, d)
+}
+
+// rateReserve is what procurement keeps of its rate for the messages that
+// close a deal: the request to finance, the order, the notices.
+const rateReserve = ending + 2
+
+// rateRoom is when procurement may send n more messages within the
+// policy's messages_per_minute and keep rateReserve for closing (zero: now,
+// or never better than now). A round paced so is not refused, and the
+// refusal not counted against the breaker.
+func (r *Procurement) rateRoom(now time.Time, n int) time.Time {
+	if r.Rate <= 0 {
+		return time.Time{}
+	}
+	r.sends = recentSends(r.sends, now)
+	over := len(r.sends) + n + rateReserve - r.Rate
+	if over <= 0 || over > len(r.sends) {
+		return time.Time{}
+	}
+	// The policy counts a message by its ledger line, a moment after it
+	// was sent: a second more.
+	return r.sends[over-1].Add(time.Minute + time.Second)
+}
+
+// recentSends are the times of sends within a minute of now.
+func recentSends(sends []time.Time, now time.Time) []time.Time {
+	i := 0
+	for i < len(sends) && now.Sub(sends[i]) > time.Minute {
+		i++
+	}
+	return sends[i:]
 }
 
 // settled reports whether a vendor seems to have reached its last price:

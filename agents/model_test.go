@@ -71,7 +71,7 @@ func negotiating(t *testing.T) (*Procurement, *mailbox.Message) {
 	p.Receive(now, in("vendor-a", "procurement", mailbox.Quote, "restock-1", price("5.40 USD")))
 	p.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "restock-1", nil))
 	out := p.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "restock-1", price("5.10 USD")))
-	if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.62 USD"}) {
+	if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.59 USD"}) {
 		t.Fatalf("opening counter = %v", got)
 	}
 	return p, in("vendor-b", "procurement", mailbox.Quote, "restock-1", price("5.00 USD"))
@@ -106,20 +106,20 @@ func TestModelDecidesTheDeal(t *testing.T) {
 	b, notes := withModel(t, "procurement", srv.URL, p, nil)
 
 	out := b.Receive(now, quote)
-	if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.81 USD"}) {
-		t.Fatalf("the model's step = %v, want its counter at the middle of 4.62..4.99", got)
+	if got := summary(out); !slices.Equal(got, []string{"vendor-b COUNTER 4.79 USD"}) {
+		t.Fatalf("the model's step = %v, want its counter at the middle of 4.59..4.99", got)
 	}
 	if out[0].Body != "We value your offer; this is as far as we can go.\n" {
 		t.Errorf("body = %q, want the model's words", out[0].Body)
 	}
 	prices := schemas[0].Properties["unit_price"].Enum
-	if prices[0] != "4.62" || prices[len(prices)-1] != "4.99" || len(prices) != 38 {
-		t.Errorf("the schema allows %v, want 4.62 to 4.99 by the cent", prices)
+	if prices[0] != "4.59" || prices[len(prices)-1] != "4.99" || len(prices) != 41 {
+		t.Errorf("the schema allows %v, want 4.59 to 4.99 by the cent", prices)
 	}
 	if acts := schemas[0].Properties["action"].Enum; !slices.Equal(acts, []string{"DECLINE", "ACCEPT", "COUNTER"}) {
 		t.Errorf("actions = %v", acts)
 	}
-	if d := p.Deals["restock-1"]; d.Round != 2 || d.Offered.String() != "4.81 USD" {
+	if d := p.Deals["restock-1"]; d.Round != 2 || d.Offered.String() != "4.79 USD" {
 		t.Errorf("the rules' state did not follow the model's step: round %d, offered %s", d.Round, d.Offered)
 	}
 	user := fakeollama.User(srv.Requests()[0])
@@ -155,7 +155,7 @@ func TestModelFailuresFallBack(t *testing.T) {
 		why   string
 	}{
 		{"an action it may not take", fakeollama.Reply{Content: `{"action":"BUY","unit_price":"4.90","text":"ok"}`}, 2, `action "BUY" is not one of`},
-		{"a price past its bounds", fakeollama.Reply{Content: `{"action":"COUNTER","unit_price":"9000.00","text":"ok"}`}, 2, "outside 4.62 USD to 4.99 USD"},
+		{"a price past its bounds", fakeollama.Reply{Content: `{"action":"COUNTER","unit_price":"9000.00","text":"ok"}`}, 2, "outside 4.59 USD to 4.99 USD"},
 		{"a number past float64", fakeollama.Reply{Content: `{"action":"COUNTER","unit_price":78.43E137669,"text":"ok"}`}, 2, "cannot unmarshal number"},
 		{"an answer cut off", fakeollama.Reply{Content: `{"act`, DoneReason: "length"}, 2, "cut off"},
 		{"prose", fakeollama.Reply{Content: `Sure, I accept.`}, 2, "not a JSON object"},
@@ -348,7 +348,7 @@ func TestInjectionCannotMoveMoney(t *testing.T) {
 	buyer.Receive(now, in("vendor-a", "procurement", mailbox.Decline, "t", nil))
 	buyer.Receive(now, in("vendor-c", "procurement", mailbox.Decline, "t", nil))
 	var toFinance *mailbox.Message
-	for turn := 0; turn < 10 && toFinance == nil; turn++ {
+	for turn := 0; turn < 2*DefaultRounds && toFinance == nil; turn++ {
 		out := buyer.Receive(now, in("vendor-b", "procurement", mailbox.Quote, "t", func(m *mailbox.Message) { m.Date, m.Body = now, injection }))
 		for _, m := range out {
 			if m.To == "finance" {
@@ -425,8 +425,8 @@ func FuzzModelAnswer(f *testing.F) {
 		b.Currency = "USD"
 		b.Ask, b.Note, b.History = ask, func(Note) {}, func(string, string) string { return "" }
 		for _, m := range b.Receive(now, quote) {
-			if m.Verb == mailbox.Counter && (m.UnitPrice.Amount.LessThan(decimal.RequireFromString("4.62")) || m.UnitPrice.Amount.GreaterThan(decimal.RequireFromString("4.99"))) {
-				t.Fatalf("a counter-offer of %s, outside 4.62..4.99", m.UnitPrice)
+			if m.Verb == mailbox.Counter && (m.UnitPrice.Amount.LessThan(decimal.RequireFromString("4.59")) || m.UnitPrice.Amount.GreaterThan(decimal.RequireFromString("4.99"))) {
+				t.Fatalf("a counter-offer of %s, outside 4.59..4.99", m.UnitPrice)
 			}
 			// A body taken from the answer must fit the message; the rules'
 			// own text is true by construction.

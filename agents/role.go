@@ -297,12 +297,18 @@ type Procurement struct {
 	// chooses on one vendor's quote at a time).
 	Serial bool `json:"-"`
 	// MaxHops is the policy's fuses.max_hops: the messages a thread may
-	// carry. A counter-offer that would leave too few to close the deal is
-	// not sent; the quote standing is taken or left.
+	// carry for each agent asked on it (policy.Fuses.Hops). A
+	// counter-offer that would leave too few to close the deal is not
+	// sent; the quote standing is taken or left.
 	MaxHops int `json:"-"`
 	// Whole buys a need whole or not at all: the policy's
 	// negotiation.partial_orders turned off.
 	Whole bool `json:"-"`
+	// Rate is the policy's rate.messages_per_minute: the auction's rounds
+	// wait for room within it (rateRoom), and sends are when procurement
+	// sent in the last minute.
+	Rate  int         `json:"-"`
+	sends []time.Time // in the last minute or so, oldest first
 	Deals map[string]*Deal
 	asked map[string]time.Time // where the human's decisions stand, by thread (Asked)
 }
@@ -388,7 +394,7 @@ func (r *Procurement) Receive(now time.Time, m *mailbox.Message) []*mailbox.Mess
 func (r *Procurement) Bind(p *policy.Policy) {
 	if p != nil {
 		r.ReplyWithin, r.Limit, r.MaxHops = p.Negotiation.ReplyWithin.Duration, p.Limits.PerTransaction, p.Fuses.MaxHops
-		r.MaxRounds, r.Whole = p.Negotiation.MaxRounds, !p.Negotiation.Partial()
+		r.MaxRounds, r.Whole, r.Rate = p.Negotiation.MaxRounds, !p.Negotiation.Partial(), p.Rate.MessagesPerMinute
 	}
 }
 
@@ -415,10 +421,13 @@ const (
 // counter-offer and its answer, to one vendor or to those pressed) and
 // still close every part it will take, by the quotes on the table.
 func (r *Procurement) roomFor(d *Deal, n int) bool {
-	if r.MaxHops == 0 || d.Hops+n+perPart*max(1, len(d.Quotes))+ending <= r.MaxHops {
+	// The policy's fuse grows with the agents asked on the thread: at
+	// least every vendor (finance and procurement may be asked too).
+	fuse := policy.Fuses{MaxHops: r.MaxHops}.Hops(len(r.Vendors))
+	if fuse == 0 || d.Hops+n+perPart*max(1, len(d.Quotes))+ending <= fuse {
 		return true // room even if every vendor that answered takes a part
 	}
-	return d.Hops+n+perPart*r.partsLeft(d)+ending <= r.MaxHops
+	return d.Hops+n+perPart*r.partsLeft(d)+ending <= fuse
 }
 
 // partsLeft is how many parts the rest of the need will take, cheapest
@@ -770,6 +779,12 @@ func (r *Procurement) whyNot(d *Deal) string {
 // the step began, which a model writing the text may have made a minute
 // earlier. A deadline only moves later.
 func (r *Procurement) Sent(at time.Time, out []*mailbox.Message) {
+	if r.Rate > 0 {
+		r.sends = recentSends(r.sends, at)
+		for range out {
+			r.sends = append(r.sends, at)
+		}
+	}
 	for _, m := range out {
 		d := r.Deals[m.Thread]
 		if d == nil {
@@ -814,7 +829,17 @@ func (r *Procurement) counter(now time.Time, d *Deal, theirs mailbox.Money) []*m
 		// Never the ceiling itself: an offer at it would say what it is.
 		price = r.Ceiling.Amount.Sub(decimal.New(1, -2))
 	}
-	return r.offer(now, d, mailbox.Money{Amount: r.unlike(d, d.Vendor, price), Currency: theirs.Currency})
+	return r.offer(now, d, mailbox.Money{Amount: atLeast(r.unlike(d, d.Vendor, price), d.Offered), Currency: theirs.Currency})
+}
+
+// atLeast is price, or the offer made before when price is below it: an
+// offer, once made to a vendor, stands (the target moves with the
+// vendor's quote, and unlike moves down).
+func atLeast(price decimal.Decimal, before mailbox.Money) decimal.Decimal {
+	if !before.IsZero() && price.LessThan(before.Amount) {
+		return before.Amount
+	}
+	return price
 }
 
 // pressed is how many vendors parley presses at once: the best few quotes.
@@ -894,7 +919,7 @@ func (r *Procurement) counterAll(now time.Time, d *Deal, open []string) []*mailb
 		if o.Rounds >= r.Rounds {
 			continue // no more counter-offers to it on this thread: its quote stands
 		}
-		o.Offered = mailbox.Money{Amount: r.unlike(d, v, price), Currency: o.UnitPrice.Currency}
+		o.Offered = mailbox.Money{Amount: atLeast(r.unlike(d, v, price), o.Offered), Currency: o.UnitPrice.Currency}
 		o.Rounds++
 		o.Pressed = true
 		lot := d.Quantity - d.Bought

@@ -446,13 +446,14 @@ func TestInventoryBadStockFile(t *testing.T) {
 // 12.00, worked out by hand. The baselines go from the anchor (9.00, 10%
 // under the first quote) towards the ceiling: p = a + (c − a)·(k/3)^(1/e),
 // never the ceiling itself; tit for tat adds the vendor's last concession;
-// parley's own starts 10% under each quote and concedes (k/4)² of the gap.
+// parley's own starts 10% under each quote and concedes (k/4)² of the gap,
+// but never offers less than it offered before: its offer holds.
 func TestProcurementTactics(t *testing.T) {
 	tests := []struct {
 		tactic string
 		want   []string // the offers of rounds 1, 2, 3
 	}{
-		{"", []string{"9.06", "8.79", "8.80"}},
+		{"", []string{"9.06", "9.06", "9.06"}},
 		{"boulware", []string{"9.01", "9.40", "11.99"}},
 		{"linear", []string{"10.00", "11.00", "11.99"}},
 		{"conceder", []string{"10.73", "11.45", "11.99"}},

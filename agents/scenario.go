@@ -234,7 +234,7 @@ func (s *Scenario) PolicyFile() []byte {
 		text = strings.Replace(text, `approval_over = "2500.00 USD"`, fmt.Sprintf("approval_over = %q", s.Policy.ApprovalOver), 1)
 	}
 	if n := s.Policy.MaxRounds; n > 0 {
-		text = strings.Replace(text, "max_rounds = 4 ", fmt.Sprintf("max_rounds = %d ", n), 1)
+		text = strings.Replace(text, "max_rounds = 12 ", fmt.Sprintf("max_rounds = %d ", n), 1)
 	}
 	if n := s.Policy.MaxHops; n > 0 {
 		text = strings.Replace(text, "max_hops = 40 ", fmt.Sprintf("max_hops = %d ", n), 1)
@@ -258,6 +258,8 @@ func (s *Scenario) Matches(team *Team) error {
 			return fmt.Errorf("it has no agent %s", w.Name)
 		}
 		w.Brain = got.Brain // a scenario does not choose brains
+		// As written, pointers: what they came to (Rounds, Retries) is compared.
+		w.RoundsSet, w.RetriesSet = got.RoundsSet, got.RetriesSet
 		if fmt.Sprint(w) != fmt.Sprint(*got) {
 			return fmt.Errorf("%s's terms differ from the scenario's", w.Name)
 		}

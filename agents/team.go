@@ -58,9 +58,13 @@ type Agent struct {
 	// Procurement's: how long quotes are collected (a sealed-bid window
 	// that closes early when every vendor has answered), how many
 	// counter-offer rounds, and its private ceiling per unit.
-	QuoteWindow  policy.Duration `toml:"quote_window"`
-	Rounds       int             `toml:"rounds"`
-	MaxUnitPrice mailbox.Money   `toml:"max_unit_price"`
+	QuoteWindow policy.Duration `toml:"quote_window"`
+	// Rounds is the most counter-offers one vendor gets on a deal; the
+	// talks end sooner when the vendors stop coming down. Unset, it is
+	// DefaultRounds; 0 takes the best quote as it stands.
+	Rounds       int           `toml:"-"`
+	RoundsSet    *int          `toml:"rounds"`
+	MaxUnitPrice mailbox.Money `toml:"max_unit_price"`
 	// NegotiateWithin is how long procurement may spread its counter-offer
 	// rounds over (0: each round as soon as the last is answered): a
 	// vendor that concedes with time, not with each offer, is given it.
@@ -95,6 +99,12 @@ type Agent struct {
 	// (Parley: 1.1); the team's, unless set.
 	Protocol string `toml:"protocol"`
 }
+
+// DefaultRounds is how many counter-offers procurement may make to one
+// vendor when its team does not say: enough for a vendor that concedes
+// slowly to reach its floor, within the default policy's max_rounds. The
+// auction stops before when no vendor is still coming down.
+const DefaultRounds = 12
 
 // Modes of an Ollama brain, and what it does when the model fails.
 var (
@@ -364,6 +374,9 @@ func checkTerms(file, text string, a *Agent) error {
 	case "procurement":
 		if a.QuoteWindow.Duration <= 0 {
 			a.QuoteWindow.Duration = 30 * time.Second
+		}
+		if a.Rounds = DefaultRounds; a.RoundsSet != nil {
+			a.Rounds = *a.RoundsSet // 0 takes the quotes as they stand, not the default
 		}
 		if a.Rounds < 0 {
 			return tomlfile.Errorf(file, at("rounds"), "rounds = 0 accepts the best quote as it is", "procurement %q: rounds is negative", a.Name)

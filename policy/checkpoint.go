@@ -29,7 +29,7 @@ const StateFile = "policy.state"
 
 // stateVersion changes whenever what a snapshot holds, or what Apply
 // derives from a line, changes: an older checkpoint is then ignored.
-const stateVersion = 2
+const stateVersion = 3
 
 // checkpointEvery is how many lines the engine applies between two
 // checkpoints while it runs; an engine that closes writes one when it
@@ -87,6 +87,7 @@ type snapAccount struct {
 
 type snapThread struct {
 	Hops      int
+	Asked     []string
 	Tokens    int64
 	Rounds    map[string]int
 	Stopped   string
@@ -176,7 +177,7 @@ func snapshotOf(s *State, at mailbox.Position) *snapshot {
 	}
 	sort.Strings(sn.Open)
 	for id, t := range s.threads {
-		st := snapThread{Hops: t.hops, Tokens: t.tokens, Rounds: t.rounds, Stopped: t.stopped, Escalated: t.escalated,
+		st := snapThread{Hops: t.hops, Asked: t.asked, Tokens: t.tokens, Rounds: t.rounds, Stopped: t.stopped, Escalated: t.escalated,
 			AskedID: t.askedID, Disputed: t.disputed}
 		for _, a := range t.answers {
 			st.Answers = append(st.Answers, snapAnswer{From: a.from, Verb: a.verb, Amount: a.amount, At: a.at})
@@ -219,7 +220,7 @@ func (sn *snapshot) state() *State {
 		}
 	}
 	for id, st := range sn.Talk {
-		t := &thread{hops: st.Hops, tokens: st.Tokens, rounds: st.Rounds, stopped: st.Stopped, escalated: st.Escalated,
+		t := &thread{hops: st.Hops, asked: st.Asked, tokens: st.Tokens, rounds: st.Rounds, stopped: st.Stopped, escalated: st.Escalated,
 			askedID: st.AskedID, disputed: st.Disputed}
 		if t.rounds == nil {
 			t.rounds = map[string]int{}

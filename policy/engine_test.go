@@ -321,45 +321,85 @@ func checkLimits(t *testing.T, p *Policy, es []mailbox.Entry) {
 	}
 }
 
-// TestLoopStoppedByHopFuse: A asks B, B asks C, C asks A, forever — the
-// hop fuse stops it, escalates to the human, and the thread stays stopped.
+// TestLoopStoppedByHopFuse: agents that answer each other for ever —
+// directly, in a triangle, or one asking another again and again — are
+// stopped by the hop fuse, which escalates to the human and keeps the thread
+// stopped; the fuse is max_hops (40) for each agent asked on the thread, so
+// a deal put to twenty vendors is not stopped by its own quotes.
 func TestLoopStoppedByHopFuse(t *testing.T) {
-	text := strings.Replace(string(Default), "[[allow]]", "[[allow]]\nfrom = \"agent-*\"\nverbs = [\"REQUEST\"]\nto = [\"agent-*\"]\n\n[[allow]]", 1)
-	text = strings.Replace(text, "messages_per_minute = 60", "messages_per_minute = 0", 1)
-	e, r := newEngine(t, text)
-	ring := []string{"agent-a", "agent-b", "agent-c"}
-	for _, a := range ring {
-		if err := r.Inbox(a).Create(); err != nil {
-			t.Fatal(err)
-		}
+	type step struct {
+		from, to string
+		verb     mailbox.Verb
 	}
-	sent := 0
-	var last Decision
-	for i := 0; i < 1000; i++ {
-		from, to := ring[i%3], ring[(i+1)%3]
-		m := msg(from, to, mailbox.Request, "loop", "")
-		d, err := e.Decide(Action{Agent: from, Message: m})
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = d
-		if d.Outcome != Allow {
-			break
-		}
-		if _, err := r.Deliver(from, m); err != nil {
-			t.Fatal(err)
-		}
-		sent++
+	ring := func(verb mailbox.Verb, agents ...string) func(i int) step {
+		return func(i int) step { return step{agents[i%len(agents)], agents[(i+1)%len(agents)], verb} }
 	}
-	if sent != 40 || last.Outcome != Escalate || last.Rule != "fuses.max_hops" {
-		t.Fatalf("the loop sent %d messages and ended with %+v; want 40 and an escalation by fuses.max_hops", sent, last)
+	vendors := make([]string, 20)
+	for i := range vendors {
+		vendors[i] = fmt.Sprintf("agent-v%02d", i)
 	}
-	d, _ := e.Decide(Action{Agent: "agent-b", Message: msg("agent-b", "agent-c", mailbox.Request, "loop", "")})
-	if d.Outcome != Deny || d.Rule != "fuses.max_hops" {
-		t.Errorf("after the fuse: %+v, want deny by fuses.max_hops", d)
+	tests := []struct {
+		name string
+		next func(i int) step
+		want int // messages sent before the fuse
+	}{
+		{"two agents notifying each other", ring(mailbox.Notify, "agent-a", "agent-b"), 40},
+		{"one agent asking another again and again", func(i int) step { return step{"agent-a", "agent-b", mailbox.Request} }, 40},
+		{"a triangle of requests: three agents asked", ring(mailbox.Request, "agent-a", "agent-b", "agent-c"), 3 * 40},
+		{"twenty vendors asked, quoting, then a loop", func(i int) step {
+			switch {
+			case i < 20:
+				return step{"agent-a", vendors[i], mailbox.Request}
+			case i < 40:
+				return step{vendors[i-20], "agent-a", mailbox.Notify}
+			}
+			return ring(mailbox.Notify, "agent-a", vendors[0])(i)
+		}, 20 * 40},
 	}
-	if d, _ := e.Decide(Action{Agent: "agent-b", Message: msg("agent-b", "agent-c", mailbox.Request, "other", "")}); d.Outcome != Allow {
-		t.Errorf("another thread: %+v, want allow", d)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(string(Default), "[[allow]]", "[[allow]]\nfrom = \"agent-*\"\nverbs = [\"REQUEST\", \"NOTIFY\"]\nto = [\"agent-*\"]\n\n[[allow]]", 1)
+			text = strings.Replace(text, "messages_per_minute = 300", "messages_per_minute = 0", 1)
+			e, r := newEngine(t, text)
+			made := map[string]bool{}
+			sent := 0
+			var last Decision
+			var s step
+			for i := 0; i < 2000; i++ {
+				s = tt.next(i)
+				for _, a := range []string{s.from, s.to} {
+					if !made[a] {
+						if err := r.Inbox(a).Create(); err != nil {
+							t.Fatal(err)
+						}
+						made[a] = true
+					}
+				}
+				m := msg(s.from, s.to, s.verb, "loop", "")
+				d, err := e.Decide(Action{Agent: s.from, Message: m})
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = d
+				if d.Outcome != Allow {
+					break
+				}
+				if _, err := r.Deliver(s.from, m); err != nil {
+					t.Fatal(err)
+				}
+				sent++
+			}
+			if sent != tt.want || last.Outcome != Escalate || last.Rule != "fuses.max_hops" {
+				t.Fatalf("the loop sent %d messages and ended with %+v; want %d and an escalation by fuses.max_hops", sent, last, tt.want)
+			}
+			d, _ := e.Decide(Action{Agent: s.to, Message: msg(s.to, s.from, mailbox.Notify, "loop", "")})
+			if d.Outcome != Deny || d.Rule != "fuses.max_hops" {
+				t.Errorf("after the fuse: %+v, want deny by fuses.max_hops", d)
+			}
+			if d, _ := e.Decide(Action{Agent: s.from, Message: msg(s.from, s.to, s.verb, "other", "")}); d.Outcome != Allow {
+				t.Errorf("another thread: %+v, want allow", d)
+			}
+		})
 	}
 }
 

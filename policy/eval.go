@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,6 +107,7 @@ func fingerprint(agent, to, verb, thread, amount string) string {
 
 type thread struct {
 	hops      int
+	asked     []string // the agents sent a REQUEST on it: the message fuse grows with them
 	tokens    int64
 	rounds    map[string]int // "a|b": counter-offers between two agents
 	stopped   string         // the fuse that stopped it
@@ -135,6 +137,16 @@ func (s *State) thread(id string) *thread {
 		s.threads[id] = t
 	}
 	return t
+}
+
+// askedWith is how many agents are asked on the thread once m is sent: a
+// REQUEST to one more widens the fuse for itself.
+func (t *thread) askedWith(m *mailbox.Message) int {
+	n := len(t.asked)
+	if m.Verb == mailbox.Request && !slices.Contains(t.asked, m.To) {
+		n++
+	}
+	return n
 }
 
 func day(t time.Time) string   { return t.UTC().Format(time.DateOnly) }
@@ -173,6 +185,10 @@ func (s *State) Apply(e mailbox.Entry) {
 		}
 		s.sent[e.From] = append(recent, e.Time)
 		switch mailbox.Verb(e.Verb) {
+		case mailbox.Request:
+			if !slices.Contains(t.asked, e.To) {
+				t.asked = append(t.asked, e.To)
+			}
 		case mailbox.Counter:
 			t.rounds[pair(e.From, e.To)]++
 		case mailbox.Approved, mailbox.Denied:
@@ -317,13 +333,15 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 			return deny("rate.messages_per_minute", "%s sent %d messages in the last minute; the limit is %d", a.Agent, recent, n)
 		}
 	}
-	if n := p.Fuses.MaxHops; n > 0 && t.hops+1 > n && !toHuman {
+	if n := p.Fuses.Hops(t.askedWith(m)); n > 0 && t.hops+1 > n && !toHuman {
 		return Decision{Outcome: Escalate, Rule: "fuses.max_hops",
-			Reason: fmt.Sprintf("thread %s already has %d messages; the fuse is %d", m.Thread, t.hops, n)}
+			Reason: fmt.Sprintf("thread %s already has %d messages; the fuse is %d (max_hops %d for each of the %d agents asked on it)",
+				m.Thread, t.hops, n, p.Fuses.MaxHops, max(1, len(t.asked)))}
 	}
-	if n := p.Fuses.MaxTokens; n > 0 && t.tokens > n && !toHuman {
+	if n := p.Fuses.Tokens(t.askedWith(m)); n > 0 && t.tokens > n && !toHuman {
 		return Decision{Outcome: Escalate, Rule: "fuses.max_tokens",
-			Reason: fmt.Sprintf("thread %s has spent %d model tokens; the fuse is %d", m.Thread, t.tokens, n)}
+			Reason: fmt.Sprintf("thread %s has spent %d model tokens; the fuse is %d (max_tokens %d for each of the %d agents asked on it)",
+				m.Thread, t.tokens, n, p.Fuses.MaxTokens, max(1, len(t.asked)))}
 	}
 	if n := p.Negotiation.MaxRounds; n > 0 && m.Verb == mailbox.Counter {
 		if r := t.rounds[pair(m.From, m.To)]; r >= n {

@@ -99,10 +99,10 @@ func TestRules(t *testing.T) {
 		}(), Deny, "date", "in the future"},
 		{"verb the sender may not use", nil, "vendor-b", msg("vendor-b", "finance", mailbox.Paid, "t", "10.00 USD"), Deny, "allow", "no [[allow]] rule lets vendor-b send PAID to finance"},
 		{"recipient the sender may not write to", nil, "inventory", msg("inventory", "vendor-b", mailbox.Request, "t", ""), Deny, "allow", ""},
-		{"rate limit", many(60, func(i int) []mailbox.Entry {
+		{"rate limit", many(300, func(i int) []mailbox.Entry {
 			return []mailbox.Entry{delivered(msg("procurement", "vendor-b", mailbox.Request, fmt.Sprint("r", i), ""), now.Add(-30*time.Second))}
-		}), "procurement", msg("procurement", "vendor-b", mailbox.Request, "t", ""), Deny, "rate.messages_per_minute", "sent 60 messages in the last minute"},
-		{"rate limit forgets after a minute", many(60, func(i int) []mailbox.Entry {
+		}), "procurement", msg("procurement", "vendor-b", mailbox.Request, "t", ""), Deny, "rate.messages_per_minute", "sent 300 messages in the last minute"},
+		{"rate limit forgets after a minute", many(300, func(i int) []mailbox.Entry {
 			return []mailbox.Entry{delivered(msg("procurement", "vendor-b", mailbox.Request, fmt.Sprint("r", i), ""), now.Add(-2*time.Minute))}
 		}), "procurement", msg("procurement", "vendor-b", mailbox.Request, "t", ""), Allow, "allow.2", ""},
 		{"hop fuse", many(40, func(i int) []mailbox.Entry {
@@ -116,9 +116,19 @@ func TestRules(t *testing.T) {
 		), "vendor-b", msg("vendor-b", "procurement", mailbox.Quote, "loop", "1.00 USD"), Deny, "fuses.max_hops", "was stopped"},
 		{"token fuse", []mailbox.Entry{{Time: now, Agent: "procurement", Event: "llm", Thread: "t", Tokens: 160000}},
 			"procurement", msg("procurement", "vendor-b", mailbox.Counter, "t", ""), Escalate, "fuses.max_tokens", "160000 model tokens"},
-		{"negotiation rounds", many(4, func(i int) []mailbox.Entry {
+		{"token fuse for each agent asked", []mailbox.Entry{
+			delivered(msg("procurement", "vendor-a", mailbox.Request, "t", ""), now),
+			delivered(msg("procurement", "vendor-b", mailbox.Request, "t", ""), now),
+			{Time: now, Agent: "procurement", Event: "llm", Thread: "t", Tokens: 290000}},
+			"procurement", msg("procurement", "vendor-b", mailbox.Counter, "t", ""), Allow, "allow.2", ""},
+		{"token fuse for each agent asked, passed", []mailbox.Entry{
+			delivered(msg("procurement", "vendor-a", mailbox.Request, "t", ""), now),
+			delivered(msg("procurement", "vendor-b", mailbox.Request, "t", ""), now),
+			{Time: now, Agent: "procurement", Event: "llm", Thread: "t", Tokens: 310000}},
+			"procurement", msg("procurement", "vendor-b", mailbox.Counter, "t", ""), Escalate, "fuses.max_tokens", "the fuse is 300000"},
+		{"negotiation rounds", many(12, func(i int) []mailbox.Entry {
 			return []mailbox.Entry{delivered(msg("procurement", "vendor-b", mailbox.Counter, "t", ""), now)}
-		}), "vendor-b", msg("vendor-b", "procurement", mailbox.Counter, "t", ""), Deny, "negotiation.max_rounds", "exchanged 4 counter-offers"},
+		}), "vendor-b", msg("vendor-b", "procurement", mailbox.Counter, "t", ""), Deny, "negotiation.max_rounds", "exchanged 12 counter-offers"},
 		{"another currency", nil, "finance", msg("finance", "procurement", mailbox.Approved, "t", "100.00 EUR"), Deny, "currency", "not in USD"},
 		{"a negative price made in code, past the parser", nil, "vendor-b", func() *mailbox.Message {
 			m := msg("vendor-b", "procurement", mailbox.Quote, "t", "")

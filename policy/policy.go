@@ -110,10 +110,23 @@ func (n Negotiation) Partial() bool { return n.PartialOrders == nil || *n.Partia
 // Fuses stop a thread that runs away: messages (hops), money committed and
 // model tokens, each per thread.
 type Fuses struct {
+	// MaxHops and MaxTokens are the messages a thread may carry, and the
+	// model tokens it may spend, for each agent asked on it (sent a
+	// REQUEST): a deal put to twenty vendors talks twenty times as much
+	// as one put to one, and two agents answering each other for ever
+	// are stopped all the same (Hops, Tokens).
 	MaxHops   int    `toml:"max_hops"`
 	MaxSpend  Amount `toml:"max_spend"`
 	MaxTokens int64  `toml:"max_tokens"`
 }
+
+// Hops is the message fuse of a thread on which asked agents were sent a
+// REQUEST: max_hops for each, and max_hops with none (0: no fuse).
+func (f Fuses) Hops(asked int) int { return f.MaxHops * max(1, asked) }
+
+// Tokens is the token fuse of a thread on which asked agents were sent a
+// REQUEST: max_tokens for each, and max_tokens with none (0: no fuse).
+func (f Fuses) Tokens(asked int) int64 { return f.MaxTokens * int64(max(1, asked)) }
 
 // Breaker pauses everything when errors and denials spike.
 type Breaker struct {
@@ -375,7 +388,7 @@ func (p *Policy) Summary() string {
 	fmt.Fprintf(&b, "  human sign-off:       %s above %s; no answer in %v means %s\n", p.Human.Agent, p.Human.ApprovalOver, p.Human.DecisionTimeout.Duration, p.Human.OnTimeout)
 	fmt.Fprintf(&b, "  rate:                 %s a minute per agent\n", offOr(p.Rate.MessagesPerMinute))
 	fmt.Fprintf(&b, "  negotiation:          %s rounds per vendor; replies within %v\n", offOr(p.Negotiation.MaxRounds), p.Negotiation.ReplyWithin.Duration)
-	fmt.Fprintf(&b, "  fuses per thread:     %s messages, %s, %s tokens\n", offOr(p.Fuses.MaxHops), lim(p.Fuses.MaxSpend), offOr(int(p.Fuses.MaxTokens)))
+	fmt.Fprintf(&b, "  fuses per thread:     %s messages and %s tokens for each agent asked; %s committed\n", offOr(p.Fuses.MaxHops), offOr(int(p.Fuses.MaxTokens)), lim(p.Fuses.MaxSpend))
 	fmt.Fprintf(&b, "  circuit breaker:      %s errors or denials within %v\n", offOr(p.Breaker.MaxErrors), p.Breaker.Window.Duration)
 	for _, a := range p.Allow {
 		fmt.Fprintf(&b, "  %s may send %s to %s\n", a.From, strings.Join(a.Verbs, " "), strings.Join(a.To, " "))

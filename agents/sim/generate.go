@@ -33,10 +33,10 @@ var Pitches = []string{
 
 // Buyer's allowances in generated scenarios: the policy lets procurement
 // counter each vendor up to maxRounds times (it decides itself when to
-// stop), and a thread carry maxHops messages, room for ten vendors.
+// stop), and a thread carry maxHops messages for each agent asked on it.
 const (
 	maxRounds = 12
-	maxHops   = 600
+	maxHops   = 60
 	// negotiateWithin is how long the buyer may spread its rounds over: a
 	// working morning, so that every delivery day holds.
 	negotiateWithin = 4 * time.Hour

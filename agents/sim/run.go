@@ -531,7 +531,27 @@ func (r *run) score() {
 		}
 	}
 	res.Violations = append(res.Violations, r.leaks()...)
+	res.Violations = append(res.Violations, r.lowered()...)
 	res.Counters = r.counters()
+}
+
+// lowered lists every counter-offer procurement made to a vendor below one
+// it had made to that vendor before: an offer, once made, stands.
+func (r *run) lowered() []string {
+	var out []string
+	made := map[string]decimal.Decimal{} // vendor: the highest offer made to it
+	for _, m := range r.said {
+		if m.From != "procurement" || m.Verb != mailbox.Counter || m.UnitPrice.IsZero() {
+			continue
+		}
+		if was, ok := made[m.To]; ok && m.UnitPrice.Amount.LessThan(was) {
+			out = append(out, fmt.Sprintf("offered %s %s after %s", m.To, m.UnitPrice, was.StringFixed(2)))
+		}
+		if was, ok := made[m.To]; !ok || m.UnitPrice.Amount.GreaterThan(was) {
+			made[m.To] = m.UnitPrice.Amount
+		}
+	}
+	return out
 }
 
 // counters sets each of procurement's counter-offers beside the lowest

@@ -42,7 +42,7 @@ func booksPolicy() string {
 		{`reserve_for = "24h"`, `reserve_for = "6h"`},
 		{`decision_timeout = "24h"`, `decision_timeout = "1h"`},
 		{`max_errors = 10`, `max_errors = 0`},
-		{`messages_per_minute = 60`, `messages_per_minute = 0`},
+		{`messages_per_minute = 300`, `messages_per_minute = 0`},
 	} {
 		if !strings.Contains(text, r[0]) {
 			panic("the default policy no longer says " + r[0])

@@ -32,7 +32,7 @@ func BenchmarkDeal(b *testing.B) {
 	for _, r := range [][2]string{{`approval_over = "2500.00 USD"`, `approval_over = "100000000.00 USD"`},
 		{`per_agent_per_day = "50000.00 USD"`, `per_agent_per_day = "100000000.00 USD"`},
 		{`per_agent_per_month = "250000.00 USD"`, `per_agent_per_month = "100000000.00 USD"`},
-		{`amount = "100000.00 USD"`, `amount = "100000000.00 USD"`}, {`messages_per_minute = 60`, `messages_per_minute = 0`},
+		{`amount = "100000.00 USD"`, `amount = "100000000.00 USD"`}, {`messages_per_minute = 300`, `messages_per_minute = 0`},
 		{`max_errors = 10`, `max_errors = 0`}} {
 		data = bytes.Replace(data, []byte(r[0]), []byte(r[1]), 1)
 	}

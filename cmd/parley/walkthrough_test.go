@@ -73,7 +73,7 @@ func TestWalkthrough(t *testing.T) {
 	prints := map[string]string{
 		"parley init":                       "ready with 7 agents",
 		"parley status":                     "AGENT",
-		"parley inbox human":                "Ordered 500 widget for 2365.00 USD from vendor-b. Delivery Saturday.",
+		"parley inbox human":                "Ordered 500 widget for 2300.00 USD from vendor-b. Delivery Saturday.",
 		"parley thread restock-widget-1":    "REQUEST",
 		"parley send request.msg":           "sent REQUEST from inventory to procurement",
 		"parley inbox procurement":          "STATE",
