@@ -344,6 +344,11 @@ func checkTerms(file, text string, a *Agent) error {
 	at := func(key string) int { return tomlfile.Find(text, key, "") }
 	switch a.Role {
 	case "vendor":
+		if a.Brain == "exec" && a.Item == "" && a.ListPrice.IsZero() && a.Floor.IsZero() && a.Capacity == 0 {
+			// A program of its own keeps its own terms, secret from the
+			// team as a real vendor's are: nothing else reads them.
+			break
+		}
 		switch {
 		case a.Item == "":
 			return tomlfile.Errorf(file, tomlfile.Find(text, "name", a.Name), `add item = "widget"`, "vendor %q has no item", a.Name)
