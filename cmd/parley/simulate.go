@@ -30,8 +30,10 @@ one was possible, how much of the surplus the buyer kept, and that no hard
 rule was broken (docs/SIMULATION.md).
 
 The deals are generated (--generate N --seed S, every regime in turn: easy,
-split, tight, infeasible, over-threshold, adversarial) or read from scenario
-files (--scenarios DIR). The same seed plays the same deals.
+split, tight, infeasible, over-threshold, adversarial, budget-binds,
+no-ceiling, many-vendors, late-cheap; each vendor's style drawn from the
+whole pool of docs/SIMULATION.md) or read from scenario files (--scenarios
+DIR). The same seed plays the same deals.
 
 With --brain ollama, procurement, the vendors and finance run on a model
 (--model, --host, --llm): every call is counted, and the summary gives calls
