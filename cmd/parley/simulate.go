@@ -29,11 +29,10 @@ run, and scores each against the exact optimum: whether a deal was made when
 one was possible, how much of the surplus the buyer kept, and that no hard
 rule was broken (docs/SIMULATION.md).
 
-The deals are generated (--generate N --seed S, every regime in turn: easy,
-split, tight, infeasible, over-threshold, adversarial, budget-binds,
-no-ceiling, many-vendors, late-cheap; each vendor's style drawn from the
-whole pool of docs/SIMULATION.md) or read from scenario files (--scenarios
-DIR). The same seed plays the same deals.
+The deals are generated (--generate N --seed S), every regime in turn —
+` + strings.Join(sim.Regimes, ", ") + ` —
+each vendor's style drawn from the whole pool of docs/SIMULATION.md; or read
+from scenario files (--scenarios DIR). The same seed plays the same deals.
 
 With --brain ollama, procurement, the vendors and finance run on a model
 (--model, --host, --llm): every call is counted, and the summary gives calls
