@@ -8,7 +8,7 @@ PARLEY := bin/parley
 ROOT   ?= mailboxes
 export PARLEY_ROOT := $(ROOT)
 
-.PHONY: build demo test bench lint fuzz clean ollama-server ollama-smoke e2e-ollama
+.PHONY: build demo test faults bench lint fuzz clean ollama-server ollama-smoke e2e-ollama
 
 build:
 	$(GO) build -o $(PARLEY) ./cmd/parley
@@ -22,7 +22,12 @@ demo: build
 # the CLI scripts start hundreds of processes, so it sleeps less here.
 test:
 	$(GO) vet ./...
-	GORACE="atexit_sleep_ms=50" $(GO) test -race -count=1 ./...
+	GORACE="atexit_sleep_ms=50" $(GO) test -race -count=1 -timeout 20m ./...
+
+# The fault tests at full length: the JetStream server process killed -9
+# in the middle of 20 deals (make test: 5).
+faults:
+	GORACE="atexit_sleep_ms=50" PARLEY_SERVER_KILLS=20 $(GO) test -race -count=1 -timeout 20m -run 'TestJetStreamServerKilled' -v ./cmd/parley
 
 # Each figure beside its floor (the bare system calls), from one run. The
 # ledger's (EngineStart, Decide, OpenLedger) run on an empty root beside one

@@ -11,12 +11,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/parley-dev/parley/internal/natstest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // The CLI tests are scripts under testdata/script, run as a user would run
 // parley, with the real CLI built into this test binary.
 func TestMain(m *testing.M) {
+	if natstest.Serve() { // a NATS server process a test kills -9
+		return
+	}
 	testscript.Main(m, map[string]func(){
 		"parley": func() { os.Exit(runMain()) },
 	})

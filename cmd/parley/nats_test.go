@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -337,5 +338,43 @@ func TestBridgeMixedTeam(t *testing.T) {
 	}
 	if claims["ORDER"] != 1 || claims["PAID"] != 1 {
 		t.Errorf("vendor-b claimed %d orders and %d payments on JetStream, want 1 and 1", claims["ORDER"], claims["PAID"])
+	}
+}
+
+// TestJetStreamServerKilled kills -9 the server process in the middle of
+// deals — at a random moment of each (seeded), a deal a stream of its own,
+// PARLEY_SERVER_KILLS deals (5; make faults: 20) — and
+// starts it again on its port and its store, as an operator would: no
+// agent exits or hangs, and every deal completes with exactly one order
+// and one payment. (nats-server's file store may lose what it had not
+// synced when its process dies; its host did not, so nothing is lost.)
+func TestJetStreamServerKilled(t *testing.T) {
+	bin := parleyBin(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := natstest.StartProcess(t, exe)
+	kills := 5 // in make test; make faults kills it 20 times
+	if n, err := strconv.Atoi(os.Getenv("PARLEY_SERVER_KILLS")); err == nil && n > 0 {
+		kills = n
+	}
+	rng := rand.New(rand.NewPCG(23, 9))
+	for i := 1; i <= kills; i++ {
+		t.Run(fmt.Sprint("kill", i), func(t *testing.T) {
+			root, r := natsRoot(t, bin, fmt.Sprintf("%s?stream=KILL%d&claim=2s", s.URL(), i))
+			procs, logs := startDeal(t, bin, root)
+			awaitRootLines(r, "procurement", 1+rng.IntN(12), 10*time.Second)
+			s.Kill()
+			s.Start(t)
+			es := awaitRoot(t, r, time.Minute, dealDone, logs)
+			checkOnce(t, r, es)
+			for n, p := range procs {
+				if !alive(strconv.Itoa(p.Process.Pid)) {
+					t.Errorf("%s exited; the agents said:\n%s", n, logs.String())
+				}
+			}
+			stopAgents(procs) // while the server is up
+		})
 	}
 }

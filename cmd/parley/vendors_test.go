@@ -39,7 +39,7 @@ func TestDealsWithVendorsOfTheirOwn(t *testing.T) {
 	tests := []struct {
 		name    string
 		vendors [3]vendor // vendor-a, vendor-b, vendor-c
-		winner  string // "": whichever pays no more than the VCG price
+		winner  string    // "": whichever pays no more than the VCG price
 	}{
 		{"the cheapest meets halfway", [3]vendor{{"steps", "5.30", "4.70", "8"}, {"halfway", "5.20", "4.40", "8"}, {"stubborn", "5.10", "4.90", "5"}}, "vendor-b"},
 		{"the cheapest comes down over ten rounds", [3]vendor{{"halfway", "5.10", "4.70", "8"}, {"mirror", "5.00", "4.85", "8"}, {"steps", "5.40", "4.62", "10"}}, "vendor-c"},

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,4 +163,85 @@ func Stream(tb testing.TB, s *Server, name string) (*jetstream.StreamInfo, error
 		return nil, err
 	}
 	return st.Info(ctx)
+}
+
+// Process is a server in a process of its own, which a test can kill -9
+// as an operator's machine might lose it, and start again on its port and
+// its store.
+type Process struct {
+	bin, store string
+	port       int
+	cmd        *exec.Cmd
+}
+
+// ServeEnv names the store folder and port of a server process: a test
+// binary whose TestMain sees it runs Serve instead of its tests.
+const ServeEnv = "PARLEY_TEST_NATS_SERVER"
+
+// StartProcess runs a server as a process of its own until the test ends:
+// bin is a test binary whose TestMain calls Serve when ServeEnv is set.
+func StartProcess(tb testing.TB, bin string) *Process {
+	tb.Helper()
+	p := &Process{bin: bin, store: tb.TempDir(), port: freePort(tb)}
+	p.Start(tb)
+	tb.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Start starts the server process again, and waits until it answers.
+func (p *Process) Start(tb testing.TB) {
+	tb.Helper()
+	p.cmd = exec.Command(p.bin)
+	p.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%s", ServeEnv, p.port, p.store))
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		nc, err := nats.Connect(p.URL(), nats.Timeout(time.Second))
+		if err == nil {
+			nc.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the NATS server process did not answer in 30s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Kill kills the server process -9, and waits for it to be gone.
+func (p *Process) Kill() {
+	if p.cmd != nil && p.cmd.Process != nil && p.cmd.ProcessState == nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+	}
+}
+
+// URL is the transport URL of the server.
+func (p *Process) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", p.port) }
+
+// Serve runs the server ServeEnv describes, as nats-server would with
+// JetStream on, until the process is killed. It returns false, at once,
+// when ServeEnv is not set.
+func Serve() bool {
+	spec := os.Getenv(ServeEnv)
+	if spec == "" {
+		return false
+	}
+	port, store, _ := strings.Cut(spec, ":")
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s=%q: want PORT:STORE\n", ServeEnv, spec)
+		os.Exit(2)
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: n, JetStream: true, StoreDir: store, NoLog: true, NoSigs: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv.Start()
+	srv.WaitForShutdown()
+	return true
 }

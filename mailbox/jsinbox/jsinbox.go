@@ -269,13 +269,30 @@ func (in *Inboxes) Where(agent string, seq uint64) string {
 	return fmt.Sprintf("%s (stream %s, seq %d)", in.Subject(agent), in.stream, seq)
 }
 
+// ErrUnacknowledged says the server never answered a claim's
+// acknowledgement: a server that restarted since the claim (killed, its
+// state read back from disk) may not know the delivery any more. The
+// message comes again, once its claim lapses or at once, and its agent,
+// which has it as handled, finishes it then.
+var ErrUnacknowledged = errors.New("the server did not answer the acknowledgement; the message comes again, and is finished then")
+
+// ackFor is how long Finish tries to have its acknowledgement answered.
+const ackFor = 2 * natsretry.Try
+
 // Finish ends the claim: the message is done with, and the server has said
-// so before Finish returns.
+// so before Finish returns — or, where it never answers (ErrUnacknowledged),
+// the message comes again to be finished.
 func (c *Claimed) Finish(ctx context.Context) error {
-	if err := natsretry.Do(ctx, func(ctx context.Context, _ bool) error { return c.msg.DoubleAck(ctx) }); err != nil {
-		return fmt.Errorf("finish %s: %w", c.Where(), err)
+	try, cancel := context.WithTimeout(ctx, ackFor)
+	defer cancel()
+	err := natsretry.Do(try, func(ctx context.Context, _ bool) error { return c.msg.DoubleAck(ctx) })
+	switch {
+	case err == nil:
+		return nil
+	case natsretry.Transient(err) && ctx.Err() == nil:
+		return fmt.Errorf("finish %s: %w (%v)", c.Where(), ErrUnacknowledged, err)
 	}
-	return nil
+	return fmt.Errorf("finish %s: %w", c.Where(), err)
 }
 
 // SetAside takes the message out of the inbox for good: it is kept on
@@ -286,7 +303,8 @@ func (c *Claimed) SetAside(ctx context.Context, why string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := c.Finish(ctx); err != nil {
+	// Unacknowledged, it comes again and is kept again: stored once.
+	if err := c.Finish(ctx); err != nil && !errors.Is(err, ErrUnacknowledged) {
 		return "", err
 	}
 	return where, nil

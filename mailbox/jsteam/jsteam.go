@@ -571,7 +571,11 @@ func (in *inbox) Finish(c *mailbox.Claimed, flags, reason string) (string, error
 	ctx, cancel := in.t.ctx()
 	defer cancel()
 	defer in.let(jc)
-	if err := jc.Finish(ctx); err != nil {
+	if err := jc.Finish(ctx); errors.Is(err, jsinbox.ErrUnacknowledged) {
+		// Handled, and recorded so: when it comes again it is finished as
+		// already handled, not handled twice.
+		return jc.Where() + "; acknowledged when it comes again", nil
+	} else if err != nil {
 		return "", err
 	}
 	return jc.Where(), nil
