@@ -71,9 +71,32 @@ func Replay(root *mailbox.Root, team *Team, name, thread string, entries []mailb
 			rp.sent[e.MsgID] = append(rp.sent[e.MsgID], e)
 		}
 	}
+	// A claim with no finish after it (before the message was claimed
+	// again) was cut short by a stop: nothing of it was done, and the
+	// message is handled when the agent starts again. It is not replayed.
+	unfinished := map[uint64]bool{}
+	open := map[string]uint64{} // Message-ID: the seq of its claim not yet finished
+	for _, e := range entries {
+		if e.Agent != name || e.Thread != thread {
+			continue
+		}
+		switch e.Event {
+		case mailbox.EventClaimed:
+			if seq, ok := open[e.MsgID]; ok {
+				unfinished[seq] = true
+			}
+			open[e.MsgID] = e.Seq
+		case mailbox.EventDone, mailbox.EventFailed, mailbox.EventRejected:
+			delete(open, e.MsgID)
+		}
+	}
+	for _, seq := range open {
+		unfinished[seq] = true
+	}
 	for _, e := range entries {
 		switch {
 		case e.Agent != name || e.Thread != thread:
+		case e.Event == mailbox.EventClaimed && unfinished[e.Seq]:
 		case e.Event == mailbox.EventClaimed:
 			m, err := claimedMessage(root, e.File)
 			if err != nil {

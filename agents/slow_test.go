@@ -477,3 +477,45 @@ func TestSlowModelDecidesWithinThePolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayPassesOverAStepCutShort: a stop that comes after an agent
+// claimed a message and before it did anything with it (parley up
+// interrupted as the human's notice lands, while finance takes the vendor's
+// confirmation) leaves a claim with no finish: replay passes over it, for
+// every agent and every such point of a deal, since nothing of it was done
+// and the message is handled when the agent starts again.
+func TestReplayPassesOverAStepCutShort(t *testing.T) {
+	r, got := dealPlayed(t, 1, dealOpts{}, nil)
+	if !strings.Contains(got, "done") {
+		t.Fatalf("deal = %s", got)
+	}
+	team := defaultTeam(t)
+	entries := ledgerOf(t, r)
+	cuts := 0
+	for i, e := range entries {
+		if e.Event != mailbox.EventClaimed || e.Thread == "" {
+			continue
+		}
+		// The ledger as a stop right after this claim leaves it: the
+		// agent's later lines gone, everyone else's kept.
+		var cut []mailbox.Entry
+		for j, x := range entries {
+			if j <= i || x.Agent != e.Agent {
+				cut = append(cut, x)
+			}
+		}
+		steps, _, err := Replay(r, team, e.Agent, e.Thread, cut)
+		if err != nil {
+			t.Fatalf("replay %s cut after seq %d: %v", e.Agent, e.Seq, err)
+		}
+		for _, s := range steps {
+			if !s.Same {
+				t.Errorf("replay %s cut after its claim at seq %d: %s differs:\n  then: %q\n  now:  %q", e.Agent, e.Seq, s.Message, s.Recorded, s.Replayed)
+			}
+		}
+		cuts++
+	}
+	if cuts < 10 {
+		t.Fatalf("only %d claims in the deal", cuts)
+	}
+}
