@@ -108,6 +108,15 @@ func neomuttReads(ctx context.Context, t *testing.T, root string, inboxes []stri
 	if err := os.WriteFile(rc, []byte(text), 0o644); err != nil {
 		return err
 	}
+	// A tmux server of its own, kept up by a session that lasts the test:
+	// on the default server, the last session ending stops the server, and
+	// a session started meanwhile fails ("server exited unexpectedly").
+	sock := fmt.Sprintf("parley-test-%d", os.Getpid())
+	tmux := func(args ...string) *exec.Cmd { return exec.Command("tmux", append([]string{"-L", sock}, args...)...) }
+	if out, err := tmux("new-session", "-d", "-s", "keep", "sleep 3600").CombinedOutput(); err != nil {
+		return fmt.Errorf("tmux: %v\n%s", err, out)
+	}
+	defer tmux("kill-server").Run()
 	runs, stuck := 0, 0
 	for ctx.Err() == nil {
 		for _, n := range inboxes {
@@ -117,18 +126,18 @@ func neomuttReads(ctx context.Context, t *testing.T, root string, inboxes []stri
 			runs++
 			session := fmt.Sprintf("parley-%d-%d", os.Getpid(), runs)
 			cmd := fmt.Sprintf("HOME=%s neomutt -n -F %s -f %s -e 'push <display-message><exit><quit>'", dir, rc, filepath.Join(root, n))
-			if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", cmd).CombinedOutput(); err != nil {
+			if out, err := tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30", cmd).CombinedOutput(); err != nil {
 				return fmt.Errorf("tmux: %v\n%s", err, out)
 			}
 			deadline := time.Now().Add(3 * time.Second)
-			for exec.Command("tmux", "has-session", "-t", session).Run() == nil {
+			for tmux("has-session", "-t", session).Run() == nil {
 				if time.Now().After(deadline) {
 					// An inbox emptied by its agent meanwhile: there is no
 					// message to display, and neomutt drops the rest of
 					// what was pushed. Quit as a person would.
-					exec.Command("tmux", "send-keys", "-t", session, "q").Run()
+					tmux("send-keys", "-t", session, "q").Run()
 					time.Sleep(200 * time.Millisecond)
-					exec.Command("tmux", "kill-session", "-t", session).Run()
+					tmux("kill-session", "-t", session).Run()
 					stuck++
 					break
 				}
