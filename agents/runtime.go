@@ -102,7 +102,7 @@ func (in *Intake) Close() error { return in.engine.Close() }
 // policy cannot be read) and is to be taken again, whole, later.
 var errLater = errors.New("not now")
 
-// saved is what the agent keeps in ROOT/NAME/state/state.json.
+// saved is what the agent keeps as its state (StateOf says where).
 type saved struct {
 	Handled handled // message ids handled, with what each said
 	// Escalated holds, by thread, what the policy sent to the human: sent
@@ -914,16 +914,40 @@ func (rt *Runtime) note(n Note) {
 	}
 }
 
-func (rt *Runtime) statePath() string { return rt.Root.Inbox(rt.Name).Path("state", "state.json") }
+func (rt *Runtime) statePath() string { return StatePath(rt.Root, rt.Name) }
+
+// StatePath is where agent name keeps its state in root r's folder.
+func StatePath(r *mailbox.Root, name string) string { return r.Inbox(name).Path("state", "state.json") }
+
+// StateOf is what agent name last saved as its state (nil: nothing): kept
+// by the transport where it spans machines (mailbox.StateStore), so that a
+// process that takes the agent over goes on from it; else, and before the
+// first save there, in ROOT/NAME/state/state.json.
+func StateOf(r *mailbox.Root, name string) ([]byte, error) {
+	if store, ok := r.Transport.(mailbox.StateStore); ok {
+		data, err := store.LoadState(name)
+		if err != nil || data != nil {
+			return data, err
+		}
+	}
+	data, err := os.ReadFile(StatePath(r, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	return data, nil
+}
 
 func (rt *Runtime) load() error {
 	rt.state = saved{Handled: handled{}, Escalated: map[string][]*mailbox.Message{}}
-	data, err := os.ReadFile(rt.statePath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	data, err := StateOf(rt.Root, rt.Name)
 	if err != nil {
-		return fmt.Errorf("load state: %w", err)
+		return err
+	}
+	if data == nil {
+		return nil
 	}
 	if err := json.Unmarshal(data, &rt.state); err != nil {
 		return fmt.Errorf("load state %s: %w", rt.statePath(), err)
@@ -942,8 +966,9 @@ func (rt *Runtime) load() error {
 	return nil
 }
 
-// save writes the state durably: a temporary file, fsync, rename, and the
-// folder synced — before the message that changed it is marked done.
+// save writes the state durably — a temporary file, fsync, rename, and the
+// folder synced; or the transport's store (StateOf) — before the message
+// that changed it is marked done.
 func (rt *Runtime) save() error {
 	if err := rt.noteErr; err != nil {
 		rt.noteErr = nil
@@ -961,7 +986,11 @@ func (rt *Runtime) save() error {
 	if bytes.Equal(data, rt.written) {
 		return nil
 	}
-	if err := mailbox.WriteDurable(rt.statePath(), data); err != nil {
+	if store, ok := rt.Root.Transport.(mailbox.StateStore); ok {
+		if err := store.SaveState(rt.Name, data); err != nil {
+			return err
+		}
+	} else if err := mailbox.WriteDurable(rt.statePath(), data); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	rt.written = data

@@ -102,6 +102,19 @@ type Peeker interface {
 	Peek(agent string) ([]Peeked, error)
 }
 
+// A StateStore keeps each agent's state where every machine of the team
+// reads it: on a transport that spans machines, a process that takes an
+// agent over (its lease, Beater) goes on from the state the last holder
+// saved, not from none. The runtime saves there instead of in
+// ROOT/NAME/state/.
+type StateStore interface {
+	// LoadState is what SaveState last kept for agent; nil when nothing.
+	LoadState(agent string) ([]byte, error)
+	// SaveState keeps data as agent's state, durably — as durably as the
+	// ledger — before it returns.
+	SaveState(agent string, data []byte) error
+}
+
 // A Beater is a Transport that spans machines: an agent's process holds a
 // lease on the agent's name through it, renewed at each beat, so that one
 // process runs it team-wide (as its lock file ensures on one machine) and

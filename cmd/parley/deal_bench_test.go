@@ -56,7 +56,7 @@ func BenchmarkDeal(b *testing.B) {
 		// The goods of the last deal arrived; once the inventory has seen
 		// it, the stock falls again.
 		os.WriteFile(stock, orig, 0o644)
-		if err := awaitNeedClosed(b.Context(), filepath.Join(root, "inventory", "state", "state.json"), "widget"); err != nil {
+		if err := awaitNeedClosed(b.Context(), r, "inventory", "widget"); err != nil {
 			b.Fatal(err)
 		}
 		before, err := readLedger(r)

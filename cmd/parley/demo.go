@@ -186,7 +186,7 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 			return err
 		}
 	}
-	if err := awaitNeedClosed(ctx, e.root.Inbox(inv).Path("state", "state.json"), item.Name); err != nil {
+	if err := awaitNeedClosed(ctx, e.root, inv, item.Name); err != nil {
 		fmt.Fprint(e.stderr, logs.String())
 		return fmt.Errorf("the inventory agent did not take the stock in: %w (its lines are above)", err)
 	}
@@ -405,13 +405,13 @@ func writeStock(path string, items []agents.StockItem, name string, stock int64)
 
 // awaitNeedClosed waits until the inventory agent's state shows no open
 // need for item (a fresh agent has none).
-func awaitNeedClosed(ctx context.Context, statePath, item string) error {
+func awaitNeedClosed(ctx context.Context, r *mailbox.Root, inv, item string) error {
 	for {
 		var st struct {
 			Role struct{ Open map[string]string }
 		}
-		data, err := os.ReadFile(statePath)
-		if errors.Is(err, os.ErrNotExist) {
+		data, err := agents.StateOf(r, inv)
+		if err == nil && data == nil {
 			return nil
 		}
 		if err == nil && json.Unmarshal(data, &st) == nil && st.Role.Open[item] == "" {

@@ -378,3 +378,60 @@ func TestJetStreamServerKilled(t *testing.T) {
 		})
 	}
 }
+
+// TestJetStreamTakeover kills -9 the process of one role in the middle of
+// a deal on one root and starts the role on another root (another machine,
+// its keys copied), which takes the agent's lease over once the dead
+// holder's has lapsed and goes on from the state the holder saved on the
+// server: the deal finishes exactly once, not lost. The roles: procurement
+// and finance (make faults: PARLEY_TAKEOVERS=all, every agent of the deal).
+func TestJetStreamTakeover(t *testing.T) {
+	bin := parleyBin(t)
+	s := natstest.Start(t)
+	roles := []string{"procurement", "finance"}
+	if os.Getenv("PARLEY_TAKEOVERS") == "all" {
+		roles = dealAgents
+	}
+	for _, victim := range roles {
+		t.Run(victim, func(t *testing.T) {
+			rootA, r := natsRoot(t, bin, fmt.Sprintf("%s?stream=TAKE%s&claim=2s", s.URL(), strings.ReplaceAll(strings.ToUpper(victim), "-", "")))
+			rootB := filepath.Join(t.TempDir(), "hostB")
+			if out, err := exec.Command("cp", "-a", rootA, rootB).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v\n%s", err, out)
+			}
+			procs, logs := startDeal(t, bin, rootA)
+			awaitRootLines(r, victim, 3, 20*time.Second)
+			midDeal(t, r)
+			procs[victim].Process.Signal(syscall.SIGKILL)
+			procs[victim].Wait()
+			procs[victim] = takeOver(t, bin, rootB, victim, logs)
+			es := awaitRoot(t, r, 2*time.Minute, dealDone, logs)
+			checkOnce(t, r, es)
+			stopAgents(procs)
+		})
+	}
+}
+
+// takeOver starts agent name on root until a process of it keeps running:
+// one started while another root's holder's lease is fresh says so and
+// exits.
+func takeOver(t *testing.T, bin, root, name string, logs *lineLog) *exec.Cmd {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cmd := startAgent(t, bin, root, name, logs)
+		pid := strconv.Itoa(cmd.Process.Pid)
+		up := time.Now().Add(3 * time.Second)
+		for alive(pid) && time.Now().Before(up) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(pid) {
+			return cmd
+		}
+		cmd.Wait()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not taken over in a minute:\n%s", name, logs.String())
+		}
+		time.Sleep(500 * time.Millisecond) // the lease lapses in its own time
+	}
+}

@@ -131,7 +131,8 @@ type Team struct {
 	nc      *nats.Conn
 	inboxes *jsinbox.Inboxes
 	ledger  *jsledger.Ledger
-	alive   jetstream.KeyValue // agent: its lease (pid@host and root), beaten every second
+	alive   jetstream.KeyValue    // agent: its lease (pid@host and root), beaten every second
+	states  jetstream.ObjectStore // agent: its state, for whichever process holds its lease
 }
 
 // Dial connects to the servers and opens (creating) the team's streams.
@@ -178,6 +179,19 @@ func open(base context.Context, nc *nats.Conn, cfg Config, now func() time.Time)
 		return nil, fmt.Errorf("open %s_ALIVE: %w", cfg.Stream, err)
 	}
 	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		// An object store, not a key-value bucket: a state (the ids of
+		// every message handled) outgrows a message's 1 MB in time.
+		cfg := jetstream.ObjectStoreConfig{Bucket: cfg.Stream + "_STATE", Replicas: cfg.Replicas, Storage: jetstream.FileStorage}
+		t.states, err = js.CreateObjectStore(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			t.states, err = js.ObjectStore(ctx, cfg.Bucket)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s_STATE: %w", cfg.Stream, err)
+	}
+	err = natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
 		t.ledger, err = jsledger.Open(ctx, js, cfg.Stream+"_LEDGER", strings.ToLower(cfg.Stream), cfg.Replicas, now)
 		return err
 	})
@@ -185,6 +199,39 @@ func open(base context.Context, nc *nats.Conn, cfg Config, now func() time.Time)
 		return nil, err
 	}
 	return t, nil
+}
+
+// LoadState is agent's state as its last holder saved it (nil: none).
+func (t *Team) LoadState(agent string) ([]byte, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	var data []byte
+	err := natsretry.Do(ctx, func(ctx context.Context, _ bool) (err error) {
+		data, err = t.states.GetBytes(ctx, agent)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s's state from %s_STATE: %w", agent, t.cfg.Stream, err)
+	}
+	return data, nil
+}
+
+// SaveState keeps agent's state on the server, stored (on every replica)
+// before it returns.
+func (t *Team) SaveState(agent string, data []byte) error {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	err := natsretry.Do(ctx, func(ctx context.Context, _ bool) error {
+		_, err := t.states.PutBytes(ctx, agent, data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save %s's state to %s_STATE: %w", agent, t.cfg.Stream, err)
+	}
+	return nil
 }
 
 // ctx bounds one operation by the team's patience with the servers.
