@@ -86,14 +86,19 @@ func (l *Ledger) loadSealed() (cut bool, err error) {
 	// A seal stopped after writing its segments, before cutting the live
 	// file: they must be the live file's first bytes, exactly.
 	at := int64(0)
-	for _, g := range s.segs[len(s.segs)-k:] {
-		same, err := sameBytes(g.f, 0, l.f, at, g.size)
+	for i := len(s.segs) - k; i < len(s.segs); i++ {
+		g := s.segs[i]
+		f, err := s.file(i)
+		if err != nil {
+			return false, fmt.Errorf("finish sealing: %w", err)
+		}
+		same, err := sameBytes(f, 0, l.f, at, g.size)
 		if err != nil {
 			return false, fmt.Errorf("finish sealing %s: %w", g.name, err)
 		}
 		if !same {
 			return false, &VerifyError{Kind: "edited",
-				Msg:  fmt.Sprintf("%s and %s both hold seq %d on, and differ: one of them was changed", g.name, l.path, firstOr0(g.f)),
+				Msg:  fmt.Sprintf("%s and %s both hold seq %d on, and differ: one of them was changed", g.name, l.path, firstOr0(f)),
 				Hint: "restore both from git; parley ledger verify names the line"}
 		}
 		at += g.size
@@ -125,12 +130,14 @@ func (l *Ledger) SealError() error {
 }
 
 // Seal seals the live file now into segments of at least size bytes each
-// (whole lines), leaving the rest live, and returns the segments made. It
+// (whole lines), leaving the rest live, and returns the segments made;
+// with size 0, the whole live file into one segment (before a commit, so
+// that the commit adds only new files). It
 // makes the root's segment folder first: from then on appenders seal as
 // the live file grows. Made again after a crash, it finishes what was
 // begun; made again after it finished, it makes nothing.
 func (l *Ledger) Seal(size int64) ([]string, error) {
-	if size <= 0 {
+	if size < 0 {
 		return nil, fmt.Errorf("seal the ledger: a segment size of %d bytes", size)
 	}
 	if _, err := MakeSegmentDir(l.path); err != nil {
@@ -146,11 +153,15 @@ func (l *Ledger) Seal(size int64) ([]string, error) {
 
 // seal moves the live file's head into new segments, each the lines up to
 // the first line end at or after size bytes, while the rest is size or
-// more. Under the lock, with the live file's size known.
+// more; with size 0, the whole live file. Under the lock, with the live
+// file's size known.
 func (l *Ledger) seal(size int64) ([]string, error) {
 	live := l.size - l.sealed.size
 	var ends []int64
-	for pos := int64(0); live-pos >= size; {
+	if size == 0 && live > 0 {
+		ends = append(ends, live)
+	}
+	for pos := int64(0); size > 0 && live-pos >= size; {
 		end, err := lineEnd(l.f, pos+size-1, live)
 		if err != nil {
 			return nil, fmt.Errorf("seal the ledger: %w", err)

@@ -517,6 +517,14 @@ func TestSealMigrates(t *testing.T) {
 	if err != nil || len(again) != 0 {
 		t.Fatalf("Seal again: %v, %v; want nothing to do", again, err)
 	}
+	// Seal(0), before a commit: the whole live file, one segment.
+	all, err := l.Seal(0)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("Seal(0): %v, %v; want one segment", all, err)
+	}
+	if live, _ := os.ReadFile(path); len(live) != 0 {
+		t.Errorf("after Seal(0) the live file keeps %d bytes", len(live))
+	}
 	if _, err := l.Append(Entry{Agent: "finance", Event: "test"}); err != nil {
 		t.Fatal(err)
 	}

@@ -45,11 +45,14 @@ import (
 // segments.
 const SegmentDir = "ledger"
 
-// DefaultSegmentSize is the size at which the live file is sealed.
-const DefaultSegmentSize = 64 << 20
+// DefaultSegmentSize is the size at which the live file is sealed: a
+// busy team's day or two (about 1.7 MB a day at a hundred deals), so that
+// a commit stores at most a few MB again, compressed well under one, and
+// a ledger of ten million lines is about a thousand files.
+const DefaultSegmentSize = 4 << 20
 
 // SegmentSizeEnv names the environment variable that sets the size at
-// which the live file is sealed ("64MiB", "1048576"); every process that
+// which the live file is sealed ("4MiB", "1048576"); every process that
 // appends to a root should see the same.
 const SegmentSizeEnv = "PARLEY_SEGMENT_SIZE"
 
@@ -120,21 +123,50 @@ func MakeSegmentDir(path string) (bool, error) {
 	return true, nil
 }
 
-// segment is one sealed file, open for reading.
+// segment is one sealed file.
 type segment struct {
-	name  string // its path
-	f     *os.File
-	start int64 // its first byte's offset in the ledger
+	name  string   // its path
+	f     *os.File // open while it is among the last read
+	start int64    // its first byte's offset in the ledger
 	size  int64
 }
 
-// sealed is the segments of a ledger, in order, open.
+// sealed is the segments of a ledger, in order. A segment is opened when
+// it is read, and only the few read last are kept open: a ledger of years
+// is many files, more than a process may have open.
 type sealed struct {
 	dir   string
 	segs  []segment
 	size  int64    // their bytes together: where the live file starts
 	stamp dirStamp // the folder as it was when listed
 	exist bool     // the folder exists: appenders seal
+	open  []int    // the segments open, the one read last at the end
+}
+
+// keepOpen is how many segments a reader keeps open.
+const keepOpen = 4
+
+// file is segment i, opened if it is not.
+func (s *sealed) file(i int) (*os.File, error) {
+	for j, k := range s.open {
+		if k == i {
+			s.open = append(append(s.open[:j:j], s.open[j+1:]...), i)
+			return s.segs[i].f, nil
+		}
+	}
+	f, err := os.Open(s.segs[i].name)
+	if err != nil {
+		return nil, fmt.Errorf("open sealed segment: %w", err)
+	}
+	if len(s.open) == keepOpen {
+		old := s.open[0]
+		s.segs[old].f.Close()
+		s.segs[old].f = nil
+		s.open = s.open[1:]
+	}
+	s.segs[i].f = f
+	s.open = append(s.open, i)
+	return f, nil
 }
 
 // dirStamp tells whether a folder's entries may have changed.
@@ -174,7 +206,7 @@ func SegmentFiles(path string) ([]string, error) {
 		if n != i+1 {
 			// A missing segment is a cut in the middle of the ledger.
 			return nil, &VerifyError{Kind: "dropped",
-				Msg:  fmt.Sprintf("%s is missing: the sealed segments go from %s to %s", filepath.Join(dir, segmentName(i+1)), segmentName(i), segmentName(n)),
+				Msg:  fmt.Sprintf("%s is missing (%s follows it)", filepath.Join(dir, segmentName(i+1)), segmentName(n)),
 				Hint: "restore it from git (git checkout -- " + filepath.Join(dir, segmentName(i+1)) + ")"}
 		}
 		out = append(out, filepath.Join(dir, segmentName(n)))
@@ -191,18 +223,11 @@ func openSealed(path string) (*sealed, error) {
 		return nil, err
 	}
 	for _, name := range names {
-		f, err := os.Open(name)
+		st, err := os.Stat(name)
 		if err != nil {
-			s.close()
 			return nil, fmt.Errorf("open sealed segment: %w", err)
 		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			s.close()
-			return nil, fmt.Errorf("open sealed segment: %w", err)
-		}
-		s.segs = append(s.segs, segment{name: name, f: f, start: s.size, size: st.Size()})
+		s.segs = append(s.segs, segment{name: name, start: s.size, size: st.Size()})
 		s.size += st.Size()
 	}
 	return s, nil
@@ -216,19 +241,27 @@ func (s *sealed) changed() bool {
 }
 
 func (s *sealed) close() {
-	for _, g := range s.segs {
-		g.f.Close()
+	for _, i := range s.open {
+		s.segs[i].f.Close()
 	}
-	s.segs = nil
+	s.segs, s.open = nil, nil
 }
 
-// drop closes the last k segments: they are still in the live file.
+// drop leaves out the last k segments: they are still in the live file.
 func (s *sealed) drop(k int) {
-	for _, g := range s.segs[len(s.segs)-k:] {
-		g.f.Close()
+	keep := len(s.segs) - k
+	open := s.open[:0]
+	for _, i := range s.open {
+		if i >= keep {
+			s.segs[i].f.Close()
+			continue
+		}
+		open = append(open, i)
+	}
+	for _, g := range s.segs[keep:] {
 		s.size -= g.size
 	}
-	s.segs = s.segs[:len(s.segs)-k]
+	s.segs, s.open = s.segs[:keep], open
 }
 
 // overlap is how many of the last segments the live file still begins
@@ -243,7 +276,11 @@ func (s *sealed) overlap(live io.ReaderAt) int {
 	}
 	k := 0
 	for i := len(s.segs) - 1; i >= 0; i-- {
-		seq, ok := firstSeq(s.segs[i].f)
+		f, err := s.file(i)
+		if err != nil {
+			break
+		}
+		seq, ok := firstSeq(f)
 		if !ok || seq < first {
 			break
 		}
@@ -274,8 +311,12 @@ func (s *sealed) readAt(live io.ReaderAt, p []byte, off int64) (int, error) {
 		}
 		i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i].start+s.segs[i].size > off })
 		g := s.segs[i]
+		f, err := s.file(i)
+		if err != nil {
+			return n, err
+		}
 		k := min(int64(len(p)), g.start+g.size-off)
-		m, err := g.f.ReadAt(p[:k], off-g.start)
+		m, err := f.ReadAt(p[:k], off-g.start)
 		n, off, p = n+m, off+int64(m), p[m:]
 		if int64(m) < k {
 			if err == nil || err == io.EOF {
@@ -459,8 +500,12 @@ func (r *LedgerReader) Close() error {
 // (1-based), for a message a person acts on: "ledger/000002.jsonl:17".
 func (r *LedgerReader) Locate(n int) string {
 	left := n
-	for _, g := range r.sealed.segs {
-		k, err := countLines(io.NewSectionReader(g.f, 0, g.size))
+	for i, g := range r.sealed.segs {
+		f, err := r.sealed.file(i)
+		if err != nil {
+			return fmt.Sprintf("%s: line %d", r.path, n)
+		}
+		k, err := countLines(io.NewSectionReader(f, 0, g.size))
 		if err != nil {
 			return fmt.Sprintf("%s: line %d", r.path, n)
 		}
