@@ -549,3 +549,92 @@ func TestNoSealWithoutTheFolder(t *testing.T) {
 	}
 	checkLedger(t, path, 20)
 }
+
+// copySource is a ledger kept elsewhere (a JetStream stream), as CopyFrom
+// asks it.
+type copySource struct{ lines [][]byte }
+
+func (c *copySource) add(t *testing.T, n int) {
+	t.Helper()
+	var seq uint64
+	prev := ""
+	if k := len(c.lines); k > 0 {
+		var err error
+		if seq, prev, err = LineHead(c.lines[k-1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es := make([]Entry, n)
+	for i := range es {
+		es[i] = Entry{Agent: "finance", Event: "test", Reason: strconv.Itoa(int(seq) + i)}
+	}
+	buf, _, err := Chain(seq, prev, es, fixedClock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range bytes.SplitAfter(buf, []byte("\n")) {
+		if len(l) > 0 {
+			c.lines = append(c.lines, l)
+		}
+	}
+}
+
+func (c *copySource) Since(seq uint64, hash string) ([]byte, bool, error) {
+	if seq > 0 {
+		if int(seq) > len(c.lines) {
+			return bytes.Join(c.lines, nil), true, nil
+		}
+		if _, h, _ := LineHead(c.lines[seq-1]); h != hash {
+			return bytes.Join(c.lines, nil), true, nil
+		}
+	}
+	return bytes.Join(c.lines[seq:], nil), false, nil
+}
+
+// TestSealACopy: a root's copy of a ledger kept elsewhere seals as the
+// root's own ledger does, and a copy replaced whole sets the old one
+// aside, its segments included.
+func TestSealACopy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), LedgerFile)
+	MakeSegmentDir(path)
+	src := &copySource{}
+	l, err := openLedger(path, nil, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.sealAt = 2000
+	for i := 0; i < 10; i++ {
+		src.add(t, 5)
+		if err := l.CopyFrom(src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if segs, _ := SegmentFiles(path); len(segs) < 3 {
+		t.Fatalf("%d segments after copying 50 lines sealed at 2,000 bytes", len(segs))
+	}
+	checkLedger(t, path, 50)
+	if got, want := readAll(t, path), bytes.Join(src.lines, nil); !bytes.Equal(got, want) {
+		t.Fatal("the copy read across its segments is not the source")
+	}
+	// The source went its own way: the copy is replaced, the old one kept.
+	old := readAll(t, path)
+	src.lines = nil
+	src.add(t, 3)
+	if err := l.CopyFrom(src); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, path); !bytes.Equal(got, bytes.Join(src.lines, nil)) {
+		t.Fatalf("after a whole copy the ledger is %q", got)
+	}
+	aside, _ := filepath.Glob(path + ".replaced.*")
+	if len(aside) != 1 {
+		t.Fatalf("set aside: %v, want one file", aside)
+	}
+	if got, _ := os.ReadFile(aside[0]); !bytes.Equal(got, old) {
+		t.Error("the copy set aside is not the old copy, segments and live file")
+	}
+	if segs, _ := SegmentFiles(path); len(segs) != 0 {
+		t.Errorf("the old copy's segments are still there: %v", segs)
+	}
+}
