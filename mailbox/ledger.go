@@ -148,7 +148,9 @@ type Ledger struct {
 	sealed  *sealed
 	sealAt  int64
 	sealErr error
-	retired []*os.File // live files replaced by a seal, closed by Close
+	// sealFailed is the ledger's size when a seal last failed.
+	sealFailed int64
+	retired    []*os.File // live files replaced by a seal, closed by Close
 }
 
 // Head is a ledger line's seq and hash, as someone saw it: an anchor, or

@@ -112,14 +112,22 @@ func (l *Ledger) loadSealed() (cut bool, err error) {
 func firstOr0(r io.ReaderAt) uint64 { seq, _ := firstSeq(r); return seq }
 
 // maybeSeal seals the live file, under the lock, once it has reached the
-// segment size, in a root that seals. A seal that fails is made again by
-// the next append; the lines appended are on disk either way, so the
-// append does not fail with it (SealError says why).
+// segment size, in a root that seals. The lines appended are on disk
+// whether the seal works or not, so the append does not fail with it
+// (SealError says why). A seal that failed is made again once the ledger
+// has grown by a quarter of the segment size since: on a disk that stays
+// full, each append copying the whole live file again would cost more as
+// it grows.
 func (l *Ledger) maybeSeal() {
 	if l.sealAt <= 0 || l.sealed == nil || !l.sealed.exist || l.size < 0 || l.size-l.sealed.size < l.sealAt {
 		return
 	}
-	_, l.sealErr = l.seal(l.sealAt)
+	if l.sealErr != nil && l.size < l.sealFailed+l.sealAt/4 {
+		return
+	}
+	if _, l.sealErr = l.seal(l.sealAt); l.sealErr != nil {
+		l.sealFailed = l.size
+	}
 }
 
 // SealError is why the last seal this process tried failed, or nil.

@@ -638,3 +638,33 @@ func TestSealACopy(t *testing.T) {
 		t.Errorf("the old copy's segments are still there: %v", segs)
 	}
 }
+
+// TestSealFailingBacksOff: while seals fail (a disk that stays full), an
+// append does not copy the live file again each time, only once the
+// ledger has grown by a quarter of the segment size; every line lands.
+func TestSealFailingBacksOff(t *testing.T) {
+	l, path := sealedLedger(t, 4000)
+	tries := 0
+	fault = func(op, p string) error {
+		if op == "open" && strings.HasSuffix(p, ".jsonl.tmp") {
+			tries++
+			return errors.New("no space left on device")
+		}
+		return nil
+	}
+	t.Cleanup(func() { fault = func(string, string) error { return nil } })
+	appendN(t, l, 0, 200) // about 46 kB: 42 kB past the segment size
+	if l.SealError() == nil {
+		t.Fatal("SealError() = nil while every seal fails")
+	}
+	t.Logf("%d seals tried", tries)
+	if tries < 5 || tries > 50 {
+		t.Errorf("%d seals tried for 200 lines; want one per 1,000 bytes appended, about 42", tries)
+	}
+	fault = func(string, string) error { return nil }
+	appendN(t, l, 200, 10)
+	checkLedger(t, path, 210)
+	if segs, _ := SegmentFiles(path); len(segs) == 0 {
+		t.Error("no segment once the disk has room again")
+	}
+}
