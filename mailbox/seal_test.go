@@ -668,3 +668,34 @@ func TestSealFailingBacksOff(t *testing.T) {
 		t.Error("no segment once the disk has room again")
 	}
 }
+
+// TestLedgerReaderFollowsASeal: a reader at the end of the live file (tail
+// -f) reads on into the new live file after a seal, each line once.
+func TestLedgerReaderFollowsASeal(t *testing.T) {
+	l, path := sealedLedger(t, 3000)
+	appendN(t, l, 0, 3)
+	r, err := OpenLedgerReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got []byte
+	read := func() {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b...)
+	}
+	read()
+	appendN(t, l, 3, 30) // sealed on the way
+	if segs, _ := SegmentFiles(path); len(segs) == 0 {
+		t.Fatal("no seal")
+	}
+	read()
+	appendN(t, l, 33, 2)
+	read()
+	if want := readAll(t, path); !bytes.Equal(got, want) {
+		t.Fatalf("followed %d bytes, want the ledger's %d", len(got), len(want))
+	}
+}
