@@ -35,8 +35,10 @@ import (
 //     of the live file to ledger.jsonl.sealing, sync it, rename it over
 //     ledger.jsonl, sync the root. A crash between (1) and (2) leaves
 //     segments whose lines the live file still begins with: every opener
-//     under the lock finds them and finishes (2); every reader skips the
-//     copy. Nothing else is ever left half done.
+//     under the lock finds them, checks they are the live file's first
+//     bytes, and finishes (2); every reader skips the copy. A crash inside
+//     (1) or (2) leaves only a temporary file, which the next opener under
+//     the lock removes.
 //   - The live file is replaced by sealing, so an appender checks, under
 //     its flock, that the file it locked is still the one at the path, and
 //     opens the path again when it is not.
