@@ -46,7 +46,7 @@ func (l *Ledger) sameFile() (bool, error) {
 }
 
 // reopen opens the file at the path as the live file. The old one stays
-// open until Close: an Append may still be syncing it, after the lock.
+// open while an Append is still syncing it, after the lock.
 func (l *Ledger) reopen() error {
 	f, err := openFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
@@ -55,7 +55,42 @@ func (l *Ledger) reopen() error {
 	l.retired = append(l.retired, l.f)
 	l.f = f
 	l.size = -1
+	l.closeRetired()
 	return nil
+}
+
+// hold marks the live file as being synced by an Append, under l.mu, and
+// returns it.
+func (l *Ledger) hold() *os.File {
+	if l.busy == nil {
+		l.busy = map[*os.File]int{}
+	}
+	l.busy[l.f]++
+	return l.f
+}
+
+// release is the end of an Append's sync of f.
+func (l *Ledger) release(f *os.File) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.busy[f]--; l.busy[f] <= 0 {
+		delete(l.busy, f)
+	}
+	l.closeRetired()
+}
+
+// closeRetired closes the replaced live files that no Append is syncing:
+// an agent that runs for years sees a seal every day or two.
+func (l *Ledger) closeRetired() {
+	kept := l.retired[:0]
+	for _, f := range l.retired {
+		if l.busy[f] > 0 {
+			kept = append(kept, f)
+			continue
+		}
+		f.Close()
+	}
+	l.retired = kept
 }
 
 // loadSealed lists and opens the segments again, under the lock, and

@@ -699,3 +699,34 @@ func TestLedgerReaderFollowsASeal(t *testing.T) {
 		t.Fatalf("followed %d bytes, want the ledger's %d", len(got), len(want))
 	}
 }
+
+// TestSealKeepsNoOldFilesOpen: two appenders of one ledger (as two
+// processes would be) each open the new live file after every seal, and
+// close the old one: an agent that runs for years does not gather them.
+func TestSealKeepsNoOldFilesOpen(t *testing.T) {
+	a, path := sealedLedger(t, 1000)
+	b, err := OpenLedger(path, fixedClock(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.sealAt = 1000
+	for i := 0; i < 60; i++ {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		if _, err := l.Append(Entry{Agent: "finance", Event: "test", Reason: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if segs, _ := SegmentFiles(path); len(segs) < 5 {
+		t.Fatalf("%d seals; want many", len(segs))
+	}
+	for name, l := range map[string]*Ledger{"a": a, "b": b} {
+		if n := len(l.retired); n > 0 {
+			t.Errorf("%s keeps %d replaced live files open", name, n)
+		}
+	}
+	checkLedger(t, path, 60)
+}
