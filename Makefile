@@ -46,6 +46,7 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./mailbox
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s ./mailbox
+	$(GO) test -run '^$$' -fuzz '^FuzzLedgerReader$$' -fuzztime 30s ./mailbox
 	$(GO) test -run '^$$' -fuzz '^FuzzMarshalBody$$' -fuzztime 30s ./mailbox
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime 30s ./mailbox
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTeam$$' -fuzztime 30s ./agents

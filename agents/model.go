@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -761,7 +760,7 @@ func History(root *mailbox.Root, agent, thread, cause string) string {
 	if err != nil {
 		return ""
 	}
-	f, err := os.Open(path)
+	f, err := mailbox.OpenLedgerReader(path)
 	if err != nil {
 		return ""
 	}

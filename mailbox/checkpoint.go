@@ -148,7 +148,7 @@ func (l *Ledger) checkPosition(p Position, size int64) error {
 	if p.Offset > size {
 		return errStale
 	}
-	line, _, err := lastLine(l.f, p.Offset)
+	line, _, err := lastLine(l.view(), p.Offset)
 	if err != nil {
 		return err
 	}
@@ -211,7 +211,7 @@ func (l *Ledger) hashAt(seq uint64, end int64) (string, error) {
 			return hash, nil
 		case mid == lo && s < seq:
 			// Read on, line by line, within the last small span.
-			br := bufio.NewReaderSize(io.NewSectionReader(l.f, at+int64(len(line)), end-at-int64(len(line))), 1<<16)
+			br := bufio.NewReaderSize(io.NewSectionReader(l.view(), at+int64(len(line)), end-at-int64(len(line))), 1<<16)
 			for {
 				line, err := br.ReadSlice('\n')
 				if err != nil {
@@ -239,7 +239,7 @@ func (l *Ledger) lineFrom(off, end int64) ([]byte, int64, error) {
 	if off > 0 {
 		at = off - 1 // a line starts after a newline
 	}
-	br := bufio.NewReaderSize(io.NewSectionReader(l.f, at, end-at), 1<<12)
+	br := bufio.NewReaderSize(io.NewSectionReader(l.view(), at, end-at), 1<<12)
 	if off > 0 {
 		skip, err := br.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
@@ -262,22 +262,27 @@ func (l *Ledger) lineFrom(off, end int64) ([]byte, int64, error) {
 	return line, at, nil
 }
 
-// CheckPosition reports whether the ledger file at path has at p the line
-// p names (as OpenLedgerFrom checks it, without the heads: for readers
-// that show, and decide nothing), and its size now.
+// CheckPosition reports whether the ledger whose live file is at path has
+// at p the line p names (as OpenLedgerFrom checks it, without the heads:
+// for readers that show, and decide nothing), and its size now.
 func CheckPosition(path string, p Position) (ok bool, size int64, err error) {
-	f, err := os.Open(path)
+	r, err := OpenLedgerReader(path)
 	if err != nil {
 		return false, 0, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
+	defer r.Close()
+	return r.CheckPosition(p)
+}
+
+// CheckPosition is the package's CheckPosition on a ledger open.
+func (r *LedgerReader) CheckPosition(p Position) (ok bool, size int64, err error) {
+	size, err = r.Size()
 	if err != nil {
 		return false, 0, err
 	}
 	if p.Seq == 0 {
-		return false, st.Size(), nil
+		return false, size, nil
 	}
-	l := &Ledger{f: f}
-	return l.checkPosition(p, st.Size()) == nil, st.Size(), nil
+	l := &Ledger{f: r.live, sealed: r.sealed}
+	return l.checkPosition(p, size) == nil, size, nil
 }

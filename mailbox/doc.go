@@ -14,4 +14,6 @@
 //   - The ledger only grows. Each line is one write under an exclusive
 //     flock, seq is contiguous from 1, and each line carries the hash of the
 //     one before it; a torn last line is set aside, never a complete one.
+//     Its history may be sealed into segments that never change; the
+//     chain runs across them unchanged (segment.go).
 package mailbox

@@ -56,7 +56,7 @@ func (r *Root) ThreadOf(msgID string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find thread of %s: %w", msgID, err)
 	}
-	f, err := os.Open(path)
+	f, err := OpenLedgerReader(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}

@@ -141,6 +141,19 @@ type Ledger struct {
 	// tried once, at open (checkpoint.go); started is the one used, if any.
 	from, started Position
 	readPos       Position // the last line Transact read
+
+	// The sealed segments before the live file f (segment.go), and the
+	// size at which f is sealed (0: never). Byte offsets above (size,
+	// verOff, readOff) are the ledger's, across the segments.
+	sealed  *sealed
+	sealAt  int64
+	sealErr error
+	// sealFailed is the ledger's size when a seal last failed.
+	sealFailed int64
+	// Live files a seal replaced, closed once no Append is syncing them
+	// (busy: how many are, by file).
+	retired []*os.File
+	busy    map[*os.File]int // live files replaced by a seal, closed by Close
 }
 
 // Head is a ledger line's seq and hash, as someone saw it: an anchor, or
@@ -179,7 +192,12 @@ func openLedger(path string, now func() time.Time, trust bool, heads func() ([]H
 	if now == nil {
 		now = time.Now
 	}
-	l := &Ledger{path: path, f: f, now: now, size: -1, verHash: genesis, trust: trust, heads: heads}
+	sealAt, err := SegmentSize()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	l := &Ledger{path: path, f: f, now: now, size: -1, verHash: genesis, trust: trust, heads: heads, sealAt: sealAt}
 	if len(from) > 0 {
 		l.from = from[0]
 	}
@@ -225,16 +243,30 @@ func (l *Ledger) ReadTo() Position {
 // Path is the ledger file's path.
 func (l *Ledger) Path() string { return l.path }
 
-// Close closes the ledger file.
-func (l *Ledger) Close() error { return l.f.Close() }
+// Close closes the ledger's files.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sealed != nil {
+		l.sealed.close()
+	}
+	for _, f := range l.retired {
+		f.Close()
+	}
+	l.retired = nil
+	return l.f.Close()
+}
 
 // Append adds entries as consecutive lines, filling in seq, time (when
 // zero), prev and hash, and returns them as written. It returns once the
 // lines are on disk.
 func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
 	var out []Entry
+	var f *os.File
 	err := l.locked(func() (err error) {
-		out, err = l.write(entries)
+		if out, err = l.write(entries); err == nil {
+			f = l.hold() // the file written: a seal after it may replace l.f
+		}
 		return err
 	})
 	if err != nil {
@@ -243,7 +275,8 @@ func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
 	// Sync after unlocking, so that other processes append meanwhile; each
 	// caller is answered only after its own lines are durable. (RELIABILITY.md
 	// 13: about 11,000 lines/s from four processes, against 7,000 from one.)
-	if err := syncData(l.f); err != nil {
+	defer l.release(f)
+	if err := syncData(f); err != nil {
 		return nil, fmt.Errorf("sync ledger: %w", err)
 	}
 	return out, nil
@@ -256,9 +289,10 @@ func (l *Ledger) Append(entries ...Entry) ([]Entry, error) {
 // The appended entries are returned, and are also among the next call's.
 func (l *Ledger) Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, error) {
 	var out []Entry
+	var f *os.File
 	err := l.locked(func() error {
 		var news []Entry
-		sr := io.NewSectionReader(l.f, l.readOff, l.size-l.readOff)
+		sr := io.NewSectionReader(l.view(), l.readOff, l.size-l.readOff)
 		if err := ReadEntries(sr, func(_ int, e Entry) error { news = append(news, e); return nil }); err != nil {
 			return fmt.Errorf("read ledger: %w", err)
 		}
@@ -271,13 +305,16 @@ func (l *Ledger) Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, erro
 		if err != nil || len(add) == 0 {
 			return err
 		}
-		out, err = l.write(add)
+		if out, err = l.write(add); err == nil {
+			f = l.hold()
+		}
 		return err
 	})
 	if err != nil || len(out) == 0 {
 		return out, err
 	}
-	if err := syncData(l.f); err != nil {
+	defer l.release(f)
+	if err := syncData(f); err != nil {
 		return nil, fmt.Errorf("sync ledger: %w", err)
 	}
 	return out, nil
@@ -299,7 +336,7 @@ func (l *Ledger) write(entries []Entry) ([]Entry, error) {
 		// was, under the lock, so that the append lands whole or not at
 		// all (RELIABILITY.md 14). If even that fails, the next append
 		// finds the torn tail and sets it aside.
-		if n > 0 && truncateFile(l.f, l.size) != nil {
+		if n > 0 && truncateFile(l.f, l.size-l.sealed.size) != nil {
 			l.size = -1
 		}
 		return nil, fmt.Errorf("append to ledger: %w", err)
@@ -368,19 +405,53 @@ func encodeEntry(e Entry) (line []byte, hash string, err error) {
 }
 
 // locked runs fn under the exclusive file lock, with the tail known and a
-// torn last line set aside.
+// torn last line set aside, then seals the live file if it has grown to
+// the segment size.
 func (l *Ledger) locked(fn func() error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fd := int(l.f.Fd())
-	if err := flock(fd, unix.LOCK_EX); err != nil {
-		return fmt.Errorf("lock ledger: %w", err)
+	var held *os.File
+	for {
+		fd := int(l.f.Fd())
+		if err := flock(fd, unix.LOCK_EX); err != nil {
+			return fmt.Errorf("lock ledger: %w", err)
+		}
+		// A seal replaces the live file: the lock of the file it replaced
+		// guards nothing, take the new one's (segment.go).
+		same, err := l.sameFile()
+		if err == nil && !same {
+			flock(fd, unix.LOCK_UN)
+			if err := l.reopen(); err != nil {
+				return err
+			}
+			if l.sealed != nil {
+				l.sealed.close()
+				l.sealed = nil
+			}
+			continue
+		}
+		if err == nil && (l.sealed == nil || l.sealed.changed()) {
+			var cut bool
+			if cut, err = l.loadSealed(); err == nil && cut {
+				flock(fd, unix.LOCK_UN)
+				continue
+			}
+		}
+		if err != nil {
+			flock(fd, unix.LOCK_UN)
+			return err
+		}
+		held = l.f
+		break
 	}
-	defer flock(fd, unix.LOCK_UN)
+	// Unlock the file locked, even if a seal below replaces l.f: nothing
+	// is done after the seal.
+	defer flock(int(held.Fd()), unix.LOCK_UN)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := unix.Fstat(int(held.Fd()), &st); err != nil {
 		return fmt.Errorf("stat ledger: %w", err)
 	}
+	st.Size += l.sealed.size
 	if !l.trust {
 		if err := l.verifyTo(st.Size); err != nil {
 			// Read again from the start next time: a person may have
@@ -404,7 +475,11 @@ func (l *Ledger) locked(fn func() error) error {
 			}
 		}
 	}
-	return fn()
+	if err := fn(); err != nil {
+		return err
+	}
+	l.maybeSeal()
+	return nil
 }
 
 // verifyTo checks the complete lines from the verified prefix to size: each
@@ -439,7 +514,7 @@ func (l *Ledger) verifyTo(size int64) error {
 			Hint: cutHint}
 	}
 	if size > l.verOff {
-		lr := lineReader{br: bufio.NewReaderSize(io.NewSectionReader(l.f, l.verOff, size-l.verOff), 1<<16)}
+		lr := lineReader{br: bufio.NewReaderSize(io.NewSectionReader(l.view(), l.verOff, size-l.verOff), 1<<16)}
 		for {
 			line, err := lr.next()
 			if err == io.EOF || (err == nil && line[len(line)-1] != '\n') {
@@ -499,18 +574,22 @@ func (l *Ledger) readTail(size int64) (repaired string, err error) {
 	if size == 0 {
 		return "", nil
 	}
-	last, start, err := lastLine(l.f, size)
+	last, start, err := lastLine(l.view(), size)
 	if err != nil {
 		return "", err
 	}
 	if last[len(last)-1] != '\n' {
+		if start < l.sealed.size {
+			return "", &VerifyError{Kind: "malformed", Msg: fmt.Sprintf("the last sealed segment does not end with a whole line (at byte %d)", start),
+				Hint: "restore the segments from git; parley ledger verify names the line"}
+		}
 		if repaired, err = l.setAside(last, start); err != nil {
 			return "", err
 		}
 		if size = start; size == 0 {
 			return repaired, nil
 		}
-		if last, start, err = lastLine(l.f, size); err != nil {
+		if last, start, err = lastLine(l.view(), size); err != nil {
 			return "", err
 		}
 	}
@@ -528,7 +607,7 @@ func (l *Ledger) readTail(size int64) (repaired string, err error) {
 
 // lastLine returns the bytes after the last newline that is not the final
 // byte, and where they start.
-func lastLine(f *os.File, size int64) ([]byte, int64, error) {
+func lastLine(f io.ReaderAt, size int64) ([]byte, int64, error) {
 	const chunk = 8192
 	var tail []byte
 	end := size
@@ -565,7 +644,7 @@ func (l *Ledger) setAside(torn []byte, at int64) (string, error) {
 			return "", fmt.Errorf("set aside torn ledger tail: %w", err)
 		}
 	}
-	if err := truncateFile(l.f, at); err != nil {
+	if err := truncateFile(l.f, at-l.sealed.size); err != nil {
 		return "", fmt.Errorf("cut torn ledger tail: %w", err)
 	}
 	if err := syncFile(l.f); err != nil {
@@ -635,7 +714,8 @@ func isHex(s string) bool {
 // VerifyError names the first line of a ledger that is not as parley wrote
 // it.
 type VerifyError struct {
-	Line int    // 1-based line number, 0 when unknown
+	Line int    // 1-based line number in the ledger, 0 when unknown
+	At   string // the file and line in it, "ledger/000002.jsonl:17", when the ledger is sealed segments
 	Seq  uint64 // the seq the line should carry
 	Kind string // edited, dropped, inserted, reordered, malformed, torn
 	Msg  string
@@ -643,6 +723,9 @@ type VerifyError struct {
 }
 
 func (e *VerifyError) Error() string {
+	if e.At != "" {
+		return fmt.Sprintf("%s (line %d of the ledger): %s: %s", e.At, e.Line, e.Kind, e.Msg)
+	}
 	if e.Line == 0 {
 		return fmt.Sprintf("ledger %s: %s", e.Kind, e.Msg)
 	}
@@ -896,12 +979,26 @@ func (l *Ledger) CopyFrom(src Copied) error {
 			return fmt.Errorf("copy the ledger: %w", err)
 		}
 		if whole {
-			old, err := os.ReadFile(l.path)
-			if err != nil {
+			// The old copy, its sealed segments and its live file, as one
+			// file beside it.
+			old := make([]byte, l.size)
+			if _, err := l.view().ReadAt(old, 0); err != nil && err != io.EOF {
 				return fmt.Errorf("copy the ledger: %w", err)
 			}
 			if err := writeFileSync(fmt.Sprintf("%s.replaced.%d", l.path, time.Now().UnixNano()), old); err != nil {
 				return fmt.Errorf("copy the ledger: set the old copy aside: %w", err)
+			}
+			for _, g := range l.sealed.segs {
+				if err := os.Remove(g.name); err != nil {
+					return fmt.Errorf("copy the ledger: %w", err)
+				}
+			}
+			if len(l.sealed.segs) > 0 {
+				if err := syncDir(l.sealed.dir); err != nil {
+					return fmt.Errorf("copy the ledger: %w", err)
+				}
+				l.sealed.close()
+				l.sealed.size = 0
 			}
 			if err := l.f.Truncate(0); err != nil {
 				return fmt.Errorf("copy the ledger: %w", err)

@@ -535,7 +535,7 @@ func recordKeep(line []byte) bool {
 // none); a torn last line is left out.
 func ReadRecord(path string) (Record, error) {
 	rec := Record{}
-	f, err := os.Open(path)
+	f, err := OpenLedgerReader(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return rec, nil
 	}

@@ -42,21 +42,21 @@ func ReadRootRecord(dir string) (Record, error) {
 		}
 		f.Close()
 	}
-	ok, size, err := CheckPosition(path, ck.At)
+	f, err := OpenLedgerReader(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Record{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		ck = recordCheckpoint{Version: 1, Rec: Record{}}
-	}
-	f, err := os.Open(path)
+	defer f.Close()
+	ok, size, err := f.CheckPosition(ck.At)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	if !ok {
+		ck = recordCheckpoint{Version: 1, Rec: Record{}}
+	}
 	err = ReadSomeEntries(io.NewSectionReader(f, ck.At.Offset, size-ck.At.Offset), recordKeep,
 		func(_ int, e Entry) error { ck.Rec.Add(e); return nil })
 	if errors.Is(err, ErrTornTail) {

@@ -235,7 +235,7 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 	fmt.Fprintf(e.stdout, "\n%s's inbox: %s\n", team.Human, notice)
 	fmt.Fprintf(e.stdout, "%d messages and %d policy decisions in %.1f s; every one is in %s\n", messages, decisions, took.Seconds(),
 		filepath.Join(e.root.Dir, mailbox.LedgerFile))
-	f, err := os.Open(filepath.Join(e.root.Dir, mailbox.LedgerFile))
+	f, err := mailbox.OpenLedgerReader(filepath.Join(e.root.Dir, mailbox.LedgerFile))
 	if err != nil {
 		return err
 	}

@@ -180,6 +180,13 @@ func initRoot(c *cli.Context) error {
 		kept = append(kept, mailbox.LedgerFile)
 	default:
 		created = append(created, mailbox.LedgerFile)
+		// A new root seals its ledger's history as it grows (parley
+		// ledger seal); an older one keeps its one file until asked.
+		if made, err := mailbox.MakeSegmentDir(filepath.Join(dir, mailbox.LedgerFile)); err != nil {
+			return err
+		} else if made {
+			created = append(created, mailbox.SegmentDir+"/")
+		}
 	}
 	if len(created) == 0 {
 		fmt.Fprintf(e.stdout, "%s is ready: nothing to create (%d agents)\n", dir, len(team.Agents))

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/parley-dev/parley/mailbox"
@@ -18,9 +21,10 @@ func ledgerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ledger",
 		Usage: "check the ledger",
-		Description: `The ledger (ROOT/ledger.jsonl) is every message and decision, a line each,
-chained by hash. verify checks it, anchor records its head where a rewrite
-would show, export writes it from wherever it is kept.
+		Description: `The ledger (ROOT/ledger.jsonl, after the segments sealed in ROOT/ledger/) is
+every message and decision, a line each, chained by hash. verify checks it,
+anchor records its head where a rewrite would show, export writes it from
+wherever it is kept, seal seals its history into files that never change.
 
 Example:
    parley ledger verify
@@ -103,7 +107,7 @@ Example:
 				_, err = fmt.Fprintf(e.stdout, "anchored: %s\n", line)
 				return err
 			}),
-		}, ledgerReindexCommand(), ledgerGenerateCommand()},
+		}, ledgerSealCommand(), ledgerReindexCommand(), ledgerGenerateCommand()},
 	}
 }
 
@@ -114,7 +118,7 @@ func exportLedger(c *cli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(path)
+	data, err := readWhole(path)
 	if err != nil {
 		return fmt.Errorf("export the ledger: %w", err)
 	}
@@ -140,6 +144,9 @@ func verifyLedger(c *cli.Context, e *env) error {
 	if res.Staged {
 		checked += " (the staged copy, as git would commit it; the file differs: git add it to check that)"
 	}
+	if res.Segments > 0 {
+		checked += fmt.Sprintf(" after %d sealed segment(s) in %s", res.Segments, filepath.Join(e.root.Dir, mailbox.SegmentDir))
+	}
 	signed := 0
 	if verr == nil && c.Bool("messages") {
 		entries, err := readLedger(e.root)
@@ -149,7 +156,7 @@ func verifyLedger(c *cli.Context, e *env) error {
 		signed, verr = e.root.VerifyDelivered(entries)
 	}
 	if c.Bool("json") {
-		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head, "messages": signed, "staged": res.Staged}
+		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head, "messages": signed, "staged": res.Staged, "segments": res.Segments}
 		var ve *mailbox.VerifyError
 		if errors.As(verr, &ve) {
 			out["line"], out["kind"], out["error"] = ve.Line, ve.Kind, ve.Error()
@@ -181,7 +188,8 @@ func verifyLedger(c *cli.Context, e *env) error {
 // verified is what verify checked.
 type verified struct {
 	mailbox.VerifyResult
-	Staged bool // the copy in git's index, which differs from the file
+	Staged   bool // the copy in git's index, which differs from the file
+	Segments int  // the sealed segments read before the live file
 }
 
 // verify checks the ledger's chain, its anchors and, when asked, that it
@@ -197,22 +205,28 @@ func (e *env) verify(sinceCommit bool) (verified, error) {
 		return verified{}, err
 	}
 	if !sinceCommit {
-		// Read as a stream: memory does not grow with the ledger.
-		f, err := os.Open(path)
+		// Read as a stream, across the sealed segments: memory does not
+		// grow with the ledger.
+		f, err := mailbox.OpenLedgerReader(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return verified{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
 		}
 		if err != nil {
-			return verified{}, fmt.Errorf("read ledger: %w", err)
+			return verified{}, fmt.Errorf("%s: %w", path, err)
 		}
 		defer f.Close()
 		res, err := mailbox.VerifyAnchored(f, anchors)
+		var ve *mailbox.VerifyError
+		if errors.As(err, &ve) && ve.Line > 0 && f.Segments() > 0 {
+			ve.At = f.Locate(ve.Line) // the file a person restores
+			return verified{VerifyResult: res}, err
+		}
 		if err != nil {
 			return verified{VerifyResult: res}, fmt.Errorf("%s: %w", path, err)
 		}
-		return verified{VerifyResult: res}, nil
+		return verified{VerifyResult: res, Segments: f.Segments()}, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := readWhole(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return verified{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
 	}
@@ -226,10 +240,10 @@ func (e *env) verify(sinceCommit bool) (verified, error) {
 		if err != nil {
 			return verified{}, err
 		}
-		if staged, ok := g.show(":"); ok {
+		if staged, ok := g.showLedger(":"); ok {
 			data, res.Staged = staged, !bytes.Equal(staged, data)
 		}
-		committed, _ = g.show("HEAD:")
+		committed, _ = g.showLedger("HEAD:")
 	}
 	res.VerifyResult, err = mailbox.VerifyAnchored(bytes.NewReader(data), anchors)
 	if err != nil {
@@ -283,6 +297,47 @@ func gitFile(path string) (gitPath, error) {
 		return gitPath{}, fmt.Errorf("%s is outside its git work tree %s", path, top)
 	}
 	return gitPath{top: top, rel: filepath.ToSlash(rel)}, nil
+}
+
+// showLedger returns the ledger whose live file g is as git holds it at
+// rev ("HEAD:" or ":"): its sealed segments in order, then the live file,
+// and whether git holds any of them there.
+func (g gitPath) showLedger(rev string) ([]byte, bool) {
+	dir := path.Join(path.Dir(g.rel), mailbox.SegmentDir) + "/"
+	var list []byte
+	if rev == ":" {
+		list, _ = exec.Command("git", "-C", g.top, "ls-files", "--", dir).Output()
+	} else {
+		list, _ = exec.Command("git", "-C", g.top, "ls-tree", "-r", "--name-only", strings.TrimSuffix(rev, ":"), "--", dir).Output()
+	}
+	var names []string
+	for _, name := range strings.Fields(string(list)) {
+		if mailbox.IsSegmentName(path.Base(name)) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names) // numbered with leading zeros: in order
+	var out []byte
+	held := false
+	for _, name := range names {
+		data, ok := gitPath{top: g.top, rel: name}.show(rev)
+		if ok {
+			out, held = append(out, data...), true
+		}
+	}
+	live, ok := g.show(rev)
+	return append(out, live...), held || ok
+}
+
+// readWhole reads the whole ledger whose live file is at path: the sealed
+// segments, then the live file.
+func readWhole(path string) ([]byte, error) {
+	f, err := mailbox.OpenLedgerReader(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // show returns the file as git holds it at rev ("HEAD:" or ":" for the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/internal/ledgergen"
+	"github.com/parley-dev/parley/mailbox"
 	"github.com/urfave/cli/v2"
 )
 
@@ -47,6 +48,9 @@ func generateLedger(c *cli.Context, e *env) error {
 			return withHint(fmt.Errorf("%s is not empty", path), "generate into a fresh root (parley init), or --out FILE")
 		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
+		}
+		if segs, err := mailbox.SegmentFiles(path); err != nil || len(segs) > 0 {
+			return withHint(fmt.Errorf("%s has sealed segments", filepath.Join(e.root.Dir, mailbox.SegmentDir)), "generate into a fresh root (parley init), or --out FILE")
 		}
 	}
 	opt := ledgergen.Options{Lines: c.Int("lines"), PerDay: c.Int("per-day")}

@@ -197,7 +197,7 @@ func readLedger(r *mailbox.Root) ([]mailbox.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := mailbox.OpenLedgerReader(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -100,21 +100,21 @@ func (v *statusView) add(x mailbox.Entry) {
 // the first line; written back when it read statusViewEvery lines or more.
 func readStatusView(root, path string) (*statusView, error) {
 	v := loadStatusView(root)
-	ok, size, err := mailbox.CheckPosition(path, v.At)
+	f, err := mailbox.OpenLedgerReader(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return newStatusView(), nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		v = newStatusView()
-	}
-	f, err := os.Open(path)
+	defer f.Close()
+	ok, size, err := f.CheckPosition(v.At)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	if !ok {
+		v = newStatusView()
+	}
 	from := v.At
 	var last mailbox.Entry
 	n := 0

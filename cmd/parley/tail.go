@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +49,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			f, err := os.Open(path)
+			f, err := mailbox.OpenLedgerReader(path)
 			if errors.Is(err, fs.ErrNotExist) {
 				return withHint(fmt.Errorf("%s has no ledger yet", e.root.Dir), "parley init creates it")
 			}
@@ -200,7 +199,7 @@ func (t *tailer) last(r io.Reader, n, from int) error {
 // lastOf is last for the last n (> 0) lines of f, read backwards from its
 // end, a block at a time, so that its cost is that of the lines shown,
 // not of the ledger; f is left at its end, for follow.
-func (t *tailer) lastOf(f *os.File, n int) error {
+func (t *tailer) lastOf(f *mailbox.LedgerReader, n int) error {
 	end, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return fmt.Errorf("read ledger: %w", err)
@@ -244,8 +243,9 @@ var eventColor = map[string]string{"delivered": "\x1b[36m", "decision": "\x1b[33
 	"bounced": "\x1b[31m", "failed": "\x1b[31m", "paused": "\x1b[1;31m", "resumed": "\x1b[32m"}
 
 // follow prints lines as they are appended to f, until ctx ends. File
-// events are hints: a slow timer reads on too.
-func (t *tailer) follow(ctx context.Context, f *os.File) error {
+// events are hints: a slow timer reads on too (after a seal, the live file
+// watched is no longer the one appended to until it is watched again).
+func (t *tailer) follow(ctx context.Context, f *mailbox.LedgerReader) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("follow ledger: %w", err)
@@ -258,6 +258,7 @@ func (t *tailer) follow(ctx context.Context, f *os.File) error {
 	defer tick.Stop()
 	buf := make([]byte, 1<<16)
 	for {
+		sealed := f.Segments()
 		for {
 			n, err := f.Read(buf)
 			t.partial = append(t.partial, buf[:n]...)
@@ -265,6 +266,12 @@ func (t *tailer) follow(ctx context.Context, f *os.File) error {
 				break
 			}
 			if err != nil {
+				return fmt.Errorf("follow ledger: %w", err)
+			}
+		}
+		if f.Segments() != sealed {
+			_ = w.Remove(f.Name())
+			if err := w.Add(f.Name()); err != nil {
 				return fmt.Errorf("follow ledger: %w", err)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -41,7 +40,7 @@ func BenchmarkTailFollow(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	f, err := os.Open(path)
+	f, err := mailbox.OpenLedgerReader(path)
 	if err != nil {
 		b.Fatal(err)
 	}

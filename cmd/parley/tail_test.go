@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-dev/parley/internal/ledgergen"
+	"github.com/parley-dev/parley/mailbox"
 )
 
 // TestTailFromTheEnd prints the last n lines read backwards from the end
@@ -37,7 +38,7 @@ func TestTailFromTheEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			run := func(back bool) (string, string, int64) {
-				f, err := os.Open(path)
+				f, err := mailbox.OpenLedgerReader(path)
 				if err != nil {
 					t.Fatal(err)
 				}
