@@ -25,10 +25,11 @@ test:
 	GORACE="atexit_sleep_ms=50" $(GO) test -race -count=1 -timeout 20m ./...
 
 # The fault tests at full length: the JetStream server process killed -9
-# in the middle of 20 deals (make test: 5), and every agent of a deal
-# killed -9 and taken over on another root (make test: two of them).
+# in the middle of 20 deals (make test: 5), every agent of a deal killed -9
+# and taken over on another root (make test: two of them), and the bridge
+# killed -9 20 times in one deal (make test: 3).
 faults:
-	GORACE="atexit_sleep_ms=50" PARLEY_SERVER_KILLS=20 PARLEY_TAKEOVERS=all $(GO) test -race -count=1 -timeout 20m -run 'TestJetStreamServerKilled|TestJetStreamTakeover' -v ./cmd/parley
+	GORACE="atexit_sleep_ms=50" PARLEY_SERVER_KILLS=20 PARLEY_TAKEOVERS=all PARLEY_BRIDGE_KILLS=20 $(GO) test -race -count=1 -timeout 20m -run 'TestJetStreamServerKilled|TestJetStreamTakeover|TestBridgeMixedTeam' -v ./cmd/parley
 
 # Each figure beside its floor (the bare system calls), from one run. The
 # ledger's (EngineStart, Decide, OpenLedger) run on an empty root beside one

@@ -2,6 +2,8 @@ package mailbox
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -115,6 +117,55 @@ func (d Maildir) Deliver(data []byte, now time.Time) (string, error) {
 		return name, fmt.Errorf("deliver into %s: sync new/: %w", d.Dir, err)
 	}
 	return name, nil
+}
+
+// DeliverOnce is Deliver for a message that may be put again after a
+// crash (a bridge's crossing): its file is named from its Message-ID, so
+// one already in the inbox — new, claimed, archived or set aside — is found
+// and not delivered again (dup). A different message under the same id is
+// delivered under a name of its own, for its agent to refuse. It returns
+// the file's path relative to d.
+func (d Maildir) DeliverOnce(id string, data []byte, now time.Time) (name string, dup bool, err error) {
+	sum := sha256.Sum256([]byte(id))
+	name = "once." + hex.EncodeToString(sum[:20])
+	for _, dir := range []Maildir{d, d.Archive()} {
+		for _, sub := range []string{"new", "cur", "rejected"} {
+			found, err := filepath.Glob(filepath.Join(dir.Path(sub), name+"*"))
+			if err != nil {
+				return "", false, fmt.Errorf("deliver into %s: %w", d.Dir, err)
+			}
+			for _, f := range found {
+				if strings.HasSuffix(f, ".err") {
+					continue
+				}
+				old, err := os.ReadFile(f)
+				if err != nil {
+					continue // claimed and moved on since the listing: looked for again below
+				}
+				if !bytes.Equal(old, data) {
+					name, err := d.Deliver(data, now)
+					if name != "" {
+						name = filepath.Join("new", name)
+					}
+					return name, false, err
+				}
+				rel, _ := filepath.Rel(d.Dir, f)
+				return rel, true, nil
+			}
+		}
+	}
+	tmp := d.Path("tmp", name)
+	if err := WriteDurable(tmp, data); err != nil {
+		return "", false, fmt.Errorf("deliver into %s: %w", d.Dir, err)
+	}
+	if err := renameFile(tmp, d.Path("new", name)); err != nil {
+		os.Remove(tmp)
+		return "", false, fmt.Errorf("deliver into %s: rename: %w", d.Dir, err)
+	}
+	if err := syncDir(d.Path("new")); err != nil {
+		return filepath.Join("new", name), false, fmt.Errorf("deliver into %s: sync new/: %w", d.Dir, err)
+	}
+	return filepath.Join("new", name), false, nil
 }
 
 // WriteDurable writes a file so that it is whole or absent after a crash:

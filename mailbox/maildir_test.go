@@ -306,3 +306,62 @@ func TestReject(t *testing.T) {
 		t.Errorf("bad.txt.err = %q", reason)
 	}
 }
+
+// TestDeliverOnce: a message put again under its Message-ID (a bridge after
+// a crash) is not delivered twice wherever the first copy now is — waiting,
+// claimed, archived by a person, or set aside — while another message
+// under the same id is delivered, for its agent to refuse.
+func TestDeliverOnce(t *testing.T) {
+	data := []byte("Message-ID: <1@test>\nVerb: NOTIFY\n\nhello\n")
+	for _, tc := range []struct {
+		name  string
+		move  func(t *testing.T, d Maildir, path string) // where the first copy goes before the second put
+		again []byte
+		dup   bool
+	}{
+		{"waiting in new/", func(*testing.T, Maildir, string) {}, data, true},
+		{"claimed into cur/", func(t *testing.T, d Maildir, path string) {
+			if _, err := d.Claim(filepath.Base(path)); err != nil {
+				t.Fatal(err)
+			}
+		}, data, true},
+		{"archived", func(t *testing.T, d Maildir, path string) {
+			if _, err := d.MoveToArchive(filepath.Join(d.Dir, path)); err != nil {
+				t.Fatal(err)
+			}
+		}, data, true},
+		{"set aside", func(t *testing.T, d Maildir, path string) {
+			if _, err := d.Reject(filepath.Join(d.Dir, path), "not signed"); err != nil {
+				t.Fatal(err)
+			}
+		}, data, true},
+		{"another message under the id", func(*testing.T, Maildir, string) {}, []byte("Message-ID: <1@test>\nVerb: NOTIFY\n\nforged\n"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newInbox(t)
+			first, dup, err := d.DeliverOnce("<1@test>", data, t0)
+			if err != nil || dup {
+				t.Fatalf("first: %s, dup %v, %v", first, dup, err)
+			}
+			tc.move(t, d, first)
+			second, dup, err := d.DeliverOnce("<1@test>", tc.again, t0)
+			if err != nil || dup != tc.dup {
+				t.Fatalf("again: %s, dup %v, %v; want dup %v", second, dup, err, tc.dup)
+			}
+			files := 0
+			for _, dir := range []Maildir{d, d.Archive()} {
+				for _, sub := range []string{"new", "cur", "rejected"} {
+					names, _ := filepath.Glob(filepath.Join(dir.Path(sub), "*"))
+					for _, n := range names {
+						if !strings.HasSuffix(n, ".err") {
+							files++
+						}
+					}
+				}
+			}
+			if want := map[bool]int{true: 1, false: 2}[tc.dup]; files != want {
+				t.Errorf("%d files in the inbox, want %d", files, want)
+			}
+		})
+	}
+}

@@ -180,6 +180,16 @@ func (f Files) Put(m *Message, data []byte, now time.Time) (string, error) {
 	return filepath.Join(m.To, "new", name), err
 }
 
+// PutOnce is Put for a message that may be put again (a bridge after a
+// crash): one already in the recipient's Maildir is not put twice (dup).
+func (f Files) PutOnce(m *Message, data []byte, now time.Time) (where string, dup bool, err error) {
+	rel, dup, err := (Maildir{Dir: filepath.Join(f.Dir, m.To)}).DeliverOnce(m.ID, data, now)
+	if rel == "" {
+		return "", false, err
+	}
+	return filepath.Join(m.To, rel), dup, err
+}
+
 // Journal opens ledger.jsonl, to be verified against the heads it must
 // have passed through: its anchors, and the last line each agent verified.
 // It starts at the verified position a process kept (ROOT/.parley/

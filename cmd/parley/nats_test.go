@@ -269,11 +269,24 @@ func TestBridgeMixedTeam(t *testing.T) {
 	procs["bridge"] = bridge()
 	defer stopAgents(procs)
 	lowerStock(t, files)
-	// The bridge dies with quotes on their way, and comes back.
+	// The bridge dies with messages on their way, again and again
+	// (PARLEY_BRIDGE_KILLS, 3; make faults: 20), and comes back each time.
+	kills := 3
+	if n, err := strconv.Atoi(os.Getenv("PARLEY_BRIDGE_KILLS")); err == nil && n > 0 {
+		kills = n
+	}
 	awaitRootLines(here, "procurement", 4, 10*time.Second)
-	procs["bridge"].Process.Signal(syscall.SIGKILL)
-	procs["bridge"].Wait()
-	procs["bridge"] = bridge()
+	for i := 0; i < kills; i++ {
+		if i > 0 {
+			lines := ledgerLines(t, here) + ledgerLines(t, there)
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && ledgerLines(t, here)+ledgerLines(t, there) < lines+2; {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		procs["bridge"].Process.Signal(syscall.SIGKILL)
+		procs["bridge"].Wait()
+		procs["bridge"] = bridge()
+	}
 
 	es := awaitRoot(t, here, time.Minute, dealDone, logs)
 	checkOnce(t, here, es)
@@ -286,11 +299,11 @@ func TestBridgeMixedTeam(t *testing.T) {
 		}
 		return false
 	}, logs)
-	// What left each side arrived on the other: stored once on JetStream
-	// (its duplicate window), handled once by its agent on files (a bridge
-	// killed between delivering and acknowledging may leave a second copy,
-	// which the agent finds handled); and vendor-b was ordered from and
-	// paid once.
+	// What left each side arrived on the other once: stored once on
+	// JetStream (its duplicate window), one file in its agent's Maildir on
+	// files (named from its Message-ID), handled once, and each crossing one
+	// delivered line on the side it reached and one bridged line on the side
+	// it left; and vendor-b was ordered from and paid once.
 	stored := storedOnStream(t, s, "PARLEY_INBOX")
 	handled := map[string]int{}
 	// Each agent here records a message done after acting on it: wait for
@@ -330,6 +343,46 @@ func TestBridgeMixedTeam(t *testing.T) {
 	if len(crossed) != 2 {
 		t.Errorf("crossed: %v, want both ways", crossed)
 	}
+	copies := map[string]int{} // Message-ID: files in the Maildirs here
+	for _, n := range []string{"inventory", "procurement", "finance", "human"} {
+		for _, sub := range []string{"new", "cur"} {
+			dir := filepath.Join(files, n, sub)
+			names, _ := os.ReadDir(dir)
+			for _, f := range names {
+				data, err := os.ReadFile(filepath.Join(dir, f.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m, err := mailbox.Parse(data); err == nil {
+					copies[m.ID]++
+				}
+			}
+		}
+	}
+	lines := map[string]int{}
+	for _, e := range es {
+		if (e.Event == mailbox.EventDelivered && strings.HasPrefix(e.Reason, "bridged from ")) || e.Event == mailbox.EventBridged {
+			lines[e.Event+" "+e.MsgID]++
+		}
+	}
+	for _, e := range away {
+		if (e.Event == mailbox.EventDelivered && strings.HasPrefix(e.Reason, "bridged from ")) || e.Event == mailbox.EventBridged {
+			lines[e.Event+" "+e.MsgID]++
+		}
+	}
+	for _, e := range away {
+		if e.Event != mailbox.EventBridged {
+			continue
+		}
+		if copies[e.MsgID] != 1 {
+			t.Errorf("JetStream to files: %s %s lies in %d files of %s's Maildir", e.Verb, e.MsgID, copies[e.MsgID], e.To)
+		}
+	}
+	for k, n := range lines {
+		if n != 1 {
+			t.Errorf("the ledgers record %q %d times", k, n)
+		}
+	}
 	claims := map[string]int{}
 	for _, e := range away {
 		if e.Event == mailbox.EventClaimed && e.Agent == "vendor-b" {
@@ -339,6 +392,15 @@ func TestBridgeMixedTeam(t *testing.T) {
 	if claims["ORDER"] != 1 || claims["PAID"] != 1 {
 		t.Errorf("vendor-b claimed %d orders and %d payments on JetStream, want 1 and 1", claims["ORDER"], claims["PAID"])
 	}
+}
+
+// ledgerLines is how many lines r's ledger has.
+func ledgerLines(t *testing.T, r *mailbox.Root) int {
+	es, err := readLedger(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
 }
 
 // TestJetStreamServerKilled kills -9 the server process in the middle of
