@@ -8,7 +8,7 @@ PARLEY := bin/parley
 ROOT   ?= mailboxes
 export PARLEY_ROOT := $(ROOT)
 
-.PHONY: build demo test faults bench lint fuzz clean ollama-server ollama-smoke e2e-ollama
+.PHONY: build demo test faults soak bench lint fuzz clean ollama-server ollama-smoke e2e-ollama
 
 build:
 	$(GO) build -o $(PARLEY) ./cmd/parley
@@ -23,6 +23,11 @@ demo: build
 test:
 	$(GO) vet ./...
 	GORACE="atexit_sleep_ms=50" $(GO) test -race -count=1 -timeout 20m ./...
+
+# The JetStream soak at full length: 2,000 deals back to back and 500 at
+# once, twenty vendors, one server (make test: 10 and 10). Hours.
+soak:
+	PARLEY_SOAK=2000,500 $(GO) test -count=1 -timeout 0 -run 'TestJetStreamSoak' -v ./cmd/parley
 
 # The fault tests at full length: the JetStream server process killed -9
 # in the middle of 20 deals (make test: 5), every agent of a deal killed -9

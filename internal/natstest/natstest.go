@@ -245,3 +245,43 @@ func Serve() bool {
 	srv.WaitForShutdown()
 	return true
 }
+
+// RSS is the server process's resident memory, in kB (0: unknown).
+func (p *Process) RSS() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// StreamOf is what the server at url says of the stream name, over a
+// connection of its own.
+func StreamOf(tb testing.TB, url, name string) (*jetstream.StreamInfo, error) {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return st.Info(ctx)
+}
