@@ -355,6 +355,11 @@ func contains(s []string, v string) bool {
 }
 
 func glob(pattern, name string) bool {
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		// No wildcard, no escape: path.Match is equality (TestGlobPlain),
+		// and every message sent is matched against the [[allow]] rules.
+		return pattern == name
+	}
 	ok, _ := path.Match(pattern, name)
 	return ok
 }
