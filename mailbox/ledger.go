@@ -82,12 +82,25 @@ func MessageEntry(agent, event string, m *Message) Entry {
 		e.Amount, e.Currency = money.Decimal(), money.Currency
 	}
 	if !m.DeliverBy.IsZero() {
-		e.DeliverBy = m.DeliverBy.Format(time.DateOnly)
+		e.DeliverBy = dateOnly(m.DeliverBy)
 	}
 	if !m.Expires.IsZero() {
 		e.Expires = m.Expires.Format(time.RFC3339)
 	}
 	return e
+}
+
+// dateOnly is t.Format(time.DateOnly), without the layout's parsing for
+// the years 0 to 9999 (TestDateOnly): every message with a delivery date
+// writes it for its ledger entries, and a simulated deal writes thousands.
+func dateOnly(t time.Time) string {
+	y, m, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.Format(time.DateOnly)
+	}
+	b := [10]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-',
+		byte('0' + int(m)/10), byte('0' + int(m)%10), '-', byte('0' + d/10), byte('0' + d%10)}
+	return string(b[:])
 }
 
 // genesis is the prev of the first entry.
