@@ -305,6 +305,49 @@ type spelled struct {
 // "forty-two", "a thousand", "twelve point five", "five dollars and ten
 // cents". A lone "one" ("the one you sent") or "a" is not a number.
 func numbersInWords(text string) []spelled {
+	if !maySpellNumbers(text) {
+		return nil
+	}
+	return numbersInAllWords(text)
+}
+
+// maySpellNumbers reports whether text may write a number in words: one
+// of its words is a small number or a scale — every number in words has
+// one (wordNumber). It answers true for any text that is not all ASCII,
+// whose letters lower-case in other ways. One pass without allocating,
+// where splitting the words costs one each (TestNumbersInWordsShortcut):
+// most texts a deal reads have no number in words.
+func maySpellNumbers(text string) bool {
+	var buf [16]byte
+	n, long := 0, false
+	end := func() bool {
+		ok := !long && n > 0 && (smallNumbers[string(buf[:n])] != 0 || scales[string(buf[:n])] != 0 || string(buf[:n]) == "zero")
+		n, long = 0, false
+		return ok
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return true
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			if n == len(buf) {
+				long = true
+				continue
+			}
+			buf[n] = c | 0x20
+			n++
+		default:
+			if end() {
+				return true
+			}
+		}
+	}
+	return end()
+}
+
+// numbersInAllWords is numbersInWords reading every word.
+func numbersInAllWords(text string) []spelled {
 	ws := wordsOf(text)
 	var out []spelled
 	for i := 0; i < len(ws); {
