@@ -569,17 +569,30 @@ func (r *run) counters() []Counter {
 func (r *run) leaks() []string {
 	s := r.s
 	n := decimal.NewFromInt(s.Need.Quantity)
-	secret := map[string]int64{"the value of a unit": micro(s.Buyer.Value.Amount)}
+	// In a fixed order, where a map's was random: two secrets of the same
+	// value are both told, in this order.
+	type secret struct {
+		what string
+		v    int64
+	}
+	secrets := []secret{{"the value of a unit", micro(s.Buyer.Value.Amount)}}
 	if b := s.Policy.Budget; !b.IsZero() {
-		secret["the budget"], secret["the budget per unit"] = micro(b.Amount), micro(b.Amount.Div(n).Round(2))
+		secrets = append(secrets, secret{"the budget", micro(b.Amount)}, secret{"the budget per unit", micro(b.Amount.Div(n).Round(2))})
 	}
 	if h := s.Policy.ApprovalOver; !h.IsZero() {
-		secret["the sign-off threshold"] = micro(h.Amount)
+		secrets = append(secrets, secret{"the sign-off threshold", micro(h.Amount)})
 	}
 	if c := s.Ceiling(); !c.IsZero() {
-		secret["the ceiling"] = micro(c.Amount)
+		secrets = append(secrets, secret{"the ceiling", micro(c.Amount)})
 	}
-	quotes := map[string][]int64{} // vendor: the prices it quoted
+	// The prices each vendor quoted, vendors in the order they first
+	// quoted.
+	type quoted struct {
+		vendor string
+		qs     []int64
+	}
+	var quotes []*quoted
+	quotesOf := map[string]*quoted{}
 	var out []string
 	seen := map[string]bool{}
 	leak := func(line string) {
@@ -595,11 +608,19 @@ func (r *run) leaks() []string {
 	// A buyer says the same words many times over (each vendor its
 	// request, an offer that holds round after round): each text is read
 	// once.
-	read := map[string][]decimal.Decimal{}
+	type text struct{ subject, body string }
+	read := map[text][]int64{}
+	var own, said []int64
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
 			if !m.UnitPrice.IsZero() {
-				quotes[m.From] = append(quotes[m.From], micro(m.UnitPrice.Amount))
+				q := quotesOf[m.From]
+				if q == nil {
+					q = &quoted{vendor: m.From}
+					quotesOf[m.From] = q
+					quotes = append(quotes, q)
+				}
+				q.qs = append(q.qs, micro(m.UnitPrice.Amount))
 			}
 			continue
 		}
@@ -611,44 +632,75 @@ func (r *run) leaks() []string {
 		// read as a secret: "COUNTER: 12 widget at 5.78" tells no unit
 		// budget of 12. The unit price is the message's field, always
 		// checked.
-		own := []int64{s.Need.Quantity * 1e6, m.Quantity * 1e6}
+		own = append(own[:0], s.Need.Quantity*1e6, m.Quantity*1e6)
 		if !m.DeliverBy.IsZero() {
 			own = append(own, int64(m.DeliverBy.Day())*1e6, int64(m.DeliverBy.Year())*1e6)
 		}
-		var said []int64
-		text := m.Subject + " " + m.Body
-		numbers, ok := read[text]
+		said = said[:0]
+		numbers, ok := read[text{m.Subject, m.Body}]
 		if !ok {
-			numbers = agents.Numbers(text)
-			read[text] = numbers
+			for _, d := range agents.Numbers(m.Subject + " " + m.Body) {
+				numbers = append(numbers, micro(d))
+			}
+			read[text{m.Subject, m.Body}] = numbers
 		}
 		for _, d := range numbers {
-			if d := micro(d); !slices.Contains(own, d) {
+			if !slices.Contains(own, d) {
 				said = append(said, d)
 			}
 		}
-		unitPrice, total := int64(-1), micro(m.Total().Amount)
+		unitPrice, total := int64(-1), totalMicro(m)
 		if !m.UnitPrice.IsZero() {
 			unitPrice = micro(m.UnitPrice.Amount)
 			said = append(said, unitPrice)
 		}
+		var mine []int64
+		if q := quotesOf[m.To]; q != nil {
+			mine = q.qs
+		}
 		for _, d := range said {
-			if echoes(d, quotes[m.To]) {
+			if echoes(d, mine) {
 				continue // the recipient's own price, said back to it
 			}
-			for what, v := range secret {
-				if d == v && d != total && !(m.Verb != mailbox.Counter && d == unitPrice) {
-					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, what, fromMicro(d)))
+			for _, x := range secrets {
+				if d == x.v && d != total && !(m.Verb != mailbox.Counter && d == unitPrice) {
+					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, x.what, fromMicro(d)))
 				}
 			}
-			for vendor, qs := range quotes {
-				if vendor != m.To && echoes(d, qs) {
-					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, fromMicro(d)))
+			for _, q := range quotes {
+				if q.vendor != m.To && echoes(d, q.qs) {
+					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, q.vendor, fromMicro(d)))
 				}
 			}
 		}
 	}
 	return out
+}
+
+// totalMicro is micro(m.Total().Amount), without multiplying decimals for
+// a unit price of at most six decimals (TestTotalMicro).
+func totalMicro(m *mailbox.Message) int64 {
+	u := m.UnitPrice.Amount
+	if !m.Amount.IsZero() || m.UnitPrice.IsZero() || u.Exponent() < -6 || u.Exponent() > 0 || u.NumDigits() > 12 {
+		return micro(m.Total().Amount)
+	}
+	// The total has the unit price's exponent: its millionths are the
+	// unit's times the quantity, exactly, or -1 above 10^12 (micro).
+	um, q := agents.Micros(u), max(m.Quantity, 1)
+	if um < 0 {
+		um = -um
+	}
+	if um > 1e18/q {
+		return -1
+	}
+	t := um * q
+	if t > 1e18 {
+		return -1
+	}
+	if u.Sign() < 0 {
+		t = -t
+	}
+	return t
 }
 
 // micro is an amount in millionths, for the leak check's many comparisons
