@@ -338,11 +338,7 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 			return deny("negotiation.max_rounds", "%s and %s have exchanged %d counter-offers on %s; the limit is %d", m.From, m.To, r, m.Thread, n)
 		}
 	}
-	// Joined, not formatted: every message sent is allowed first, and
-	// fmt.Sprintf was a tenth of a simulated deal's time.
-	n := strconv.Itoa(rule)
-	allowed := Decision{Outcome: Allow, Rule: "allow." + n,
-		Reason: "[[allow]] rule " + n + " lets " + p.Allow[rule-1].From + " send " + string(m.Verb) + " to " + strings.Join(p.Allow[rule-1].To, " ")}
+	allowed := allowDecision(p, rule, m.Verb)
 	if total := m.Total(); !total.IsZero() {
 		if total.Currency != p.Currency {
 			return deny("currency", "%s is not in %s, the policy's currency", total, p.Currency)
@@ -358,6 +354,23 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 		return allowed // the human's own answer: what it allows is checked when money moves
 	}
 	return s.money(p, a, now, t, allowed)
+}
+
+// allowDecision is the decision that [[allow]] rule number rule allows
+// verb. Every message sent is allowed first: the rule's words are written
+// once, when the policy is parsed (TestAllowDecision: the same words).
+func allowDecision(p *Policy, rule int, verb mailbox.Verb) Decision {
+	if a := &p.Allow[rule-1]; a.rule != "" {
+		return Decision{Outcome: Allow, Rule: a.rule, Reason: a.lets + string(verb) + a.to}
+	}
+	return allowDecisionOf(p, rule, verb)
+}
+
+// allowDecisionOf is allowDecision for a policy not parsed.
+func allowDecisionOf(p *Policy, rule int, verb mailbox.Verb) Decision {
+	n := strconv.Itoa(rule)
+	return Decision{Outcome: Allow, Rule: "allow." + n,
+		Reason: "[[allow]] rule " + n + " lets " + p.Allow[rule-1].From + " send " + string(verb) + " to " + strings.Join(p.Allow[rule-1].To, " ")}
 }
 
 // RuleTerms is the rule that puts to the human a payment whose vendor
