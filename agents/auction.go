@@ -272,7 +272,7 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 			m.Expires = now.Add(r.ReplyWithin)
 		}
 		if o.Rounds >= r.rounds() || d.Final {
-			m.Subject = fmt.Sprintf("BEST AND FINAL: %d %s at %s each", lot, d.Item, price)
+			m.Subject = atEach("BEST AND FINAL", lot, d.Item, price)
 			m.Body = "This is our last round: every vendor gets it at once, and the best answers win. Your best price?\n"
 		}
 		out = append(out, m)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,12 @@ func reply(from string, m *mailbox.Message, verb mailbox.Verb) *mailbox.Message 
 func days(t time.Time, n int) time.Time {
 	y, mo, d := t.UTC().Date()
 	return time.Date(y, mo, d+n, 0, 0, 0, 0, time.UTC)
+}
+
+// atEach is fmt.Sprintf("%s: %d %s at %s each", head, q, item, price),
+// joined: every offer and quote says it (TestAtEach).
+func atEach(head string, q int64, item string, price mailbox.Money) string {
+	return head + ": " + strconv.FormatInt(q, 10) + " " + item + " at " + price.String() + " each"
 }
 
 func unit(m mailbox.Money, q int64) string {
@@ -1003,7 +1010,7 @@ func (r *Procurement) offer(now time.Time, d *Deal, price mailbox.Money) []*mail
 func (r *Procurement) counterTo(d *Deal, vendor string, lot int64, price mailbox.Money) *mailbox.Message {
 	return &mailbox.Message{From: r.Name, To: vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
 		Quantity: lot, UnitPrice: price, DeliverBy: d.Quotes[vendor].DeliverBy,
-		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", lot, d.Item, price),
+		Subject: atEach("COUNTER", lot, d.Item, price),
 		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}
 }
 

@@ -240,11 +240,12 @@ func (r *Vendor) decline(m *mailbox.Message, why string) *mailbox.Message {
 func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *mailbox.Message {
 	q := reply(r.Name, m, mailbox.Quote)
 	q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
-	q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, price, q.DeliverBy.Weekday())
 	if m.Quantity > r.Capacity {
 		// More than it delivers on one order: it quotes for what it can.
 		q.Quantity = r.Capacity
 		q.Subject = fmt.Sprintf("QUOTE: %d of the %d %s asked, at %s each, delivered %s", r.Capacity, m.Quantity, r.Item, price, q.DeliverBy.Weekday())
+	} else {
+		q.Subject = atEach("QUOTE", m.Quantity, r.Item, price) + ", delivered " + q.DeliverBy.Weekday().String()
 	}
 	if r.Pitch != "" {
 		q.Body = r.Pitch + "\n"
