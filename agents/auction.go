@@ -256,7 +256,7 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 		}
 		price := mailbox.Money{Amount: p, Currency: o.UnitPrice.Currency}
 		if r.Tactic == "" && !o.Offered.IsZero() {
-			if _, probe := r.parleyOffer(o, decimal.Zero, r.cap(d, o)); probe {
+			if r.probes(d, o) {
 				o.Probes++
 			}
 			o.Raised = p.Sub(o.Offered.Amount)
@@ -287,6 +287,17 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 // cap and v's own quotes — never another vendor's — and never below an
 // offer made to v before, nor at or above the cap.
 func (r *Procurement) offerFor(d *Deal, v string, k int) decimal.Decimal {
+	if r.Tactic == "" {
+		if p, ok := r.parleyOfferMicros(d, v); ok {
+			return fromMicros(p)
+		}
+	}
+	return r.offerForDecimal(d, v, k)
+}
+
+// offerForDecimal is offerFor in decimals, for every tactic and any
+// figures.
+func (r *Procurement) offerForDecimal(d *Deal, v string, k int) decimal.Decimal {
 	o := d.Quotes[v]
 	first, cur := o.Quoted[0], o.UnitPrice.Amount
 	c := r.cap(d, o)
@@ -401,6 +412,169 @@ func (r *Procurement) parleyOffer(o *Offer, a, c decimal.Decimal) (p decimal.Dec
 	return decimal.Min(p, top), probe
 }
 
+// The auction's own offer (parleyOfferMicros) is worked out in whole
+// millionths: the decimals' big.Int arithmetic and allocations were a
+// fifth of a simulated deal. Every figure it starts from must be a whole
+// number of millionths under 10^8 (prices), or it is worked out in
+// decimals; TestOfferMicros holds the two to the same offers.
+const (
+	centMicros = 10_000
+	maxMicros  = 100_000_000 * 1_000_000 // 10^8 in millionths: a product with a share (10^4) stays under 2^63
+)
+
+// exactMicros is d in millionths when that is exact and small enough for
+// the auction's integer arithmetic.
+func exactMicros(d decimal.Decimal) (int64, bool) {
+	if e := d.Exponent(); e < -6 || e > 0 || d.NumDigits() > 12 {
+		return 0, false
+	}
+	m := d.CoefficientInt64() * pow10[d.Exponent()+6]
+	return m, m < maxMicros && m > -maxMicros
+}
+
+// roundCentsMicros is roundCents of x·10^-k (k from 3 to 18) in
+// millionths: as decimal.Round(2), it truncates to three decimals, then
+// rounds half away from zero.
+func roundCentsMicros(x int64, k int) int64 {
+	neg := x < 0
+	if neg {
+		x = -x
+	}
+	for ; k > 3; k-- {
+		x /= 10 // to thousandths, truncated
+	}
+	c := (x + 5) / 10 * centMicros
+	if neg {
+		return -c
+	}
+	return c
+}
+
+// fromMicros is an amount of millionths as a decimal: in cents when it
+// is whole cents, as the decimal offers were.
+func fromMicros(m int64) decimal.Decimal {
+	if m%centMicros == 0 {
+		return decimal.New(m/centMicros, -2)
+	}
+	return decimal.New(m, -6)
+}
+
+// parleyOfferMicros is offerForDecimal for parley's own tactic, in
+// millionths; ok is false when a figure it starts from is not exact in
+// them (then offerFor works in decimals).
+func (r *Procurement) parleyOfferMicros(d *Deal, v string) (p int64, ok bool) {
+	o := d.Quotes[v]
+	c := r.cap(d, o)
+	f, ok := r.offerFigures(o, c)
+	if !ok {
+		return 0, false
+	}
+	a := roundCentsMicros(f.first*85, 8) // first × 0.85 (anchor)
+	if f.cap > 0 {
+		a = min(a, roundCentsMicros(f.cap*r.shareOf(d, v), 10))
+	}
+	p, _ = f.parleyOffer(a)
+	p = roundCentsMicros(p, 6)
+	if f.cap > 0 && p >= f.cap {
+		p = f.cap - centMicros // never the cap itself: an offer at it would say what it is
+	}
+	if f.offered && p < f.prev {
+		p = f.prev
+	}
+	if x, moved := r.apartMicros(d, v, p, f.prev, f.cap); moved {
+		p = x
+	}
+	// Nor any of the buyer's own numbers, even by chance: its ceiling,
+	// its budget per unit.
+	for _, secret := range r.secrets(d) {
+		sm, ok := exactMicros(secret)
+		if !ok {
+			if !fromMicros(p).Equal(secret) {
+				continue
+			}
+			return 0, false // a secret equal to the offer in another form: in decimals
+		}
+		if p == sm {
+			if q := p - centMicros; q >= f.prev {
+				p = q
+			} else {
+				p += centMicros
+			}
+		}
+	}
+	return p, true
+}
+
+// offerFigures are the figures of parley's offer to a vendor, in
+// millionths.
+type offerFigures struct {
+	first, cur, cap  int64
+	offered          bool  // an offer was made to it
+	prev, raised     int64 // the last offer (0: none) and its rise
+	conceded, probes int64
+}
+
+// offerFigures reads o's figures and the cap c in millionths; ok is false
+// when one is not exact in them.
+func (r *Procurement) offerFigures(o *Offer, c decimal.Decimal) (f offerFigures, ok bool) {
+	if len(o.Quoted) == 0 {
+		return f, false
+	}
+	all := true
+	get := func(d decimal.Decimal) int64 {
+		m, ok := exactMicros(d)
+		all = all && ok
+		return m
+	}
+	f.first, f.cur, f.cap = get(o.Quoted[0]), get(o.UnitPrice.Amount), get(c)
+	f.offered, f.prev, f.raised, f.probes = !o.Offered.IsZero(), get(o.Offered.Amount), get(o.Raised), int64(o.Probes)
+	if n := len(o.Quoted); n >= 2 {
+		f.conceded = get(o.Quoted[n-2]) - get(o.Quoted[n-1])
+	}
+	return f, all
+}
+
+// parleyOffer is Procurement.parleyOffer in millionths.
+func (f *offerFigures) parleyOffer(a int64) (p int64, probe bool) {
+	top := f.cur - centMicros
+	if f.cap > 0 && f.cap <= top {
+		top = f.cap - centMicros
+	}
+	if !f.offered {
+		return min(a, top), false
+	}
+	gap := top - f.prev
+	if gap <= 0 {
+		return f.prev, false
+	}
+	switch {
+	case f.raised > 0 && f.conceded == f.raised:
+		p = f.prev + roundCentsMicros(gap/3, 6) // gap/3 has no run of nines to round up: its thousandths are gap/3000's
+	case f.conceded <= 0 && f.probes < 2:
+		p, probe = f.prev+max(centMicros, roundCentsMicros(gap/20, 6)), true
+	default:
+		p = f.prev
+	}
+	return min(p, top), probe
+}
+
+// probes reports whether parley's next offer to o rises to see whether
+// the vendor follows.
+func (r *Procurement) probes(d *Deal, o *Offer) bool {
+	c := r.cap(d, o)
+	if f, ok := r.offerFigures(o, c); ok {
+		_, probe := f.parleyOffer(0)
+		return probe
+	}
+	_, probe := r.parleyOffer(o, decimal.Zero, c)
+	return probe
+}
+
+// shareOf is share's fraction in ten-thousandths.
+func (r *Procurement) shareOf(d *Deal, v string) int64 {
+	return r.share(d, v).CoefficientInt64()
+}
+
 // Micros is d in millionths, truncated toward zero: d.Shift(6).IntPart().
 // A price has two decimals, and Shift(6) gives it a positive exponent,
 // which IntPart turns into big.Int arithmetic; with at most six decimals
@@ -436,6 +610,19 @@ func (o *Offer) micros() []int64 {
 // (zero: none); zero when there is no such price. (In millionths, whole
 // numbers: it runs for every offer against every quote.)
 func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) decimal.Decimal {
+	x, moved := r.apartMicros(d, v, Micros(p), Micros(floor), Micros(cap))
+	switch {
+	case !moved:
+		return p
+	case x == 0:
+		return decimal.Zero // no offer to v this round that tells nothing
+	}
+	return decimal.New(x, -6)
+}
+
+// apartMicros is apart in millionths: moved is false when p is clear of
+// every other quote; x, where it moved to (0: nowhere).
+func (r *Procurement) apartMicros(d *Deal, v string, pm, fm, capm int64) (x int64, moved bool) {
 	var qs []int64
 	for w, o := range d.Quotes {
 		if w != v {
@@ -450,12 +637,10 @@ func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) de
 		}
 		return true
 	}
-	pm := Micros(p)
 	if clear(pm) {
-		return p
+		return pm, false
 	}
 	const c = 10000 // a cent
-	fm, capm := Micros(floor), Micros(cap)
 	var below, above int64
 	for _, q := range qs {
 		band := (q + 199) / 200 // half a percent, rounded up
@@ -474,11 +659,11 @@ func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) de
 	}
 	switch {
 	case below > 0:
-		return decimal.New(below, -6)
+		return below, true
 	case above > 0 && (capm <= 0 || above < capm):
-		return decimal.New(above, -6)
+		return above, true
 	}
-	return decimal.Zero // no offer to v this round that tells nothing
+	return 0, true
 }
 
 // Wake is when procurement next has something to do on its own: a quote

@@ -2,7 +2,9 @@ package agents
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/shopspring/decimal"
@@ -22,6 +24,102 @@ func TestAtEach(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestOfferMicros: parley's offer worked out in millionths is the offer
+// worked out in decimals, for random auctions: vendors' quotes of two to
+// seven decimals, offers made and raised, ceilings, budgets and late
+// penalties — and the probe the same.
+func TestOfferMicros(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 5))
+	price := func() decimal.Decimal {
+		switch rng.IntN(10) {
+		case 0:
+			return decimal.New(rng.Int64N(20_000_000)+1, -int32(3+rng.IntN(5))) // three to seven decimals
+		case 1:
+			return decimal.New(rng.Int64N(300)+1, 0)
+		case 2:
+			return decimal.New(rng.Int64N(3)+1, -2) // a cent or three
+		}
+		return decimal.New(rng.Int64N(20_000)+1, -2)
+	}
+	money := func(d decimal.Decimal) mailbox.Money { return mailbox.Money{Amount: d, Currency: "USD"} }
+	by := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	fast, all := 0, 0
+	defer func() {
+		if fast < all/2 {
+			t.Errorf("only %d of %d offers worked out in millionths", fast, all)
+		}
+	}()
+	for i := range 30_000 {
+		r := &Procurement{Name: "procurement", Rounds: 12}
+		if rng.IntN(3) > 0 {
+			r.Ceiling = money(price())
+		}
+		if rng.IntN(2) == 0 {
+			r.Limit = money(price().Mul(decimal.NewFromInt(rng.Int64N(900) + 1)))
+		}
+		if rng.IntN(4) == 0 {
+			r.LatePenalty = money(decimal.New(rng.Int64N(100), -2))
+		}
+		d := &Deal{Thread: fmt.Sprintf("t-%d", i), Quantity: rng.Int64N(900) + 1, DeliverBy: by, Quotes: map[string]*Offer{}}
+		for j := range rng.IntN(5) + 1 {
+			o := &Offer{DeliverBy: by.AddDate(0, 0, rng.IntN(3)-1)}
+			q := price()
+			for range rng.IntN(6) + 1 {
+				o.Quoted = append(o.Quoted, q)
+				if rng.IntN(3) > 0 {
+					q = q.Sub(decimal.New(rng.Int64N(50), -2))
+				}
+			}
+			o.UnitPrice = money(o.Quoted[len(o.Quoted)-1])
+			if rng.IntN(5) == 0 {
+				o.UnitPrice = money(price())
+			}
+			if rng.IntN(3) > 0 {
+				o.Offered = money(o.UnitPrice.Amount.Mul(decimal.New(int64(70+rng.IntN(30)), -2)).Round(int32(rng.IntN(4))))
+				if rng.IntN(2) == 0 {
+					o.Raised = decimal.New(rng.Int64N(40), -2)
+					if rng.IntN(2) == 0 && len(o.Quoted) >= 2 {
+						o.Raised = o.Quoted[len(o.Quoted)-2].Sub(o.Quoted[len(o.Quoted)-1])
+					}
+				}
+				o.Probes = rng.IntN(3)
+			}
+			o.Rounds = rng.IntN(8)
+			d.Quotes[fmt.Sprintf("vendor-%c", 'a'+j)] = o
+		}
+		for v, o := range d.Quotes {
+			all++
+			if _, ok := r.parleyOfferMicros(d, v); ok {
+				fast++
+			}
+			got, want := r.offerFor(d, v, o.Rounds+1), r.offerForDecimal(d, v, o.Rounds+1)
+			if !got.Equal(want) {
+				t.Fatalf("deal %d, %s (%+v): offer %s in millionths, %s in decimals", i, v, o, got, want)
+			}
+			_, probe := r.parleyOffer(o, decimal.Zero, r.cap(d, o))
+			if got := r.probes(d, o); got != probe {
+				t.Fatalf("deal %d, %s (%+v): probe %v in millionths, %v in decimals", i, v, o, got, probe)
+			}
+		}
+	}
+}
+
+// TestRoundCentsMicros: rounding to cents in millionths is roundCents.
+func TestRoundCentsMicros(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 9))
+	for range 100_000 {
+		k := 3 + rng.IntN(8)
+		x := rng.Int64N(2_000_000_000_000) - 1_000_000_000_000
+		if rng.IntN(2) == 0 {
+			x = rng.Int64N(20_000) - 10_000
+		}
+		want := Micros(roundCents(decimal.New(x, -int32(k))))
+		if got := roundCentsMicros(x, k); got != want {
+			t.Fatalf("roundCentsMicros(%d, %d) = %d, roundCents says %d", x, k, got, want)
 		}
 	}
 }
