@@ -90,11 +90,13 @@ func (r *Procurement) cap(d *Deal, o *Offer) decimal.Decimal {
 		c = r.Ceiling.Amount
 	case !r.Limit.IsZero() && r.Limit.Currency == o.UnitPrice.Currency && d.Quantity > 0:
 		// Strictly under: a unit bought for all it is worth gains nothing.
-		c = r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundUp(2).Sub(cent)
+		c = r.memo(d).limitCap
 	default:
 		return decimal.Zero
 	}
-	c = c.Sub(r.penalty(d, o))
+	if p := r.penalty(d, o); !p.IsZero() {
+		c = c.Sub(p)
+	}
 	if c.Sign() <= 0 {
 		return decimal.New(-1, 0) // worth nothing to the buyer
 	}
@@ -353,7 +355,10 @@ func (r *Procurement) offerForDecimal(d *Deal, v string, k int) decimal.Decimal 
 }
 
 // secrets are the buyer's numbers an offer must never state.
-func (r *Procurement) secrets(d *Deal) []decimal.Decimal {
+func (r *Procurement) secrets(d *Deal) []decimal.Decimal { return r.memo(d).secrets }
+
+// secretsOf is secrets, worked out.
+func (r *Procurement) secretsOf(d *Deal) []decimal.Decimal {
 	var out []decimal.Decimal
 	if !r.Ceiling.IsZero() {
 		out = append(out, r.Ceiling.Amount)
@@ -364,10 +369,47 @@ func (r *Procurement) secrets(d *Deal) []decimal.Decimal {
 	return out
 }
 
+// dealMemo is what the auction works out from the buyer's own figures
+// for a deal, every round for every vendor: kept while the figures are
+// the ones it was worked out from (compared with ==: the same decimals;
+// a policy bound anew gives new ones, and it is worked out again).
+type dealMemo struct {
+	name, thread   string
+	ceiling, limit mailbox.Money
+	quantity       int64
+	secrets        []decimal.Decimal
+	limitCap       decimal.Decimal            // a cent under the budget per unit, rounded up
+	shares         map[string]decimal.Decimal // by vendor
+}
+
+func (r *Procurement) memo(d *Deal) *dealMemo {
+	if m := d.memo; m != nil && m.name == r.Name && m.thread == d.Thread && m.ceiling == r.Ceiling && m.limit == r.Limit && m.quantity == d.Quantity {
+		return m
+	}
+	m := &dealMemo{name: r.Name, thread: d.Thread, ceiling: r.Ceiling, limit: r.Limit, quantity: d.Quantity,
+		secrets: r.secretsOf(d), shares: map[string]decimal.Decimal{}}
+	if d.Quantity > 0 {
+		m.limitCap = r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundUp(2).Sub(cent)
+	}
+	d.memo = m
+	return m
+}
+
 // share is a fraction from 0.86 to 0.94, drawn from the buyer, the
 // thread and the vendor: the same for the same deal, after a crash too,
 // and unknown to the vendor.
 func (r *Procurement) share(d *Deal, v string) decimal.Decimal {
+	m := r.memo(d)
+	x, ok := m.shares[v]
+	if !ok {
+		x = r.shareOf(d, v)
+		m.shares[v] = x
+	}
+	return x
+}
+
+// shareOf is share, worked out.
+func (r *Procurement) shareOf(d *Deal, v string) decimal.Decimal {
 	h := fnv.New64a()
 	h.Write([]byte(r.Name + "\x00" + d.Thread + "\x00" + v + "\x00" + r.Ceiling.String()))
 	return decimal.New(8600+int64(h.Sum64()%801), -4)
@@ -471,7 +513,7 @@ func (r *Procurement) parleyOfferMicros(d *Deal, v string) (p int64, ok bool) {
 	}
 	a := roundCentsMicros(f.first*85, 8) // first × 0.85 (anchor)
 	if f.cap > 0 {
-		a = min(a, roundCentsMicros(f.cap*r.shareOf(d, v), 10))
+		a = min(a, roundCentsMicros(f.cap*r.share(d, v).CoefficientInt64(), 10))
 	}
 	p, _ = f.parleyOffer(a)
 	p = roundCentsMicros(p, 6)
@@ -568,11 +610,6 @@ func (r *Procurement) probes(d *Deal, o *Offer) bool {
 	}
 	_, probe := r.parleyOffer(o, decimal.Zero, c)
 	return probe
-}
-
-// shareOf is share's fraction in ten-thousandths.
-func (r *Procurement) shareOf(d *Deal, v string) int64 {
-	return r.share(d, v).CoefficientInt64()
 }
 
 // Micros is d in millionths, truncated toward zero: d.Shift(6).IntPart().

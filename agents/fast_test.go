@@ -100,12 +100,47 @@ func TestOfferMicros(t *testing.T) {
 			if !got.Equal(want) {
 				t.Fatalf("deal %d, %s (%+v): offer %s in millionths, %s in decimals", i, v, o, got, want)
 			}
+			checkMemo(t, r, d, v)
 			_, probe := r.parleyOffer(o, decimal.Zero, r.cap(d, o))
 			if got := r.probes(d, o); got != probe {
 				t.Fatalf("deal %d, %s (%+v): probe %v in millionths, %v in decimals", i, v, o, got, probe)
 			}
 		}
 	}
+}
+
+// checkMemo: the figures the auction keeps for a deal are the ones worked
+// out afresh, also once the buyer's figures or the deal's quantity change.
+func checkMemo(t *testing.T, r *Procurement, d *Deal, v string) {
+	t.Helper()
+	for i := range 3 {
+		if got, want := r.secrets(d), r.secretsOf(d); len(got) != len(want) {
+			t.Fatalf("secrets %v, worked out %v", got, want)
+		} else {
+			for j := range got {
+				if !got[j].Equal(want[j]) {
+					t.Fatalf("secrets %v, worked out %v", got, want)
+				}
+			}
+		}
+		if got, want := r.share(d, v), r.shareOf(d, v); !got.Equal(want) {
+			t.Fatalf("share %s, worked out %s", got, want)
+		}
+		if d.Quantity > 0 && !r.Limit.IsZero() {
+			if got, want := r.memo(d).limitCap, r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundUp(2).Sub(cent); !got.Equal(want) {
+				t.Fatalf("cap from the budget %s, worked out %s", got, want)
+			}
+		}
+		switch i {
+		case 0:
+			r.Ceiling.Amount = r.Ceiling.Amount.Add(cent)
+		case 1:
+			d.Quantity++
+			r.Limit.Amount = r.Limit.Amount.Add(cent)
+		}
+	}
+	r.Ceiling.Amount, r.Limit.Amount = r.Ceiling.Amount.Sub(cent), r.Limit.Amount.Sub(cent)
+	d.Quantity--
 }
 
 // TestRoundCentsMicros: rounding to cents in millionths is roundCents.

@@ -267,6 +267,8 @@ type Deal struct {
 	Awaiting *mailbox.Message
 	Due      time.Time
 	Reminded bool
+
+	memo *dealMemo // the auction's figures from the buyer's, worked out once
 }
 
 // Procurement asks every vendor for a quote, compares them when the
