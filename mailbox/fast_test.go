@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 // TestDateOnly: dateOnly writes what time.Format(time.DateOnly) does, in
@@ -26,6 +28,30 @@ func TestDateOnly(t *testing.T) {
 			x := tm.In(l)
 			if got, want := dateOnly(x), x.Format(time.DateOnly); got != want {
 				t.Fatalf("dateOnly(%v) = %q, Format says %q", x, got, want)
+			}
+		}
+	}
+}
+
+// TestTimes: a price times a quantity in int64 is the decimals' product,
+// the same number at the same exponent.
+func TestTimes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	amounts := []decimal.Decimal{decimal.Zero, decimal.New(865, -2), decimal.New(-865, -2), decimal.New(2_999_999_999, -2), decimal.New(3_000_000_000, -2),
+		decimal.New(-2_999_999_999, 0), decimal.New(1, 5), decimal.RequireFromString("123456789012345678901234567890.5"), decimal.RequireFromString("0.000000000000000000000001")}
+	qs := []int64{0, 1, -1, 650, 2_999_999_999, 3_000_000_000, -2_999_999_999, 1 << 62, -1 << 63}
+	for range 20000 {
+		amounts = append(amounts, decimal.New(rng.Int64N(8_000_000_000)-4_000_000_000, -int32(rng.IntN(12))+2))
+		qs = append(qs, rng.Int64N(8_000_000_000)-4_000_000_000)
+	}
+	for i, a := range amounts {
+		for j, q := range qs {
+			if i > 10 && j > 10 && i != j {
+				continue
+			}
+			got, want := Money{Amount: a, Currency: "USD"}.Times(q).Amount, a.Mul(decimal.NewFromInt(q))
+			if !got.Equal(want) || got.Exponent() != want.Exponent() || got.String() != want.String() {
+				t.Fatalf("%s × %d = %s (exponent %d), Mul says %s (exponent %d)", a, q, got, got.Exponent(), want, want.Exponent())
 			}
 		}
 	}
