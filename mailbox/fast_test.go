@@ -56,3 +56,38 @@ func TestTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestMoneyStringFast: Money.String, written in one buffer, is the
+// amount's Decimal, a space and the code — for amounts decimalFast takes
+// and ones it leaves to StringFixed.
+func TestMoneyStringFast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 1))
+	values := []string{"0", "0.00", "4.8", "4.80", "4.805", "-4.805", "1200", "1200.000", "0.001", "-0.01", "0.0000001", "-0.0000001",
+		"123456789012.34", "999999999999999", "9999999999999999", "1e3", "-7", "10.10", "5.000000000000000001", "0.000000000000000001"}
+	for range 5000 {
+		values = append(values, decimal.New(rng.Int64N(2_000_000_000)-1_000_000_000, -int32(rng.IntN(20))).String())
+	}
+	for _, v := range values {
+		d := decimal.RequireFromString(v)
+		for _, cur := range []string{"USD", "JPY", "BHD", "XYZ", ""} {
+			m := Money{Amount: d, Currency: cur}
+			want := ""
+			if !m.IsZero() {
+				want = m.Decimal() + " " + m.Currency
+			}
+			if got := m.String(); got != want {
+				t.Fatalf("Money{%s, %q}.String() = %q, want %q", v, cur, got, want)
+			}
+			places := int32(2)
+			if p, ok := minorUnits[cur]; ok {
+				places = p
+			}
+			if exp := -d.Normalize().Exponent(); exp > places {
+				places = exp
+			}
+			if got := m.Decimal(); got != d.StringFixed(places) {
+				t.Fatalf("Money{%s, %q}.Decimal() = %q, StringFixed says %q", v, cur, got, d.StringFixed(places))
+			}
+		}
+	}
+}

@@ -126,6 +126,14 @@ func (m Money) String() string {
 	if m.IsZero() {
 		return ""
 	}
+	places, ok := minorUnits[m.Currency]
+	if !ok {
+		places = 2
+	}
+	var buf [64]byte
+	if b, ok := appendDecimalFast(buf[:0], m.Amount, places); ok {
+		return string(append(append(b, ' '), m.Currency...)) // one allocation: every message's price is written
+	}
 	return m.Decimal() + " " + m.Currency
 }
 
@@ -154,9 +162,19 @@ const maxCoef = 3_000_000_000
 // work in big.Int, and every message a simulated deal sends writes its
 // amount for the ledger (TestDecimalFast: the same text).
 func decimalFast(d decimal.Decimal, minor int32) (string, bool) {
+	var buf [48]byte
+	b, ok := appendDecimalFast(buf[:0], d, minor)
+	if !ok {
+		return "", false
+	}
+	return string(b), true
+}
+
+// appendDecimalFast appends decimalFast's text to b, without allocating.
+func appendDecimalFast(b []byte, d decimal.Decimal, minor int32) ([]byte, bool) {
 	e := d.Exponent()
 	if e > 0 || e < -18 || d.NumDigits() > 15 {
-		return "", false
+		return b, false
 	}
 	c := d.CoefficientInt64()
 	for e < 0 && c%10 == 0 {
@@ -170,18 +188,24 @@ func decimalFast(d decimal.Decimal, minor int32) (string, bool) {
 	neg := c < 0
 	if neg {
 		c = -c
+		b = append(b, '-')
 	}
-	digits := strconv.FormatInt(c, 10)
-	if places > 0 {
-		if n := int(places) + 1 - len(digits); n > 0 {
-			digits = strings.Repeat("0", n) + digits
-		}
-		digits = digits[:len(digits)-int(places)] + "." + digits[len(digits)-int(places):]
+	var buf [24]byte
+	digits := strconv.AppendInt(buf[:0], c, 10)
+	if places <= 0 {
+		return append(b, digits...), true
 	}
-	if neg {
-		digits = "-" + digits
+	p := int(places)
+	if whole := len(digits) - p; whole > 0 {
+		b = append(b, digits[:whole]...)
+		b = append(b, '.')
+		return append(b, digits[whole:]...), true
 	}
-	return digits, true
+	b = append(b, '0', '.') // under one: zeros after the point, then the digits
+	for range p - len(digits) {
+		b = append(b, '0')
+	}
+	return append(b, digits...), true
 }
 
 // Cmp compares two amounts of one currency; it is an error to compare across
