@@ -628,16 +628,17 @@ func Micros(d decimal.Decimal) int64 {
 
 var pow10 = [...]int64{1, 10, 100, 1_000, 10_000, 100_000, 1_000_000}
 
-// micros are the prices o quoted, in millionths, converted once.
-func (o *Offer) micros() []int64 {
+// appendMicros appends the prices o quoted to qs, in millionths (Quoted
+// converted once), and its unit price when it is not the last of them.
+func (o *Offer) appendMicros(qs []int64) []int64 {
 	for _, q := range o.Quoted[len(o.quotedMicros):] {
 		o.quotedMicros = append(o.quotedMicros, Micros(q))
 	}
-	out := o.quotedMicros
+	qs = append(qs, o.quotedMicros...)
 	if n := len(o.Quoted); o.UnitPrice.Amount.Sign() > 0 && (n == 0 || !o.Quoted[n-1].Equal(o.UnitPrice.Amount)) {
-		out = append(out[:len(out):len(out)], Micros(o.UnitPrice.Amount))
+		qs = append(qs, Micros(o.UnitPrice.Amount))
 	}
-	return out
+	return qs
 }
 
 // apart moves an offer away from every other vendor's quote: one within
@@ -660,12 +661,13 @@ func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) de
 // apartMicros is apart in millionths: moved is false when p is clear of
 // every other quote; x, where it moved to (0: nowhere).
 func (r *Procurement) apartMicros(d *Deal, v string, pm, fm, capm int64) (x int64, moved bool) {
-	var qs []int64
+	qs := r.quotes[:0] // reused: an offer to every vendor, every round
 	for w, o := range d.Quotes {
 		if w != v {
-			qs = append(qs, o.micros()...)
+			qs = o.appendMicros(qs)
 		}
 	}
+	r.quotes = qs
 	clear := func(p int64) bool {
 		for _, q := range qs {
 			if diff := p - q; 200*diff <= q && -200*diff <= q {

@@ -314,6 +314,8 @@ type Procurement struct {
 	Whole bool `json:"-"`
 	Deals map[string]*Deal
 	asked map[string]time.Time // where the human's decisions stand, by thread (Asked)
+
+	quotes []int64 // apart's scratch: the other vendors' quotes
 }
 
 // await notes that out (the message just sent in deal d) needs an answer.
