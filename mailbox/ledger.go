@@ -75,9 +75,23 @@ func MessageEntry(agent, event string, m *Message) Entry {
 	if m == nil {
 		return e
 	}
+	e.About(m)
+	e.Written(m)
+	return e
+}
+
+// About sets the entry's fields that m's own say as they are: its
+// thread, ids, verb, parties, item, quantity, subject, date and vendor.
+// (MessageEntry is About and Written.)
+func (e *Entry) About(m *Message) {
 	e.Thread, e.MsgID, e.InReplyTo, e.Verb, e.From, e.To = m.Thread, m.ID, m.InReplyTo, string(m.Verb), m.From, m.To
 	e.Item, e.Quantity, e.Subject, e.Date = m.Item, m.Quantity, m.Subject, m.Date
 	e.Vendor, _ = m.Get("Vendor")
+}
+
+// Written sets the entry's fields that are m's written as text: its
+// amount (its total) and currency, its delivery day and its expiry.
+func (e *Entry) Written(m *Message) {
 	if money := m.Total(); !money.IsZero() {
 		e.Amount, e.Currency = money.Decimal(), money.Currency
 	}
@@ -87,7 +101,6 @@ func MessageEntry(agent, event string, m *Message) Entry {
 	if !m.Expires.IsZero() {
 		e.Expires = m.Expires.Format(time.RFC3339)
 	}
-	return e
 }
 
 // dateOnly is t.Format(time.DateOnly), without the layout's parsing for
