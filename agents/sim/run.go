@@ -379,7 +379,7 @@ func (r *run) deliver(m *mailbox.Message) {
 	if r.opt.Ask != nil {
 		r.log = append(r.log, m)
 	}
-	r.record(mailbox.MessageEntry(m.From, mailbox.EventDelivered, m), m)
+	r.record(mailbox.Entry{Agent: m.From, Event: mailbox.EventDelivered}, m)
 	switch {
 	case m.To == "human":
 		if m.Verb == mailbox.Notify && m.From == "procurement" {
@@ -406,9 +406,21 @@ func (r *run) deliver(m *mailbox.Message) {
 	}
 }
 
-// record applies an entry to the policy's state, as the ledger would.
+// record applies an entry to the policy's state, as the ledger would: e
+// about m (nil: none), mailbox.MessageEntry(e.Agent, e.Event, m) with e's
+// own fields. The state is handed the message, not an entry written as
+// text that it would read back (State.ApplyMessage); the entry is
+// written in full only for Keep.
 func (r *run) record(e mailbox.Entry, m *mailbox.Message) {
 	e.Time = r.now
+	if m != nil && r.opt.Keep == nil {
+		r.state.ApplyMessage(e, m)
+		return
+	}
+	if m != nil {
+		e.About(m)
+		e.Written(m)
+	}
 	r.state.Apply(e)
 	if r.opt.Keep != nil {
 		r.opt.Keep(e, m)
@@ -438,7 +450,7 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 			ok := &mailbox.Message{Version: mailbox.Version, ID: fmt.Sprintf("<%d.human@sim>", r.ids), Date: r.now, From: "human", To: agent,
 				Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Approved, Amount: covers, Subject: "APPROVED"}
 			if hd := r.decide("human", ok); hd.Outcome == policy.Allow { // as a live human's answer, it passes the policy first
-				r.record(mailbox.MessageEntry("human", mailbox.EventDelivered, ok), ok)
+				r.record(mailbox.Entry{Agent: "human", Event: mailbox.EventDelivered}, ok)
 				r.human = true
 				d = r.decide(agent, m)
 			}
@@ -463,9 +475,7 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 
 func (r *run) decide(agent string, m *mailbox.Message) policy.Decision {
 	d := r.state.Evaluate(r.pol, policy.Action{Agent: agent, Message: m}, r.now)
-	e := mailbox.MessageEntry(agent, policy.EventDecision, m)
-	e.Decision, e.Rule, e.Reason, e.Policy, e.Key = string(d.Outcome), d.Rule, d.Reason, d.Policy, m.ID
-	r.record(e, m)
+	r.record(mailbox.Entry{Agent: agent, Event: policy.EventDecision, Decision: string(d.Outcome), Rule: d.Rule, Reason: d.Reason, Policy: d.Policy, Key: m.ID}, m)
 	return d
 }
 
