@@ -92,9 +92,19 @@ func (e *Entry) About(m *Message) {
 // Written sets the entry's fields that are m's written as text: its
 // amount (its total) and currency, its delivery day and its expiry.
 func (e *Entry) Written(m *Message) {
+	e.WrittenAmount(m)
+	e.WrittenDates(m)
+}
+
+// WrittenAmount sets the entry's amount (m's total) and currency.
+func (e *Entry) WrittenAmount(m *Message) {
 	if money := m.Total(); !money.IsZero() {
 		e.Amount, e.Currency = money.Decimal(), money.Currency
 	}
+}
+
+// WrittenDates sets the entry's delivery day and expiry.
+func (e *Entry) WrittenDates(m *Message) {
 	if !m.DeliverBy.IsZero() {
 		e.DeliverBy = dateOnly(m.DeliverBy)
 	}

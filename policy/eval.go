@@ -234,19 +234,31 @@ func (s *State) Apply(e mailbox.Entry) {
 // ApplyMessage applies the entry about m that mailbox.MessageEntry(e.Agent,
 // e.Event, m) with e's other fields (its time, a decision's outcome, rule,
 // reason, policy and key) would be, as Apply does — without writing as
-// text the fields of m that this line's facts do not read: a message
-// delivered that is not an answer, a confirmation or an escalation has
-// its amount and dates read by no rule. The simulator applies thousands
-// a deal (TestApplyMessage: the same state as Apply).
+// text the fields of m that the line's facts do not read: its amount is
+// read from a decision (what the decision was about), an answer, a
+// confirmation and an escalation; its delivery day from an order and a
+// confirmation (their terms); its expiry from an escalation. The
+// simulator applies thousands of lines a deal (TestApplyMessageLines,
+// TestApplyMessage: the same state as Apply).
 func (s *State) ApplyMessage(e mailbox.Entry, m *mailbox.Message) {
 	e.About(m)
-	if e.Event != mailbox.EventDelivered {
-		e.Written(m)
-	} else {
-		switch m.Verb {
-		case mailbox.Approved, mailbox.Denied, mailbox.Escalate, mailbox.Confirmed:
-			e.Written(m)
-		}
+	amount, dates := false, false
+	switch v := m.Verb; e.Event {
+	case EventDecision:
+		amount, dates = true, v == mailbox.Order
+	case mailbox.EventDelivered:
+		amount = v == mailbox.Approved || v == mailbox.Denied || v == mailbox.Confirmed || v == mailbox.Escalate
+		dates = v == mailbox.Confirmed || v == mailbox.Escalate
+	case mailbox.EventClaimed:
+		amount = v == mailbox.Approved || v == mailbox.Denied
+	default:
+		amount, dates = true, true
+	}
+	if amount {
+		e.WrittenAmount(m)
+	}
+	if dates {
+		e.WrittenDates(m)
 	}
 	s.Apply(e)
 }
@@ -381,6 +393,9 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 // once, when the policy is parsed (TestAllowDecision: the same words).
 func allowDecision(p *Policy, rule int, verb mailbox.Verb) Decision {
 	if a := &p.Allow[rule-1]; a.rule != "" {
+		if r, ok := a.reasons[verb]; ok {
+			return Decision{Outcome: Allow, Rule: a.rule, Reason: r}
+		}
 		return Decision{Outcome: Allow, Rule: a.rule, Reason: a.lets + string(verb) + a.to}
 	}
 	return allowDecisionOf(p, rule, verb)
