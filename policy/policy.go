@@ -89,6 +89,7 @@ type Permission struct {
 	// an allowed message gets, less its verb, written once by Parse
 	// (allowDecision).
 	rule, lets, to string
+	reasons        map[mailbox.Verb]string // by verb named
 }
 
 // Rate limits how fast one agent sends.
@@ -167,6 +168,10 @@ func Parse(name string, data []byte) (*Policy, error) {
 		a := &p.Allow[i]
 		n := strconv.Itoa(i + 1)
 		a.rule, a.lets, a.to = "allow."+n, "[[allow]] rule "+n+" lets "+a.From+" send ", " to "+strings.Join(a.To, " ")
+		a.reasons = map[mailbox.Verb]string{}
+		for _, v := range a.Verbs {
+			a.reasons[mailbox.Verb(v)] = a.lets + v + a.to // "*": any verb, said as it is
+		}
 	}
 	return &p, nil
 }
