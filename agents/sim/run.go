@@ -159,6 +159,7 @@ type run struct {
 	pol    *policy.Policy
 	state  *policy.State
 	roles  map[string]agents.Role
+	names  []string // of roles, sorted
 	queue  []*mailbox.Message
 	rng    *rand.Rand
 	now    time.Time
@@ -294,7 +295,10 @@ func (r *run) loop() {
 			}
 			idle++
 			r.now = r.next()
-			for _, name := range sortedNames(r.roles) {
+			if r.names == nil {
+				r.names = sortedNames(r.roles) // the roles are set before the first message
+			}
+			for _, name := range r.names {
 				r.send(name, r.roles[name].Tick(r.now))
 			}
 			continue
