@@ -2,6 +2,7 @@ package agents
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -156,5 +157,51 @@ func TestRoundCentsMicros(t *testing.T) {
 		if got := roundCentsMicros(x, k); got != want {
 			t.Fatalf("roundCentsMicros(%d, %d) = %d, roundCents says %d", x, k, got, want)
 		}
+	}
+}
+
+// TestTargetMicros: a vendor's price worked out in millionths is the one
+// worked out in decimals — f as the concession curves make it, k/h to
+// the power 1/e, and any f from 0 to 1.
+func TestTargetMicros(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	var fs []float64
+	for h := 1; h <= 30; h++ {
+		for k := 0; k <= h; k++ {
+			for _, e := range []float64{0.1, 0.2, 0.25, 0.3, 0.5, 1, 2, 3, 4, 5, 8, 10, 0.7 + rng.Float64()*5} {
+				fs = append(fs, math.Pow(float64(k)/float64(h), 1/e))
+			}
+		}
+	}
+	for range 50_000 {
+		fs = append(fs, rng.Float64(), float64(rng.IntN(100_001))/100_000, math.Nextafter(float64(rng.IntN(20_001))/20_000, 2))
+	}
+	fs = append(fs, 0, 1, 5e-324, 0.00005, 0.00004999999999999999, 0.99995, 0.49995, 1e-20)
+	price := func() decimal.Decimal {
+		if rng.IntN(8) == 0 {
+			return decimal.New(rng.Int64N(20_000_000)+1, -int32(3+rng.IntN(5)))
+		}
+		return decimal.New(rng.Int64N(30_000)+1, -2)
+	}
+	fast := 0
+	for i, f := range fs {
+		list := price()
+		floor := list.Mul(decimal.New(int64(50+rng.IntN(50)), -2)).Round(int32(rng.IntN(4)))
+		if i%50 == 0 {
+			floor = price() // above the list price, at times
+		}
+		want := targetDecimal(list, floor, f)
+		if got, ok := targetMicros(list, floor, f); ok {
+			fast++
+			if !fromMicros(got).Equal(want) {
+				t.Fatalf("f=%v (%s), list %s, floor %s: %s in millionths, %s in decimals", f, decimal.NewFromFloat(f), list, floor, fromMicros(got), want)
+			}
+		}
+		if got, ok := round4(f); ok != (f >= 0 && f <= 1) || ok && got != decimal.NewFromFloat(f).Round(4).Shift(4).IntPart() {
+			t.Fatalf("round4(%v) = %d, NewFromFloat says %s", f, got, decimal.NewFromFloat(f).Round(4))
+		}
+	}
+	if fast < len(fs)/2 {
+		t.Errorf("only %d of %d prices worked out in millionths", fast, len(fs))
 	}
 }
