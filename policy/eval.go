@@ -70,18 +70,31 @@ type State struct {
 
 	// strs holds one copy of each rule, reason and policy hash that
 	// decided keeps: a few hundred strings for thousands of decisions.
-	strs map[string]string
+	strs   map[string]string
+	recent [8]string // the strings interned last
+	next   int
 }
 
 func (s *State) intern(v string) string {
-	if w, ok := s.strs[v]; ok {
-		return w
+	// The same few rules, reasons and hashes come again and again, most
+	// often as the very string interned last time: comparing is cheaper
+	// than hashing a reason or a hash (the same string, or not, either
+	// way).
+	for _, w := range s.recent {
+		if w == v {
+			return w
+		}
 	}
-	if s.strs == nil {
-		s.strs = map[string]string{}
+	w, ok := s.strs[v]
+	if !ok {
+		if s.strs == nil {
+			s.strs = map[string]string{}
+		}
+		s.strs[v], w = v, v
 	}
-	s.strs[v] = v
-	return v
+	s.recent[s.next%len(s.recent)] = w
+	s.next++
+	return w
 }
 
 // trouble is an error or a denial, counted by the breaker.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/parley-dev/parley/mailbox"
 	"github.com/shopspring/decimal"
@@ -112,5 +113,27 @@ func TestApplyMessageLines(t *testing.T) {
 	}
 	if len(full.Escalations("human", "")) == 0 {
 		t.Fatal("no escalation recorded")
+	}
+}
+
+// TestIntern: a string interned is the one copy kept of it, whether it
+// was interned last or long before.
+func TestIntern(t *testing.T) {
+	s := NewState()
+	first := map[string]string{}
+	for i := range 5000 {
+		v := fmt.Sprintf("reason %d", (i*7919)%37) // a fresh copy each time
+		w := s.intern(v)
+		if w != v {
+			t.Fatalf("intern(%q) = %q", v, w)
+		}
+		if f, ok := first[v]; ok && unsafe.StringData(f) != unsafe.StringData(w) {
+			t.Fatalf("intern(%q) gave another copy than the first", v)
+		} else if !ok {
+			first[v] = w
+		}
+	}
+	if len(s.strs) != 37 {
+		t.Fatalf("%d strings kept, want 37", len(s.strs))
 	}
 }
