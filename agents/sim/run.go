@@ -133,7 +133,7 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 // Team is the scenario's team, as Scenario.TeamFile would make it, with
 // the defaults ParseTeam fills in.
 func Team(s *agents.Scenario) *agents.Team {
-	t := &agents.Team{Version: 1, Human: "human"}
+	t := &agents.Team{Version: 1, Human: "human", Agents: make([]agents.Agent, 0, len(s.Vendors)+4)}
 	p := agents.Agent{Name: "procurement", Role: "procurement", Brain: "rules", Rounds: s.Buyer.Rounds,
 		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Ceiling(), LatePenalty: s.Buyer.LatePenalty, NegotiateWithin: s.Buyer.NegotiateWithin}
 	if p.QuoteWindow.Duration <= 0 {
