@@ -123,13 +123,14 @@ func (r *Procurement) auction(now time.Time, d *Deal, vs []string) []*mailbox.Me
 // bid decides the round that just ended: the next round to the vendors
 // still worth pressing, or the close.
 func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
-	var open []string
 	for _, v := range d.Pressing {
-		o := d.Quotes[v]
-		if o.Pressed {
+		if d.Quotes[v].Pressed {
 			return nil // the round is still on: it is decided when all have answered
 		}
-		if !o.Declined && r.usableLate(d, o) {
+	}
+	open := make([]string, 0, len(d.Pressing))
+	for _, v := range d.Pressing {
+		if o := d.Quotes[v]; !o.Declined && r.usableLate(d, o) {
 			open = append(open, v)
 		}
 	}
@@ -137,7 +138,8 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 		return r.close(now, d)
 	}
 	k := r.rounds()
-	var next, met []string
+	next := make([]string, 0, len(open))
+	var met []string
 	for _, v := range open {
 		o := d.Quotes[v]
 		if o.Rounds >= k {
@@ -162,7 +164,7 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 	if r.Tactic == "" {
 		// A vendor that has stopped coming down is left at its price until
 		// the best and final; when every one has, that round comes now.
-		var moving []string
+		moving := make([]string, 0, len(next))
 		for _, v := range next {
 			if !settled(d.Quotes[v]) {
 				moving = append(moving, v)
