@@ -189,9 +189,13 @@ func (s *State) Apply(e mailbox.Entry) {
 		}
 		t := s.thread(e.Thread)
 		t.hops++
-		recent := s.sent[e.From]
+		sent := s.sent[e.From]
+		recent := sent
 		for len(recent) > 0 && e.Time.Sub(recent[0]) > time.Minute {
 			recent = recent[1:]
+		}
+		if len(recent) < len(sent) && len(sent) == cap(sent) {
+			recent = append(sent[:0], recent...) // the same times, moved to the front: no new array each time it fills
 		}
 		s.sent[e.From] = append(recent, e.Time)
 		switch mailbox.Verb(e.Verb) {
