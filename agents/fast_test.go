@@ -205,3 +205,48 @@ func TestTargetMicros(t *testing.T) {
 		t.Errorf("only %d of %d prices worked out in millionths", fast, len(fs))
 	}
 }
+
+// TestNumbersApart: when NumbersApart(subject), the numbers of subject +
+// " " + body are those of subject, then those of body.
+func TestNumbersApart(t *testing.T) {
+	subjects := []string{"COUNTER: 650 widget at 8.53 USD each", "BEST AND FINAL: 12 widget at 5.78 USD each", "QUOTE: 700 widget at 9.29 USD each, delivered Sunday",
+		"REQUEST: quote for 700 widget delivered by 2026-12-08", "at 5", "at 5 ", "a", "buy a", "five", "buy five.", "x-", "1st", "the 2ND", "5,", "7.90.", "", "é", "zero",
+		"price:4.90", "v2", "at 5 k", "five dollars.", "ten point"}
+	bodies := []string{"", "hundred widgets", "k", "thousand", "point two", "and ten cents", "Your quote is above what we can do. Can you meet this price?\n",
+		"2026-12-03 at 10:00, the 11th", "-5 units", "5-6 days", "dozen", "a dozen", "1.2k", " 7", "five hundred and five point one two dollars and ten cents"}
+	for _, s := range subjects {
+		for _, b := range bodies {
+			checkNumbersApart(t, s, b)
+		}
+	}
+	if NumbersApart("at 5") || NumbersApart("buy a") || NumbersApart("five") || !NumbersApart("COUNTER: 650 widget at 8.53 USD each") {
+		t.Fatal("NumbersApart says what it should not")
+	}
+}
+
+func checkNumbersApart(t *testing.T, subject, body string) {
+	t.Helper()
+	if !NumbersApart(subject) {
+		return
+	}
+	got := append(Numbers(subject), Numbers(body)...)
+	want := Numbers(subject + " " + body)
+	if len(got) != len(want) {
+		t.Fatalf("Numbers(%q + %q) = %v, apart %v", subject, body, want, got)
+	}
+	for i := range got {
+		if !got[i].Equal(want[i]) {
+			t.Fatalf("Numbers(%q + %q) = %v, apart %v", subject, body, want, got)
+		}
+	}
+}
+
+func FuzzNumbersApart(f *testing.F) {
+	f.Add("COUNTER: 650 widget at 8.53 USD each", "Your quote is above what we can do with the offers we have. Can you meet this price?\n")
+	f.Add("buy.", "hundred")
+	f.Add("at 5 USD", "k units")
+	f.Add("the 1st", "2nd of five")
+	f.Fuzz(func(t *testing.T, subject, body string) {
+		checkNumbersApart(t, subject, body)
+	})
+}

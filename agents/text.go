@@ -457,6 +457,39 @@ func Numbers(text string) []decimal.Decimal {
 	return out
 }
 
+// NumbersApart reports whether the numbers of subject + " " + body are
+// the numbers of subject, then those of body, whatever body is: the join
+// cannot make one number of two, nor set one aside. So a body said again
+// and again under many subjects is read once (the simulator's leak
+// check; TestNumbersApart, FuzzNumbersApart). It is so when subject is
+// ASCII, says no number in words (no word that starts one), and ends in
+// neither a digit (a scale word could follow: "5" "k"), a space, a
+// hyphen, nor the word "a" ("a" "hundred").
+func NumbersApart(subject string) bool {
+	if subject == "" {
+		return false
+	}
+	for i := 0; i < len(subject); i++ {
+		if subject[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	switch c := subject[len(subject)-1]; {
+	case c >= '0' && c <= '9', c == '-', c == ' ', c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+		return false
+	}
+	if maySpellNumbers(subject) {
+		return false
+	}
+	last := len(subject)
+	for last > 0 && isASCIILetter(subject[last-1]) {
+		last--
+	}
+	return !strings.EqualFold(subject[last:], "a")
+}
+
+func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
 var (
 	isoDate    = regexp.MustCompile(`\b(\d{4}-\d{2}-\d{2})(?:T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?\b`)
 	clockTime  = regexp.MustCompile(`\b\d{1,2}:\d{2}(:\d{2})?\b`)
