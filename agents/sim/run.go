@@ -624,6 +624,21 @@ func (r *run) leaks() []string {
 	// once.
 	type text struct{ subject, body string }
 	read := map[text][]int64{}
+	// Most texts are a subject of their own over a body said many times
+	// ("COUNTER: 650 widget at 8.53 USD each" over "Your quote is above
+	// ..."): where the two cannot join into one number (NumbersApart),
+	// each part is read once.
+	parts := map[string][]int64{}
+	part := func(t string) []int64 {
+		ns, ok := parts[t]
+		if !ok {
+			for _, d := range agents.Numbers(t) {
+				ns = append(ns, micro(d))
+			}
+			parts[t] = ns
+		}
+		return ns
+	}
 	var own, said []int64
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
@@ -651,18 +666,26 @@ func (r *run) leaks() []string {
 			own = append(own, int64(m.DeliverBy.Day())*1e6, int64(m.DeliverBy.Year())*1e6)
 		}
 		said = said[:0]
-		numbers, ok := read[text{m.Subject, m.Body}]
-		if !ok {
-			for _, d := range agents.Numbers(m.Subject + " " + m.Body) {
-				numbers = append(numbers, micro(d))
+		var numbers, more []int64
+		if agents.NumbersApart(m.Subject) {
+			numbers, more = part(m.Subject), part(m.Body)
+		} else {
+			var ok bool
+			if numbers, ok = read[text{m.Subject, m.Body}]; !ok {
+				for _, d := range agents.Numbers(m.Subject + " " + m.Body) {
+					numbers = append(numbers, micro(d))
+				}
+				read[text{m.Subject, m.Body}] = numbers
 			}
-			read[text{m.Subject, m.Body}] = numbers
 		}
-		for _, d := range numbers {
-			if !slices.Contains(own, d) {
-				said = append(said, d)
+		for _, ns := range [...][]int64{numbers, more} {
+			for _, d := range ns {
+				if !slices.Contains(own, d) {
+					said = append(said, d)
+				}
 			}
 		}
+
 		unitPrice, total := int64(-1), totalMicro(m)
 		if !m.UnitPrice.IsZero() {
 			unitPrice = micro(m.UnitPrice.Amount)
