@@ -321,7 +321,7 @@ func maySpellNumbers(text string) bool {
 	var buf [16]byte
 	n, long := 0, false
 	end := func() bool {
-		ok := !long && n > 0 && (smallNumbers[string(buf[:n])] != 0 || scales[string(buf[:n])] != 0 || string(buf[:n]) == "zero")
+		ok := !long && n > 0 && numberWords[string(buf[:n])]
 		n, long = 0, false
 		return ok
 	}
@@ -345,6 +345,19 @@ func maySpellNumbers(text string) bool {
 	}
 	return end()
 }
+
+// numberWords are the words one of which every number in words has: the
+// small numbers and the scales.
+var numberWords = func() map[string]bool {
+	m := map[string]bool{}
+	for w := range smallNumbers {
+		m[w] = true
+	}
+	for w := range scales {
+		m[w] = true
+	}
+	return m
+}()
 
 // numbersInAllWords is numbersInWords reading every word.
 func numbersInAllWords(text string) []spelled {
@@ -550,19 +563,23 @@ func scaleAt(text string) []int {
 // numbersIn finds the numbers a text states and where, in the order they
 // come.
 func numbersIn(text string) []spelled {
-	skip := make([]bool, len(text))
+	var skip []bool // made when something is set aside: most texts have nothing
 	for _, re := range setAside(text) {
 		for _, loc := range re.FindAllStringIndex(text, -1) {
+			if skip == nil {
+				skip = make([]bool, len(text))
+			}
 			for i := loc[0]; i < loc[1]; i++ {
 				skip[i] = true
 			}
 		}
 	}
+	skipped := func(i int) bool { return skip != nil && skip[i] }
 	var out []spelled
 	isNum := func(c byte) bool { return c >= '0' && c <= '9' || c == '.' || c == ',' }
 	isName := func(c rune) bool { return unicode.IsLetter(c) || c == '_' }
 	for i := 0; i < len(text); {
-		if text[i] < '0' || text[i] > '9' || skip[i] {
+		if text[i] < '0' || text[i] > '9' || skipped(i) {
 			i++
 			continue
 		}
@@ -590,7 +607,7 @@ func numbersIn(text string) []spelled {
 		i = j
 	}
 	for _, w := range numbersInWords(text) {
-		if !skip[w.start] {
+		if !skipped(w.start) {
 			out = append(out, w)
 		}
 	}
