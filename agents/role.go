@@ -83,7 +83,11 @@ func days(t time.Time, n int) time.Time {
 // atEach is fmt.Sprintf("%s: %d %s at %s each", head, q, item, price),
 // joined: every offer and quote says it (TestAtEach).
 func atEach(head string, q int64, item string, price mailbox.Money) string {
-	return head + ": " + strconv.FormatInt(q, 10) + " " + item + " at " + price.String() + " each"
+	var buf [128]byte
+	b := append(append(buf[:0], head...), ": "...)
+	b = strconv.AppendInt(b, q, 10)
+	b = append(append(append(b, ' '), item...), " at "...)
+	return string(append(price.AppendTo(b), " each"...))
 }
 
 func unit(m mailbox.Money, q int64) string {

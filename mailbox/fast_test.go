@@ -91,3 +91,12 @@ func TestMoneyStringFast(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendTo: AppendTo appends what String writes.
+func TestAppendTo(t *testing.T) {
+	for _, m := range []Money{{}, {Amount: decimal.New(865, -2), Currency: "USD"}, {Amount: decimal.RequireFromString("5.000000000000000001"), Currency: "EUR"}} {
+		if got, want := string(m.AppendTo([]byte("x:"))), "x:"+m.String(); got != want {
+			t.Errorf("AppendTo = %q, want %q", got, want)
+		}
+	}
+}

@@ -126,15 +126,23 @@ func (m Money) String() string {
 	if m.IsZero() {
 		return ""
 	}
+	var buf [64]byte
+	return string(m.AppendTo(buf[:0]))
+}
+
+// AppendTo appends m.String() to b (TestMoneyStringFast).
+func (m Money) AppendTo(b []byte) []byte {
+	if m.IsZero() {
+		return b
+	}
 	places, ok := minorUnits[m.Currency]
 	if !ok {
 		places = 2
 	}
-	var buf [64]byte
-	if b, ok := appendDecimalFast(buf[:0], m.Amount, places); ok {
-		return string(append(append(b, ' '), m.Currency...)) // one allocation: every message's price is written
+	if x, ok := appendDecimalFast(b, m.Amount, places); ok {
+		return append(append(x, ' '), m.Currency...) // every message's price is written: without allocating
 	}
-	return m.Decimal() + " " + m.Currency
+	return append(append(append(b, m.Decimal()...), ' '), m.Currency...)
 }
 
 // Decimal writes the amount alone, with at least the currency's minor
