@@ -100,3 +100,43 @@ func TestAppendTo(t *testing.T) {
 		}
 	}
 }
+
+// TestTotalDecimal: TotalDecimal and TotalSign say what m.Total() does,
+// its text and currency, its sign.
+func TestTotalDecimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 3))
+	amounts := []decimal.Decimal{decimal.Zero, decimal.New(865, -2), decimal.New(-865, -2), decimal.New(2_999_999_999, -2), decimal.New(3_000_000_000, -2),
+		decimal.New(1, 5), decimal.RequireFromString("123456789012345678901234567890.5"), decimal.RequireFromString("0.000000000000000000000001"),
+		decimal.New(999_999_999, -6), decimal.New(5, -19)}
+	for range 20000 {
+		amounts = append(amounts, decimal.New(rng.Int64N(8_000_000_000)-4_000_000_000, -int32(rng.IntN(22))+2))
+	}
+	qs := []int64{0, 1, -1, 650, 2_999_999_999, 3_000_000_000, 1 << 62, -1 << 63}
+	curs := []string{"", "USD", "JPY", "BHD"}
+	for i, a := range amounts {
+		for j, q := range qs {
+			if i > 10 && j != i%len(qs) {
+				continue
+			}
+			for k, cur := range curs {
+				for _, m := range []*Message{
+					{UnitPrice: Money{Amount: a, Currency: cur}, Quantity: q},
+					{Amount: Money{Amount: a, Currency: cur}, UnitPrice: Money{Amount: decimal.New(1, 0), Currency: curs[(k+1)%len(curs)]}, Quantity: q},
+					{},
+				} {
+					total := m.Total()
+					wantText, wantCur := "", ""
+					if !total.IsZero() {
+						wantText, wantCur = total.Decimal(), total.Currency
+					}
+					if text, cur := m.TotalDecimal(); text != wantText || cur != wantCur {
+						t.Fatalf("%+v: TotalDecimal = %q %q, Total says %q %q", m, text, cur, wantText, wantCur)
+					}
+					if cur, sign := m.TotalSign(); cur != total.Currency || sign != total.Amount.Sign() {
+						t.Fatalf("%+v: TotalSign = %q %d, Total says %q %d", m, cur, sign, total.Currency, total.Amount.Sign())
+					}
+				}
+			}
+		}
+	}
+}

@@ -98,8 +98,8 @@ func (e *Entry) Written(m *Message) {
 
 // WrittenAmount sets the entry's amount (m's total) and currency.
 func (e *Entry) WrittenAmount(m *Message) {
-	if money := m.Total(); !money.IsZero() {
-		e.Amount, e.Currency = money.Decimal(), money.Currency
+	if amount, currency := m.TotalDecimal(); currency != "" {
+		e.Amount, e.Currency = amount, currency
 	}
 }
 

@@ -184,7 +184,12 @@ func appendDecimalFast(b []byte, d decimal.Decimal, minor int32) ([]byte, bool) 
 	if e > 0 || e < -18 || d.NumDigits() > 15 {
 		return b, false
 	}
-	c := d.CoefficientInt64()
+	return appendCoefficient(b, d.CoefficientInt64(), e, minor), true
+}
+
+// appendCoefficient appends the text of c·10^e (e from -18 to 0, |c|
+// under 10^15) as decimalFast writes it.
+func appendCoefficient(b []byte, c int64, e int32, minor int32) []byte {
 	for e < 0 && c%10 == 0 {
 		c /= 10
 		e++
@@ -201,19 +206,19 @@ func appendDecimalFast(b []byte, d decimal.Decimal, minor int32) ([]byte, bool) 
 	var buf [24]byte
 	digits := strconv.AppendInt(buf[:0], c, 10)
 	if places <= 0 {
-		return append(b, digits...), true
+		return append(b, digits...)
 	}
 	p := int(places)
 	if whole := len(digits) - p; whole > 0 {
 		b = append(b, digits[:whole]...)
 		b = append(b, '.')
-		return append(b, digits[whole:]...), true
+		return append(b, digits[whole:]...)
 	}
 	b = append(b, '0', '.') // under one: zeros after the point, then the digits
 	for range p - len(digits) {
 		b = append(b, '0')
 	}
-	return append(b, digits...), true
+	return append(b, digits...)
 }
 
 // Cmp compares two amounts of one currency; it is an error to compare across
@@ -234,6 +239,40 @@ func (m Money) Add(o Money) (Money, error) {
 }
 
 // Times returns m multiplied by a whole quantity, exactly.
+// TotalDecimal is m.Total().Decimal() and its currency, without the
+// product's decimal for a small price times a quantity (TestTotalDecimal):
+// every decision's ledger entry writes it.
+func (m *Message) TotalDecimal() (amount, currency string) {
+	if !m.Amount.IsZero() || m.UnitPrice.IsZero() {
+		if m.Amount.IsZero() {
+			return "", ""
+		}
+		return m.Amount.Decimal(), m.Amount.Currency
+	}
+	u, q := m.UnitPrice.Amount, max(m.Quantity, 1)
+	if c := u.CoefficientInt64(); u.NumDigits() <= 18 && c != 0 && c > -maxCoef && c < maxCoef && q < maxCoef {
+		if p, e := c*q, u.Exponent(); e <= 0 && e >= -18 && p > -1e15 && p < 1e15 {
+			places, ok := minorUnits[m.UnitPrice.Currency]
+			if !ok {
+				places = 2
+			}
+			var buf [48]byte
+			return string(appendCoefficient(buf[:0], p, e, places)), m.UnitPrice.Currency
+		}
+	}
+	t := m.Total()
+	return t.Decimal(), t.Currency
+}
+
+// TotalSign is the currency and the sign of m.Total(), without
+// multiplying: "" when it names no money (TestTotalDecimal).
+func (m *Message) TotalSign() (currency string, sign int) {
+	if !m.Amount.IsZero() || m.UnitPrice.IsZero() {
+		return m.Amount.Currency, m.Amount.Amount.Sign()
+	}
+	return m.UnitPrice.Currency, m.UnitPrice.Amount.Sign() // times a quantity of at least one
+}
+
 func (m Money) Times(q int64) Money {
 	// A price of a few digits times a quantity: the product of the
 	// coefficients, at the price's exponent, is what Mul gives, without

@@ -391,12 +391,14 @@ func (s *State) evaluate(p *Policy, a Action, now time.Time) Decision {
 		}
 	}
 	allowed := allowDecision(p, rule, m.Verb)
-	if total := m.Total(); !total.IsZero() {
-		if total.Currency != p.Currency {
-			return deny("currency", "%s is not in %s, the policy's currency", total, p.Currency)
+	// The total's currency and sign, without multiplying a price by a
+	// quantity: every priced message is checked here.
+	if currency, sign := m.TotalSign(); currency != "" {
+		if currency != p.Currency {
+			return deny("currency", "%s is not in %s, the policy's currency", m.Total(), p.Currency)
 		}
-		if total.Amount.IsNegative() || (total.Amount.IsZero() && isMoney(m.Verb)) {
-			return deny("amount", "%s is not an amount that can be spent or asked", total)
+		if sign < 0 || (sign == 0 && isMoney(m.Verb)) {
+			return deny("amount", "%s is not an amount that can be spent or asked", m.Total())
 		}
 	}
 	if !isMoney(m.Verb) {
