@@ -77,7 +77,10 @@ func (r *Procurement) penalty(d *Deal, o *Offer) decimal.Decimal {
 // effective is what a unit from o costs the buyer: its price and the
 // penalty of its delivery.
 func (r *Procurement) effective(d *Deal, o *Offer) decimal.Decimal {
-	return o.UnitPrice.Amount.Add(r.penalty(d, o))
+	if p := r.penalty(d, o); !p.IsZero() {
+		return o.UnitPrice.Amount.Add(p)
+	}
+	return o.UnitPrice.Amount // the same number: only compared (ranked, best)
 }
 
 // cap is the most the buyer pays a unit from o: its ceiling — or, with
