@@ -266,7 +266,7 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 			if r.probes(d, o) {
 				o.Probes++
 			}
-			o.Raised = p.Sub(o.Offered.Amount)
+			o.Raised = rise(p, o.Offered.Amount)
 		}
 		o.Offered, o.Pressed = price, true
 		o.Rounds++
@@ -603,6 +603,17 @@ func (f *offerFigures) parleyOffer(a int64) (p int64, probe bool) {
 		p = f.prev
 	}
 	return min(p, top), probe
+}
+
+// rise is p − prev: in millionths when both are exact in them, as the
+// auction's offers are (TestRise).
+func rise(p, prev decimal.Decimal) decimal.Decimal {
+	if pm, ok := exactMicros(p); ok {
+		if qm, ok := exactMicros(prev); ok {
+			return fromMicros(pm - qm)
+		}
+	}
+	return p.Sub(prev)
 }
 
 // probes reports whether parley's next offer to o rises to see whether

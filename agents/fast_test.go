@@ -250,3 +250,16 @@ func FuzzNumbersApart(f *testing.F) {
 		checkNumbersApart(t, subject, body)
 	})
 }
+
+// TestRise: an offer's rise over the one before, in millionths, is the
+// decimals' difference.
+func TestRise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for range 50_000 {
+		p := decimal.New(rng.Int64N(2_000_000_000_000)-1_000_000_000_000, -int32(rng.IntN(9)))
+		q := decimal.New(rng.Int64N(2_000_000_000)-1_000_000_000, -int32(rng.IntN(9)))
+		if got, want := rise(p, q), p.Sub(q); !got.Equal(want) {
+			t.Fatalf("rise(%s, %s) = %s, Sub says %s", p, q, got, want)
+		}
+	}
+}
