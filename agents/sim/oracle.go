@@ -54,6 +54,9 @@ func unitWorth(s *agents.Scenario, lateDays int64) decimal.Decimal {
 	if lateDays > 0 && s.Buyer.LatePenalty.IsZero() {
 		return decimal.Zero
 	}
+	if lateDays == 0 {
+		return decimal.Max(s.Buyer.Value.Amount, decimal.Zero) // the value less no penalty: the same number
+	}
 	w := s.Buyer.Value.Amount.Sub(s.Buyer.LatePenalty.Amount.Mul(decimal.NewFromInt(lateDays)))
 	return decimal.Max(w, decimal.Zero)
 }
