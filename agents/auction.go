@@ -77,7 +77,10 @@ func (r *Procurement) penalty(d *Deal, o *Offer) decimal.Decimal {
 // effective is what a unit from o costs the buyer: its price and the
 // penalty of its delivery.
 func (r *Procurement) effective(d *Deal, o *Offer) decimal.Decimal {
-	return o.UnitPrice.Amount.Add(r.penalty(d, o))
+	if p := r.penalty(d, o); !p.IsZero() {
+		return o.UnitPrice.Amount.Add(p)
+	}
+	return o.UnitPrice.Amount // the same number: only compared (ranked, best)
 }
 
 // cap is the most the buyer pays a unit from o: its ceiling — or, with
@@ -90,11 +93,13 @@ func (r *Procurement) cap(d *Deal, o *Offer) decimal.Decimal {
 		c = r.Ceiling.Amount
 	case !r.Limit.IsZero() && r.Limit.Currency == o.UnitPrice.Currency && d.Quantity > 0:
 		// Strictly under: a unit bought for all it is worth gains nothing.
-		c = r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundUp(2).Sub(cent)
+		c = r.memo(d).limitCap
 	default:
 		return decimal.Zero
 	}
-	c = c.Sub(r.penalty(d, o))
+	if p := r.penalty(d, o); !p.IsZero() {
+		c = c.Sub(p)
+	}
 	if c.Sign() <= 0 {
 		return decimal.New(-1, 0) // worth nothing to the buyer
 	}
@@ -121,13 +126,14 @@ func (r *Procurement) auction(now time.Time, d *Deal, vs []string) []*mailbox.Me
 // bid decides the round that just ended: the next round to the vendors
 // still worth pressing, or the close.
 func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
-	var open []string
 	for _, v := range d.Pressing {
-		o := d.Quotes[v]
-		if o.Pressed {
+		if d.Quotes[v].Pressed {
 			return nil // the round is still on: it is decided when all have answered
 		}
-		if !o.Declined && r.usableLate(d, o) {
+	}
+	open := make([]string, 0, len(d.Pressing))
+	for _, v := range d.Pressing {
+		if o := d.Quotes[v]; !o.Declined && r.usableLate(d, o) {
 			open = append(open, v)
 		}
 	}
@@ -135,7 +141,8 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 		return r.close(now, d)
 	}
 	k := r.rounds()
-	var next, met []string
+	next := make([]string, 0, len(open))
+	var met []string
 	for _, v := range open {
 		o := d.Quotes[v]
 		if o.Rounds >= k {
@@ -160,7 +167,7 @@ func (r *Procurement) bid(now time.Time, d *Deal) []*mailbox.Message {
 	if r.Tactic == "" {
 		// A vendor that has stopped coming down is left at its price until
 		// the best and final; when every one has, that round comes now.
-		var moving []string
+		moving := make([]string, 0, len(next))
 		for _, v := range next {
 			if !settled(d.Quotes[v]) {
 				moving = append(moving, v)
@@ -292,10 +299,10 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 		}
 		price := mailbox.Money{Amount: p, Currency: o.UnitPrice.Currency}
 		if r.Tactic == "" && !o.Offered.IsZero() {
-			if _, probe := r.parleyOffer(o, decimal.Zero, r.cap(d, o)); probe {
+			if r.probes(d, o) {
 				o.Probes++
 			}
-			o.Raised = p.Sub(o.Offered.Amount)
+			o.Raised = rise(p, o.Offered.Amount)
 		}
 		o.Offered, o.Pressed = price, true
 		o.Rounds++
@@ -308,7 +315,7 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 			m.Expires = now.Add(r.ReplyWithin)
 		}
 		if o.Rounds >= r.rounds() || d.Final {
-			m.Subject = fmt.Sprintf("BEST AND FINAL: %d %s at %s each", lot, d.Item, price)
+			m.Subject = atEach("BEST AND FINAL", lot, d.Item, price)
 			m.Body = "This is our last round: every vendor gets it at once, and the best answers win. Your best price?\n"
 		}
 		out = append(out, m)
@@ -323,6 +330,17 @@ func (r *Procurement) counterEach(now time.Time, d *Deal, vs []string) []*mailbo
 // cap and v's own quotes — never another vendor's — and never below an
 // offer made to v before, nor at or above the cap.
 func (r *Procurement) offerFor(d *Deal, v string, k int) decimal.Decimal {
+	if r.Tactic == "" {
+		if p, ok := r.parleyOfferMicros(d, v); ok {
+			return fromMicros(p)
+		}
+	}
+	return r.offerForDecimal(d, v, k)
+}
+
+// offerForDecimal is offerFor in decimals, for every tactic and any
+// figures.
+func (r *Procurement) offerForDecimal(d *Deal, v string, k int) decimal.Decimal {
 	o := d.Quotes[v]
 	first, cur := o.Quoted[0], o.UnitPrice.Amount
 	c := r.cap(d, o)
@@ -378,7 +396,10 @@ func (r *Procurement) offerFor(d *Deal, v string, k int) decimal.Decimal {
 }
 
 // secrets are the buyer's numbers an offer must never state.
-func (r *Procurement) secrets(d *Deal) []decimal.Decimal {
+func (r *Procurement) secrets(d *Deal) []decimal.Decimal { return r.memo(d).secrets }
+
+// secretsOf is secrets, worked out.
+func (r *Procurement) secretsOf(d *Deal) []decimal.Decimal {
 	var out []decimal.Decimal
 	if !r.Ceiling.IsZero() {
 		out = append(out, r.Ceiling.Amount)
@@ -389,10 +410,47 @@ func (r *Procurement) secrets(d *Deal) []decimal.Decimal {
 	return out
 }
 
+// dealMemo is what the auction works out from the buyer's own figures
+// for a deal, every round for every vendor: kept while the figures are
+// the ones it was worked out from (compared with ==: the same decimals;
+// a policy bound anew gives new ones, and it is worked out again).
+type dealMemo struct {
+	name, thread   string
+	ceiling, limit mailbox.Money
+	quantity       int64
+	secrets        []decimal.Decimal
+	limitCap       decimal.Decimal            // a cent under the budget per unit, rounded up
+	shares         map[string]decimal.Decimal // by vendor
+}
+
+func (r *Procurement) memo(d *Deal) *dealMemo {
+	if m := d.memo; m != nil && m.name == r.Name && m.thread == d.Thread && m.ceiling == r.Ceiling && m.limit == r.Limit && m.quantity == d.Quantity {
+		return m
+	}
+	m := &dealMemo{name: r.Name, thread: d.Thread, ceiling: r.Ceiling, limit: r.Limit, quantity: d.Quantity,
+		secrets: r.secretsOf(d), shares: map[string]decimal.Decimal{}}
+	if d.Quantity > 0 {
+		m.limitCap = r.Limit.Amount.Div(decimal.NewFromInt(d.Quantity)).RoundUp(2).Sub(cent)
+	}
+	d.memo = m
+	return m
+}
+
 // share is a fraction from 0.86 to 0.94, drawn from the buyer, the
 // thread and the vendor: the same for the same deal, after a crash too,
 // and unknown to the vendor.
 func (r *Procurement) share(d *Deal, v string) decimal.Decimal {
+	m := r.memo(d)
+	x, ok := m.shares[v]
+	if !ok {
+		x = r.shareOf(d, v)
+		m.shares[v] = x
+	}
+	return x
+}
+
+// shareOf is share, worked out.
+func (r *Procurement) shareOf(d *Deal, v string) decimal.Decimal {
 	h := fnv.New64a()
 	h.Write([]byte(r.Name + "\x00" + d.Thread + "\x00" + v + "\x00" + r.Ceiling.String()))
 	return decimal.New(8600+int64(h.Sum64()%801), -4)
@@ -437,6 +495,175 @@ func (r *Procurement) parleyOffer(o *Offer, a, c decimal.Decimal) (p decimal.Dec
 	return decimal.Min(p, top), probe
 }
 
+// The auction's own offer (parleyOfferMicros) is worked out in whole
+// millionths: the decimals' big.Int arithmetic and allocations were a
+// fifth of a simulated deal. Every figure it starts from must be a whole
+// number of millionths under 10^8 (prices), or it is worked out in
+// decimals; TestOfferMicros holds the two to the same offers.
+const (
+	centMicros = 10_000
+	maxMicros  = 100_000_000 * 1_000_000 // 10^8 in millionths: a product with a share (10^4) stays under 2^63
+)
+
+// exactMicros is d in millionths when that is exact and small enough for
+// the auction's integer arithmetic.
+func exactMicros(d decimal.Decimal) (int64, bool) {
+	if e := d.Exponent(); e < -6 || e > 0 || d.NumDigits() > 12 {
+		return 0, false
+	}
+	m := d.CoefficientInt64() * pow10[d.Exponent()+6]
+	return m, m < maxMicros && m > -maxMicros
+}
+
+// roundCentsMicros is roundCents of x·10^-k (k from 3 to 18) in
+// millionths: as decimal.Round(2), it truncates to three decimals, then
+// rounds half away from zero.
+func roundCentsMicros(x int64, k int) int64 {
+	neg := x < 0
+	if neg {
+		x = -x
+	}
+	for ; k > 3; k-- {
+		x /= 10 // to thousandths, truncated
+	}
+	c := (x + 5) / 10 * centMicros
+	if neg {
+		return -c
+	}
+	return c
+}
+
+// fromMicros is an amount of millionths as a decimal: in cents when it
+// is whole cents, as the decimal offers were.
+func fromMicros(m int64) decimal.Decimal {
+	if m%centMicros == 0 {
+		return decimal.New(m/centMicros, -2)
+	}
+	return decimal.New(m, -6)
+}
+
+// parleyOfferMicros is offerForDecimal for parley's own tactic, in
+// millionths; ok is false when a figure it starts from is not exact in
+// them (then offerFor works in decimals).
+func (r *Procurement) parleyOfferMicros(d *Deal, v string) (p int64, ok bool) {
+	o := d.Quotes[v]
+	c := r.cap(d, o)
+	f, ok := r.offerFigures(o, c)
+	if !ok {
+		return 0, false
+	}
+	a := roundCentsMicros(f.first*85, 8) // first × 0.85 (anchor)
+	if f.cap > 0 {
+		a = min(a, roundCentsMicros(f.cap*r.share(d, v).CoefficientInt64(), 10))
+	}
+	p, _ = f.parleyOffer(a)
+	p = roundCentsMicros(p, 6)
+	if f.cap > 0 && p >= f.cap {
+		p = f.cap - centMicros // never the cap itself: an offer at it would say what it is
+	}
+	if f.offered && p < f.prev {
+		p = f.prev
+	}
+	if x, moved := r.apartMicros(d, v, p, f.prev, f.cap); moved {
+		p = x
+	}
+	// Nor any of the buyer's own numbers, even by chance: its ceiling,
+	// its budget per unit.
+	for _, secret := range r.secrets(d) {
+		sm, ok := exactMicros(secret)
+		if !ok {
+			if !fromMicros(p).Equal(secret) {
+				continue
+			}
+			return 0, false // a secret equal to the offer in another form: in decimals
+		}
+		if p == sm {
+			if q := p - centMicros; q >= f.prev {
+				p = q
+			} else {
+				p += centMicros
+			}
+		}
+	}
+	return p, true
+}
+
+// offerFigures are the figures of parley's offer to a vendor, in
+// millionths.
+type offerFigures struct {
+	first, cur, cap  int64
+	offered          bool  // an offer was made to it
+	prev, raised     int64 // the last offer (0: none) and its rise
+	conceded, probes int64
+}
+
+// offerFigures reads o's figures and the cap c in millionths; ok is false
+// when one is not exact in them.
+func (r *Procurement) offerFigures(o *Offer, c decimal.Decimal) (f offerFigures, ok bool) {
+	if len(o.Quoted) == 0 {
+		return f, false
+	}
+	all := true
+	get := func(d decimal.Decimal) int64 {
+		m, ok := exactMicros(d)
+		all = all && ok
+		return m
+	}
+	f.first, f.cur, f.cap = get(o.Quoted[0]), get(o.UnitPrice.Amount), get(c)
+	f.offered, f.prev, f.raised, f.probes = !o.Offered.IsZero(), get(o.Offered.Amount), get(o.Raised), int64(o.Probes)
+	if n := len(o.Quoted); n >= 2 {
+		f.conceded = get(o.Quoted[n-2]) - get(o.Quoted[n-1])
+	}
+	return f, all
+}
+
+// parleyOffer is Procurement.parleyOffer in millionths.
+func (f *offerFigures) parleyOffer(a int64) (p int64, probe bool) {
+	top := f.cur - centMicros
+	if f.cap > 0 && f.cap <= top {
+		top = f.cap - centMicros
+	}
+	if !f.offered {
+		return min(a, top), false
+	}
+	gap := top - f.prev
+	if gap <= 0 {
+		return f.prev, false
+	}
+	switch {
+	case f.raised > 0 && f.conceded == f.raised:
+		p = f.prev + roundCentsMicros(gap/3, 6) // gap/3 has no run of nines to round up: its thousandths are gap/3000's
+	case f.conceded <= 0 && f.probes < 2:
+		p, probe = f.prev+max(centMicros, roundCentsMicros(gap/20, 6)), true
+	default:
+		p = f.prev
+	}
+	return min(p, top), probe
+}
+
+// rise is p − prev: in millionths when both are exact in them, as the
+// auction's offers are (TestRise).
+func rise(p, prev decimal.Decimal) decimal.Decimal {
+	if pm, ok := exactMicros(p); ok {
+		if qm, ok := exactMicros(prev); ok {
+			return fromMicros(pm - qm)
+		}
+	}
+	return p.Sub(prev)
+}
+
+// probes reports whether parley's next offer to o rises to see whether
+// the vendor follows.
+func (r *Procurement) probes(d *Deal, o *Offer) bool {
+	c := r.cap(d, o)
+	if f, ok := r.offerFigures(o, c); ok {
+		_, probe := f.parleyOffer(0)
+		return probe
+	}
+	_, probe := r.parleyOffer(o, decimal.Zero, c)
+	return probe
+}
+
 // Micros is d in millionths, truncated toward zero: d.Shift(6).IntPart().
 // A price has two decimals, and Shift(6) gives it a positive exponent,
 // which IntPart turns into big.Int arithmetic; with at most six decimals
@@ -453,16 +680,17 @@ func Micros(d decimal.Decimal) int64 {
 
 var pow10 = [...]int64{1, 10, 100, 1_000, 10_000, 100_000, 1_000_000}
 
-// micros are the prices o quoted, in millionths, converted once.
-func (o *Offer) micros() []int64 {
+// appendMicros appends the prices o quoted to qs, in millionths (Quoted
+// converted once), and its unit price when it is not the last of them.
+func (o *Offer) appendMicros(qs []int64) []int64 {
 	for _, q := range o.Quoted[len(o.quotedMicros):] {
 		o.quotedMicros = append(o.quotedMicros, Micros(q))
 	}
-	out := o.quotedMicros
+	qs = append(qs, o.quotedMicros...)
 	if n := len(o.Quoted); o.UnitPrice.Amount.Sign() > 0 && (n == 0 || !o.Quoted[n-1].Equal(o.UnitPrice.Amount)) {
-		out = append(out[:len(out):len(out)], Micros(o.UnitPrice.Amount))
+		qs = append(qs, Micros(o.UnitPrice.Amount))
 	}
-	return out
+	return qs
 }
 
 // apart moves an offer away from every other vendor's quote: one within
@@ -472,12 +700,26 @@ func (o *Offer) micros() []int64 {
 // (zero: none); zero when there is no such price. (In millionths, whole
 // numbers: it runs for every offer against every quote.)
 func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) decimal.Decimal {
-	var qs []int64
+	x, moved := r.apartMicros(d, v, Micros(p), Micros(floor), Micros(cap))
+	switch {
+	case !moved:
+		return p
+	case x == 0:
+		return decimal.Zero // no offer to v this round that tells nothing
+	}
+	return decimal.New(x, -6)
+}
+
+// apartMicros is apart in millionths: moved is false when p is clear of
+// every other quote; x, where it moved to (0: nowhere).
+func (r *Procurement) apartMicros(d *Deal, v string, pm, fm, capm int64) (x int64, moved bool) {
+	qs := r.quotes[:0] // reused: an offer to every vendor, every round
 	for w, o := range d.Quotes {
 		if w != v {
-			qs = append(qs, o.micros()...)
+			qs = o.appendMicros(qs)
 		}
 	}
+	r.quotes = qs
 	clear := func(p int64) bool {
 		for _, q := range qs {
 			if diff := p - q; 200*diff <= q && -200*diff <= q {
@@ -486,12 +728,10 @@ func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) de
 		}
 		return true
 	}
-	pm := Micros(p)
 	if clear(pm) {
-		return p
+		return pm, false
 	}
 	const c = 10000 // a cent
-	fm, capm := Micros(floor), Micros(cap)
 	var below, above int64
 	for _, q := range qs {
 		band := (q + 199) / 200 // half a percent, rounded up
@@ -510,11 +750,11 @@ func (r *Procurement) apart(d *Deal, v string, p, floor, cap decimal.Decimal) de
 	}
 	switch {
 	case below > 0:
-		return decimal.New(below, -6)
+		return below, true
 	case above > 0 && (capm <= 0 || above < capm):
-		return decimal.New(above, -6)
+		return above, true
 	}
-	return decimal.Zero // no offer to v this round that tells nothing
+	return 0, true
 }
 
 // Wake is when procurement next has something to do on its own: a quote

@@ -547,6 +547,31 @@ func TestSetAside(t *testing.T) {
 	}
 }
 
+// TestNumbersInWordsShortcut: numbersInWords, which reads the words of a
+// text only when one may be a number, finds what reading them all finds.
+func TestNumbersInWordsShortcut(t *testing.T) {
+	for _, text := range []string{"", "COUNTER: 650 widget at 8.53 USD each", "BEST AND FINAL: 12 widget at 5.78 USD each",
+		"This is our last round: every vendor gets it at once, and the best answers win. Your best price?\n",
+		"FIVE hundred", "a Dozen", "zero", "one", "the one you sent", "twelve point five", "a thousand", "Nine", "f\u0130ve",
+		"\u212a", "five\u00a0hundred", "forty-two", "seventeenseventeen", "aaaaaaaaaaaaaaaaaaaaaaaaaaaafive", "five dollars and ten cents",
+		"hundred", "k", "1.2k", "twenty_one", "eighteen!"} {
+		checkNumbersInWords(t, text)
+	}
+}
+
+func checkNumbersInWords(t *testing.T, text string) {
+	t.Helper()
+	got, want := numbersInWords(text), numbersInAllWords(text)
+	if len(got) != len(want) {
+		t.Fatalf("numbersInWords(%q) = %v, reading every word %v", text, got, want)
+	}
+	for i := range got {
+		if !got[i].value.Equal(want[i].value) || got[i].start != want[i].start || got[i].end != want[i].end {
+			t.Fatalf("numbersInWords(%q) = %v, reading every word %v", text, got, want)
+		}
+	}
+}
+
 func checkSetAside(t *testing.T, text string) {
 	t.Helper()
 	tried := setAside(text)
@@ -675,6 +700,7 @@ func FuzzTextChecks(f *testing.F) {
 		notLanguage(text)
 		Numbers(text)
 		checkSetAside(t, text)
+		checkNumbersInWords(t, text)
 		fits(text, m)
 		rest, err := withoutDates(text, m)
 		if err != nil {

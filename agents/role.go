@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,16 @@ func reply(from string, m *mailbox.Message, verb mailbox.Verb) *mailbox.Message 
 func days(t time.Time, n int) time.Time {
 	y, mo, d := t.UTC().Date()
 	return time.Date(y, mo, d+n, 0, 0, 0, 0, time.UTC)
+}
+
+// atEach is fmt.Sprintf("%s: %d %s at %s each", head, q, item, price),
+// joined: every offer and quote says it (TestAtEach).
+func atEach(head string, q int64, item string, price mailbox.Money) string {
+	var buf [128]byte
+	b := append(append(buf[:0], head...), ": "...)
+	b = strconv.AppendInt(b, q, 10)
+	b = append(append(append(b, ' '), item...), " at "...)
+	return string(append(price.AppendTo(b), " each"...))
 }
 
 func unit(m mailbox.Money, q int64) string {
@@ -260,6 +271,8 @@ type Deal struct {
 	Awaiting *mailbox.Message
 	Due      time.Time
 	Reminded bool
+
+	memo *dealMemo // the auction's figures from the buyer's, worked out once
 }
 
 // Procurement asks every vendor for a quote, compares them when the
@@ -311,6 +324,8 @@ type Procurement struct {
 	sends []time.Time // in the last minute or so, oldest first
 	Deals map[string]*Deal
 	asked map[string]time.Time // where the human's decisions stand, by thread (Asked)
+
+	quotes []int64 // apart's scratch: the other vendors' quotes
 }
 
 // await notes that out (the message just sent in deal d) needs an answer.
@@ -1028,7 +1043,7 @@ func (r *Procurement) offer(now time.Time, d *Deal, price mailbox.Money) []*mail
 func (r *Procurement) counterTo(d *Deal, vendor string, lot int64, price mailbox.Money) *mailbox.Message {
 	return &mailbox.Message{From: r.Name, To: vendor, Thread: d.Thread, Verb: mailbox.Counter, Item: d.Item,
 		Quantity: lot, UnitPrice: price, DeliverBy: d.Quotes[vendor].DeliverBy,
-		Subject: fmt.Sprintf("COUNTER: %d %s at %s each", lot, d.Item, price),
+		Subject: atEach("COUNTER", lot, d.Item, price),
 		Body:    "Your quote is above what we can do with the offers we have. Can you meet this price?\n"}
 }
 

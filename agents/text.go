@@ -305,6 +305,62 @@ type spelled struct {
 // "forty-two", "a thousand", "twelve point five", "five dollars and ten
 // cents". A lone "one" ("the one you sent") or "a" is not a number.
 func numbersInWords(text string) []spelled {
+	if !maySpellNumbers(text) {
+		return nil
+	}
+	return numbersInAllWords(text)
+}
+
+// maySpellNumbers reports whether text may write a number in words: one
+// of its words is a small number or a scale — every number in words has
+// one (wordNumber). It answers true for any text that is not all ASCII,
+// whose letters lower-case in other ways. One pass without allocating,
+// where splitting the words costs one each (TestNumbersInWordsShortcut):
+// most texts a deal reads have no number in words.
+func maySpellNumbers(text string) bool {
+	var buf [16]byte
+	n, long := 0, false
+	end := func() bool {
+		ok := !long && n > 0 && numberWords[string(buf[:n])]
+		n, long = 0, false
+		return ok
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return true
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			if n == len(buf) {
+				long = true
+				continue
+			}
+			buf[n] = c | 0x20
+			n++
+		default:
+			if end() {
+				return true
+			}
+		}
+	}
+	return end()
+}
+
+// numberWords are the words one of which every number in words has: the
+// small numbers and the scales.
+var numberWords = func() map[string]bool {
+	m := map[string]bool{}
+	for w := range smallNumbers {
+		m[w] = true
+	}
+	for w := range scales {
+		m[w] = true
+	}
+	return m
+}()
+
+// numbersInAllWords is numbersInWords reading every word.
+func numbersInAllWords(text string) []spelled {
 	ws := wordsOf(text)
 	var out []spelled
 	for i := 0; i < len(ws); {
@@ -414,6 +470,39 @@ func Numbers(text string) []decimal.Decimal {
 	return out
 }
 
+// NumbersApart reports whether the numbers of subject + " " + body are
+// the numbers of subject, then those of body, whatever body is: the join
+// cannot make one number of two, nor set one aside. So a body said again
+// and again under many subjects is read once (the simulator's leak
+// check; TestNumbersApart, FuzzNumbersApart). It is so when subject is
+// ASCII, says no number in words (no word that starts one), and ends in
+// neither a digit (a scale word could follow: "5" "k"), a space, a
+// hyphen, nor the word "a" ("a" "hundred").
+func NumbersApart(subject string) bool {
+	if subject == "" {
+		return false
+	}
+	for i := 0; i < len(subject); i++ {
+		if subject[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	switch c := subject[len(subject)-1]; {
+	case c >= '0' && c <= '9', c == '-', c == ' ', c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+		return false
+	}
+	if maySpellNumbers(subject) {
+		return false
+	}
+	last := len(subject)
+	for last > 0 && isASCIILetter(subject[last-1]) {
+		last--
+	}
+	return !strings.EqualFold(subject[last:], "a")
+}
+
+func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
 var (
 	isoDate    = regexp.MustCompile(`\b(\d{4}-\d{2}-\d{2})(?:T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?\b`)
 	clockTime  = regexp.MustCompile(`\b\d{1,2}:\d{2}(:\d{2})?\b`)
@@ -474,19 +563,23 @@ func scaleAt(text string) []int {
 // numbersIn finds the numbers a text states and where, in the order they
 // come.
 func numbersIn(text string) []spelled {
-	skip := make([]bool, len(text))
+	var skip []bool // made when something is set aside: most texts have nothing
 	for _, re := range setAside(text) {
 		for _, loc := range re.FindAllStringIndex(text, -1) {
+			if skip == nil {
+				skip = make([]bool, len(text))
+			}
 			for i := loc[0]; i < loc[1]; i++ {
 				skip[i] = true
 			}
 		}
 	}
+	skipped := func(i int) bool { return skip != nil && skip[i] }
 	var out []spelled
 	isNum := func(c byte) bool { return c >= '0' && c <= '9' || c == '.' || c == ',' }
 	isName := func(c rune) bool { return unicode.IsLetter(c) || c == '_' }
 	for i := 0; i < len(text); {
-		if text[i] < '0' || text[i] > '9' || skip[i] {
+		if text[i] < '0' || text[i] > '9' || skipped(i) {
 			i++
 			continue
 		}
@@ -514,7 +607,7 @@ func numbersIn(text string) []spelled {
 		i = j
 	}
 	for _, w := range numbersInWords(text) {
-		if !skip[w.start] {
+		if !skipped(w.start) {
 			out = append(out, w)
 		}
 	}

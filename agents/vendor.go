@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/parley-dev/parley/mailbox"
@@ -240,11 +241,12 @@ func (r *Vendor) decline(m *mailbox.Message, why string) *mailbox.Message {
 func (r *Vendor) quote(now time.Time, m *mailbox.Message, price mailbox.Money) *mailbox.Message {
 	q := reply(r.Name, m, mailbox.Quote)
 	q.UnitPrice, q.DeliverBy = price, days(now, r.LeadDays)
-	q.Subject = fmt.Sprintf("QUOTE: %d %s at %s each, delivered %s", m.Quantity, r.Item, price, q.DeliverBy.Weekday())
 	if m.Quantity > r.Capacity {
 		// More than it delivers on one order: it quotes for what it can.
 		q.Quantity = r.Capacity
 		q.Subject = fmt.Sprintf("QUOTE: %d of the %d %s asked, at %s each, delivered %s", r.Capacity, m.Quantity, r.Item, price, q.DeliverBy.Weekday())
+	} else {
+		q.Subject = atEach("QUOTE", m.Quantity, r.Item, price) + ", delivered " + q.DeliverBy.Weekday().String()
 	}
 	if r.Pitch != "" {
 		q.Body = r.Pitch + "\n"
@@ -266,9 +268,54 @@ func (r *Vendor) targetAt(t float64) mailbox.Money {
 	}
 	t = math.Max(0, math.Min(t, 1))
 	f := math.Pow(t, 1/e)
-	drop := r.List.Amount.Sub(r.Floor.Amount).Mul(decimal.NewFromFloat(f).Round(4))
-	p := decimal.Max(roundCents(r.List.Amount.Sub(drop)), r.Floor.Amount)
-	return mailbox.Money{Amount: p, Currency: r.List.Currency}
+	if p, ok := targetMicros(r.List.Amount, r.Floor.Amount, f); ok {
+		return mailbox.Money{Amount: fromMicros(p), Currency: r.List.Currency}
+	}
+	return mailbox.Money{Amount: targetDecimal(r.List.Amount, r.Floor.Amount, f), Currency: r.List.Currency}
+}
+
+// targetDecimal is the price f of the way from list down to floor, to
+// four places of f and in cents, never below the floor.
+func targetDecimal(list, floor decimal.Decimal, f float64) decimal.Decimal {
+	drop := list.Sub(floor).Mul(decimal.NewFromFloat(f).Round(4))
+	return decimal.Max(roundCents(list.Sub(drop)), floor)
+}
+
+// targetMicros is targetDecimal in millionths, for a list price and a
+// floor exact in them and f from 0 to 1 (TestTargetMicros): a vendor
+// works one out for every answer.
+func targetMicros(list, floor decimal.Decimal, f float64) (int64, bool) {
+	l, ok1 := exactMicros(list)
+	fl, ok2 := exactMicros(floor)
+	f4, ok3 := round4(f)
+	if !ok1 || !ok2 || !ok3 {
+		return 0, false
+	}
+	p := roundCentsMicros(l*10_000-(l-fl)*f4, 10) // (list − (list − floor)·f4/10^4), in 10^-10
+	return max(p, fl), true
+}
+
+// round4 is decimal.NewFromFloat(f).Round(4) in ten-thousandths, for f
+// from 0 to 1: the shortest decimal that reads back as f (strconv's, as
+// NewFromFloat's), truncated to five places, rounded half up.
+func round4(f float64) (int64, bool) {
+	if !(f >= 0 && f <= 1) {
+		return 0, false
+	}
+	var buf [32]byte
+	b := strconv.AppendFloat(buf[:0], f, 'f', -1, 64)
+	i, whole := 0, int64(0)
+	for ; i < len(b) && b[i] != '.'; i++ {
+		whole = whole*10 + int64(b[i]-'0')
+	}
+	frac := int64(0)
+	for k := 1; k <= 5; k++ {
+		frac *= 10
+		if i+k < len(b) {
+			frac += int64(b[i+k] - '0')
+		}
+	}
+	return (whole*100_000 + frac + 5) / 10, true
 }
 
 // Tick sends a slow vendor's answers that are due.

@@ -75,19 +75,55 @@ func MessageEntry(agent, event string, m *Message) Entry {
 	if m == nil {
 		return e
 	}
+	e.About(m)
+	e.Written(m)
+	return e
+}
+
+// About sets the entry's fields that m's own say as they are: its
+// thread, ids, verb, parties, item, quantity, subject, date and vendor.
+// (MessageEntry is About and Written.)
+func (e *Entry) About(m *Message) {
 	e.Thread, e.MsgID, e.InReplyTo, e.Verb, e.From, e.To = m.Thread, m.ID, m.InReplyTo, string(m.Verb), m.From, m.To
 	e.Item, e.Quantity, e.Subject, e.Date = m.Item, m.Quantity, m.Subject, m.Date
 	e.Vendor, _ = m.Get("Vendor")
-	if money := m.Total(); !money.IsZero() {
-		e.Amount, e.Currency = money.Decimal(), money.Currency
+}
+
+// Written sets the entry's fields that are m's written as text: its
+// amount (its total) and currency, its delivery day and its expiry.
+func (e *Entry) Written(m *Message) {
+	e.WrittenAmount(m)
+	e.WrittenDates(m)
+}
+
+// WrittenAmount sets the entry's amount (m's total) and currency.
+func (e *Entry) WrittenAmount(m *Message) {
+	if amount, currency := m.TotalDecimal(); currency != "" {
+		e.Amount, e.Currency = amount, currency
 	}
+}
+
+// WrittenDates sets the entry's delivery day and expiry.
+func (e *Entry) WrittenDates(m *Message) {
 	if !m.DeliverBy.IsZero() {
-		e.DeliverBy = m.DeliverBy.Format(time.DateOnly)
+		e.DeliverBy = dateOnly(m.DeliverBy)
 	}
 	if !m.Expires.IsZero() {
 		e.Expires = m.Expires.Format(time.RFC3339)
 	}
-	return e
+}
+
+// dateOnly is t.Format(time.DateOnly), without the layout's parsing for
+// the years 0 to 9999 (TestDateOnly): every message with a delivery date
+// writes it for its ledger entries, and a simulated deal writes thousands.
+func dateOnly(t time.Time) string {
+	y, m, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.Format(time.DateOnly)
+	}
+	b := [10]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-',
+		byte('0' + int(m)/10), byte('0' + int(m)%10), '-', byte('0' + d/10), byte('0' + d%10)}
+	return string(b[:])
 }
 
 // genesis is the prev of the first entry.

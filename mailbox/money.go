@@ -126,7 +126,23 @@ func (m Money) String() string {
 	if m.IsZero() {
 		return ""
 	}
-	return m.Decimal() + " " + m.Currency
+	var buf [64]byte
+	return string(m.AppendTo(buf[:0]))
+}
+
+// AppendTo appends m.String() to b (TestMoneyStringFast).
+func (m Money) AppendTo(b []byte) []byte {
+	if m.IsZero() {
+		return b
+	}
+	places, ok := minorUnits[m.Currency]
+	if !ok {
+		places = 2
+	}
+	if x, ok := appendDecimalFast(b, m.Amount, places); ok {
+		return append(append(x, ' '), m.Currency...) // every message's price is written: without allocating
+	}
+	return append(append(append(b, m.Decimal()...), ' '), m.Currency...)
 }
 
 // Decimal writes the amount alone, with at least the currency's minor
@@ -145,16 +161,35 @@ func (m Money) Decimal() string {
 	return m.Amount.StringFixed(places)
 }
 
+// maxCoef bounds the factors Times multiplies in an int64: 3·10^9 each,
+// a product under 9·10^18.
+const maxCoef = 3_000_000_000
+
 // decimalFast is Decimal for an amount whose coefficient fits an int64
 // with room to spare, in integer arithmetic: Normalize and StringFixed
 // work in big.Int, and every message a simulated deal sends writes its
 // amount for the ledger (TestDecimalFast: the same text).
 func decimalFast(d decimal.Decimal, minor int32) (string, bool) {
-	e := d.Exponent()
-	if e > 0 || e < -18 || d.NumDigits() > 15 {
+	var buf [48]byte
+	b, ok := appendDecimalFast(buf[:0], d, minor)
+	if !ok {
 		return "", false
 	}
-	c := d.CoefficientInt64()
+	return string(b), true
+}
+
+// appendDecimalFast appends decimalFast's text to b, without allocating.
+func appendDecimalFast(b []byte, d decimal.Decimal, minor int32) ([]byte, bool) {
+	e := d.Exponent()
+	if e > 0 || e < -18 || d.NumDigits() > 15 {
+		return b, false
+	}
+	return appendCoefficient(b, d.CoefficientInt64(), e, minor), true
+}
+
+// appendCoefficient appends the text of c·10^e (e from -18 to 0, |c|
+// under 10^15) as decimalFast writes it.
+func appendCoefficient(b []byte, c int64, e int32, minor int32) []byte {
 	for e < 0 && c%10 == 0 {
 		c /= 10
 		e++
@@ -166,18 +201,24 @@ func decimalFast(d decimal.Decimal, minor int32) (string, bool) {
 	neg := c < 0
 	if neg {
 		c = -c
+		b = append(b, '-')
 	}
-	digits := strconv.FormatInt(c, 10)
-	if places > 0 {
-		if n := int(places) + 1 - len(digits); n > 0 {
-			digits = strings.Repeat("0", n) + digits
-		}
-		digits = digits[:len(digits)-int(places)] + "." + digits[len(digits)-int(places):]
+	var buf [24]byte
+	digits := strconv.AppendInt(buf[:0], c, 10)
+	if places <= 0 {
+		return append(b, digits...)
 	}
-	if neg {
-		digits = "-" + digits
+	p := int(places)
+	if whole := len(digits) - p; whole > 0 {
+		b = append(b, digits[:whole]...)
+		b = append(b, '.')
+		return append(b, digits[whole:]...)
 	}
-	return digits, true
+	b = append(b, '0', '.') // under one: zeros after the point, then the digits
+	for range p - len(digits) {
+		b = append(b, '0')
+	}
+	return append(b, digits...)
 }
 
 // Cmp compares two amounts of one currency; it is an error to compare across
@@ -198,6 +239,49 @@ func (m Money) Add(o Money) (Money, error) {
 }
 
 // Times returns m multiplied by a whole quantity, exactly.
+// TotalDecimal is m.Total().Decimal() and its currency, without the
+// product's decimal for a small price times a quantity (TestTotalDecimal):
+// every decision's ledger entry writes it.
+func (m *Message) TotalDecimal() (amount, currency string) {
+	if !m.Amount.IsZero() || m.UnitPrice.IsZero() {
+		if m.Amount.IsZero() {
+			return "", ""
+		}
+		return m.Amount.Decimal(), m.Amount.Currency
+	}
+	u, q := m.UnitPrice.Amount, max(m.Quantity, 1)
+	if c := u.CoefficientInt64(); u.NumDigits() <= 18 && c != 0 && c > -maxCoef && c < maxCoef && q < maxCoef {
+		if p, e := c*q, u.Exponent(); e <= 0 && e >= -18 && p > -1e15 && p < 1e15 {
+			places, ok := minorUnits[m.UnitPrice.Currency]
+			if !ok {
+				places = 2
+			}
+			var buf [48]byte
+			return string(appendCoefficient(buf[:0], p, e, places)), m.UnitPrice.Currency
+		}
+	}
+	t := m.Total()
+	return t.Decimal(), t.Currency
+}
+
+// TotalSign is the currency and the sign of m.Total(), without
+// multiplying: "" when it names no money (TestTotalDecimal).
+func (m *Message) TotalSign() (currency string, sign int) {
+	if !m.Amount.IsZero() || m.UnitPrice.IsZero() {
+		return m.Amount.Currency, m.Amount.Amount.Sign()
+	}
+	return m.UnitPrice.Currency, m.UnitPrice.Amount.Sign() // times a quantity of at least one
+}
+
 func (m Money) Times(q int64) Money {
+	// A price of a few digits times a quantity: the product of the
+	// coefficients, at the price's exponent, is what Mul gives, without
+	// its big.Int arithmetic (TestTimes); every priced message's total is
+	// one.
+	if m.Amount.NumDigits() <= 18 {
+		if c := m.Amount.CoefficientInt64(); c != 0 && q != 0 && c > -maxCoef && c < maxCoef && q > -maxCoef && q < maxCoef {
+			return Money{Amount: decimal.New(c*q, m.Amount.Exponent()), Currency: m.Currency}
+		}
+	}
 	return Money{Amount: m.Amount.Mul(decimal.NewFromInt(q)), Currency: m.Currency}
 }

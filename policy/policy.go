@@ -84,6 +84,12 @@ type Permission struct {
 	From  string   `toml:"from"`
 	Verbs []string `toml:"verbs"`
 	To    []string `toml:"to"`
+
+	// rule, lets and to are the rule's name and the words of the reason
+	// an allowed message gets, less its verb, written once by Parse
+	// (allowDecision).
+	rule, lets, to string
+	reasons        map[mailbox.Verb]string // by verb named
 }
 
 // Rate limits how fast one agent sends.
@@ -170,6 +176,15 @@ func Parse(name string, data []byte) (*Policy, error) {
 	p.Hash = hex.EncodeToString(sum[:])
 	if err := p.check(name, string(data)); err != nil {
 		return nil, err
+	}
+	for i := range p.Allow {
+		a := &p.Allow[i]
+		n := strconv.Itoa(i + 1)
+		a.rule, a.lets, a.to = "allow."+n, "[[allow]] rule "+n+" lets "+a.From+" send ", " to "+strings.Join(a.To, " ")
+		a.reasons = map[mailbox.Verb]string{}
+		for _, v := range a.Verbs {
+			a.reasons[mailbox.Verb(v)] = a.lets + v + a.to // "*": any verb, said as it is
+		}
 	}
 	return &p, nil
 }
@@ -368,6 +383,23 @@ func contains(s []string, v string) bool {
 }
 
 func glob(pattern, name string) bool {
+	meta := -1
+	for i := 0; i < len(pattern); i++ {
+		if c := pattern[i]; c == '*' || c == '?' || c == '[' || c == '\\' {
+			meta = i
+			break
+		}
+	}
+	// Every message sent is matched against the [[allow]] rules: the two
+	// kinds of pattern they have are matched without path.Match, to the
+	// same answer (TestGlobPlain, FuzzGlob).
+	switch {
+	case meta < 0:
+		return pattern == name // no wildcard, no escape
+	case meta == len(pattern)-1 && pattern[meta] == '*':
+		// "vendor-*": the prefix, then anything but a slash.
+		return strings.HasPrefix(name, pattern[:meta]) && !strings.Contains(name[meta:], "/")
+	}
 	ok, _ := path.Match(pattern, name)
 	return ok
 }

@@ -54,6 +54,9 @@ func unitWorth(s *agents.Scenario, lateDays int64) decimal.Decimal {
 	if lateDays > 0 && s.Buyer.LatePenalty.IsZero() {
 		return decimal.Zero
 	}
+	if lateDays == 0 {
+		return decimal.Max(s.Buyer.Value.Amount, decimal.Zero) // the value less no penalty: the same number
+	}
 	w := s.Buyer.Value.Amount.Sub(s.Buyer.LatePenalty.Amount.Mul(decimal.NewFromInt(lateDays)))
 	return decimal.Max(w, decimal.Zero)
 }
@@ -93,7 +96,8 @@ func affordable(budget, price decimal.Decimal, want int64) int64 {
 // standalone surplus, when it alone can serve the need.
 func Solve(s *agents.Scenario) Oracle {
 	o := Oracle{VCG: decimal.Zero, Posted: decimal.Zero}
-	o.WStar, o.Alloc = best(s, "")
+	all := candidates(s) // worked out once for W* and every W*₋ᵢ
+	o.WStar, o.Alloc = best(s, all, "")
 	budget := s.Policy.Budget.Amount
 	n := s.Need.Quantity
 	for _, v := range s.Vendors {
@@ -113,7 +117,7 @@ func Solve(s *agents.Scenario) Oracle {
 	if o.Capable >= 2 {
 		o.VCG = o.WStar
 		for _, v := range slices.Sorted(maps.Keys(o.Alloc)) {
-			without, _ := best(s, v)
+			without, _ := best(s, all, v)
 			o.VCG = o.VCG.Sub(o.WStar.Sub(without))
 		}
 		o.VCG = decimal.Max(o.VCG, decimal.Zero)
@@ -121,21 +125,35 @@ func Solve(s *agents.Scenario) Oracle {
 	return o
 }
 
-// best is the largest total surplus over the allocations of the need to
-// the scenario's vendors but except, and one allocation that reaches it.
-func best(s *agents.Scenario, except string) (decimal.Decimal, map[string]int64) {
-	type cand struct {
-		v       agents.ScenarioVendor
-		surplus decimal.Decimal // per unit, at the floor
-		ratio   decimal.Decimal // per unit of money paid at the floor
-	}
+// cand is a vendor that makes a surplus at its floor.
+type cand struct {
+	v       agents.ScenarioVendor
+	surplus decimal.Decimal // per unit, at the floor
+	ratio   decimal.Decimal // per unit of money paid at the floor
+}
+
+// candidates are the scenario's usable vendors that make a surplus at
+// their floor, in the scenario's order.
+func candidates(s *agents.Scenario) []cand {
 	var cs []cand
 	for _, v := range s.Vendors {
-		if v.Name == except || !usable(s, v) {
+		if !usable(s, v) {
 			continue
 		}
 		if per := worth(s, v).Sub(v.Floor.Amount); per.Sign() > 0 {
 			cs = append(cs, cand{v, per, per.DivRound(v.Floor.Amount, 12)})
+		}
+	}
+	return cs
+}
+
+// best is the largest total surplus over the allocations of the need to
+// the candidates but except, and one allocation that reaches it.
+func best(s *agents.Scenario, all []cand, except string) (decimal.Decimal, map[string]int64) {
+	cs := make([]cand, 0, len(all)) // a copy: the greedy passes sort it
+	for _, c := range all {
+		if c.v.Name != except {
+			cs = append(cs, c)
 		}
 	}
 	greedy := func(by func(c cand) decimal.Decimal) (decimal.Decimal, map[string]int64) {

@@ -133,7 +133,7 @@ func PolicyFor(s *agents.Scenario) (*policy.Policy, error) {
 // Team is the scenario's team, as Scenario.TeamFile would make it, with
 // the defaults ParseTeam fills in.
 func Team(s *agents.Scenario) *agents.Team {
-	t := &agents.Team{Version: 1, Human: "human"}
+	t := &agents.Team{Version: 1, Human: "human", Agents: make([]agents.Agent, 0, len(s.Vendors)+4)}
 	p := agents.Agent{Name: "procurement", Role: "procurement", Brain: "rules", Rounds: s.Buyer.Rounds,
 		QuoteWindow: s.Buyer.QuoteWindow, MaxUnitPrice: s.Ceiling(), LatePenalty: s.Buyer.LatePenalty, NegotiateWithin: s.Buyer.NegotiateWithin}
 	if p.QuoteWindow.Duration <= 0 {
@@ -159,6 +159,7 @@ type run struct {
 	pol    *policy.Policy
 	state  *policy.State
 	roles  map[string]agents.Role
+	names  []string // of roles, sorted
 	queue  []*mailbox.Message
 	rng    *rand.Rand
 	now    time.Time
@@ -294,7 +295,10 @@ func (r *run) loop() {
 			}
 			idle++
 			r.now = r.next()
-			for _, name := range sortedNames(r.roles) {
+			if r.names == nil {
+				r.names = sortedNames(r.roles) // the roles are set before the first message
+			}
+			for _, name := range r.names {
 				r.send(name, r.roles[name].Tick(r.now))
 			}
 			continue
@@ -379,7 +383,7 @@ func (r *run) deliver(m *mailbox.Message) {
 	if r.opt.Ask != nil {
 		r.log = append(r.log, m)
 	}
-	r.record(mailbox.MessageEntry(m.From, mailbox.EventDelivered, m), m)
+	r.record(mailbox.Entry{Agent: m.From, Event: mailbox.EventDelivered}, m)
 	switch {
 	case m.To == "human":
 		if m.Verb == mailbox.Notify && m.From == "procurement" {
@@ -406,9 +410,21 @@ func (r *run) deliver(m *mailbox.Message) {
 	}
 }
 
-// record applies an entry to the policy's state, as the ledger would.
+// record applies an entry to the policy's state, as the ledger would: e
+// about m (nil: none), mailbox.MessageEntry(e.Agent, e.Event, m) with e's
+// own fields. The state is handed the message, not an entry written as
+// text that it would read back (State.ApplyMessage); the entry is
+// written in full only for Keep.
 func (r *run) record(e mailbox.Entry, m *mailbox.Message) {
 	e.Time = r.now
+	if m != nil && r.opt.Keep == nil {
+		r.state.ApplyMessage(e, m)
+		return
+	}
+	if m != nil {
+		e.About(m)
+		e.Written(m)
+	}
 	r.state.Apply(e)
 	if r.opt.Keep != nil {
 		r.opt.Keep(e, m)
@@ -438,7 +454,7 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 			ok := &mailbox.Message{Version: mailbox.Version, ID: fmt.Sprintf("<%d.human@sim>", r.ids), Date: r.now, From: "human", To: agent,
 				Thread: m.Thread, InReplyTo: m.ID, Verb: mailbox.Approved, Amount: covers, Subject: "APPROVED"}
 			if hd := r.decide("human", ok); hd.Outcome == policy.Allow { // as a live human's answer, it passes the policy first
-				r.record(mailbox.MessageEntry("human", mailbox.EventDelivered, ok), ok)
+				r.record(mailbox.Entry{Agent: "human", Event: mailbox.EventDelivered}, ok)
 				r.human = true
 				d = r.decide(agent, m)
 			}
@@ -463,9 +479,7 @@ func (r *run) send(agent string, out []*mailbox.Message) {
 
 func (r *run) decide(agent string, m *mailbox.Message) policy.Decision {
 	d := r.state.Evaluate(r.pol, policy.Action{Agent: agent, Message: m}, r.now)
-	e := mailbox.MessageEntry(agent, policy.EventDecision, m)
-	e.Decision, e.Rule, e.Reason, e.Policy, e.Key = string(d.Outcome), d.Rule, d.Reason, d.Policy, m.ID
-	r.record(e, m)
+	r.record(mailbox.Entry{Agent: agent, Event: policy.EventDecision, Decision: string(d.Outcome), Rule: d.Rule, Reason: d.Reason, Policy: d.Policy, Key: m.ID}, m)
 	return d
 }
 
@@ -589,17 +603,30 @@ func (r *run) counters() []Counter {
 func (r *run) leaks() []string {
 	s := r.s
 	n := decimal.NewFromInt(s.Need.Quantity)
-	secret := map[string]int64{"the value of a unit": micro(s.Buyer.Value.Amount)}
+	// In a fixed order, where a map's was random: two secrets of the same
+	// value are both told, in this order.
+	type secret struct {
+		what string
+		v    int64
+	}
+	secrets := []secret{{"the value of a unit", micro(s.Buyer.Value.Amount)}}
 	if b := s.Policy.Budget; !b.IsZero() {
-		secret["the budget"], secret["the budget per unit"] = micro(b.Amount), micro(b.Amount.Div(n).Round(2))
+		secrets = append(secrets, secret{"the budget", micro(b.Amount)}, secret{"the budget per unit", micro(b.Amount.Div(n).Round(2))})
 	}
 	if h := s.Policy.ApprovalOver; !h.IsZero() {
-		secret["the sign-off threshold"] = micro(h.Amount)
+		secrets = append(secrets, secret{"the sign-off threshold", micro(h.Amount)})
 	}
 	if c := s.Ceiling(); !c.IsZero() {
-		secret["the ceiling"] = micro(c.Amount)
+		secrets = append(secrets, secret{"the ceiling", micro(c.Amount)})
 	}
-	quotes := map[string][]int64{} // vendor: the prices it quoted
+	// The prices each vendor quoted, vendors in the order they first
+	// quoted.
+	type quoted struct {
+		vendor string
+		qs     []int64
+	}
+	var quotes []*quoted
+	quotesOf := map[string]*quoted{}
 	var out []string
 	seen := map[string]bool{}
 	leak := func(line string) {
@@ -615,11 +642,34 @@ func (r *run) leaks() []string {
 	// A buyer says the same words many times over (each vendor its
 	// request, an offer that holds round after round): each text is read
 	// once.
-	read := map[string][]decimal.Decimal{}
+	type text struct{ subject, body string }
+	read := map[text][]int64{}
+	// Most texts are a subject of their own over a body said many times
+	// ("COUNTER: 650 widget at 8.53 USD each" over "Your quote is above
+	// ..."): where the two cannot join into one number (NumbersApart),
+	// each part is read once.
+	parts := map[string][]int64{}
+	part := func(t string) []int64 {
+		ns, ok := parts[t]
+		if !ok {
+			for _, d := range agents.Numbers(t) {
+				ns = append(ns, micro(d))
+			}
+			parts[t] = ns
+		}
+		return ns
+	}
+	var own, said []int64
 	for _, m := range r.said {
 		if m.Verb == mailbox.Quote && m.To == "procurement" {
 			if !m.UnitPrice.IsZero() {
-				quotes[m.From] = append(quotes[m.From], micro(m.UnitPrice.Amount))
+				q := quotesOf[m.From]
+				if q == nil {
+					q = &quoted{vendor: m.From}
+					quotesOf[m.From] = q
+					quotes = append(quotes, q)
+				}
+				q.qs = append(q.qs, micro(m.UnitPrice.Amount))
 			}
 			continue
 		}
@@ -631,44 +681,83 @@ func (r *run) leaks() []string {
 		// read as a secret: "COUNTER: 12 widget at 5.78" tells no unit
 		// budget of 12. The unit price is the message's field, always
 		// checked.
-		own := []int64{s.Need.Quantity * 1e6, m.Quantity * 1e6}
+		own = append(own[:0], s.Need.Quantity*1e6, m.Quantity*1e6)
 		if !m.DeliverBy.IsZero() {
 			own = append(own, int64(m.DeliverBy.Day())*1e6, int64(m.DeliverBy.Year())*1e6)
 		}
-		var said []int64
-		text := m.Subject + " " + m.Body
-		numbers, ok := read[text]
-		if !ok {
-			numbers = agents.Numbers(text)
-			read[text] = numbers
-		}
-		for _, d := range numbers {
-			if d := micro(d); !slices.Contains(own, d) {
-				said = append(said, d)
+		said = said[:0]
+		var numbers, more []int64
+		if agents.NumbersApart(m.Subject) {
+			numbers, more = part(m.Subject), part(m.Body)
+		} else {
+			var ok bool
+			if numbers, ok = read[text{m.Subject, m.Body}]; !ok {
+				for _, d := range agents.Numbers(m.Subject + " " + m.Body) {
+					numbers = append(numbers, micro(d))
+				}
+				read[text{m.Subject, m.Body}] = numbers
 			}
 		}
-		unitPrice, total := int64(-1), micro(m.Total().Amount)
+		for _, ns := range [...][]int64{numbers, more} {
+			for _, d := range ns {
+				if !slices.Contains(own, d) {
+					said = append(said, d)
+				}
+			}
+		}
+
+		unitPrice, total := int64(-1), totalMicro(m)
 		if !m.UnitPrice.IsZero() {
 			unitPrice = micro(m.UnitPrice.Amount)
 			said = append(said, unitPrice)
 		}
+		var mine []int64
+		if q := quotesOf[m.To]; q != nil {
+			mine = q.qs
+		}
 		for _, d := range said {
-			if echoes(d, quotes[m.To]) {
+			if echoes(d, mine) {
 				continue // the recipient's own price, said back to it
 			}
-			for what, v := range secret {
-				if d == v && d != total && !(m.Verb != mailbox.Counter && d == unitPrice) {
-					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, what, fromMicro(d)))
+			for _, x := range secrets {
+				if d == x.v && d != total && !(m.Verb != mailbox.Counter && d == unitPrice) {
+					leak(fmt.Sprintf("%s told %s %s (%s)", m.From, m.To, x.what, fromMicro(d)))
 				}
 			}
-			for vendor, qs := range quotes {
-				if vendor != m.To && echoes(d, qs) {
-					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, vendor, fromMicro(d)))
+			for _, q := range quotes {
+				if q.vendor != m.To && echoes(d, q.qs) {
+					leak(fmt.Sprintf("%s told %s %s's quote (%s)", m.From, m.To, q.vendor, fromMicro(d)))
 				}
 			}
 		}
 	}
 	return out
+}
+
+// totalMicro is micro(m.Total().Amount), without multiplying decimals for
+// a unit price of at most six decimals (TestTotalMicro).
+func totalMicro(m *mailbox.Message) int64 {
+	u := m.UnitPrice.Amount
+	if !m.Amount.IsZero() || m.UnitPrice.IsZero() || u.Exponent() < -6 || u.Exponent() > 0 || u.NumDigits() > 12 {
+		return micro(m.Total().Amount)
+	}
+	// The total has the unit price's exponent: its millionths are the
+	// unit's times the quantity, exactly, or -1 above 10^12 (micro).
+	um, q := agents.Micros(u), max(m.Quantity, 1)
+	if um < 0 {
+		um = -um
+	}
+	if um > 1e18/q {
+		return -1
+	}
+	t := um * q
+	if t > 1e18 {
+		return -1
+	}
+	if u.Sign() < 0 {
+		t = -t
+	}
+	return t
 }
 
 // micro is an amount in millionths, for the leak check's many comparisons
