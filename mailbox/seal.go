@@ -261,10 +261,14 @@ func writeSegment(name string, r io.Reader) error {
 	if _, err := os.Stat(name); err == nil {
 		return fmt.Errorf("%s exists already", name)
 	}
-	dir := filepath.Dir(name)
-	tmp := filepath.Join(dir, "."+filepath.Base(name)+".tmp")
+	return replaceWith(name, filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp"), 0o444, r)
+}
+
+// replaceWith puts r's bytes at name whole or not at all: written to tmp
+// (made anew, with perm), synced, renamed over name, the folder synced.
+func replaceWith(name, tmp string, perm os.FileMode, r io.Reader) error {
 	os.Remove(tmp)
-	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
@@ -282,7 +286,7 @@ func writeSegment(name string, r io.Reader) error {
 	if err := renameFile(tmp, name); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(name))
 }
 
 // copyTo copies r into f through the write seam, a block at a time.
@@ -313,27 +317,7 @@ func (l *Ledger) cutLive(at int64) error {
 	if err := unix.Fstat(int(l.f.Fd()), &st); err != nil {
 		return fmt.Errorf("stat ledger: %w", err)
 	}
-	tmp := l.path + sealingSuffix
-	os.Remove(tmp)
-	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(st.Mode)&os.ModePerm)
-	if err != nil {
-		return err
-	}
-	if err := copyTo(f, io.NewSectionReader(l.f, at, st.Size-at)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := syncFile(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := renameFile(tmp, l.path); err != nil {
-		return err
-	}
-	if err := syncDir(filepath.Dir(l.path)); err != nil {
+	if err := replaceWith(l.path, l.path+sealingSuffix, os.FileMode(st.Mode)&os.ModePerm, io.NewSectionReader(l.f, at, st.Size-at)); err != nil {
 		return err
 	}
 	return l.reopen()

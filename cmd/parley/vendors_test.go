@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,16 +75,7 @@ func TestDealsWithVendorsOfTheirOwn(t *testing.T) {
 			if out, err := exec.Command(bin, "--root", root, "doctor").CombinedOutput(); err != nil {
 				t.Fatalf("doctor: %v\n%s", err, out)
 			}
-			logs := &lineLog{}
-			procs := map[string]*exec.Cmd{}
-			for _, n := range []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
-				procs[n] = startAgent(t, bin, root, n, logs)
-			}
-			defer stopAgents(procs)
-			stock := filepath.Join(root, "inventory", "stock.toml")
-			data, _ = os.ReadFile(stock)
-			os.WriteFile(stock+".tmp", bytes.Replace(data, []byte("stock = 400"), []byte("stock = 40"), 1), 0o644)
-			os.Rename(stock+".tmp", stock)
+			procs, logs := startDeal(t, bin, root)
 
 			es := awaitLedger(t, root, 2*time.Minute, func(es []mailbox.Entry) bool {
 				return (count(es, "decision", "PAID", "allow") > 0 || countDelivered(es, "human", "ESCALATE") > 0) && settled(es)
