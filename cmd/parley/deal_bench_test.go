@@ -11,16 +11,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-dev/parley/internal/natstest"
 	"github.com/parley-dev/parley/mailbox"
 )
 
-// BenchmarkDeal runs whole deals through real processes and files: six
-// agents, each its own process, from the inventory's REQUEST to the human's
-// notice. The figure is parley's own time, from the ledger's timestamps;
-// the inventory's wait for its next look at the stock file (its tick) is
-// deliberate and left out. It also reports the resident memory of one
-// agent process after the deals.
+// BenchmarkDeal runs whole deals through real processes, on files and on
+// JetStream side by side (an embedded server on loopback, default sync):
+// six agents, each its own process, from the inventory's REQUEST to the
+// human's notice. The figure is parley's own time, from the ledger's
+// timestamps; the inventory's wait for its next look at the stock file (its
+// tick) is deliberate and left out. It also reports the resident memory of
+// one agent process after the deals.
 func BenchmarkDeal(b *testing.B) {
+	for _, kind := range []string{"files", "jetstream"} {
+		b.Run(kind, func(b *testing.B) { benchDeal(b, kind) })
+	}
+}
+
+func benchDeal(b *testing.B, kind string) {
 	bin := parleyBin(b)
 	root := filepath.Join(b.TempDir(), "root")
 	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
@@ -37,6 +45,13 @@ func BenchmarkDeal(b *testing.B) {
 		data = bytes.Replace(data, []byte(r[0]), []byte(r[1]), 1)
 	}
 	os.WriteFile(pol, data, 0o644)
+	var r *mailbox.Root
+	var err error
+	if kind == "jetstream" {
+		r = onNATS(b, root, natstest.Start(b).URL()+"?stream=BENCH")
+	} else if r, err = mailbox.OpenRoot(root, nil); err != nil {
+		b.Fatal(err)
+	}
 	logs := &lineLog{}
 	procs := map[string]*exec.Cmd{}
 	for _, n := range []string{"inventory", "procurement", "vendor-a", "vendor-b", "vendor-c", "finance"} {
@@ -46,10 +61,6 @@ func BenchmarkDeal(b *testing.B) {
 	stock := filepath.Join(root, "inventory", "stock.toml")
 	orig, _ := os.ReadFile(stock)
 	low := bytes.Replace(orig, []byte("stock = 400"), []byte("stock = 40"), 1)
-	r, err := mailbox.OpenRoot(root, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	var own time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

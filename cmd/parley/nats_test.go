@@ -34,7 +34,7 @@ func natsRoot(t *testing.T, bin, url string) (string, *mailbox.Root) {
 
 // onNATS puts the team of the root dir on the JetStream server at url (its
 // parley.toml says so) and returns the root open on that transport.
-func onNATS(t *testing.T, dir, url string) *mailbox.Root {
+func onNATS(t testing.TB, dir, url string) *mailbox.Root {
 	t.Helper()
 	team := filepath.Join(dir, "parley.toml")
 	data, err := os.ReadFile(team)
