@@ -51,10 +51,7 @@ func once(event, id string) string { return event + " " + id }
 func crossings(r *Root) (map[string]bool, error) {
 	seen := map[string]bool{}
 	note := func(e Entry) {
-		switch {
-		case e.Event == EventBridged:
-			seen[once(e.Event, e.MsgID)] = true
-		case e.Event == EventDelivered && strings.HasPrefix(e.Reason, "bridged from "):
+		if e.Event == EventBridged || (e.Event == EventDelivered && strings.HasPrefix(e.Reason, "bridged from ")) {
 			seen[once(e.Event, e.MsgID)] = true
 		}
 	}
