@@ -34,17 +34,7 @@ func benchDeal(b *testing.B, kind string) {
 	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil {
 		b.Fatalf("init: %v\n%s", err, out)
 	}
-	// Room for many deals in a day: no sign-off, no daily limit in the way.
-	pol := filepath.Join(root, "policy.toml")
-	data, _ := os.ReadFile(pol)
-	for _, r := range [][2]string{{`approval_over = "2500.00 USD"`, `approval_over = "100000000.00 USD"`},
-		{`per_agent_per_day = "50000.00 USD"`, `per_agent_per_day = "100000000.00 USD"`},
-		{`per_agent_per_month = "250000.00 USD"`, `per_agent_per_month = "100000000.00 USD"`},
-		{`amount = "100000.00 USD"`, `amount = "100000000.00 USD"`}, {`messages_per_minute = 300`, `messages_per_minute = 0`},
-		{`max_errors = 10`, `max_errors = 0`}} {
-		data = bytes.Replace(data, []byte(r[0]), []byte(r[1]), 1)
-	}
-	os.WriteFile(pol, data, 0o644)
+	unattended(b, root)
 	var r *mailbox.Root
 	var err error
 	if kind == "jetstream" {
@@ -105,6 +95,31 @@ func benchDeal(b *testing.B, kind string) {
 	}
 	b.ReportMetric(float64(own.Milliseconds())/float64(b.N), "ms/deal")
 	b.ReportMetric(rssMB(b, procs["procurement"].Process.Pid), "MB-rss-procurement")
+}
+
+// unattended edits root's policy so that many deals run in a day with no
+// person: no sign-off, no budget, daily or monthly limit, rate or breaker
+// in the way. Each setting must be there, as parley init writes it.
+func unattended(tb testing.TB, root string) {
+	tb.Helper()
+	pol := filepath.Join(root, "policy.toml")
+	data, err := os.ReadFile(pol)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range [][2]string{{`approval_over = "2500.00 USD"`, `approval_over = "1000000000.00 USD"`},
+		{`per_agent_per_day = "50000.00 USD"`, `per_agent_per_day = "1000000000.00 USD"`},
+		{`per_agent_per_month = "250000.00 USD"`, `per_agent_per_month = "1000000000.00 USD"`},
+		{`amount = "100000.00 USD"`, `amount = "1000000000.00 USD"`}, {`messages_per_minute = 300`, `messages_per_minute = 0`},
+		{`max_errors = 10`, `max_errors = 0`}} {
+		if !bytes.Contains(data, []byte(r[0])) {
+			tb.Fatalf("policy.toml has no %s", r[0])
+		}
+		data = bytes.Replace(data, []byte(r[0]), []byte(r[1]), 1)
+	}
+	if err := os.WriteFile(pol, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func rssMB(b *testing.B, pid int) float64 {

@@ -49,17 +49,7 @@ func TestJetStreamSoak(t *testing.T) {
 	data = bytes.Replace(data, []byte("\n[[agent]]\nname = \"finance\""), append(more.Bytes(), []byte("\n[[agent]]\nname = \"finance\"")...), 1)
 	data = regexp.MustCompile(`rounds = 12 [^\n]*`).ReplaceAll(data, []byte("rounds = 0"))
 	os.WriteFile(team, data, 0o644)
-	pol := filepath.Join(root, "policy.toml")
-	text, _ := os.ReadFile(pol)
-	for _, kv := range [][2]string{{`approval_over = "2500.00 USD"`, `approval_over = "1000000000.00 USD"`},
-		{`amount = "100000.00 USD"`, `amount = "1000000000.00 USD"`}, {`per_agent_per_day = "50000.00 USD"`, `per_agent_per_day = "1000000000.00 USD"`},
-		{`per_agent_per_month = "250000.00 USD"`, `per_agent_per_month = "1000000000.00 USD"`}, {`messages_per_minute = 300`, `messages_per_minute = 0`}} {
-		if !bytes.Contains(text, []byte(kv[0])) {
-			t.Fatalf("policy.toml has no %s", kv[0])
-		}
-		text = bytes.Replace(text, []byte(kv[0]), []byte(kv[1]), 1)
-	}
-	os.WriteFile(pol, text, 0o644)
+	unattended(t, root)
 	if out, err := exec.Command(bin, "--root", root, "init").CombinedOutput(); err != nil { // the new vendors' folders and keys
 		t.Fatalf("init: %v\n%s", err, out)
 	}
@@ -85,7 +75,7 @@ func TestJetStreamSoak(t *testing.T) {
 	paid := func(n int) func([]mailbox.Entry) bool {
 		return func(es []mailbox.Entry) bool { return count(es, "decision", "PAID", "allow") >= n && settled(es) }
 	}
-	consumers := func() int {
+	consumersNow := func() int {
 		n := 0
 		for _, stream := range []string{"SOAK_INBOX", "SOAK_LEDGER"} {
 			info, err := natstest.StreamOf(t, s.URL(), stream)
@@ -95,6 +85,17 @@ func TestJetStreamSoak(t *testing.T) {
 			n += info.State.Consumers
 		}
 		return n
+	}
+	// A long read's ordered consumer lives while the read does: the
+	// server's lasting consumers are the fewest seen within a second.
+	consumers := func() int {
+		fewest := -1
+		for deadline := time.Now().Add(time.Second); fewest < 0 || time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if n := consumersNow(); fewest < 0 || n < fewest {
+				fewest = n
+			}
+		}
+		return fewest
 	}
 	var warm, warmRSS int
 	for i := 1; i <= back; i++ {
