@@ -189,43 +189,57 @@ func linePrev(line []byte) string {
 }
 
 // hashAt finds the line of seq in the first end bytes (a prefix where seq
-// counts up by one a line) by bisecting on byte offsets, and returns its
-// hash.
+// counts up by one a line) and returns its hash.
 func (l *Ledger) hashAt(seq uint64, end int64) (string, error) {
+	line, _, err := lineOf(l.view(), seq, end)
+	if err != nil {
+		return "", err
+	}
+	_, hash, err := lineHead(line)
+	return hash, err
+}
+
+// lineOf finds the line of seq in the first end bytes of a ledger (a
+// prefix where seq counts up by one a line) by bisecting on byte offsets:
+// a few reads however long the ledger. It returns the line and where it
+// starts, or errStale when no line there has that seq.
+func lineOf(v io.ReaderAt, seq uint64, end int64) ([]byte, int64, error) {
 	lo, hi := int64(0), end // the line of seq starts in [lo, hi)
 	for {
 		mid := lo + (hi-lo)/2
 		if hi-lo <= 1<<16 {
 			mid = lo
 		}
-		line, at, err := l.lineFrom(mid, end)
+		line, at, err := lineFrom(v, mid, end)
 		if err != nil {
-			return "", err
+			return nil, 0, err
 		}
-		s, hash, err := lineHead(line)
+		s, _, err := lineHead(line)
 		if err != nil {
-			return "", err
+			return nil, 0, err
 		}
 		switch {
 		case s == seq:
-			return hash, nil
+			return line, at, nil
 		case mid == lo && s < seq:
 			// Read on, line by line, within the last small span.
-			br := bufio.NewReaderSize(io.NewSectionReader(l.view(), at+int64(len(line)), end-at-int64(len(line))), 1<<16)
+			next := at + int64(len(line))
+			lr := lineReader{br: bufio.NewReaderSize(io.NewSectionReader(v, next, end-next), 1<<16)}
 			for {
-				line, err := br.ReadSlice('\n')
-				if err != nil {
-					return "", errStale
+				line, err := lr.next()
+				if err != nil || line[len(line)-1] != '\n' {
+					return nil, 0, errStale
 				}
-				if s, hash, err := lineHead(line); err == nil && s == seq {
-					return hash, nil
+				if s, _, err := lineHead(line); err == nil && s == seq {
+					return line, next, nil
 				}
+				next += int64(len(line))
 			}
 		case s < seq:
 			lo = at + int64(len(line))
 		default:
 			if mid == lo {
-				return "", errStale
+				return nil, 0, errStale
 			}
 			hi = mid
 		}
@@ -234,12 +248,12 @@ func (l *Ledger) hashAt(seq uint64, end int64) (string, error) {
 
 // lineFrom returns the first whole line that starts at or after off
 // (off itself when it is 0 or follows a newline), and where it starts.
-func (l *Ledger) lineFrom(off, end int64) ([]byte, int64, error) {
+func lineFrom(v io.ReaderAt, off, end int64) ([]byte, int64, error) {
 	at := off
 	if off > 0 {
 		at = off - 1 // a line starts after a newline
 	}
-	br := bufio.NewReaderSize(io.NewSectionReader(l.view(), at, end-at), 1<<12)
+	br := bufio.NewReaderSize(io.NewSectionReader(v, at, end-at), 1<<12)
 	if off > 0 {
 		skip, err := br.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {

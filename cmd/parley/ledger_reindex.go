@@ -15,7 +15,8 @@ func ledgerReindexCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: `Every process starts from checkpoints of what it derives from the ledger
 (ROOT/.parley/checkpoint/: the policy's state, how far the ledger was
-verified) and reads only the lines appended since. They are a cache: each
+verified, where each thread's and message's lines are) and reads only the
+lines appended since. They are a cache: each
 is checked against the ledger's chain when it is read, and ignored and
 rebuilt when it does not match. reindex deletes them, reads the whole
 ledger once, verifying it, and writes them anew: after a restore from a
@@ -50,7 +51,12 @@ func reindexLedger(c *cli.Context, e *env) error {
 	if _, err := readStatusView(e.root.Dir, path); err != nil {
 		return fmt.Errorf("reindex: %w", err)
 	}
-	_, err = fmt.Fprintf(e.stdout, "reindexed %d lines (%.1f MB) in %v: the policy state, the status view and the verified position at seq %d\n",
+	ix, err := openLookup(e)
+	if err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	}
+	ix.Close()
+	_, err = fmt.Fprintf(e.stdout, "reindexed %d lines (%.1f MB) in %v: the policy state, the status view, the index by thread and message, and the verified position at seq %d\n",
 		at.Seq, float64(at.Offset)/1e6, time.Since(start).Round(time.Millisecond), at.Seq)
 	return err
 }

@@ -47,68 +47,82 @@ Example:
 			&cli.StringSliceFlag{Name: "verb", Usage: "list only threads in which this verb was said (repeat for more)"},
 		},
 		Action: withRoot(0, 1, "at most one thread ID", func(c *cli.Context, e *env) error {
-			entries, err := readLedger(e.root)
-			if err != nil {
-				return err
-			}
 			id := c.Args().First()
-			verbs, err := e.filters(c)
-			if err != nil {
-				return err
-			}
 			if id == "" {
-				list, quiet := filterThreads(threadList(entries), c.StringSlice("agent"), verbs, c.Bool("all"))
-				if c.Bool("json") {
-					return printJSON(e.stdout, list)
-				}
-				filtered := c.IsSet("agent") || c.IsSet("verb")
-				switch {
-				case len(list) == 0 && quiet > 0:
-					fmt.Fprintf(e.stdout, "no thread but %d of notices or errors alone (--all lists them)\n", quiet)
-					return nil
-				case len(list) == 0 && filtered:
-					fmt.Fprintln(e.stdout, "no thread matches")
-					return nil
-				}
-				if err := printThreadList(e.stdout, list, e.now()); err != nil {
-					return err
-				}
-				if quiet > 0 {
-					fmt.Fprintf(e.stdout, "and %d thread(s) of notices or errors alone (--all lists them)\n", quiet)
-				}
-				return nil
+				return listThreads(c, e)
 			}
 			if c.IsSet("all") || c.IsSet("agent") || c.IsSet("verb") {
 				return usageError{errors.New("--all, --agent and --verb filter the list of threads, not one thread")}
 			}
-			var steps []mailbox.Entry
-			for _, x := range entries {
-				if x.Thread == id && (x.Event == mailbox.EventDelivered || x.Event == "decision" && x.Decision != "allow" ||
-					x.Event == mailbox.EventRejected || x.Event == mailbox.EventBounced) {
-					steps = append(steps, x)
-				}
-			}
-			if len(steps) == 0 {
-				hint := "parley thread lists them"
-				if guess := suggest(id, threadsOf(entries)); guess != "" {
-					hint = "did you mean " + guess + "? " + hint
-				}
-				return withHint(fmt.Errorf("no thread %q in the ledger", id), hint)
-			}
-			if c.Bool("json") {
-				return printJSON(e.stdout, steps)
-			}
-			switch c.String("format") {
-			case "text":
-				return drawThread(e.stdout, id, steps)
-			case "mermaid":
-				return mermaidThread(e.stdout, steps)
-			case "html":
-				return htmlThread(e.stdout, id, steps)
-			}
-			return usageError{fmt.Errorf("--format is text, mermaid or html, not %q", c.String("format"))}
+			return withLookup(e, func(l lookup) error { return showThread(c, e, l, id) })
 		}),
 	}
+}
+
+// listThreads prints the list of threads.
+func listThreads(c *cli.Context, e *env) error {
+	entries, err := readLedger(e.root)
+	if err != nil {
+		return err
+	}
+	verbs, err := e.filters(c)
+	if err != nil {
+		return err
+	}
+	list, quiet := filterThreads(threadList(entries), c.StringSlice("agent"), verbs, c.Bool("all"))
+	if c.Bool("json") {
+		return printJSON(e.stdout, list)
+	}
+	filtered := c.IsSet("agent") || c.IsSet("verb")
+	switch {
+	case len(list) == 0 && quiet > 0:
+		fmt.Fprintf(e.stdout, "no thread but %d of notices or errors alone (--all lists them)\n", quiet)
+		return nil
+	case len(list) == 0 && filtered:
+		fmt.Fprintln(e.stdout, "no thread matches")
+		return nil
+	}
+	if err := printThreadList(e.stdout, list, e.now()); err != nil {
+		return err
+	}
+	if quiet > 0 {
+		fmt.Fprintf(e.stdout, "and %d thread(s) of notices or errors alone (--all lists them)\n", quiet)
+	}
+	return nil
+}
+
+// showThread prints one thread, its lines found through l.
+func showThread(c *cli.Context, e *env, l lookup, id string) error {
+	lines, err := l.Thread(id)
+	if err != nil {
+		return err
+	}
+	var steps []mailbox.Entry
+	for _, x := range lines {
+		if x.Event == mailbox.EventDelivered || x.Event == "decision" && x.Decision != "allow" ||
+			x.Event == mailbox.EventRejected || x.Event == mailbox.EventBounced {
+			steps = append(steps, x)
+		}
+	}
+	if len(steps) == 0 {
+		hint := "parley thread lists them"
+		if guess := suggest(id, threadNames(l)); guess != "" {
+			hint = "did you mean " + guess + "? " + hint
+		}
+		return withHint(fmt.Errorf("no thread %q in the ledger", id), hint)
+	}
+	if c.Bool("json") {
+		return printJSON(e.stdout, steps)
+	}
+	switch c.String("format") {
+	case "text":
+		return drawThread(e.stdout, id, steps)
+	case "mermaid":
+		return mermaidThread(e.stdout, steps)
+	case "html":
+		return htmlThread(e.stdout, id, steps)
+	}
+	return usageError{fmt.Errorf("--format is text, mermaid or html, not %q", c.String("format"))}
 }
 
 type threadSummary struct {

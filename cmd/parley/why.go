@@ -1,6 +1,9 @@
 package main
 
 import (
+	"cmp"
+	"maps"
+	"slices"
 	"fmt"
 	"io"
 	"strconv"
@@ -30,25 +33,89 @@ Example:
    parley why 41`,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "the ledger entries of the answer, as JSON"}},
 		Action: withRoot(1, 1, "one MESSAGE-ID, THREAD or SEQ", func(c *cli.Context, e *env) error {
-			entries, err := readLedger(e.root)
-			if err != nil {
-				return err
-			}
-			target, err := whyTarget(entries, c.Args().First())
-			if err != nil {
-				return err
-			}
-			chain := whyChain(entries, target)
-			if c.Bool("json") {
-				return printJSON(e.stdout, chain)
-			}
-			return printWhy(e.stdout, target, chain)
+			return withLookup(e, func(l lookup) error {
+				entries, target, err := whyEntries(l, c.Args().First())
+				if err != nil {
+					return err
+				}
+				chain := whyChain(entries, target)
+				if c.Bool("json") {
+					return printJSON(e.stdout, chain)
+				}
+				return printWhy(e.stdout, target, chain)
+			})
 		}),
 	}
 }
 
+// whyEntries finds the message q is about (whyTarget) and, in ledger
+// order, every line the answer can rest on (whyChain): the lines of its
+// thread and those naming each message it answers, following In-Reply-To
+// back. The rest of the ledger is not read.
+func whyEntries(l lookup, q string) ([]mailbox.Entry, mailbox.Entry, error) {
+	byseq := map[uint64]mailbox.Entry{}
+	add := func(es []mailbox.Entry, err error) error {
+		for _, x := range es {
+			byseq[x.Seq] = x
+		}
+		return err
+	}
+	sorted := func() []mailbox.Entry {
+		return slices.SortedFunc(maps.Values(byseq), func(a, b mailbox.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	id := q
+	if seq, err := strconv.ParseUint(q, 10, 64); err == nil {
+		x, ok, err := l.Seq(seq)
+		if err != nil {
+			return nil, mailbox.Entry{}, err
+		}
+		if ok {
+			byseq[x.Seq] = x
+		}
+		id = x.MsgID
+	} else if err := add(l.Thread(q)); err != nil {
+		return nil, mailbox.Entry{}, err
+	}
+	if id != "" {
+		if err := add(l.Message(id)); err != nil {
+			return nil, mailbox.Entry{}, err
+		}
+	}
+	target, err := whyTarget(sorted(), q, func() []string { return threadNames(l) })
+	if err != nil {
+		return nil, mailbox.Entry{}, err
+	}
+	if target.Thread != "" {
+		if err := add(l.Thread(target.Thread)); err != nil {
+			return nil, mailbox.Entry{}, err
+		}
+	}
+	for x, seen := target, map[string]bool{}; x.InReplyTo != "" && !seen[x.InReplyTo]; {
+		seen[x.InReplyTo] = true
+		if err := add(l.Message(x.InReplyTo)); err != nil {
+			return nil, mailbox.Entry{}, err
+		}
+		var ok bool
+		if x, ok = firstDelivered(byseq, x.InReplyTo); !ok {
+			break
+		}
+	}
+	return sorted(), target, nil
+}
+
+// firstDelivered is the first delivery of message id among es.
+func firstDelivered(es map[uint64]mailbox.Entry, id string) (mailbox.Entry, bool) {
+	var first mailbox.Entry
+	for _, x := range es {
+		if x.Event == mailbox.EventDelivered && x.MsgID == id && (first.Seq == 0 || x.Seq < first.Seq) {
+			first = x
+		}
+	}
+	return first, first.Seq > 0
+}
+
 // whyTarget finds the delivered message the question is about.
-func whyTarget(entries []mailbox.Entry, q string) (mailbox.Entry, error) {
+func whyTarget(entries []mailbox.Entry, q string, threads func() []string) (mailbox.Entry, error) {
 	delivered := func(match func(mailbox.Entry) bool) (mailbox.Entry, bool) {
 		for i := len(entries) - 1; i >= 0; i-- {
 			if x := entries[i]; x.Event == mailbox.EventDelivered && match(x) {
@@ -78,7 +145,7 @@ func whyTarget(entries []mailbox.Entry, q string) (mailbox.Entry, error) {
 		return x, nil
 	}
 	hint := "parley thread lists the threads; parley tail --json shows message ids"
-	if guess := suggest(q, threadsOf(entries)); guess != "" {
+	if guess := suggest(q, threads()); guess != "" {
 		hint = "did you mean " + guess + "? " + hint
 	}
 	return mailbox.Entry{}, withHint(fmt.Errorf("no message or thread %q in the ledger", q), hint)
