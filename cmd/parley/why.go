@@ -2,10 +2,10 @@ package main
 
 import (
 	"cmp"
-	"maps"
-	"slices"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
