@@ -88,6 +88,58 @@ func OpenIndex(dir string, progress IndexProgress) (*Index, error) {
 	return ix, nil
 }
 
+// OpenIndexCovering opens the index of the ledger of the root at dir for
+// the lines up to at: as it is, read-only beside other readers, when it
+// already covers them; brought up to date otherwise.
+func OpenIndexCovering(dir string, at Position) (*Index, error) {
+	r, err := OpenLedgerReader(filepath.Join(dir, LedgerFile))
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, CheckpointDir, IndexFile)
+	if db, err := bolt.Open(path, 0o644, &bolt.Options{ReadOnly: true, Timeout: time.Minute}); err == nil {
+		ix := &Index{db: db, r: r}
+		if covered, err := ix.covered(); err == nil && covered.Offset >= at.Offset {
+			ix.size = covered.Offset
+			return ix, nil
+		}
+		db.Close()
+	}
+	ix, err := openIndex(dir, r, nil)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	if ix.size < at.Offset {
+		ix.Close()
+		return nil, fmt.Errorf("%w: it covers %d bytes, not the %d asked", ErrIndexStale, ix.size, at.Offset)
+	}
+	return ix, nil
+}
+
+// covered is the position the index covers, when the ledger still has
+// its line there; the zero Position when it covers nothing.
+func (ix *Index) covered() (Position, error) {
+	var at Position
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(indexMeta); b != nil && string(b.Get([]byte("version"))) == indexVersion {
+			at, _ = ParsePosition(string(b.Get([]byte("at"))))
+		}
+		return nil
+	})
+	if err != nil {
+		return Position{}, fmt.Errorf("read ledger index: %w", err)
+	}
+	ok, _, err := ix.r.CheckPosition(at)
+	if err != nil {
+		return Position{}, fmt.Errorf("ledger index: %w", err)
+	}
+	if !ok {
+		return Position{}, nil
+	}
+	return at, nil
+}
+
 func openIndex(dir string, r *LedgerReader, progress IndexProgress) (*Index, error) {
 	if err := os.MkdirAll(filepath.Join(dir, CheckpointDir), 0o755); err != nil {
 		return nil, fmt.Errorf("open ledger index: %w", err)
@@ -120,22 +172,15 @@ func (ix *Index) Close() error {
 // catchUp adds the lines appended since the position the index covers,
 // or every line when the ledger no longer has that position.
 func (ix *Index) catchUp(progress IndexProgress) error {
-	var at Position
-	err := ix.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(indexMeta); b != nil && string(b.Get([]byte("version"))) == indexVersion {
-			at, _ = ParsePosition(string(b.Get([]byte("at"))))
-		}
-		return nil
-	})
+	at, err := ix.covered()
 	if err != nil {
-		return fmt.Errorf("read ledger index: %w", err)
+		return err
 	}
-	ok, size, err := ix.r.CheckPosition(at)
+	size, err := ix.r.Size()
 	if err != nil {
 		return fmt.Errorf("ledger index: %w", err)
 	}
-	if !ok {
-		at = Position{}
+	if at.Seq == 0 {
 		if err := ix.reset(); err != nil {
 			return err
 		}

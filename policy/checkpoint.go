@@ -23,13 +23,19 @@ import (
 // read, was written by another version, for another human or reserve_for
 // than the policy's, or whose line the ledger no longer has, is ignored,
 // the state built from the ledger's first line, and written anew.
+//
+// What it leaves out is the decisions by message id (State.decided): a
+// retried action is checked against the ledger's index for the lines up
+// to the checkpoint's (Engine.decided), which the engine brings up to date
+// before it writes one. They were nine tenths of a checkpoint, and grew
+// with history in every process's memory.
 
 // StateFile is the policy state's checkpoint, under mailbox.CheckpointDir.
 const StateFile = "policy.state"
 
 // stateVersion changes whenever what a snapshot holds, or what Apply
 // derives from a line, changes: an older checkpoint is then ignored.
-const stateVersion = 3
+const stateVersion = 4
 
 // checkpointEvery is how many lines the engine applies between two
 // checkpoints while it runs; an engine that closes writes one when it
@@ -41,7 +47,8 @@ var (
 	checkpointOnClose uint64 = 1_000
 )
 
-// snapshot is State, every field of it, in a form gob can write.
+// snapshot is State, every field of it but decided, in a form gob can
+// write.
 type snapshot struct {
 	Version int
 	At      mailbox.Position
@@ -58,8 +65,6 @@ type snapshot struct {
 	Talk    map[string]snapThread
 	Sent    map[string][]time.Time
 	Trouble []snapTrouble
-	Decided map[string]snapDecided
-	Strings []string // what Decided's indexes name
 	Paused  string
 	Asked   []snapEscalation
 }
@@ -109,32 +114,6 @@ type snapTrouble struct {
 	Agent, What string
 }
 
-// snapDecided is a decision recorded about a message: its rule, reason
-// and policy hash, repeated by thousands of decisions, are indexes into
-// the snapshot's Strings, written once each.
-type snapDecided struct {
-	Outcome              Outcome
-	Rule, Reason, Policy uint32
-	Covers               mailbox.Money
-	What                 string
-}
-
-// strtab numbers strings as a snapshot writes them.
-type strtab struct {
-	index map[string]uint32
-	list  []string
-}
-
-func (t *strtab) of(s string) uint32 {
-	i, ok := t.index[s]
-	if !ok {
-		i = uint32(len(t.list))
-		t.index[s] = i
-		t.list = append(t.list, s)
-	}
-	return i
-}
-
 type snapEscalation struct {
 	Escalation
 	Withdrawn bool
@@ -162,8 +141,7 @@ func snapshotOf(s *State, at mailbox.Position) *snapshot {
 	sn := &snapshot{Version: stateVersion, At: at, Human: b.human, Reserve: b.reserve,
 		Accounts: make(map[string]snapAccount, len(b.accounts)), Threads: b.threads,
 		ByAgent: b.byAgent, ByItem: b.byItem, Paid: b.paid,
-		Talk: make(map[string]snapThread, len(s.threads)), Sent: s.sent,
-		Decided: make(map[string]snapDecided, len(s.decided)), Paused: s.paused}
+		Talk: make(map[string]snapThread, len(s.threads)), Sent: s.sent, Paused: s.paused}
 	for id, a := range b.accounts {
 		sa := snapAccount{Whole: snapOfApproval(a.Whole), Parts: make(map[string]snapPart, len(a.Parts)), Order: a.order}
 		for v, p := range a.Parts {
@@ -187,12 +165,6 @@ func snapshotOf(s *State, at mailbox.Position) *snapshot {
 	for _, t := range s.trouble {
 		sn.Trouble = append(sn.Trouble, snapTrouble{At: t.at, Agent: t.agent, What: t.what})
 	}
-	tab := &strtab{index: map[string]uint32{}}
-	for id, d := range s.decided {
-		sn.Decided[id] = snapDecided{Outcome: d.Outcome, Rule: tab.of(d.Rule), Reason: tab.of(d.Reason), Policy: tab.of(d.Policy),
-			Covers: d.Covers, What: d.what}
-	}
-	sn.Strings = tab.list
 	for _, x := range s.asked {
 		sn.Asked = append(sn.Asked, snapEscalation{Escalation: *x, Withdrawn: x.withdrawn})
 	}
@@ -236,15 +208,7 @@ func (sn *snapshot) state() *State {
 	for _, t := range sn.Trouble {
 		s.trouble = append(s.trouble, trouble{at: t.At, agent: t.Agent, what: t.What})
 	}
-	str := func(i uint32) string {
-		if int(i) < len(sn.Strings) {
-			return sn.Strings[i]
-		}
-		return ""
-	}
-	for id, d := range sn.Decided {
-		s.decided[id] = &decided{Decision{Outcome: d.Outcome, Rule: str(d.Rule), Reason: str(d.Reason), Policy: str(d.Policy), Covers: d.Covers}, d.What}
-	}
+	s.from = sn.At
 	s.paused = sn.Paused
 	for _, se := range sn.Asked {
 		x := se.Escalation

@@ -15,19 +15,42 @@ import (
 )
 
 // stateJSON is the state as its snapshot says it, positions left out: two
-// states that say the same decide the same.
+// states that say the same, and find the same decisions by message id
+// (decisionsJSON), decide the same.
 func stateJSON(t testing.TB, s *State) string {
 	t.Helper()
-	sn := snapshotOf(s, mailbox.Position{})
-	decided := map[string][]any{} // by value: the string table's order is the maps'
-	for id, d := range sn.Decided {
-		decided[id] = []any{d.Outcome, sn.Strings[d.Rule], sn.Strings[d.Reason], sn.Strings[d.Policy], d.Covers, d.What}
+	b, err := json.Marshal(snapshotOf(s, mailbox.Position{}))
+	if err != nil {
+		t.Fatal(err)
 	}
-	sn.Decided, sn.Strings = nil, nil
-	b, err := json.Marshal(struct {
-		S *snapshot
-		D map[string][]any
-	}{sn, decided})
+	return string(b)
+}
+
+// decisionsJSON is what the engine finds decided about each action the
+// ledger's decision lines record, and about the same action for another
+// amount: the same decision, and a different action under its id.
+func decisionsJSON(t testing.TB, e *Engine, es []mailbox.Entry) string {
+	t.Helper()
+	var out []any
+	for _, x := range es {
+		if x.Event != EventDecision || x.MsgID == "" {
+			continue
+		}
+		m := &mailbox.Message{ID: x.MsgID, From: x.Agent, To: x.To, Verb: mailbox.Verb(x.Verb), Thread: x.Thread}
+		if x.Amount != "" {
+			m.Amount = mailbox.MustMoney(x.Amount + " " + x.Currency)
+		}
+		other := *m
+		other.Amount = mailbox.MustMoney("123456.78 USD")
+		for _, m := range []*mailbox.Message{m, &other} {
+			d, same, err := e.decided(Action{Agent: x.Agent, Message: m})
+			if err != nil {
+				t.Fatalf("decided %s: %v", m.ID, err)
+			}
+			out = append(out, []any{m.ID, d, same})
+		}
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +185,7 @@ func TestEngineCheckpoint(t *testing.T) {
 				t.Errorf("started from the checkpoint: %v, want %v", got, tt.wantFrom)
 			}
 			got := stateJSON(t, s)
+			gotDecided := decisionsJSON(t, e, entries(t, r))
 			e.ledger.Close() // no checkpoint of its own
 
 			// The same root, its checkpoints thrown away.
@@ -179,6 +203,12 @@ func TestEngineCheckpoint(t *testing.T) {
 			}
 			if want := stateJSON(t, fs); got != want {
 				t.Errorf("the state differs from the ledger's:\n got %.300s\nwant %.300s", got, want)
+			}
+			if want := decisionsJSON(t, fresh, entries(t, r)); gotDecided != want {
+				t.Errorf("the decisions by message id differ from the ledger's:\n got %.300s\nwant %.300s", gotDecided, want)
+			}
+			if !strings.Contains(gotDecided, `"decision":"allow"`) || !strings.Contains(gotDecided, "true]") {
+				t.Errorf("no decision found again: %.300s", gotDecided)
 			}
 		})
 	}

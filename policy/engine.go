@@ -95,11 +95,28 @@ func (e *Engine) checkpoint(min uint64) {
 	if at.Seq == 0 || at.Seq < e.saved.Seq+min {
 		return
 	}
-	if writeState(e.root.Dir, e.state, at) != nil {
+	if e.keep(at) != nil {
 		return
 	}
-	e.saved = at
 	_ = mailbox.KeepPosition(e.root.Dir, r.VerifiedAt())
+}
+
+// keep writes the state's checkpoint at at, the ledger's index brought up
+// to date first (the decisions by message id are looked up there, not
+// kept in the checkpoint), and from then holds only the decisions after
+// it.
+func (e *Engine) keep(at mailbox.Position) error {
+	ix, err := mailbox.OpenIndex(e.root.Dir, nil)
+	if err != nil {
+		return fmt.Errorf("checkpoint the policy state: %w", err)
+	}
+	ix.Close()
+	if err := writeState(e.root.Dir, e.state, at); err != nil {
+		return err
+	}
+	e.state.forget(at)
+	e.saved = at
+	return nil
 }
 
 // Checkpoint brings the state up to date with the ledger and writes its
@@ -120,10 +137,9 @@ func (e *Engine) Checkpoint() (mailbox.Position, error) {
 	if at.Seq == 0 {
 		return at, nil // an empty ledger: nothing to keep
 	}
-	if err := writeState(e.root.Dir, e.state, at); err != nil {
+	if err := e.keep(at); err != nil {
 		return at, err
 	}
-	e.saved = at
 	return at, mailbox.KeepPosition(e.root.Dir, r.VerifiedAt())
 }
 
@@ -178,7 +194,11 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 	var d Decision
 	now := e.root.Now()
 	_, err := e.transact(func(p *Policy, perr error) ([]mailbox.Entry, error) {
-		if prev, ok := e.state.Decided(a); ok && prev.Outcome == Allow {
+		prev, ok, err := e.decided(a)
+		if err != nil {
+			return nil, err
+		}
+		if ok && prev.Outcome == Allow {
 			d = prev
 			return nil, nil
 		}
@@ -201,6 +221,39 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 		return out, nil
 	})
 	return d, err
+}
+
+// decided is the decision already recorded about this very action (the
+// same Message-ID, sender, recipient, verb, thread and amount): from the
+// state, or, for a message decided at or before the line of the checkpoint
+// the state started from, from the ledger's index, its last decision
+// line about the message there.
+func (e *Engine) decided(a Action) (Decision, bool, error) {
+	d, known, same := e.state.decidedHere(a)
+	from := e.state.from
+	if known || from.Seq == 0 || a.Message.ID == "" {
+		return d, known && same, nil
+	}
+	ix, err := mailbox.OpenIndexCovering(e.root.Dir, from)
+	if err != nil {
+		return Decision{}, false, fmt.Errorf("was %s decided before: %w", a.Message.ID, err)
+	}
+	defer ix.Close()
+	lines, err := ix.Message(a.Message.ID)
+	if err != nil {
+		return Decision{}, false, fmt.Errorf("was %s decided before: %w", a.Message.ID, err)
+	}
+	var last *decided
+	for _, x := range lines {
+		if x.Event == EventDecision && x.Seq <= from.Seq {
+			y := decidedBy(x)
+			last = &y
+		}
+	}
+	if last == nil {
+		return Decision{}, false, nil
+	}
+	return last.Decision, last.what == actionPrint(a), nil
 }
 
 // trip pauses the root when the errors and denials within the breaker's

@@ -491,3 +491,62 @@ func TestEnginesOnOneRootEachSeeAll(t *testing.T) {
 		t.Errorf("a new engine's approval past the budget: %s, want deny", got)
 	}
 }
+
+// TestRetryAfterACheckpoint: an action decided before the state's
+// checkpoint — its decision no longer held in memory but in the ledger's
+// index — retried gets the same answer and adds no line, whether the
+// index is there, gone, or the engine is a new one; a different action
+// under its id is judged afresh.
+func TestRetryAfterACheckpoint(t *testing.T) {
+	tests := []struct {
+		name  string
+		after func(t *testing.T, e *Engine, r *mailbox.Root) *Engine // what happens after the checkpoint
+	}{
+		{"the same engine", func(t *testing.T, e *Engine, r *mailbox.Root) *Engine { return e }},
+		{"a new engine", func(t *testing.T, e *Engine, r *mailbox.Root) *Engine {
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return NewEngine(r)
+		}},
+		{"the index thrown away", func(t *testing.T, e *Engine, r *mailbox.Root) *Engine {
+			if err := mailbox.RemoveIndex(r.Dir); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}},
+		{"the index overwritten", func(t *testing.T, e *Engine, r *mailbox.Root) *Engine {
+			writeFile(t, filepath.Join(r.Dir, mailbox.CheckpointDir, mailbox.IndexFile), "not a database")
+			return e
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, r := newEngine(t)
+			ok := msg("finance", "procurement", mailbox.Approved, "t", "100.00 USD")
+			d, err := e.Decide(Action{Agent: "finance", Message: ok})
+			if err != nil || d.Outcome != Allow {
+				t.Fatalf("first approval: %+v, %v", d, err)
+			}
+			if _, err := e.Checkpoint(); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(e.state.decided); n != 0 {
+				t.Fatalf("after the checkpoint the state holds %d decisions by id, want them in the index", n)
+			}
+			e = tt.after(t, e, r)
+			lines := len(entries(t, r))
+			if d2, err := e.Decide(Action{Agent: "finance", Message: ok}); err != nil || d2 != d {
+				t.Fatalf("the same approval again = %+v, %v; want %+v", d2, err, d)
+			}
+			if n := len(entries(t, r)); n != lines {
+				t.Errorf("the retry added %d lines, want none", n-lines)
+			}
+			replay := msg("finance", "procurement", mailbox.Approved, "t", "4900.00 USD")
+			replay.ID = ok.ID
+			if d, err := e.Decide(Action{Agent: "finance", Message: replay}); err != nil || d.Outcome != Escalate {
+				t.Errorf("a larger approval under the same id: %+v, %v; want it judged afresh (escalate)", d, err)
+			}
+		})
+	}
+}

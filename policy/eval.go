@@ -63,8 +63,14 @@ type State struct {
 	threads map[string]*thread
 	sent    map[string][]time.Time // agent: recent sends, for the rate limit
 	trouble []trouble              // errors and denials since the last resume
-	decided map[string]*decided    // message id: the last decision about it (pointers: a map of large values copies them all each time it grows)
+	decided map[string]*decided    // message id: the last decision about it on the lines after from (pointers: a map of large values copies them all each time it grows)
 	paused  string                 // who paused, when and why, since the last resume
+
+	// from is the line of the checkpoint the state started from, after
+	// which it applied every line itself; decisions at or before it are
+	// looked up in the ledger's index (Engine.decided). Zero: it applied
+	// every line.
+	from mailbox.Position
 
 	escalations map[string][]*Escalation // by thread
 	asked       []*Escalation            // all of them, oldest first
@@ -683,19 +689,38 @@ func (s *State) Troubles(p *Policy, now time.Time, more ...*trouble) (int, strin
 	return n, strings.Join(parts, "; ")
 }
 
-// Decided returns the decision already recorded about this very action
-// (the same Message-ID, sender, recipient, verb, thread and amount).
-func (s *State) Decided(a Action) (Decision, bool) {
-	m := a.Message
-	d, ok := s.decided[m.ID]
-	if !ok || m.ID == "" {
-		return Decision{}, false
+// decidedHere is the decision recorded about a's message among the lines
+// the state applied itself (known), and whether it was about this very
+// action: the same Message-ID, sender, recipient, verb, thread and amount.
+func (s *State) decidedHere(a Action) (d Decision, known, same bool) {
+	x, ok := s.decided[a.Message.ID]
+	if !ok || a.Message.ID == "" {
+		return Decision{}, false, false
 	}
+	return x.Decision, true, x.what == actionPrint(a)
+}
+
+// decidedBy is the decision a ledger line records, and what it was about.
+func decidedBy(e mailbox.Entry) decided {
+	return decided{Decision{Outcome: Outcome(e.Decision), Rule: e.Rule, Reason: e.Reason, Policy: e.Policy},
+		fingerprint(e.Agent, e.To, e.Verb, e.Thread, e.Amount)}
+}
+
+// actionPrint is the fingerprint of an action, as its decision's line
+// gives it.
+func actionPrint(a Action) string {
+	m := a.Message
 	amount := ""
 	if t := m.Total(); !t.IsZero() {
 		amount = t.Decimal()
 	}
-	return d.Decision, d.what == fingerprint(a.Agent, m.To, string(m.Verb), m.Thread, amount)
+	return fingerprint(a.Agent, m.To, string(m.Verb), m.Thread, amount)
+}
+
+// forget drops the decisions by message id, the state's checkpoint at at
+// written and the ledger's index up to it: they are looked up there.
+func (s *State) forget(at mailbox.Position) {
+	s.decided, s.from = make(map[string]*decided, 96), at
 }
 
 // Overdue lists the threads whose escalation has waited longer than the

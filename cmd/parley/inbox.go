@@ -140,6 +140,10 @@ func (e *env) inboxItems(name string, archived bool) ([]mailbox.Peeked, error) {
 // before it marked its claims (see mailbox.Record); empty if it cannot be
 // read, which makes such files show as waiting rather than as done.
 func (e *env) record() mailbox.Record {
+	if e.root.Transport == nil {
+		rec, _ := mailbox.ReadRootRecord(e.root.Dir) // from its checkpoint, as an agent's inbox reads it
+		return rec
+	}
 	path, err := e.root.LedgerPath()
 	if err != nil {
 		return nil
