@@ -52,6 +52,11 @@ type Books struct {
 	byAgent  map[string]decimal.Decimal
 	byItem   map[string]decimal.Decimal // item|vendor|day: ordered
 	paid     map[string]decimal.Decimal // day and month: paid in all
+
+	// The accounts of threads retired from the state (retire.go): how
+	// many, and their figures in all, which cannot change while retired.
+	retired      Figures
+	retiredCount int
 }
 
 // Account is one thread's money.
@@ -124,8 +129,13 @@ func (b *Books) account(thread string) *Account {
 // Account returns a thread's account, or nil when no money moved on it.
 func (b *Books) Account(thread string) *Account { return b.accounts[thread] }
 
-// Threads lists the threads on which money moved, in the order it first did.
+// Threads lists the threads on which money moved, in the order it first
+// did, but those retired from the state (Retired).
 func (b *Books) Threads() []string { return b.threads }
+
+// Retired is how many threads on which money moved are retired from the
+// state (retire.go), and their figures in all.
+func (b *Books) Retired() (int, Figures) { return b.retiredCount, b.retired }
 
 func (a *Account) part(vendor string) *Part {
 	p := a.Parts[vendor]
@@ -341,6 +351,13 @@ type Figures struct {
 	Lapsed    decimal.Decimal `json:"lapsed"`
 }
 
+// Sub takes o from f.
+func (f *Figures) Sub(o Figures) {
+	f.Approved, f.Held, f.Ordered = f.Approved.Sub(o.Approved), f.Held.Sub(o.Held), f.Ordered.Sub(o.Ordered)
+	f.Confirmed, f.Committed, f.Spent = f.Confirmed.Sub(o.Confirmed), f.Committed.Sub(o.Committed), f.Spent.Sub(o.Spent)
+	f.Released, f.Lapsed = f.Released.Sub(o.Released), f.Lapsed.Sub(o.Lapsed)
+}
+
 // Add adds o to f.
 func (f *Figures) Add(o Figures) {
 	f.Approved, f.Held, f.Ordered = f.Approved.Add(o.Approved), f.Held.Add(o.Held), f.Ordered.Add(o.Ordered)
@@ -551,9 +568,10 @@ func (b *Books) orderedBy(thread, vendor string) string {
 	return ""
 }
 
-// Totals are the figures of every thread at now.
+// Totals are the figures of every thread at now, the retired ones'
+// among them.
 func (b *Books) Totals(reserve time.Duration, now time.Time) Figures {
-	var f Figures
+	f := b.retired
 	for _, id := range b.threads {
 		f.Add(b.accounts[id].Figures(reserve, now))
 	}

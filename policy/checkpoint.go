@@ -61,6 +61,8 @@ type snapshot struct {
 	ByAgent  map[string]decimal.Decimal
 	ByItem   map[string]decimal.Decimal
 	Paid     map[string]decimal.Decimal
+	Retired  Figures
+	RetiredN int
 
 	Talk    map[string]snapThread
 	Sent    map[string][]time.Time
@@ -91,6 +93,7 @@ type snapAccount struct {
 }
 
 type snapThread struct {
+	Last      time.Time
 	Hops      int
 	Asked     []string
 	Tokens    int64
@@ -140,7 +143,7 @@ func snapshotOf(s *State, at mailbox.Position) *snapshot {
 	b := s.books
 	sn := &snapshot{Version: stateVersion, At: at, Human: b.human, Reserve: b.reserve,
 		Accounts: make(map[string]snapAccount, len(b.accounts)), Threads: b.threads,
-		ByAgent: b.byAgent, ByItem: b.byItem, Paid: b.paid,
+		ByAgent: b.byAgent, ByItem: b.byItem, Paid: b.paid, Retired: b.retired, RetiredN: b.retiredCount,
 		Talk: make(map[string]snapThread, len(s.threads)), Sent: s.sent, Paused: s.paused}
 	for id, a := range b.accounts {
 		sa := snapAccount{Whole: snapOfApproval(a.Whole), Parts: make(map[string]snapPart, len(a.Parts)), Order: a.order}
@@ -155,7 +158,7 @@ func snapshotOf(s *State, at mailbox.Position) *snapshot {
 	}
 	sort.Strings(sn.Open)
 	for id, t := range s.threads {
-		st := snapThread{Hops: t.hops, Asked: t.asked, Tokens: t.tokens, Rounds: t.rounds, Stopped: t.stopped, Escalated: t.escalated,
+		st := snapThread{Last: t.last, Hops: t.hops, Asked: t.asked, Tokens: t.tokens, Rounds: t.rounds, Stopped: t.stopped, Escalated: t.escalated,
 			AskedID: t.askedID, Disputed: t.disputed}
 		for _, a := range t.answers {
 			st.Answers = append(st.Answers, snapAnswer{From: a.from, Verb: a.verb, Amount: a.amount, At: a.at})
@@ -178,6 +181,7 @@ func (sn *snapshot) state() *State {
 	b.human, b.reserve = sn.Human, sn.Reserve
 	b.threads = sn.Threads
 	b.byAgent, b.byItem, b.paid = orEmpty(sn.ByAgent), orEmpty(sn.ByItem), orEmpty(sn.Paid)
+	b.retired, b.retiredCount = sn.Retired, sn.RetiredN
 	for id, sa := range sn.Accounts {
 		a := &Account{Thread: id, Whole: sa.Whole.approval(), Parts: make(map[string]*Part, len(sa.Parts)), order: sa.Order}
 		for v, sp := range sa.Parts {
@@ -192,7 +196,7 @@ func (sn *snapshot) state() *State {
 		}
 	}
 	for id, st := range sn.Talk {
-		t := &thread{hops: st.Hops, asked: st.Asked, tokens: st.Tokens, rounds: st.Rounds, stopped: st.Stopped, escalated: st.Escalated,
+		t := &thread{last: st.Last, hops: st.Hops, asked: st.Asked, tokens: st.Tokens, rounds: st.Rounds, stopped: st.Stopped, escalated: st.Escalated,
 			askedID: st.AskedID, disputed: st.Disputed}
 		if t.rounds == nil {
 			t.rounds = map[string]int{}

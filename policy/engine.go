@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,11 +34,21 @@ type Engine struct {
 	stamp   string // size and mtime of the policy file as loaded
 
 	saved mailbox.Position // the line of the last checkpoint of the state (checkpoint.go)
+	whole bool             // reads every line, keeps no checkpoint, retires nothing (NewWholeEngine)
 }
 
 // NewEngine returns the engine for a root, reading ROOT/policy.toml.
 func NewEngine(root *mailbox.Root) *Engine {
 	return &Engine{root: root, path: filepath.Join(root.Dir, File), state: NewState()}
+}
+
+// NewWholeEngine is NewEngine whose state is read from the ledger's first
+// line, every thread held: for a view of all of history (parley books
+// --all), at the cost of reading it.
+func NewWholeEngine(root *mailbox.Root) *Engine {
+	e := NewEngine(root)
+	e.whole = true
+	return e
 }
 
 // Close checkpoints the state, if it moved on enough since the last
@@ -55,7 +66,7 @@ func (e *Engine) Close() error {
 // state it holds; otherwise at the ledger's start, with an empty state.
 func (e *Engine) open() error {
 	var sn *snapshot
-	if e.root.Transport == nil { // a JetStream team reads its stream (docs/NATS.md)
+	if e.root.Transport == nil && !e.whole { // a JetStream team reads its stream (docs/NATS.md)
 		if s, err := readState(e.root.Dir); err == nil {
 			// The books take lines as the policy's human and reserve_for
 			// say: a state built under others is not this policy's.
@@ -88,7 +99,7 @@ func (e *Engine) checkpoint(min uint64) {
 		ReadTo() mailbox.Position
 		VerifiedAt() mailbox.Position
 	})
-	if !ok || e.root.Transport != nil {
+	if !ok || e.root.Transport != nil || e.whole {
 		return
 	}
 	at := r.ReadTo()
@@ -111,11 +122,45 @@ func (e *Engine) keep(at mailbox.Position) error {
 		return fmt.Errorf("checkpoint the policy state: %w", err)
 	}
 	ix.Close()
+	e.state.retire(e.root.Now())
 	if err := writeState(e.root.Dir, e.state, at); err != nil {
 		return err
 	}
 	e.state.forget(at)
 	e.saved = at
+	return nil
+}
+
+// restore brings back into the state the threads of ids it retired
+// (retire.go), from their lines in the ledger's index up to its
+// checkpoint's, before a line on one is applied or an action judged.
+func (e *Engine) restore(ids ...string) error {
+	from := e.state.from
+	if from.Seq == 0 {
+		return nil // every line applied here: nothing retired since
+	}
+	var missing []string
+	for _, id := range ids {
+		if id != "" && !e.state.held(id) && !slices.Contains(missing, id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	ix, err := mailbox.OpenIndexCovering(e.root.Dir, from)
+	if err != nil {
+		return fmt.Errorf("restore thread %s: %w", missing[0], err)
+	}
+	defer ix.Close()
+	now := e.root.Now()
+	for _, id := range missing {
+		lines, err := ix.Thread(id)
+		if err != nil {
+			return fmt.Errorf("restore thread %s: %w", id, err)
+		}
+		e.state.restore(id, slices.DeleteFunc(lines, func(x mailbox.Entry) bool { return x.Seq > from.Seq }), now)
+	}
 	return nil
 }
 
@@ -130,8 +175,8 @@ func (e *Engine) Checkpoint() (mailbox.Position, error) {
 		ReadTo() mailbox.Position
 		VerifiedAt() mailbox.Position
 	})
-	if !ok || e.root.Transport != nil {
-		return mailbox.Position{}, errors.New("checkpoint: only a root on files keeps checkpoints")
+	if !ok || e.root.Transport != nil || e.whole {
+		return mailbox.Position{}, errors.New("checkpoint: only a root on files keeps checkpoints, and not a whole engine")
 	}
 	at := r.ReadTo()
 	if at.Seq == 0 {
@@ -194,6 +239,9 @@ func (e *Engine) Decide(a Action) (Decision, error) {
 	var d Decision
 	now := e.root.Now()
 	_, err := e.transact(func(p *Policy, perr error) ([]mailbox.Entry, error) {
+		if err := e.restore(a.Message.Thread); err != nil {
+			return nil, err
+		}
 		prev, ok, err := e.decided(a)
 		if err != nil {
 			return nil, err
@@ -293,6 +341,9 @@ func (e *Engine) Watch(agent string) error {
 func (e *Engine) Explain(a Action) (Decision, error) {
 	var d Decision
 	_, err := e.transact(func(p *Policy, perr error) ([]mailbox.Entry, error) {
+		if err := e.restore(a.Message.Thread); err != nil {
+			return nil, err
+		}
 		d = e.judge(p, perr, a, e.root.Now())
 		return nil, nil
 	})
@@ -344,6 +395,13 @@ func (e *Engine) transactOnce(fn func(p *Policy, perr error) ([]mailbox.Entry, e
 	out, err := e.ledger.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
 		p, perr := e.Policy()
 		e.state.Follow(p)
+		threads := make([]string, 0, len(news))
+		for _, n := range news {
+			threads = append(threads, n.Thread)
+		}
+		if err := e.restore(threads...); err != nil {
+			return nil, err
+		}
 		for _, n := range news {
 			e.state.Apply(n)
 		}
@@ -378,13 +436,17 @@ func (e *Engine) Verified() mailbox.Head {
 }
 
 // State brings the state up to date with the ledger and returns it, with
-// the policy in force.
-func (e *Engine) State() (*State, *Policy, error) {
+// the policy in force. Threads retired from it (retire.go) are not in it:
+// StateOf brings back those asked about.
+func (e *Engine) State() (*State, *Policy, error) { return e.StateOf() }
+
+// StateOf is State, with the threads named in it, retired or not.
+func (e *Engine) StateOf(threads ...string) (*State, *Policy, error) {
 	var p *Policy
 	var perr error
 	_, err := e.transact(func(pol *Policy, err error) ([]mailbox.Entry, error) {
 		p, perr = pol, err
-		return nil, nil
+		return nil, e.restore(threads...)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -397,6 +459,9 @@ func (e *Engine) State() (*State, *Policy, error) {
 // fell through. It is idempotent.
 func (e *Engine) Release(agent, thread, vendor, reason string) error {
 	_, err := e.transact(func(*Policy, error) ([]mailbox.Entry, error) {
+		if err := e.restore(thread); err != nil {
+			return nil, err
+		}
 		if !e.state.books.holds(thread, vendor) {
 			return nil, nil
 		}

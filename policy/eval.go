@@ -125,6 +125,7 @@ func fingerprint(agent, to, verb, thread, amount string) string {
 }
 
 type thread struct {
+	last      time.Time // of its latest line
 	hops      int
 	asked     []string // the agents sent a REQUEST on it: the message fuse grows with them
 	tokens    int64
@@ -191,8 +192,12 @@ func (s *State) Apply(e mailbox.Entry) {
 		d, _ := decimal.NewFromString(e.Amount)
 		return d
 	}
-	if e.Tokens > 0 && e.Thread != "" {
-		s.thread(e.Thread).tokens += e.Tokens
+	if e.Thread != "" {
+		t := s.thread(e.Thread)
+		if e.Time.After(t.last) {
+			t.last = e.Time
+		}
+		t.tokens += e.Tokens
 	}
 	switch e.Event {
 	case mailbox.EventClaimed:

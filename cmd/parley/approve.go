@@ -106,7 +106,7 @@ func (e *env) escalation(thread string) (*policy.Escalation, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, _, err := e.engine().State()
+	st, _, err := e.engine().StateOf(thread)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,10 @@ and each vendor of it, what was approved, what is held (approved, not yet
 ordered), ordered, confirmed by the vendor, committed (ordered, not yet
 paid), spent (paid), released and lapsed; the totals; the budget period and
 each agent's spending against the policy's limits. The policy decides on
-these very figures, and parley status shows the same.
+these very figures, and parley status shows the same. A thread settled and
+idle for a week leaves the books' working set: its figures stay in the
+total, parley books THREAD shows it, and --all lists every one (reading the
+whole ledger, which on a root of years takes a while).
 
 Every figure that does not reconcile is listed: a confirmation that differs
 from its order (amount, quantity, item, a later delivery), a payment that
@@ -35,9 +38,15 @@ Example:
    parley books
    parley books restock-widget-1
    parley books --json | jq .mismatches`,
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the books as one JSON object"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print the books as one JSON object"},
+			&cli.BoolFlag{Name: "all", Usage: "list the settled threads retired from the working set too, reading the whole ledger"},
+		},
 		Action: withRoot(0, 1, "at most one THREAD", func(c *cli.Context, e *env) error {
-			bk, err := e.books(c.Args().First())
+			if c.Bool("all") && c.Args().Present() {
+				return usageError{fmt.Errorf("--all lists every thread; give it or a THREAD, not both")}
+			}
+			bk, err := e.books(c.Args().First(), c.Bool("all"))
 			if err != nil {
 				return err
 			}
@@ -92,11 +101,22 @@ type booksView struct {
 	Total      booksLine         `json:"total"`
 	Limits     []limitUse        `json:"limits"`
 	Mismatches []policy.Mismatch `json:"mismatches"`
+	// Retired is how many settled threads, idle a week, are out of the
+	// books' working set (not listed, in the total); --all lists them.
+	Retired int `json:"retired"`
 }
 
-// books reads the books as the policy keeps them: of one thread, or all.
-func (e *env) books(thread string) (*booksView, error) {
-	st, p, err := e.engine().State()
+// books reads the books as the policy keeps them: of one thread, or of
+// the working set (every thread but the settled ones retired, whose
+// figures are in the total), or with all, of every thread, the ledger
+// read from its first line.
+func (e *env) books(thread string, all bool) (*booksView, error) {
+	eng := e.engine()
+	if all {
+		eng = policy.NewWholeEngine(e.root)
+		defer eng.Close()
+	}
+	st, p, err := eng.StateOf(thread)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +134,9 @@ func (e *env) books(thread string) (*booksView, error) {
 		threads = []string{thread}
 	}
 	var total policy.Figures
+	if thread == "" {
+		v.Retired, total = b.Retired()
+	}
 	for _, id := range threads {
 		a := b.Account(id)
 		for _, vendor := range a.Vendors() {
@@ -139,7 +162,7 @@ func (e *env) books(thread string) (*booksView, error) {
 }
 
 func (v *booksView) print(w io.Writer) error {
-	if len(v.Threads) == 0 {
+	if len(v.Threads) == 0 && v.Retired == 0 {
 		_, err := fmt.Fprintln(w, "no money has moved yet")
 		return err
 	}
@@ -175,6 +198,9 @@ func (v *booksView) print(w io.Writer) error {
 	row("total "+v.Currency, "", v.Total)
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if v.Retired > 0 {
+		fmt.Fprintf(w, "and %d settled thread(s) idle a week or more, in the total, not listed (--all lists them)\n", v.Retired)
 	}
 	if len(v.Limits) > 0 {
 		fmt.Fprintln(w, "\nagainst the policy:")

@@ -299,6 +299,15 @@ func (e *env) inbox(name string, onlyNew, archived bool) ([]inboxRow, error) {
 			row.Subject = "(not a valid message: " + err.Error() + ")"
 		} else {
 			row.Date, row.Verb, row.From, row.Subject, row.MsgID, row.Thread = m.Date, string(m.Verb), m.From, m.Subject, m.ID, m.Thread
+			if _, ok := asked[m.ID]; !ok && human && m.Verb == mailbox.Escalate {
+				// A question on a thread retired from the policy's
+				// working set (settled, idle a week): brought back.
+				if st, _, err := e.engine().StateOf(m.Thread); err == nil {
+					for _, x := range st.Escalations(name, m.Thread) {
+						asked[x.MsgID] = x.State(e.now())
+					}
+				}
+			}
 			if state, ok := asked[m.ID]; ok && m.Verb == mailbox.Escalate {
 				row.State = state
 			} else if it.State == mailbox.StateNew && !m.Expires.IsZero() && e.now().After(m.Expires) {

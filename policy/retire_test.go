@@ -1,0 +1,166 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parley-dev/parley/mailbox"
+)
+
+// copyRoot copies a root's policy and ledger, not its checkpoints.
+func copyRoot(t *testing.T, dir string) string {
+	t.Helper()
+	out := t.TempDir()
+	for _, name := range []string{File, mailbox.LedgerFile} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(out, name), string(data))
+	}
+	return out
+}
+
+// actionsOf are the actions the ledger's decisions were about, each
+// under a new Message-ID: what an agent could ask again of any old thread.
+func actionsOf(es []mailbox.Entry) []Action {
+	var out []Action
+	for i, x := range es {
+		if x.Event != EventDecision || x.MsgID == "" {
+			continue
+		}
+		m := &mailbox.Message{Version: "1", ID: fmt.Sprintf("<again-%d@test>", i), Date: now, From: x.Agent, To: x.To,
+			Thread: x.Thread, Verb: mailbox.Verb(x.Verb), Item: x.Item, Quantity: x.Quantity, InReplyTo: x.InReplyTo}
+		if x.Amount != "" {
+			m.Amount = mailbox.MustMoney(x.Amount + " " + x.Currency)
+		}
+		if x.DeliverBy != "" {
+			m.DeliverBy, _ = time.Parse(time.DateOnly, x.DeliverBy)
+		}
+		out = append(out, Action{Agent: x.Agent, Message: m})
+	}
+	return out
+}
+
+// booksJSON is every thread's figures and the totals, as parley books
+// shows them, the threads asked for brought back first.
+func booksJSON(t *testing.T, e *Engine, threads []string) string {
+	t.Helper()
+	s, p, err := e.StateOf(threads...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.Books()
+	figures := map[string]Figures{}
+	for _, id := range b.Threads() {
+		figures[id] = b.Account(id).Figures(p.Budget.ReserveFor.Duration, now)
+	}
+	j, err := json.Marshal([]any{figures, b.Totals(p.Budget.ReserveFor.Duration, now), s.BudgetUsed(p, now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(j)
+}
+
+// TestRetiredThreadsDecideTheSame: an engine whose checkpoint retired
+// every old thread decides every action about them — each the ledger
+// recorded, asked again, and then recorded — as an engine that holds every
+// thread, and keeps the same books.
+func TestRetiredThreadsDecideTheSame(t *testing.T) {
+	dir := rootWithHistory(t, 2000, now.Add(-30*24*time.Hour)) // deals a month old
+	all := copyRoot(t, dir)                                    // no checkpoint: an engine that holds every thread
+	open := func(dir string) (*Engine, *mailbox.Root) {
+		r, err := mailbox.OpenRoot(dir, func() time.Time { return now })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return NewEngine(r), r
+	}
+	retiring, rr := open(dir)
+	if _, err := retiring.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	holding, hr := open(all)
+	s, _, err := holding.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.from.Seq != 0 {
+		t.Fatalf("the engine without checkpoints started at %v", s.from)
+	}
+	es := entries(t, rr)
+	var threads []string
+	for _, x := range es {
+		if x.Thread != "" && !slices.Contains(threads, x.Thread) {
+			threads = append(threads, x.Thread)
+		}
+	}
+	if n, _ := retiring.state.books.Retired(); n < len(threads)/2 || len(retiring.state.threads) > 1 { // the last deal, cut short, owes
+		t.Fatalf("retired %d accounts, %d of %d threads still held: the test needs old deals that retire", n, len(retiring.state.threads), len(threads))
+	}
+	// The totals, before any thread comes back.
+	totals := func(e *Engine) string {
+		s, p, err := e.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ := json.Marshal([]any{s.Books().Totals(p.Budget.ReserveFor.Duration, now), s.BudgetUsed(p, now)})
+		return string(j)
+	}
+	if got, want := totals(retiring), totals(holding); got != want {
+		t.Errorf("totals with every thread retired:\n got %s\nwant %s", got, want)
+	}
+
+	actions := actionsOf(es)
+	for _, a := range actions {
+		got, err := retiring.Explain(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := holding.Explain(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("%s %s on %s: %+v through a retired thread, %+v holding it", a.Message.Verb, a.Message.Amount, a.Message.Thread, got, want)
+		}
+	}
+	// Recorded, in turn on both roots: every action again, and the state
+	// they leave; then a checkpoint retires what can retire again. In the
+	// first round another engine on each root records them: the lines on
+	// retired threads come to the retiring engine as another process's.
+	if _, err := retiring.Checkpoint(); err != nil { // what Explain brought back retires again
+		t.Fatal(err)
+	}
+	if len(retiring.state.threads) > 1 {
+		t.Fatalf("%d threads held after a second checkpoint", len(retiring.state.threads))
+	}
+	for round := range 2 {
+		r, h := retiring, holding
+		if round == 0 {
+			r, h = NewEngine(rr), NewEngine(hr)
+		}
+		for _, a := range actions[:len(actions)/2] {
+			got, gerr := r.Decide(a)
+			want, werr := h.Decide(a)
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) || (gerr == nil) != (werr == nil) {
+				t.Fatalf("round %d: Decide %s on %s: %+v, %v; holding every thread: %+v, %v", round, a.Message.Verb, a.Message.Thread, got, gerr, want, werr)
+			}
+		}
+		if got, want := booksJSON(t, retiring, threads), booksJSON(t, holding, threads); got != want {
+			t.Errorf("round %d: the books through retired threads:\n got %.400s\nwant %.400s", round, got, want)
+		}
+		if _, err := retiring.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := len(entries(t, rr)), len(entries(t, hr)); got != want {
+		t.Errorf("the ledgers differ: %d lines and %d", got, want)
+	}
+}
