@@ -356,6 +356,58 @@ func (l *Ledger) Transact(fn func(news []Entry) ([]Entry, error)) ([]Entry, erro
 	return out, nil
 }
 
+// Unread is about how many bytes were appended since this Ledger last
+// read: the file's size now, without the lock, so not to the byte.
+func (l *Ledger) Unread() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, err := l.f.Stat()
+	if err != nil || l.sealed == nil {
+		return 0
+	}
+	return l.sealed.size + st.Size() - l.readOff
+}
+
+// Catch reads on, under the lock, at most max of the entries appended
+// since this Ledger last read, hands them to fn and appends nothing, and
+// reports whether it read all there were. A reader far behind — an
+// engine with no checkpoint on a ledger of years — takes them a batch at
+// a time, holding neither the lock nor all of them in memory for long,
+// then decides with Transact on the few left.
+func (l *Ledger) Catch(max int, fn func(news []Entry) error) (all bool, err error) {
+	err = l.locked(func() error {
+		lr := lineReader{br: bufio.NewReaderSize(io.NewSectionReader(l.view(), l.readOff, l.size-l.readOff), 1<<16)}
+		var news []Entry
+		off := l.readOff
+		for len(news) < max {
+			line, err := lr.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if line[len(line)-1] != '\n' {
+				return fmt.Errorf("read ledger at byte %d: %w", off, ErrTornTail) // set aside by locked before: not expected
+			}
+			var e Entry
+			if err := json.Unmarshal(line, &e); err != nil {
+				return fmt.Errorf("read ledger at byte %d: %w", off, err)
+			}
+			news = append(news, e)
+			off += int64(len(line))
+		}
+		l.readOff = off
+		if len(news) > 0 {
+			last := news[len(news)-1]
+			l.readPos = Position{Seq: last.Seq, Hash: last.Hash, Offset: off}
+		}
+		all = l.readOff == l.size
+		return fn(news)
+	})
+	return all, err
+}
+
 // write appends entries under the lock, in one write: with O_APPEND the
 // lines land whole and in order, or (after a crash) as a torn tail.
 func (l *Ledger) write(entries []Entry) ([]Entry, error) {

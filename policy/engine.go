@@ -392,18 +392,13 @@ func (e *Engine) transactOnce(fn func(p *Policy, perr error) ([]mailbox.Entry, e
 			return nil, err
 		}
 	}
+	if err := e.catchUp(); err != nil {
+		return nil, err
+	}
 	out, err := e.ledger.Transact(func(news []mailbox.Entry) ([]mailbox.Entry, error) {
 		p, perr := e.Policy()
-		e.state.Follow(p)
-		threads := make([]string, 0, len(news))
-		for _, n := range news {
-			threads = append(threads, n.Thread)
-		}
-		if err := e.restore(threads...); err != nil {
+		if err := e.apply(p, news); err != nil {
 			return nil, err
-		}
-		for _, n := range news {
-			e.state.Apply(n)
 		}
 		return fn(p, perr)
 	})
@@ -411,6 +406,54 @@ func (e *Engine) transactOnce(fn func(p *Policy, perr error) ([]mailbox.Entry, e
 		e.checkpoint(checkpointEvery)
 	}
 	return out, err
+}
+
+// apply brings back the retired threads the lines are on, then applies
+// them.
+func (e *Engine) apply(p *Policy, news []mailbox.Entry) error {
+	e.state.Follow(p)
+	threads := make([]string, 0, len(news))
+	for _, n := range news {
+		threads = append(threads, n.Thread)
+	}
+	if err := e.restore(threads...); err != nil {
+		return err
+	}
+	for _, n := range news {
+		e.state.Apply(n)
+	}
+	return nil
+}
+
+// catchUpBytes is how far behind the ledger an engine reads on in batches
+// (catchUp) rather than in its next transaction.
+var catchUpBytes int64 = 4 << 20
+
+// catchUp reads the ledger on, when the engine is far behind it (no
+// checkpoint, or long idle while others wrote), checkpointEvery lines at
+// a time, each batch under the lock for as long as it takes and a
+// checkpoint between them: memory holds a batch, not history.
+func (e *Engine) catchUp() error {
+	c, ok := e.ledger.(interface {
+		Unread() int64
+		Catch(max int, fn func(news []mailbox.Entry) error) (bool, error)
+	})
+	if !ok || c.Unread() < catchUpBytes {
+		return nil
+	}
+	for {
+		all, err := c.Catch(int(checkpointEvery), func(news []mailbox.Entry) error {
+			p, _ := e.Policy()
+			return e.apply(p, news)
+		})
+		if err != nil {
+			return err
+		}
+		e.checkpoint(checkpointEvery)
+		if all {
+			return nil
+		}
+	}
 }
 
 // LedgerCheck is who pauses the team when the ledger does not verify.

@@ -67,6 +67,20 @@ func booksJSON(t *testing.T, e *Engine, threads []string) string {
 	return string(j)
 }
 
+// totalsJSON is the books' totals and the budget used, as they stand.
+func totalsJSON(t *testing.T, e *Engine) string {
+	t.Helper()
+	s, p, err := e.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal([]any{s.Books().Totals(p.Budget.ReserveFor.Duration, now), s.BudgetUsed(p, now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(j)
+}
+
 // TestRetiredThreadsDecideTheSame: an engine whose checkpoint retired
 // every old thread decides every action about them — each the ledger
 // recorded, asked again, and then recorded — as an engine that holds every
@@ -105,32 +119,12 @@ func TestRetiredThreadsDecideTheSame(t *testing.T) {
 		t.Fatalf("retired %d accounts, %d of %d threads still held: the test needs old deals that retire", n, len(retiring.state.threads), len(threads))
 	}
 	// The totals, before any thread comes back.
-	totals := func(e *Engine) string {
-		s, p, err := e.State()
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, _ := json.Marshal([]any{s.Books().Totals(p.Budget.ReserveFor.Duration, now), s.BudgetUsed(p, now)})
-		return string(j)
-	}
-	if got, want := totals(retiring), totals(holding); got != want {
+	if got, want := totalsJSON(t, retiring), totalsJSON(t, holding); got != want {
 		t.Errorf("totals with every thread retired:\n got %s\nwant %s", got, want)
 	}
 
 	actions := actionsOf(es)
-	for _, a := range actions {
-		got, err := retiring.Explain(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := holding.Explain(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-			t.Fatalf("%s %s on %s: %+v through a retired thread, %+v holding it", a.Message.Verb, a.Message.Amount, a.Message.Thread, got, want)
-		}
-	}
+	sameDecisions(t, retiring, holding, actions)
 	// Recorded, in turn on both roots: every action again, and the state
 	// they leave; then a checkpoint retires what can retire again. In the
 	// first round another engine on each root records them: the lines on
@@ -162,5 +156,63 @@ func TestRetiredThreadsDecideTheSame(t *testing.T) {
 	}
 	if got, want := len(entries(t, rr)), len(entries(t, hr)); got != want {
 		t.Errorf("the ledgers differ: %d lines and %d", got, want)
+	}
+}
+
+// sameDecisions checks that two engines explain each action the same.
+func sameDecisions(t *testing.T, got, want *Engine, actions []Action) {
+	t.Helper()
+	for _, a := range actions {
+		g, err := got.Explain(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := want.Explain(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", w) {
+			t.Fatalf("%s %s on %s: %+v, but %+v holding every thread", a.Message.Verb, a.Message.Amount, a.Message.Thread, g, w)
+		}
+	}
+}
+
+// TestColdStartReadsInBatches: an engine with no checkpoint on a long
+// ledger reads it a batch at a time, checkpointing and retiring between
+// batches, and ends with the state of one that read it whole.
+func TestColdStartReadsInBatches(t *testing.T) {
+	defer func(e, c uint64, b int64) { checkpointEvery, checkpointOnClose, catchUpBytes = e, c, b }(checkpointEvery, checkpointOnClose, catchUpBytes)
+	checkpointEvery, catchUpBytes = 1<<62, 1<<62
+	dir := rootWithHistory(t, 3000, now.Add(-30*24*time.Hour))
+	all := copyRoot(t, dir)
+	if err := mailbox.RemoveCheckpoints(dir); err != nil {
+		t.Fatal(err)
+	}
+	checkpointEvery, checkpointOnClose, catchUpBytes = 400, 1<<62, 0
+	r, err := mailbox.OpenRoot(dir, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cold := NewEngine(r)
+	s, _, err := cold.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cold.saved.Seq < 2600 || s.from != cold.saved {
+		t.Errorf("the last checkpoint while reading is at seq %d (state from %d), want one every 400 lines", cold.saved.Seq, s.from.Seq)
+	}
+	if len(s.threads) > 400/72+2 { // those after the last checkpoint
+		t.Errorf("%d threads held after reading deals a month old, want them retired as it read", len(s.threads))
+	}
+	h, err := mailbox.OpenRoot(all, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	holding := NewWholeEngine(h)
+	sameDecisions(t, cold, holding, actionsOf(entries(t, r)))
+	if got, want := totalsJSON(t, cold), totalsJSON(t, holding); got != want {
+		t.Errorf("totals and budget differ:\n got %s\nwant %s", got, want)
 	}
 }
