@@ -768,6 +768,12 @@ func writeFileSync(path string, data []byte) error {
 
 // lineHead checks a line's shape and hash and returns its seq and hash,
 // without decoding the JSON between them.
+// LineSeq is the seq of a ledger line, read from its head alone.
+func LineSeq(line []byte) (uint64, error) {
+	seq, _, err := lineHead(line)
+	return seq, err
+}
+
 func lineHead(line []byte) (seq uint64, hash string, err error) {
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	const head = `{"seq":`

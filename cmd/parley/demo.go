@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,10 +192,11 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 		fmt.Fprint(e.stderr, logs.String())
 		return fmt.Errorf("the inventory agent did not take the stock in: %w (its lines are above)", err)
 	}
-	start, err := ledgerSize(e.root)
+	since, err := newLedgerSince(e.root)
 	if err != nil {
 		return err
 	}
+	start := since.seq
 	if play.scenario != nil {
 		fmt.Fprintf(e.stdout, "scenario %s: %s\n", play.scenario.Name, play.scenario.Description)
 	}
@@ -208,7 +211,7 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 			working = append(working, n)
 		}
 	}
-	notice, err := e.showDeal(ctx, start, team.Human, answer, working)
+	notice, err := e.showDeal(ctx, since, team.Human, answer, working)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "\nThe agents said:\n%s", logs.String())
 		return err
@@ -216,12 +219,11 @@ func (e *env) demo(ctx context.Context, play demoPlay) error {
 	took := time.Since(began)
 	stopAgents()
 
-	entries, err := readLedger(e.root)
-	if err != nil {
+	if _, err := since.next(); err != nil {
 		return err
 	}
 	messages, decisions := 0, 0
-	for _, x := range entries {
+	for _, x := range since.got {
 		if x.Seq <= start {
 			continue
 		}
@@ -277,8 +279,8 @@ func spentBefore(notice string) bool {
 // sent to them (the PAID and the inventory's notice come after the
 // human's), and returns the notice. Stopping at the notice alone left an
 // agent down with a message waiting.
-func (e *env) showDeal(ctx context.Context, start uint64, human, answer string, working []string) (string, error) {
-	seen := start
+func (e *env) showDeal(ctx context.Context, since *ledgerSince, human, answer string, working []string) (string, error) {
+	seen := since.seq
 	asked := map[string]bool{}
 	shown := map[string]bool{}  // message ids printed
 	deal := ""                  // the thread of the inventory's request: the deal shown
@@ -289,7 +291,7 @@ func (e *env) showDeal(ctx context.Context, start uint64, human, answer string, 
 		works[n] = true
 	}
 	for {
-		entries, err := readLedger(e.root)
+		entries, err := since.next()
 		if err != nil {
 			return "", err
 		}
@@ -377,12 +379,79 @@ func (e *env) settled(open map[string]string, working []string) bool {
 	return true
 }
 
-func ledgerSize(r *mailbox.Root) (uint64, error) {
-	entries, err := readLedger(r)
-	if err != nil || len(entries) == 0 {
-		return 0, err
+// ledgerSince reads the lines appended to the ledger after the point it
+// started at, each call those since the last: a watcher that costs what
+// was appended, not the ledger's history.
+type ledgerSince struct {
+	r   *mailbox.Root
+	off int64           // where the next line starts
+	seq uint64          // of the last line read, or the last before the start
+	got []mailbox.Entry // every line read since the start
+}
+
+// newLedgerSince starts at the ledger's last whole line now.
+func newLedgerSince(r *mailbox.Root) (*ledgerSince, error) {
+	l := &ledgerSince{r: r}
+	err := l.read(func(buf []byte, end int64) error {
+		l.off = end
+		if len(buf) == 0 {
+			return nil
+		}
+		i := bytes.LastIndexByte(buf[:len(buf)-1], '\n')
+		seq, err := mailbox.LineSeq(buf[i+1:])
+		l.seq = seq
+		return err
+	}, true)
+	return l, err
+}
+
+// next returns the whole lines appended since the last call.
+func (l *ledgerSince) next() ([]mailbox.Entry, error) {
+	var out []mailbox.Entry
+	err := l.read(func(buf []byte, end int64) error {
+		err := mailbox.ReadEntries(bytes.NewReader(buf), func(_ int, x mailbox.Entry) error { out = append(out, x); return nil })
+		if err != nil {
+			return fmt.Errorf("read ledger: %w", err)
+		}
+		l.off = end
+		return nil
+	}, false)
+	if len(out) > 0 {
+		l.seq = out[len(out)-1].Seq
+		l.got = append(l.got, out...)
 	}
-	return entries[len(entries)-1].Seq, nil
+	return out, err
+}
+
+// read hands fn the ledger's bytes from l.off (with last, only its last
+// megabyte) up to its last newline, and where they end.
+func (l *ledgerSince) read(fn func(buf []byte, end int64) error, last bool) error {
+	path, err := l.r.LedgerPath()
+	if err != nil {
+		return err
+	}
+	f, err := mailbox.OpenLedgerReader(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	from := l.off
+	if last {
+		from = max(0, size-1<<20)
+	}
+	buf := make([]byte, size-from)
+	if _, err := f.ReadAt(buf, from); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read ledger: %w", err)
+	}
+	cut := bytes.LastIndexByte(buf, '\n') + 1 // a line still being written waits
+	return fn(buf[:cut], from+int64(cut))
 }
 
 // writeStock writes the stock file with one item's stock changed.
