@@ -122,11 +122,13 @@ func (e *Engine) keep(at mailbox.Position) error {
 		return fmt.Errorf("checkpoint the policy state: %w", err)
 	}
 	ix.Close()
+	// The index covers at: what leaves the state is found there, whether
+	// or not the checkpoint is written.
 	e.state.retire(e.root.Now())
+	e.state.forget(at)
 	if err := writeState(e.root.Dir, e.state, at); err != nil {
 		return err
 	}
-	e.state.forget(at)
 	e.saved = at
 	return nil
 }

@@ -216,3 +216,41 @@ func TestColdStartReadsInBatches(t *testing.T) {
 		t.Errorf("totals and budget differ:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestRetiredWhenTheCheckpointCannotBeWritten: a checkpoint that fails to
+// be written (its file a folder here; a full disk in life) leaves the
+// state consistent: what it retired and forgot is found in the index,
+// and every decision is the same as one holding every thread.
+func TestRetiredWhenTheCheckpointCannotBeWritten(t *testing.T) {
+	dir := rootWithHistory(t, 2000, now.Add(-30*24*time.Hour))
+	all := copyRoot(t, dir)
+	if err := mailbox.RemoveCheckpoints(dir); err != nil {
+		t.Fatal(err)
+	}
+	blocked := filepath.Join(dir, mailbox.CheckpointDir, StateFile)
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := mailbox.OpenRoot(dir, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	e := NewEngine(r)
+	if _, err := e.Checkpoint(); err == nil {
+		t.Fatal("a checkpoint written over a folder")
+	}
+	if e.saved.Seq != 0 || e.state.from.Seq == 0 || len(e.state.threads) > 1 {
+		t.Fatalf("saved %v, state from %v, %d threads held: want nothing saved, the state retired from the index's line", e.saved, e.state.from, len(e.state.threads))
+	}
+	h, err := mailbox.OpenRoot(all, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	holding := NewWholeEngine(h)
+	sameDecisions(t, e, holding, actionsOf(entries(t, r)))
+	if got, want := totalsJSON(t, e), totalsJSON(t, holding); got != want {
+		t.Errorf("totals:\n got %s\nwant %s", got, want)
+	}
+}
