@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/parley-dev/parley/mailbox"
@@ -226,35 +228,12 @@ func (e *env) verify(sinceCommit bool) (verified, error) {
 		}
 		return verified{VerifyResult: res, Segments: f.Segments()}, nil
 	}
-	data, err := readWhole(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return verified{}, withHint(fmt.Errorf("%s has no ledger", e.root.Dir), "parley init creates it")
-	}
+	res, err := verifySinceCommit(path, anchors)
 	if err != nil {
-		return verified{}, fmt.Errorf("read ledger: %w", err)
-	}
-	var committed []byte
-	var res verified
-	if sinceCommit {
-		g, err := gitFile(path)
-		if err != nil {
-			return verified{}, err
-		}
-		if staged, ok := g.showLedger(":"); ok {
-			data, res.Staged = staged, !bytes.Equal(staged, data)
-		}
-		committed, _ = g.showLedger("HEAD:")
-	}
-	res.VerifyResult, err = mailbox.VerifyAnchored(bytes.NewReader(data), anchors)
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", path, err)
-	}
-	if sinceCommit && !bytes.HasPrefix(data, committed) {
-		return res, &mailbox.VerifyError{Kind: "rewritten", Msg: path + " is not what git's HEAD holds with lines added after it",
-			Hint: "git diff shows what changed; only appends may be committed"}
+		return res, err
 	}
 	// The anchors only grow too: an anchor changed to cover a rewrite is one.
-	if anchorsPath := filepath.Join(e.root.Dir, mailbox.AnchorFile); sinceCommit && fileExists(anchorsPath) {
+	if anchorsPath := filepath.Join(e.root.Dir, mailbox.AnchorFile); fileExists(anchorsPath) {
 		g, err := gitFile(anchorsPath)
 		if err != nil {
 			return res, err
@@ -299,34 +278,101 @@ func gitFile(path string) (gitPath, error) {
 	return gitPath{top: top, rel: filepath.ToSlash(rel)}, nil
 }
 
-// showLedger returns the ledger whose live file g is as git holds it at
-// rev ("HEAD:" or ":"): its sealed segments in order, then the live file,
-// and whether git holds any of them there.
-func (g gitPath) showLedger(rev string) ([]byte, bool) {
-	dir := path.Join(path.Dir(g.rel), mailbox.SegmentDir) + "/"
-	var list []byte
-	if rev == ":" {
-		list, _ = exec.Command("git", "-C", g.top, "ls-files", "--", dir).Output()
+// verifySinceCommit verifies the ledger as a commit would record it — the
+// staged copy, or the file when nothing is staged — and that it is what
+// git's HEAD holds with lines added after it, reading each part once, as a
+// stream: every sealed segment HEAD holds staged as it was (the same blob),
+// and HEAD's live file the start of what follows them.
+func verifySinceCommit(file string, anchors map[uint64]string) (verified, error) {
+	var res verified
+	rewritten := &mailbox.VerifyError{Kind: "rewritten", Msg: file + " is not what git's HEAD holds with lines added after it",
+		Hint: "git diff shows what changed; only appends may be committed"}
+	g, err := gitFile(file)
+	if err != nil {
+		return res, err
+	}
+	head, staged := g.ledgerBlobs("HEAD"), g.ledgerBlobs(":")
+	var src io.Reader
+	if len(staged) == 0 {
+		if len(head) > 0 {
+			return res, rewritten // the commit would remove it
+		}
+		f, err := mailbox.OpenLedgerReader(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return res, withHint(fmt.Errorf("%s has no ledger", filepath.Dir(file)), "parley init creates it")
+		}
+		if err != nil {
+			return res, fmt.Errorf("read ledger: %w", err)
+		}
+		defer f.Close()
+		src = f
 	} else {
-		list, _ = exec.Command("git", "-C", g.top, "ls-tree", "-r", "--name-only", strings.TrimSuffix(rev, ":"), "--", dir).Output()
+		res.Staged = exec.Command("git", "-C", g.top, "diff", "--quiet", "--", g.rel, path.Join(path.Dir(g.rel), mailbox.SegmentDir)).Run() != nil
+		src = g.blobs(staged)
 	}
-	var names []string
-	for _, name := range strings.Fields(string(list)) {
-		if mailbox.IsSegmentName(path.Base(name)) {
-			names = append(names, name)
+	// HEAD's segments, staged as they were, come first; its live file is
+	// what the stream goes on with.
+	var before int64
+	segs := 0
+	for _, b := range head {
+		if !b.segment {
+			break
 		}
-	}
-	sort.Strings(names) // numbered with leading zeros: in order
-	var out []byte
-	held := false
-	for _, name := range names {
-		data, ok := gitPath{top: g.top, rel: name}.show(rev)
-		if ok {
-			out, held = append(out, data...), true
+		if segs >= len(staged) || staged[segs].name != b.name || staged[segs].id != b.id {
+			return res, rewritten
 		}
+		before += b.size
+		segs++
 	}
-	live, ok := g.show(rev)
-	return append(out, live...), held || ok
+	var live io.Reader = strings.NewReader("")
+	if n := len(head); n > 0 && !head[n-1].segment {
+		live = g.blobs(head[n-1:])
+	}
+	same := &startsWith{r: src, skip: before, want: bufio.NewReader(live)}
+	res.VerifyResult, err = mailbox.VerifyAnchored(same, anchors)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", file, err)
+	}
+	if same.differs || !same.done() {
+		return res, rewritten
+	}
+	return res, nil
+}
+
+// startsWith reads r, comparing what comes after its first skip bytes with
+// want, as long as want lasts.
+type startsWith struct {
+	r       io.Reader
+	skip    int64
+	want    *bufio.Reader
+	differs bool
+}
+
+func (s *startsWith) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	got := p[:n]
+	if s.skip > 0 {
+		k := min(int64(len(got)), s.skip)
+		got, s.skip = got[k:], s.skip-k
+	}
+	for len(got) > 0 && !s.differs {
+		w, werr := s.want.Peek(min(len(got), s.want.Size()))
+		if len(w) == 0 && werr != nil {
+			break // want is all read: what follows is appended
+		}
+		if !bytes.Equal(got[:len(w)], w) {
+			s.differs = true
+		}
+		s.want.Discard(len(w))
+		got = got[len(w):]
+	}
+	return n, err
+}
+
+// done reports whether all of want was read.
+func (s *startsWith) done() bool {
+	_, err := s.want.Peek(1)
+	return err != nil
 }
 
 // readWhole reads the whole ledger whose live file is at path: the sealed
@@ -338,6 +384,94 @@ func readWhole(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(f)
+}
+
+// blob is a file of the ledger as git holds it.
+type blob struct {
+	name    string
+	id      string
+	size    int64
+	segment bool
+}
+
+// ledgerBlobs are the ledger's files as git holds them at rev ("HEAD" or
+// ":" for the index): its sealed segments in order, then the live file.
+func (g gitPath) ledgerBlobs(rev string) []blob {
+	dir := path.Join(path.Dir(g.rel), mailbox.SegmentDir)
+	var list []byte
+	if rev == ":" {
+		list, _ = exec.Command("git", "-C", g.top, "ls-files", "-s", "--", dir, g.rel).Output() // MODE ID STAGE\tPATH
+	} else {
+		list, _ = exec.Command("git", "-C", g.top, "ls-tree", "-r", "-l", rev, "--", dir, g.rel).Output() // MODE TYPE ID SIZE\tPATH
+	}
+	var segs []blob
+	var live *blob
+	for _, line := range strings.Split(strings.TrimSpace(string(list)), "\n") {
+		meta, name, ok := strings.Cut(line, "\t")
+		f := strings.Fields(meta)
+		if !ok || len(f) < 3 {
+			continue
+		}
+		b := blob{name: name, id: f[1]}
+		if rev != ":" && len(f) >= 4 {
+			b.id = f[2]
+			b.size, _ = strconv.ParseInt(f[3], 10, 64)
+		}
+		switch {
+		case name == g.rel:
+			live = &b
+		case mailbox.IsSegmentName(path.Base(name)) && path.Dir(name) == dir:
+			b.segment = true
+			segs = append(segs, b)
+		}
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].name < segs[j].name }) // numbered with leading zeros: in order
+	if rev == ":" {
+		for i := range segs { // sizes are not listed: a segment compared by id needs none
+			segs[i].size = 0
+		}
+	}
+	if live != nil {
+		segs = append(segs, *live)
+	}
+	return segs
+}
+
+// blobs reads the blobs one after another, each from git as it comes.
+func (g gitPath) blobs(bs []blob) io.Reader {
+	readers := make([]io.Reader, len(bs))
+	for i, b := range bs {
+		readers[i] = &gitBlob{top: g.top, id: b.id}
+	}
+	return io.MultiReader(readers...)
+}
+
+// gitBlob is git cat-file's output for one blob, started at the first read.
+type gitBlob struct {
+	top, id string
+	cmd     *exec.Cmd
+	out     io.ReadCloser
+}
+
+func (b *gitBlob) Read(p []byte) (int, error) {
+	if b.cmd == nil {
+		b.cmd = exec.Command("git", "-C", b.top, "cat-file", "blob", b.id)
+		out, err := b.cmd.StdoutPipe()
+		if err != nil {
+			return 0, err
+		}
+		if err := b.cmd.Start(); err != nil {
+			return 0, fmt.Errorf("git cat-file: %w", err)
+		}
+		b.out = out
+	}
+	n, err := b.out.Read(p)
+	if err == io.EOF {
+		if werr := b.cmd.Wait(); werr != nil {
+			return n, fmt.Errorf("git cat-file blob %s: %w", b.id, werr)
+		}
+	}
+	return n, err
 }
 
 // show returns the file as git holds it at rev ("HEAD:" or ":" for the
