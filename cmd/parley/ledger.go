@@ -151,11 +151,10 @@ func verifyLedger(c *cli.Context, e *env) error {
 	}
 	signed := 0
 	if verr == nil && c.Bool("messages") {
-		entries, err := readLedger(e.root)
-		if err != nil {
-			return err
+		signed, verr = e.verifyMessages()
+		if verr != nil && !errors.As(verr, new(*mailbox.VerifyError)) {
+			return verr
 		}
-		signed, verr = e.root.VerifyDelivered(entries)
 	}
 	if c.Bool("json") {
 		out := map[string]any{"ok": verr == nil, "entries": res.Lines, "bytes": res.Bytes, "head": res.Head, "messages": signed, "staged": res.Staged, "segments": res.Segments}
@@ -192,6 +191,42 @@ type verified struct {
 	mailbox.VerifyResult
 	Staged   bool // the copy in git's index, which differs from the file
 	Segments int  // the sealed segments read before the live file
+}
+
+// verifyMessages checks the message file of every delivery the ledger
+// records (Root.VerifyDelivered). On files it reads the ledger as a
+// stream, the deliveries a batch at a time: memory does not grow with it.
+func (e *env) verifyMessages() (int, error) {
+	if e.root.Transport != nil { // every message kept on the transport, read once
+		entries, err := readLedger(e.root)
+		if err != nil {
+			return 0, err
+		}
+		return e.root.VerifyDelivered(entries)
+	}
+	f, err := mailbox.OpenLedgerReader(filepath.Join(e.root.Dir, mailbox.LedgerFile))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	signed := 0
+	var batch []mailbox.Entry
+	check := func() error {
+		n, err := e.root.VerifyDelivered(batch)
+		signed, batch = signed+n, batch[:0]
+		return err
+	}
+	delivered := []byte(`"event":"` + mailbox.EventDelivered + `"`)
+	err = mailbox.ReadSomeEntries(f, func(line []byte) bool { return bytes.Contains(line, delivered) }, func(_ int, x mailbox.Entry) error {
+		if batch = append(batch, x); len(batch) == 10_000 {
+			return check()
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, mailbox.ErrTornTail) {
+		return signed, err
+	}
+	return signed, check()
 }
 
 // verify checks the ledger's chain, its anchors and, when asked, that it
