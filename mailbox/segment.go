@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -220,6 +222,11 @@ func SegmentFiles(path string) ([]string, error) {
 func openSealed(path string) (*sealed, error) {
 	s := &sealed{dir: segmentsOf(path)}
 	s.stamp, s.exist = stampOf(s.dir)
+	if v, ok := listed.Load(s.dir); ok && s.exist && v.(*listing).stamp == s.stamp {
+		l := v.(*listing)
+		s.segs, s.size = slices.Clone(l.segs), l.size
+		return s, nil
+	}
 	names, err := SegmentFiles(path)
 	if err != nil {
 		return nil, err
@@ -232,7 +239,23 @@ func openSealed(path string) (*sealed, error) {
 		s.segs = append(s.segs, segment{name: name, start: s.size, size: st.Size()})
 		s.size += st.Size()
 	}
+	if s.exist {
+		listed.Store(s.dir, &listing{stamp: s.stamp, segs: slices.Clone(s.segs), size: s.size})
+	}
 	return s, nil
+}
+
+// listed is the last listing of each segment folder a process made, by
+// the folder's stamp: sealed segments never change, and a folder whose
+// stamp did not change holds the same ones. A process that opens the
+// ledger again and again (an engine looking a decision up in the index)
+// lists a folder of years once, not a stat a segment each time.
+var listed sync.Map // folder: *listing
+
+type listing struct {
+	stamp dirStamp
+	segs  []segment // no file open
+	size  int64
 }
 
 // changed says whether the folder may hold other segments than when s was

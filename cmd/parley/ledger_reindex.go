@@ -51,12 +51,15 @@ func reindexLedger(c *cli.Context, e *env) error {
 	if _, err := readStatusView(e.root.Dir, path); err != nil {
 		return fmt.Errorf("reindex: %w", err)
 	}
+	if _, err := mailbox.ReadRootRecord(e.root.Dir); err != nil { // the claims' record, which status and every inbox read
+		return fmt.Errorf("reindex: %w", err)
+	}
 	ix, err := openLookup(e)
 	if err != nil {
 		return fmt.Errorf("reindex: %w", err)
 	}
 	ix.Close()
-	_, err = fmt.Fprintf(e.stdout, "reindexed %d lines (%.1f MB) in %v: the policy state, the status view, the index by thread and message, and the verified position at seq %d\n",
+	_, err = fmt.Fprintf(e.stdout, "reindexed %d lines (%.1f MB) in %v: the policy state, the status view, the claims' record, the index by thread and message, and the verified position at seq %d\n",
 		at.Seq, float64(at.Offset)/1e6, time.Since(start).Round(time.Millisecond), at.Seq)
 	return err
 }
