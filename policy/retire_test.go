@@ -205,16 +205,7 @@ func TestColdStartReadsInBatches(t *testing.T) {
 	if len(s.threads) > 400/72+2 { // those after the last checkpoint
 		t.Errorf("%d threads held after reading deals a month old, want them retired as it read", len(s.threads))
 	}
-	h, err := mailbox.OpenRoot(all, func() time.Time { return now })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	holding := NewWholeEngine(h)
-	sameDecisions(t, cold, holding, actionsOf(entries(t, r)))
-	if got, want := totalsJSON(t, cold), totalsJSON(t, holding); got != want {
-		t.Errorf("totals and budget differ:\n got %s\nwant %s", got, want)
-	}
+	sameAsWhole(t, cold, r, all)
 }
 
 // TestRetiredWhenTheCheckpointCannotBeWritten: a checkpoint that fails to
@@ -243,6 +234,14 @@ func TestRetiredWhenTheCheckpointCannotBeWritten(t *testing.T) {
 	if e.saved.Seq != 0 || e.state.from.Seq == 0 || len(e.state.threads) > 1 {
 		t.Fatalf("saved %v, state from %v, %d threads held: want nothing saved, the state retired from the index's line", e.saved, e.state.from, len(e.state.threads))
 	}
+	sameAsWhole(t, e, r, all)
+}
+
+// sameAsWhole checks that e, on root r, decides every action r's ledger
+// recorded, and keeps the same totals, as an engine reading the whole
+// ledger of the copy of it at all.
+func sameAsWhole(t *testing.T, e *Engine, r *mailbox.Root, all string) {
+	t.Helper()
 	h, err := mailbox.OpenRoot(all, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +250,6 @@ func TestRetiredWhenTheCheckpointCannotBeWritten(t *testing.T) {
 	holding := NewWholeEngine(h)
 	sameDecisions(t, e, holding, actionsOf(entries(t, r)))
 	if got, want := totalsJSON(t, e), totalsJSON(t, holding); got != want {
-		t.Errorf("totals:\n got %s\nwant %s", got, want)
+		t.Errorf("totals and budget differ:\n got %s\nwant %s", got, want)
 	}
 }
